@@ -1,0 +1,20 @@
+//! The pure core of user-engine: identifiers, the multi-tenant model, the decision
+//! function, audit and event types, the ports, and the use cases.
+//!
+//! Nothing here knows about SQL, HTTP or an async runtime: time, ids, randomness and
+//! storage arrive through the [`ports`].
+
+pub mod audit;
+pub mod authz;
+pub mod catalog;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod ports;
+pub mod usecases;
+
+#[cfg(feature = "fakes")]
+pub mod fakes;
+
+pub use error::Error;

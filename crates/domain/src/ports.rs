@@ -1,0 +1,344 @@
+//! Ports: what the use cases need from the outside world, as async traits.
+//!
+//! The store is a unit of work: a use case opens one [`StoreTx`], reads, changes, appends
+//! its audit record and events, and commits; dropping a transaction without committing
+//! rolls everything back. Every tenant-scoped method takes its tenant explicitly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::audit::{AuditDraft, AuditRecord, Partition};
+use crate::authz::AuthzFacts;
+use crate::event::{Event, EventDraft};
+use crate::ids::{Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
+use crate::model::{
+    ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry, Session,
+    Tenant, User,
+};
+
+/// Failures of the store itself. Constraint violations an adapter maps by name; anything
+/// else is `Unavailable` and surfaces as an infrastructure error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key already exists (the name says which: `tenant`, `member`, `email`, …).
+    #[error("duplicate {0}")]
+    Duplicate(&'static str),
+    /// A row the change refers to does not exist (or belongs to another tenant).
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// Two transactions conflicted; the use case may be retried.
+    #[error("transaction conflict")]
+    Conflict,
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Which data a transaction may see. In PostgreSQL this becomes `app.tenant_id` (or the
+/// platform mode) set for the transaction only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxScope {
+    /// One tenant's rows (plus platform-wide users, catalog and schema).
+    Tenant(TenantId),
+    /// Platform-wide: every tenant's rows, for platform operations.
+    Platform,
+}
+
+/// Who a decision is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectRef {
+    User(UserId),
+    ApiKey(KeyId),
+}
+
+/// What [`StoreTx::authz_facts`] gathers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactsQuery {
+    pub tenant: Option<TenantId>,
+    pub subject: SubjectRef,
+    /// The scope name as given; it may not be in the catalog.
+    pub scope: ScopeName,
+    pub target: Option<UserId>,
+}
+
+/// One page of a cursor-paginated list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Present when more items follow; pass it back as `after`.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters for audit trail reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<crate::audit::Outcome>,
+    pub from: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+/// Opens transactions.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Begins a unit of work limited to `scope`.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be reached.
+    async fn begin(&self, scope: TxScope) -> Result<Box<dyn StoreTx>, StoreError>;
+}
+
+/// One transaction. Nothing it writes is visible to others before [`StoreTx::commit`];
+/// dropping it without committing discards every write, audit record and event.
+///
+/// Adapters MUST serialise mutating transactions of one partition (tenant or platform)
+/// from their first [`StoreTx::lock_partition`] call to commit, so invariant checks
+/// (last tenant admin) cannot race, and audit `seq` and feed positions follow commit order.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// Takes the write lock of a partition; held until commit or rollback.
+    async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError>;
+
+    /// Every fact one decision needs, in one call (the authorize hot path).
+    async fn authz_facts(&mut self, query: &FactsQuery) -> Result<AuthzFacts, StoreError>;
+
+    // Tenants.
+    async fn get_tenant(&mut self, tenant: &TenantId) -> Result<Option<Tenant>, StoreError>;
+    /// # Errors
+    /// MUST return `Duplicate("tenant")` when the id was ever used.
+    async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
+    async fn update_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
+    /// All tenants ordered by id, after `after`.
+    async fn list_tenants(
+        &mut self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Vec<Tenant>, StoreError>;
+
+    // Enabled scopes and bindings.
+    async fn enabled_scopes(
+        &mut self,
+        tenant: &TenantId,
+    ) -> Result<BTreeSet<ScopeName>, StoreError>;
+    async fn set_enabled_scopes(
+        &mut self,
+        tenant: &TenantId,
+        scopes: &BTreeSet<ScopeName>,
+    ) -> Result<(), StoreError>;
+    /// Bindings ordered by role name.
+    async fn list_bindings(&mut self, tenant: &TenantId) -> Result<Vec<RoleBinding>, StoreError>;
+    async fn put_binding(
+        &mut self,
+        tenant: &TenantId,
+        binding: &RoleBinding,
+    ) -> Result<(), StoreError>;
+    /// Returns whether a binding existed.
+    async fn delete_binding(
+        &mut self,
+        tenant: &TenantId,
+        role: &RoleName,
+    ) -> Result<bool, StoreError>;
+
+    // Members (tenant accounts with their roles).
+    async fn get_member(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Option<Member>, StoreError>;
+    /// Members ordered by user id, after `after`.
+    async fn list_members(
+        &mut self,
+        tenant: &TenantId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError>;
+    /// # Errors
+    /// MUST return `Duplicate("member")` when the user already has an account there.
+    async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError>;
+    async fn update_member(&mut self, member: &Member) -> Result<(), StoreError>;
+    /// Deletes the account, its roles and its tenant profile values.
+    async fn delete_member(&mut self, tenant: &TenantId, user: &UserId) -> Result<(), StoreError>;
+    /// Active accounts holding `tenant_admin`.
+    async fn count_active_admins(&mut self, tenant: &TenantId) -> Result<u64, StoreError>;
+    /// Every account of a user, in any tenant (platform scope).
+    async fn memberships_of(&mut self, user: &UserId) -> Result<Vec<Member>, StoreError>;
+
+    // Users.
+    async fn get_user(&mut self, user: &UserId) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError>;
+    /// # Errors
+    /// MUST return `Duplicate("email")` when the email is taken.
+    async fn insert_user(
+        &mut self,
+        user: &User,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError>;
+    async fn update_user(&mut self, user: &User) -> Result<(), StoreError>;
+    async fn get_credentials(&mut self, user: &UserId) -> Result<Credentials, StoreError>;
+    async fn set_credentials(
+        &mut self,
+        user: &UserId,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError>;
+    async fn count_platform_roots(&mut self) -> Result<u64, StoreError>;
+
+    // Catalog and profile schema.
+    /// The catalog ordered by name.
+    async fn list_catalog(&mut self) -> Result<Vec<CatalogScope>, StoreError>;
+    async fn get_catalog_scope(
+        &mut self,
+        name: &ScopeName,
+    ) -> Result<Option<CatalogScope>, StoreError>;
+    /// # Errors
+    /// MUST return `Duplicate("scope")` when the name exists.
+    async fn insert_catalog_scope(&mut self, scope: &CatalogScope) -> Result<(), StoreError>;
+    /// The schema ordered by key.
+    async fn list_schema(&mut self) -> Result<Vec<SchemaEntry>, StoreError>;
+    async fn put_schema_entry(&mut self, entry: &SchemaEntry) -> Result<(), StoreError>;
+
+    // Profile values at the three layers.
+    async fn member_values(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
+    async fn put_member_value(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        key: &ProfileKey,
+        value: &ProfileValue,
+    ) -> Result<(), StoreError>;
+    async fn delete_member_value(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        key: &ProfileKey,
+    ) -> Result<bool, StoreError>;
+    async fn tenant_defaults(
+        &mut self,
+        tenant: &TenantId,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
+    async fn put_tenant_default(
+        &mut self,
+        tenant: &TenantId,
+        key: &ProfileKey,
+        value: &ProfileValue,
+    ) -> Result<(), StoreError>;
+    async fn delete_tenant_default(
+        &mut self,
+        tenant: &TenantId,
+        key: &ProfileKey,
+    ) -> Result<bool, StoreError>;
+    async fn platform_values(
+        &mut self,
+        user: &UserId,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
+    async fn put_platform_value(
+        &mut self,
+        user: &UserId,
+        key: &ProfileKey,
+        value: &ProfileValue,
+    ) -> Result<(), StoreError>;
+    async fn delete_platform_value(
+        &mut self,
+        user: &UserId,
+        key: &ProfileKey,
+    ) -> Result<bool, StoreError>;
+
+    // API keys.
+    async fn insert_api_key(&mut self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError>;
+    /// The tenant's keys, revoked ones included, ordered by id.
+    async fn list_api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError>;
+    async fn get_api_key(
+        &mut self,
+        tenant: &TenantId,
+        key: &KeyId,
+    ) -> Result<Option<ApiKey>, StoreError>;
+    async fn revoke_api_key(
+        &mut self,
+        tenant: &TenantId,
+        key: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Looks a key up by the hash of its secret (platform scope: the tenant is not known yet).
+    async fn find_api_key_by_hash(
+        &mut self,
+        secret_hash: &str,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    // Sessions and invitations (platform scope).
+    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
+    async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError>;
+    async fn update_session(&mut self, session: &Session) -> Result<(), StoreError>;
+    async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError>;
+    async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
+    async fn find_invitation(&mut self, token_hash: &str)
+        -> Result<Option<Invitation>, StoreError>;
+    async fn update_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
+
+    // Audit and events.
+    /// Appends a record at the end of its partition's chain: the next `seq`, the previous
+    /// record's hash, sealed with [`AuditRecord::seal`].
+    async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError>;
+    /// Records of a trail in `seq` order, after `after_seq`.
+    async fn list_audit(
+        &mut self,
+        partition: &Partition,
+        filter: &AuditFilter,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Appends an event at the next position of its partition's feed.
+    async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError>;
+    /// Events of a feed in position order, after `after`.
+    async fn list_events(
+        &mut self,
+        partition: &Partition,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Makes every write of the transaction durable and visible, or none of them.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// The current time, truncated to microseconds.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// New UUID v7 values for users, keys, events and audit records.
+pub trait IdGenerator: Send + Sync {
+    fn new_v7(&self) -> Uuid;
+}
+
+/// Random secrets: session tokens, API key secrets, invitation tokens, TOTP secrets.
+pub trait SecretGenerator: Send + Sync {
+    /// 32 random bytes, URL-safe encoded.
+    fn token(&self) -> String;
+    /// A new base32 TOTP secret (160 bits).
+    fn totp_secret(&self) -> String;
+}
+
+/// Slow password hashing (argon2id in production). Async so adapters can move the work
+/// to a blocking pool.
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    async fn hash(&self, password: &str) -> Result<String, StoreError>;
+    /// Verifies in constant time; `None` as the hash verifies against a dummy hash so an
+    /// unknown user costs the same as a wrong password.
+    async fn verify(&self, password: &str, hash: Option<&str>) -> bool;
+}
+
+/// RFC 6238 TOTP checks.
+pub trait TotpVerifier: Send + Sync {
+    /// The time step whose code matches `code` at `now` (allowing one step of drift),
+    /// or `None`.
+    fn verify(&self, secret: &str, code: &str, now: OffsetDateTime) -> Option<u64>;
+    /// The `otpauth://` URI an authenticator app enrols from.
+    fn provisioning_uri(&self, secret: &str, account: &str) -> String;
+}

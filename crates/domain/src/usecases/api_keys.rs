@@ -1,0 +1,216 @@
+//! Tenant API key use cases: create (secret shown once), list, revoke.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::tenants::tenant_check;
+use super::{hash_token, Caller, Check, Engine, Op};
+use crate::audit::{AuditTarget, Partition};
+use crate::catalog::scopes;
+use crate::error::Error;
+use crate::event::types;
+use crate::ids::{DisplayName, KeyId, ScopeName, TenantId};
+use crate::model::ApiKey;
+use crate::ports::TxScope;
+
+/// Every API key secret starts with this prefix, so tokens can be told apart.
+pub const API_KEY_PREFIX: &str = "uek_";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub name: DisplayName,
+    pub scopes: BTreeSet<ScopeName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedApiKey {
+    pub key: ApiKey,
+    /// The secret, shown this once; only its hash is stored.
+    pub secret: String,
+}
+
+fn key_target(key: &KeyId) -> AuditTarget {
+    AuditTarget {
+        kind: "api_key",
+        id: key.to_string(),
+    }
+}
+
+impl Engine {
+    /// Creates a key restricted to `scopes` (`api_keys:write`). Each scope must be in the
+    /// catalog, assignable and enabled, and the caller must hold it: a key never carries
+    /// more than its creator could do.
+    pub async fn create_api_key(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        input: NewApiKey,
+    ) -> Result<CreatedApiKey, Error> {
+        let key_id = KeyId::from_generated(self.new_uuid());
+        let mut op = self.op(
+            caller,
+            "api_key.create",
+            key_target(&key_id),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = self.create_api_key_in(&mut op, tenant, key_id, input).await;
+        self.finish(op, result).await
+    }
+
+    async fn create_api_key_in(
+        &self,
+        op: &mut Op<'_>,
+        tenant: &TenantId,
+        key_id: KeyId,
+        input: NewApiKey,
+    ) -> Result<CreatedApiKey, Error> {
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let granted = self
+            .check(
+                tx.as_mut(),
+                op,
+                tenant_check(tenant, scopes::API_KEYS_WRITE),
+            )
+            .await?;
+        if input.scopes.is_empty() {
+            return Err(Error::InvalidRequest(
+                "an API key needs at least one scope".to_owned(),
+            ));
+        }
+        let enabled = tx.enabled_scopes(tenant).await?;
+        for name in &input.scopes {
+            let entry = tx
+                .get_catalog_scope(name)
+                .await?
+                .ok_or_else(|| Error::UnknownScope(name.to_string()))?;
+            if entry.platform_only {
+                return Err(Error::ScopeNotAssignable(name.to_string()));
+            }
+            if !enabled.contains(name) {
+                return Err(Error::ScopeNotEnabled(name.to_string()));
+            }
+        }
+        for name in &input.scopes {
+            let query = crate::ports::FactsQuery {
+                tenant: Some(tenant.clone()),
+                subject: op.caller.principal.subject(),
+                scope: name.clone(),
+                target: None,
+            };
+            let facts = tx.authz_facts(&query).await?;
+            let decision = crate::authz::decide(
+                &facts,
+                &crate::authz::AuthzRequest {
+                    tenant: Some(tenant.clone()),
+                    scope: name.clone(),
+                    // Keys act at aal1; what needs more they can never use.
+                    assurance: op.caller.principal.assurance(),
+                    target: None,
+                    self_service: false,
+                },
+            );
+            if !decision.allowed {
+                op.reason = Some(decision.reason.as_str());
+                return Err(Error::Forbidden(decision.reason));
+            }
+        }
+        op.reason = Some(granted.reason.as_str());
+        let partition = Partition::Tenant(tenant.clone());
+        tx.lock_partition(&partition).await?;
+        let secret = format!("{API_KEY_PREFIX}{}", self.ports.secrets.token());
+        let key = ApiKey {
+            id: key_id,
+            tenant: tenant.clone(),
+            name: input.name,
+            scopes: input.scopes,
+            created_at: self.now(),
+            revoked_at: None,
+        };
+        tx.insert_api_key(&key, &hash_token(&secret)).await?;
+        let names: Vec<&str> = key.scopes.iter().map(ScopeName::as_str).collect();
+        let event = self.event(
+            partition,
+            types::API_KEY_CREATED,
+            key_id.to_string(),
+            json!({"id": key_id.to_string(), "name": key.name.as_str(), "scopes": names}),
+        );
+        self.commit(tx, op, vec![event]).await?;
+        Ok(CreatedApiKey { key, secret })
+    }
+
+    /// The tenant's keys that are not revoked (`api_keys:write`).
+    pub async fn list_api_keys(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+    ) -> Result<Vec<ApiKey>, Error> {
+        let mut op = self.op(
+            caller,
+            "api_key.list",
+            super::tenant_target(tenant),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                tenant_check(tenant, scopes::API_KEYS_WRITE),
+            )
+            .await?;
+            let keys = tx.list_api_keys(tenant).await?;
+            Ok(keys
+                .into_iter()
+                .filter(|key| key.revoked_at.is_none())
+                .collect())
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Revokes a key at once (`api_keys:write`).
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        key_id: &KeyId,
+    ) -> Result<(), Error> {
+        let mut op = self.op(
+            caller,
+            "api_key.revoke",
+            key_target(key_id),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                Check {
+                    tenant: Some(tenant),
+                    scope: scopes::API_KEYS_WRITE,
+                    target: None,
+                    self_service: false,
+                },
+            )
+            .await?;
+            let partition = Partition::Tenant(tenant.clone());
+            tx.lock_partition(&partition).await?;
+            match tx.get_api_key(tenant, key_id).await? {
+                Some(key) if key.revoked_at.is_none() => {}
+                _ => return Err(Error::NotFound),
+            }
+            tx.revoke_api_key(tenant, key_id, self.now()).await?;
+            let event = self.event(
+                partition,
+                types::API_KEY_REVOKED,
+                key_id.to_string(),
+                json!({"id": key_id.to_string()}),
+            );
+            self.commit(tx, &op, vec![event]).await
+        }
+        .await;
+        self.finish(op, result).await
+    }
+}

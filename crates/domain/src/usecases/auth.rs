@@ -1,0 +1,564 @@
+//! Authentication use cases: password login, sessions, TOTP enrolment and step-up,
+//! password change, invitations, and resolving a bearer token to a principal.
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::api_keys::API_KEY_PREFIX;
+use super::{hash_token, user_target, Caller, Engine, Principal};
+use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
+use crate::error::Error;
+use crate::event::{types, EventDraft};
+use crate::ids::{Assurance, Email, Password, UserId};
+use crate::model::{Session, TotpEnrolment, UserState};
+use crate::ports::{StoreTx, TxScope};
+
+/// A new session: the token (shown once) and its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub token: String,
+    pub expires_at: OffsetDateTime,
+    pub assurance: Assurance,
+}
+
+/// A started TOTP enrolment: the secret and the URI an authenticator app reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpEnrolmentStart {
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// Sessions touched more recently than this are not written back on every request.
+const LAST_SEEN_GRANULARITY: time::Duration = time::Duration::seconds(60);
+
+impl Engine {
+    /// Writes one platform-trail record of an authentication step (and its events) and
+    /// commits the transaction it was given.
+    async fn record_auth(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        step: AuthStep<'_>,
+        outcome: Outcome,
+        reason: &str,
+        events: Vec<EventDraft>,
+    ) -> Result<(), Error> {
+        tx.append_audit(AuditDraft {
+            id: self.audit_id(),
+            partition: Partition::Platform,
+            at: self.now(),
+            actor: step.actor,
+            action: step.action,
+            target: step.target,
+            outcome,
+            reason: reason.to_owned(),
+            request_id: step.request_id.to_owned(),
+        })
+        .await?;
+        for event in events {
+            tx.append_event(event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a refused authentication step in a fresh transaction.
+    async fn refuse_auth(&self, step: AuthStep<'_>, reason: &str) -> Result<(), Error> {
+        let tx = self.begin(TxScope::Platform).await?;
+        self.record_auth(tx, step, Outcome::Denied, reason, Vec::new())
+            .await
+    }
+
+    fn user_actor(user: &UserId) -> Actor {
+        Actor {
+            kind: ActorType::User,
+            id: user.to_string(),
+        }
+    }
+
+    /// Logs in with email and password. An unknown email, an invited or suspended user
+    /// and a wrong password all give `invalid_credentials` after the same hashing work.
+    pub async fn login(
+        &self,
+        email: &Email,
+        password: &str,
+        request_id: &str,
+    ) -> Result<NewSession, Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let user = tx.find_user_by_email(email).await?;
+        let credentials = match &user {
+            Some(user) => Some(tx.get_credentials(&user.id).await?),
+            None => None,
+        };
+        let hash = credentials
+            .as_ref()
+            .and_then(|credentials| credentials.password_hash.as_deref());
+        let verified = self.ports.passwords.verify(password, hash).await;
+        let target = AuditTarget {
+            kind: "user",
+            id: user
+                .as_ref()
+                .map_or_else(|| email.to_string(), |user| user.id.to_string()),
+        };
+        let actor = Actor {
+            kind: ActorType::Anonymous,
+            id: email.to_string(),
+        };
+        let user = match user {
+            Some(user) if verified && hash.is_some() && user.state == UserState::Active => user,
+            _ => {
+                drop(tx);
+                self.refuse_auth(
+                    AuthStep {
+                        actor,
+                        action: "session.create",
+                        target,
+                        request_id,
+                    },
+                    "invalid_credentials",
+                )
+                .await?;
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        let token = self.ports.secrets.token();
+        let now = self.now();
+        let session = Session {
+            token_hash: hash_token(&token),
+            user_id: user.id,
+            created_at: now,
+            expires_at: now + self.config.session_ttl,
+            last_seen_at: now,
+            aal2_until: None,
+        };
+        tx.insert_session(&session).await?;
+        self.record_auth(
+            tx,
+            AuthStep {
+                actor: Self::user_actor(&user.id),
+                action: "session.create",
+                target,
+                request_id,
+            },
+            Outcome::Allowed,
+            "password",
+            Vec::new(),
+        )
+        .await?;
+        Ok(NewSession {
+            token,
+            expires_at: session.expires_at,
+            assurance: Assurance::Aal1,
+        })
+    }
+
+    /// Resolves a bearer token without side effects: a live session (with its current
+    /// assurance) or an unrevoked API key; `None` for anything else.
+    pub(super) async fn resolve_token(
+        &self,
+        tx: &mut dyn StoreTx,
+        token: &str,
+    ) -> Result<Option<Principal>, Error> {
+        let token_hash = hash_token(token);
+        if token.starts_with(API_KEY_PREFIX) {
+            return Ok(tx
+                .find_api_key_by_hash(&token_hash)
+                .await?
+                .filter(|key| key.revoked_at.is_none())
+                .map(|key| Principal::ApiKey {
+                    key_id: key.id,
+                    tenant: key.tenant,
+                }));
+        }
+        let now = self.now();
+        Ok(tx
+            .find_session(&token_hash)
+            .await?
+            .filter(|session| self.session_alive(session, now))
+            .map(|session| Principal::User {
+                user_id: session.user_id,
+                assurance: session_assurance(&session, now),
+                session: Some(session.token_hash),
+            }))
+    }
+
+    fn session_alive(&self, session: &Session, now: OffsetDateTime) -> bool {
+        now < session.expires_at && now - session.last_seen_at < self.config.session_idle_timeout
+    }
+
+    /// Authenticates a bearer token for a request, keeping the session's idle clock
+    /// running. Fails with `unauthenticated` for anything but a live session or key.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let principal = self
+            .resolve_token(tx.as_mut(), token)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if let Principal::User {
+            session: Some(token_hash),
+            ..
+        } = &principal
+        {
+            if let Some(mut session) = tx.find_session(token_hash).await? {
+                let now = self.now();
+                if now - session.last_seen_at >= LAST_SEEN_GRANULARITY {
+                    session.last_seen_at = now;
+                    tx.update_session(&session).await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(principal)
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, caller: &Caller) -> Result<(), Error> {
+        let Principal::User {
+            session: Some(token_hash),
+            ..
+        } = &caller.principal
+        else {
+            return Err(Error::Unauthenticated);
+        };
+        let mut tx = self.begin(TxScope::Platform).await?;
+        tx.delete_session(token_hash).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn session_of(caller: &Caller) -> Result<(UserId, &str), Error> {
+        match &caller.principal {
+            Principal::User {
+                user_id,
+                session: Some(token_hash),
+                ..
+            } => Ok((*user_id, token_hash.as_str())),
+            _ => Err(Error::Unauthenticated),
+        }
+    }
+
+    /// Checks a TOTP code for a user and burns its time step, so no code is accepted
+    /// twice. Returns whether it was accepted; the caller commits.
+    async fn accept_totp(
+        &self,
+        tx: &mut dyn StoreTx,
+        user: &UserId,
+        code: &str,
+        require_confirmed: bool,
+    ) -> Result<bool, Error> {
+        let mut credentials = tx.get_credentials(user).await?;
+        let Some(enrolment) = credentials.totp.as_mut() else {
+            return Ok(false);
+        };
+        if require_confirmed != enrolment.confirmed {
+            return Ok(false);
+        }
+        let Some(step) = self.ports.totp.verify(&enrolment.secret, code, self.now()) else {
+            return Ok(false);
+        };
+        if enrolment.last_used_step.is_some_and(|last| step <= last) {
+            return Ok(false);
+        }
+        enrolment.last_used_step = Some(step);
+        enrolment.confirmed = true;
+        tx.set_credentials(user, &credentials).await?;
+        Ok(true)
+    }
+
+    /// Raises the caller's session to `aal2` for the step-up TTL with a TOTP code.
+    pub async fn step_up(&self, caller: &Caller, code: &str) -> Result<NewSessionState, Error> {
+        let (user, token_hash) = Self::session_of(caller)?;
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let accepted = self.accept_totp(tx.as_mut(), &user, code, true).await?;
+        let target = user_target("session", &user);
+        if !accepted {
+            drop(tx);
+            self.refuse_auth(
+                AuthStep {
+                    actor: Self::user_actor(&user),
+                    action: "session.step_up",
+                    target,
+                    request_id: &caller.request_id,
+                },
+                "invalid_totp",
+            )
+            .await?;
+            return Err(Error::InvalidTotp);
+        }
+        let mut session = tx
+            .find_session(token_hash)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        let now = self.now();
+        session.aal2_until = Some(now + self.config.step_up_ttl);
+        session.last_seen_at = now;
+        tx.update_session(&session).await?;
+        self.record_auth(
+            tx,
+            AuthStep {
+                actor: Self::user_actor(&user),
+                action: "session.step_up",
+                target,
+                request_id: &caller.request_id,
+            },
+            Outcome::Allowed,
+            "totp",
+            Vec::new(),
+        )
+        .await?;
+        Ok(NewSessionState {
+            expires_at: session.expires_at,
+            assurance: Assurance::Aal2,
+            aal2_until: session.aal2_until,
+        })
+    }
+
+    /// Starts TOTP enrolment with a fresh secret. Replacing a confirmed enrolment needs
+    /// an `aal2` session, so a stolen password alone cannot move the second factor.
+    pub async fn enroll_totp(&self, caller: &Caller) -> Result<TotpEnrolmentStart, Error> {
+        let (user_id, _) = Self::session_of(caller)?;
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let user = tx.get_user(&user_id).await?.ok_or(Error::Unauthenticated)?;
+        let mut credentials = tx.get_credentials(&user_id).await?;
+        let confirmed = credentials.totp.as_ref().is_some_and(|totp| totp.confirmed);
+        let target = user_target("user", &user_id);
+        if confirmed && caller.principal.assurance() < Assurance::Aal2 {
+            drop(tx);
+            self.refuse_auth(
+                AuthStep {
+                    actor: Self::user_actor(&user_id),
+                    action: "user.totp.enroll",
+                    target,
+                    request_id: &caller.request_id,
+                },
+                "insufficient_assurance",
+            )
+            .await?;
+            return Err(Error::Forbidden(
+                crate::authz::Reason::InsufficientAssurance,
+            ));
+        }
+        let secret = self.ports.secrets.totp_secret();
+        credentials.totp = Some(TotpEnrolment {
+            secret: secret.clone(),
+            confirmed: false,
+            last_used_step: None,
+        });
+        tx.set_credentials(&user_id, &credentials).await?;
+        let otpauth_uri = self
+            .ports
+            .totp
+            .provisioning_uri(&secret, user.email.as_str());
+        self.record_auth(
+            tx,
+            AuthStep {
+                actor: Self::user_actor(&user_id),
+                action: "user.totp.enroll",
+                target,
+                request_id: &caller.request_id,
+            },
+            Outcome::Allowed,
+            "self",
+            Vec::new(),
+        )
+        .await?;
+        Ok(TotpEnrolmentStart {
+            secret,
+            otpauth_uri,
+        })
+    }
+
+    /// Confirms a pending enrolment with a first code; the session becomes `aal2`.
+    pub async fn confirm_totp(&self, caller: &Caller, code: &str) -> Result<(), Error> {
+        let (user_id, token_hash) = Self::session_of(caller)?;
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let target = user_target("user", &user_id);
+        if !self.accept_totp(tx.as_mut(), &user_id, code, false).await? {
+            drop(tx);
+            self.refuse_auth(
+                AuthStep {
+                    actor: Self::user_actor(&user_id),
+                    action: "user.totp.confirm",
+                    target,
+                    request_id: &caller.request_id,
+                },
+                "invalid_totp",
+            )
+            .await?;
+            return Err(Error::InvalidTotp);
+        }
+        let mut user = tx.get_user(&user_id).await?.ok_or(Error::Unauthenticated)?;
+        user.has_totp = true;
+        user.updated_at = self.now();
+        tx.update_user(&user).await?;
+        if let Some(mut session) = tx.find_session(token_hash).await? {
+            session.aal2_until = Some(self.now() + self.config.step_up_ttl);
+            tx.update_session(&session).await?;
+        }
+        let event = self.event(
+            Partition::Platform,
+            types::USER_TOTP_ENROLLED,
+            user_id.to_string(),
+            json!({"id": user_id.to_string()}),
+        );
+        self.record_auth(
+            tx,
+            AuthStep {
+                actor: Self::user_actor(&user_id),
+                action: "user.totp.confirm",
+                target,
+                request_id: &caller.request_id,
+            },
+            Outcome::Allowed,
+            "self",
+            vec![event],
+        )
+        .await
+    }
+
+    /// Changes the caller's password after checking the current one.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new_password: &Password,
+    ) -> Result<(), Error> {
+        let (user_id, _) = Self::session_of(caller)?;
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let mut credentials = tx.get_credentials(&user_id).await?;
+        let target = user_target("user", &user_id);
+        if !self
+            .ports
+            .passwords
+            .verify(current, credentials.password_hash.as_deref())
+            .await
+        {
+            drop(tx);
+            self.refuse_auth(
+                AuthStep {
+                    actor: Self::user_actor(&user_id),
+                    action: "user.password.change",
+                    target,
+                    request_id: &caller.request_id,
+                },
+                "invalid_credentials",
+            )
+            .await?;
+            return Err(Error::InvalidCredentials);
+        }
+        credentials.password_hash = Some(self.ports.passwords.hash(new_password.expose()).await?);
+        tx.set_credentials(&user_id, &credentials).await?;
+        let event = self.event(
+            Partition::Platform,
+            types::USER_PASSWORD_CHANGED,
+            user_id.to_string(),
+            json!({"id": user_id.to_string()}),
+        );
+        self.record_auth(
+            tx,
+            AuthStep {
+                actor: Self::user_actor(&user_id),
+                action: "user.password.change",
+                target,
+                request_id: &caller.request_id,
+            },
+            Outcome::Allowed,
+            "self",
+            vec![event],
+        )
+        .await
+    }
+
+    /// An invited user sets a password with their one-time token and becomes active.
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        password: &Password,
+        request_id: &str,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let now = self.now();
+        let invitation = tx
+            .find_invitation(&hash_token(token))
+            .await?
+            .filter(|invitation| invitation.used_at.is_none() && now < invitation.expires_at);
+        let user = match &invitation {
+            Some(invitation) => tx.get_user(&invitation.user_id).await?,
+            None => None,
+        };
+        let (Some(mut invitation), Some(mut user)) = (invitation, user) else {
+            drop(tx);
+            self.refuse_auth(
+                AuthStep {
+                    actor: Actor {
+                        kind: ActorType::Anonymous,
+                        id: "invitation".to_owned(),
+                    },
+                    action: "invitation.accept",
+                    target: AuditTarget {
+                        kind: "invitation",
+                        id: "unknown".to_owned(),
+                    },
+                    request_id,
+                },
+                "invalid_credentials",
+            )
+            .await?;
+            return Err(Error::InvalidCredentials);
+        };
+        let mut credentials = tx.get_credentials(&user.id).await?;
+        credentials.password_hash = Some(self.ports.passwords.hash(password.expose()).await?);
+        tx.set_credentials(&user.id, &credentials).await?;
+        invitation.used_at = Some(now);
+        tx.update_invitation(&invitation).await?;
+        let mut events = Vec::new();
+        if user.state == UserState::Invited {
+            user.state = UserState::Active;
+            user.updated_at = now;
+            tx.update_user(&user).await?;
+            events.push(self.event(
+                Partition::Platform,
+                types::USER_STATE_CHANGED,
+                user.id.to_string(),
+                json!({"id": user.id.to_string(), "state": UserState::Active.as_str()}),
+            ));
+        }
+        self.record_auth(
+            tx,
+            AuthStep {
+                actor: Self::user_actor(&user.id),
+                action: "invitation.accept",
+                target: user_target("user", &user.id),
+                request_id,
+            },
+            Outcome::Allowed,
+            "invitation",
+            events,
+        )
+        .await
+    }
+}
+
+/// A session's state after a step-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSessionState {
+    pub expires_at: OffsetDateTime,
+    pub assurance: Assurance,
+    pub aal2_until: Option<OffsetDateTime>,
+}
+
+/// `aal2` while the last TOTP check is fresh, `aal1` after.
+pub fn session_assurance(session: &Session, now: OffsetDateTime) -> Assurance {
+    if session.aal2_until.is_some_and(|until| now < until) {
+        Assurance::Aal2
+    } else {
+        Assurance::Aal1
+    }
+}
+
+/// What the audit record of an authentication step names.
+struct AuthStep<'a> {
+    actor: Actor,
+    action: &'static str,
+    target: AuditTarget,
+    request_id: &'a str,
+}

@@ -1,0 +1,461 @@
+//! Membership use cases: list, read, add (existing user or new email), change roles and
+//! account state, remove — with the last-admin invariant and `aal2` for admin grants.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::tenants::tenant_check;
+use super::{hash_token, paginate, user_target, Caller, Check, Engine, Op};
+use crate::audit::Partition;
+use crate::authz::Reason;
+use crate::catalog::scopes;
+use crate::error::Error;
+use crate::event::{types, EventDraft};
+use crate::ids::{Assurance, Email, RoleName, TenantId, UserId};
+use crate::model::{AccountState, Credentials, Invitation, Member, User, UserState};
+use crate::ports::{Page, StoreError, StoreTx, TxScope};
+
+/// A user named by id (must exist) or by email (created as `invited` when new).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    Id(UserId),
+    Email(Email),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddMember {
+    pub user: UserRef,
+    /// Defaults to `member` when empty.
+    pub roles: BTreeSet<RoleName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedMember {
+    pub member: Member,
+    /// Present when a new user was invited: the one-time token the calling service
+    /// delivers (stored only as a hash, valid for the invitation TTL).
+    pub invitation_token: Option<String>,
+}
+
+/// A partial update of a member; `expected_version` carries `If-Match`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberChange {
+    /// Needs `members:write`, and `aal2` when `tenant_admin` is granted or revoked.
+    pub roles: Option<BTreeSet<RoleName>>,
+    /// Needs `accounts:write`.
+    pub state: Option<AccountState>,
+    pub expected_version: Option<u64>,
+}
+
+/// Finds the user a reference names, or creates an invited user for a new email.
+/// Returns the user, the invitation token if one was made, and the events to publish.
+pub(super) async fn resolve_or_invite(
+    engine: &Engine,
+    tx: &mut dyn StoreTx,
+    user: &UserRef,
+) -> Result<(User, Option<String>, Vec<EventDraft>), Error> {
+    match user {
+        UserRef::Id(user_id) => {
+            let user = tx.get_user(user_id).await?.ok_or(Error::UserNotFound)?;
+            Ok((user, None, Vec::new()))
+        }
+        UserRef::Email(email) => {
+            if let Some(user) = tx.find_user_by_email(email).await? {
+                return Ok((user, None, Vec::new()));
+            }
+            let (user, token, events) = engine.insert_user(tx, email.clone(), None).await?;
+            Ok((user, token, events))
+        }
+    }
+}
+
+impl Engine {
+    /// Inserts a user: active with a password, or invited with a new invitation.
+    pub(super) async fn insert_user(
+        &self,
+        tx: &mut dyn StoreTx,
+        email: Email,
+        password_hash: Option<String>,
+    ) -> Result<(User, Option<String>, Vec<EventDraft>), Error> {
+        let now = self.now();
+        let user_id = UserId::from_generated(self.new_uuid());
+        let user = User {
+            id: user_id,
+            email,
+            state: if password_hash.is_some() {
+                UserState::Active
+            } else {
+                UserState::Invited
+            },
+            platform_roles: BTreeSet::new(),
+            has_totp: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let invited = password_hash.is_none();
+        let credentials = Credentials {
+            password_hash,
+            totp: None,
+        };
+        tx.insert_user(&user, &credentials)
+            .await
+            .map_err(|error| match error {
+                StoreError::Duplicate(_) => Error::EmailTaken,
+                other => Error::Store(other),
+            })?;
+        let token = if invited {
+            let token = self.ports.secrets.token();
+            tx.insert_invitation(&Invitation {
+                token_hash: hash_token(&token),
+                user_id,
+                expires_at: now + self.config.invitation_ttl,
+                used_at: None,
+            })
+            .await?;
+            Some(token)
+        } else {
+            None
+        };
+        let event = self.event(
+            Partition::Platform,
+            types::USER_CREATED,
+            user_id.to_string(),
+            json!({"id": user_id.to_string(), "email": user.email.as_str(), "state": user.state.as_str()}),
+        );
+        Ok((user, token, vec![event]))
+    }
+
+    /// Every role must be built in or bound in the tenant.
+    async fn validate_roles(
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        roles: &BTreeSet<RoleName>,
+    ) -> Result<(), Error> {
+        let bound: BTreeSet<RoleName> = tx
+            .list_bindings(tenant)
+            .await?
+            .into_iter()
+            .map(|binding| binding.role)
+            .collect();
+        match roles
+            .iter()
+            .find(|role| !role.is_builtin() && !bound.contains(*role))
+        {
+            Some(role) => Err(Error::UnknownRole(role.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Granting or revoking `tenant_admin` needs `aal2` (SPEC §3.3).
+    fn require_aal2_for_admin_change(
+        op: &mut Op<'_>,
+        before: &BTreeSet<RoleName>,
+        after: &BTreeSet<RoleName>,
+    ) -> Result<(), Error> {
+        let admin_changed = before.iter().any(RoleName::is_tenant_admin)
+            != after.iter().any(RoleName::is_tenant_admin);
+        if admin_changed && op.caller.principal.assurance() < Assurance::Aal2 {
+            op.reason = Some(Reason::InsufficientAssurance.as_str());
+            return Err(Error::Forbidden(Reason::InsufficientAssurance));
+        }
+        Ok(())
+    }
+
+    pub async fn list_members(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Page<Member>, Error> {
+        let mut op = self.op(
+            caller,
+            "member.list",
+            super::tenant_target(tenant),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                tenant_check(tenant, scopes::MEMBERS_READ),
+            )
+            .await?;
+            let rows = tx.list_members(tenant, after, limit + 1).await?;
+            Ok(paginate(rows, limit, |member: &Member| {
+                member.user_id.to_string()
+            }))
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Reads a member (`members:read`, or the member themselves).
+    pub async fn get_member(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Member, Error> {
+        let mut op = self.op(
+            caller,
+            "member.read",
+            user_target("member", user),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                Check {
+                    tenant: Some(tenant),
+                    scope: scopes::MEMBERS_READ,
+                    target: Some(user),
+                    self_service: true,
+                },
+            )
+            .await?;
+            tx.get_member(tenant, user)
+                .await?
+                .ok_or(Error::MemberNotFound)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    pub async fn add_member(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        input: AddMember,
+    ) -> Result<AddedMember, Error> {
+        let target_id = match &input.user {
+            UserRef::Id(user) => user.to_string(),
+            UserRef::Email(email) => email.to_string(),
+        };
+        let mut op = self.op(
+            caller,
+            "member.add",
+            crate::audit::AuditTarget {
+                kind: "member",
+                id: target_id,
+            },
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = self.add_member_in(&mut op, tenant, input).await;
+        self.finish(op, result).await
+    }
+
+    async fn add_member_in(
+        &self,
+        op: &mut Op<'_>,
+        tenant: &TenantId,
+        input: AddMember,
+    ) -> Result<AddedMember, Error> {
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        self.check(tx.as_mut(), op, tenant_check(tenant, scopes::MEMBERS_WRITE))
+            .await?;
+        let partition = Partition::Tenant(tenant.clone());
+        tx.lock_partition(&partition).await?;
+        let roles = if input.roles.is_empty() {
+            BTreeSet::from([RoleName::member()])
+        } else {
+            input.roles
+        };
+        Self::validate_roles(tx.as_mut(), tenant, &roles).await?;
+        Self::require_aal2_for_admin_change(op, &BTreeSet::new(), &roles)?;
+        if let UserRef::Id(user_id) = &input.user {
+            if tx.get_member(tenant, user_id).await?.is_some() {
+                return Err(Error::MemberExists);
+            }
+        }
+        let (user, invitation_token, mut events) =
+            resolve_or_invite(self, tx.as_mut(), &input.user).await?;
+        op.target.id = user.id.to_string();
+        if tx.get_member(tenant, &user.id).await?.is_some() {
+            return Err(Error::MemberExists);
+        }
+        let now = self.now();
+        let member = Member {
+            tenant: tenant.clone(),
+            user_id: user.id,
+            email: user.email.clone(),
+            roles,
+            state: AccountState::Active,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        tx.insert_member(&member)
+            .await
+            .map_err(|error| match error {
+                StoreError::Duplicate(_) => Error::MemberExists,
+                other => Error::Store(other),
+            })?;
+        let role_names: Vec<&str> = member.roles.iter().map(RoleName::as_str).collect();
+        events.push(self.event(
+            partition,
+            types::MEMBERSHIP_ADDED,
+            user.id.to_string(),
+            json!({"user_id": user.id.to_string(), "roles": role_names}),
+        ));
+        self.commit(tx, op, events).await?;
+        Ok(AddedMember {
+            member,
+            invitation_token,
+        })
+    }
+
+    pub async fn update_member(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        user: &UserId,
+        change: MemberChange,
+    ) -> Result<Member, Error> {
+        let mut op = self.op(
+            caller,
+            "member.update",
+            user_target("member", user),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = self.update_member_in(&mut op, tenant, user, change).await;
+        self.finish(op, result).await
+    }
+
+    async fn update_member_in(
+        &self,
+        op: &mut Op<'_>,
+        tenant: &TenantId,
+        user: &UserId,
+        change: MemberChange,
+    ) -> Result<Member, Error> {
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let target_check = |scope| Check {
+            tenant: Some(tenant),
+            scope,
+            target: Some(user),
+            self_service: false,
+        };
+        if change.roles.is_some() || change.state.is_none() {
+            self.check(tx.as_mut(), op, target_check(scopes::MEMBERS_WRITE))
+                .await?;
+        }
+        if change.state.is_some() {
+            self.check(tx.as_mut(), op, target_check(scopes::ACCOUNTS_WRITE))
+                .await?;
+        }
+        let partition = Partition::Tenant(tenant.clone());
+        tx.lock_partition(&partition).await?;
+        let before = tx
+            .get_member(tenant, user)
+            .await?
+            .ok_or(Error::MemberNotFound)?;
+        if change
+            .expected_version
+            .is_some_and(|version| version != before.version)
+        {
+            return Err(Error::PreconditionFailed);
+        }
+        let mut after = before.clone();
+        let mut events = Vec::new();
+        if let Some(roles) = change.roles {
+            if roles.is_empty() {
+                return Err(Error::InvalidRequest(
+                    "a member needs at least one role".to_owned(),
+                ));
+            }
+            Self::validate_roles(tx.as_mut(), tenant, &roles).await?;
+            Self::require_aal2_for_admin_change(op, &before.roles, &roles)?;
+            if roles != before.roles {
+                let role_names: Vec<&str> = roles.iter().map(RoleName::as_str).collect();
+                events.push(self.event(
+                    partition.clone(),
+                    types::MEMBERSHIP_ROLES_CHANGED,
+                    user.to_string(),
+                    json!({"user_id": user.to_string(), "roles": role_names}),
+                ));
+            }
+            after.roles = roles;
+        }
+        if let Some(state) = change.state {
+            if state != before.state {
+                events.push(self.event(
+                    partition.clone(),
+                    types::ACCOUNT_STATE_CHANGED,
+                    user.to_string(),
+                    json!({"user_id": user.to_string(), "state": state.as_str()}),
+                ));
+            }
+            after.state = state;
+        }
+        if before.is_active_admin()
+            && !after.is_active_admin()
+            && tx.count_active_admins(tenant).await? <= 1
+        {
+            return Err(Error::LastTenantAdmin);
+        }
+        if !events.is_empty() {
+            after.updated_at = self.now();
+            after.version = before.version + 1;
+            tx.update_member(&after).await?;
+        }
+        self.commit(tx, op, events).await?;
+        Ok(after)
+    }
+
+    /// Removes a member's account, roles and tenant profile values.
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        user: &UserId,
+        expected_version: Option<u64>,
+    ) -> Result<(), Error> {
+        let mut op = self.op(
+            caller,
+            "member.remove",
+            user_target("member", user),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                Check {
+                    tenant: Some(tenant),
+                    scope: scopes::MEMBERS_WRITE,
+                    target: Some(user),
+                    self_service: false,
+                },
+            )
+            .await?;
+            let partition = Partition::Tenant(tenant.clone());
+            tx.lock_partition(&partition).await?;
+            let member = tx
+                .get_member(tenant, user)
+                .await?
+                .ok_or(Error::MemberNotFound)?;
+            if expected_version.is_some_and(|version| version != member.version) {
+                return Err(Error::PreconditionFailed);
+            }
+            if member.is_active_admin() && tx.count_active_admins(tenant).await? <= 1 {
+                return Err(Error::LastTenantAdmin);
+            }
+            tx.delete_member(tenant, user).await?;
+            let event = self.event(
+                partition,
+                types::MEMBERSHIP_REMOVED,
+                user.to_string(),
+                json!({"user_id": user.to_string()}),
+            );
+            self.commit(tx, &op, vec![event]).await
+        }
+        .await;
+        self.finish(op, result).await
+    }
+}

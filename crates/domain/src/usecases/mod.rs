@@ -1,0 +1,371 @@
+//! The use cases: one method of [`Engine`] per operation of SPEC §4, transport aside.
+//!
+//! Every use case follows the same shape: open a transaction scoped to the tenant it
+//! names (or the platform), gather facts, call [`decide`], enforce the invariants of
+//! SPEC §3.3, then write the change, exactly one `allowed` audit record and its events,
+//! and commit. A refusal drops the transaction and writes one `denied` audit record in a
+//! fresh one, so nothing else of the refused request survives.
+
+mod api_keys;
+mod auth;
+mod authorize;
+mod catalog;
+mod feeds;
+mod members;
+mod profiles;
+mod roles;
+mod tenants;
+mod users;
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+pub use api_keys::API_KEY_PREFIX;
+pub use api_keys::{CreatedApiKey, NewApiKey};
+pub use auth::{session_assurance, NewSession, NewSessionState, TotpEnrolmentStart};
+pub use authorize::{AuthzCheck, CheckSubject, MAX_BATCH};
+pub use catalog::NewCatalogScope;
+pub use feeds::parse_position;
+pub use members::{AddMember, AddedMember, MemberChange, UserRef};
+pub use profiles::profile_etag;
+pub use tenants::{CreateTenant, CreatedTenant, TenantChange};
+pub use users::{CreatedUser, Me, NewUser};
+
+use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
+use crate::authz::{decide, Decision, Reason};
+use crate::error::Error;
+use crate::event::EventDraft;
+use crate::ids::{Assurance, AuditId, EventId, KeyId, ScopeName, TenantId, UserId};
+use crate::ports::{
+    Clock, FactsQuery, IdGenerator, Page, PasswordHasher, SecretGenerator, Store, StoreTx,
+    SubjectRef, TotpVerifier, TxScope,
+};
+
+/// Who is calling, as authentication established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A user with a session; `session` is the token hash, for step-up and logout.
+    User {
+        user_id: UserId,
+        assurance: Assurance,
+        session: Option<String>,
+    },
+    /// A tenant API key; it acts only in its own tenant, always at `aal1`.
+    ApiKey { key_id: KeyId, tenant: TenantId },
+}
+
+impl Principal {
+    fn subject(&self) -> SubjectRef {
+        match self {
+            Self::User { user_id, .. } => SubjectRef::User(*user_id),
+            Self::ApiKey { key_id, .. } => SubjectRef::ApiKey(*key_id),
+        }
+    }
+
+    fn assurance(&self) -> Assurance {
+        match self {
+            Self::User { assurance, .. } => *assurance,
+            Self::ApiKey { .. } => Assurance::Aal1,
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        match self {
+            Self::User { user_id, .. } => Actor {
+                kind: ActorType::User,
+                id: user_id.to_string(),
+            },
+            Self::ApiKey { key_id, .. } => Actor {
+                kind: ActorType::ApiKey,
+                id: key_id.to_string(),
+            },
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&UserId> {
+        match self {
+            Self::User { user_id, .. } => Some(user_id),
+            Self::ApiKey { .. } => None,
+        }
+    }
+}
+
+/// A caller and the request they made, threaded through every use case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: Principal,
+    pub request_id: String,
+}
+
+/// Lifetimes of sessions, step-ups and invitations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// How long after a TOTP check a session counts as `aal2`.
+    pub step_up_ttl: Duration,
+    /// Absolute session lifetime.
+    pub session_ttl: Duration,
+    /// A session unused for this long expires.
+    pub session_idle_timeout: Duration,
+    pub invitation_ttl: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            step_up_ttl: Duration::minutes(15),
+            session_ttl: Duration::hours(12),
+            session_idle_timeout: Duration::minutes(30),
+            invitation_ttl: Duration::days(7),
+        }
+    }
+}
+
+/// The adapters the use cases run on.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    pub secrets: Arc<dyn SecretGenerator>,
+    pub passwords: Arc<dyn PasswordHasher>,
+    pub totp: Arc<dyn TotpVerifier>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ports")
+    }
+}
+
+/// The engine: every use case, over injected ports.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    ports: Ports,
+    config: EngineConfig,
+}
+
+/// Largest page a list returns.
+pub const MAX_PAGE: usize = 200;
+
+/// The bookkeeping of one audited operation: what its audit record will say.
+struct Op<'a> {
+    caller: &'a Caller,
+    action: &'static str,
+    target: AuditTarget,
+    /// The trail the record goes to: the tenant's once it is known to exist.
+    partition: Partition,
+    /// The decision reason (or refusal code) the record will carry.
+    reason: Option<&'static str>,
+}
+
+impl Op<'_> {
+    fn draft(&self, engine: &Engine, outcome: Outcome, reason: &str) -> AuditDraft {
+        AuditDraft {
+            id: engine.audit_id(),
+            at: engine.now(),
+            partition: self.partition.clone(),
+            actor: self.caller.principal.actor(),
+            action: self.action,
+            target: self.target.clone(),
+            outcome,
+            reason: reason.to_owned(),
+            request_id: self.caller.request_id.clone(),
+        }
+    }
+}
+
+/// The checks an operation asks of `decide`.
+struct Check<'a> {
+    tenant: Option<&'a TenantId>,
+    scope: &'static str,
+    target: Option<&'a UserId>,
+    self_service: bool,
+}
+
+impl Engine {
+    pub fn new(ports: Ports, config: EngineConfig) -> Self {
+        Self { ports, config }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.ports.clock.now()
+    }
+
+    fn new_uuid(&self) -> uuid::Uuid {
+        self.ports.ids.new_v7()
+    }
+
+    fn audit_id(&self) -> AuditId {
+        AuditId::from_generated(self.new_uuid())
+    }
+
+    fn op<'a>(
+        &self,
+        caller: &'a Caller,
+        action: &'static str,
+        target: AuditTarget,
+        partition: Partition,
+    ) -> Op<'a> {
+        Op {
+            caller,
+            action,
+            target,
+            partition,
+            reason: None,
+        }
+    }
+
+    async fn begin(&self, scope: TxScope) -> Result<Box<dyn StoreTx>, Error> {
+        Ok(self.ports.store.begin(scope).await?)
+    }
+
+    /// Gathers the facts of one check, decides, and turns a deny into the error the
+    /// caller sees (a non-member's deny is a 404, as for a missing tenant).
+    async fn check(
+        &self,
+        tx: &mut dyn StoreTx,
+        op: &mut Op<'_>,
+        check: Check<'_>,
+    ) -> Result<Decision, Error> {
+        let scope = ScopeName::parse(check.scope)?;
+        let query = FactsQuery {
+            tenant: check.tenant.cloned(),
+            subject: op.caller.principal.subject(),
+            scope: scope.clone(),
+            target: check.target.copied(),
+        };
+        let facts = tx.authz_facts(&query).await?;
+        if check.tenant.is_some() && facts.tenant_state.is_none() {
+            op.partition = Partition::Platform;
+            op.reason = Some("tenant_not_found");
+            return Err(Error::TenantNotFound);
+        }
+        let decision = decide(
+            &facts,
+            &crate::authz::AuthzRequest {
+                tenant: check.tenant.cloned(),
+                scope,
+                assurance: op.caller.principal.assurance(),
+                target: check.target.copied(),
+                self_service: check.self_service,
+            },
+        );
+        op.reason = Some(decision.reason.as_str());
+        if decision.allowed {
+            return Ok(decision);
+        }
+        Err(match decision.reason {
+            Reason::NotAMember
+                if check.tenant.is_some() && decision.facts.platform_roles.is_empty() =>
+            {
+                Error::TenantNotFound
+            }
+            Reason::SubjectNotFound => Error::Unauthenticated,
+            Reason::TargetNotInTenant => Error::MemberNotFound,
+            reason => Error::Forbidden(reason),
+        })
+    }
+
+    /// Writes the success record and events, then commits.
+    async fn commit(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        op: &Op<'_>,
+        events: Vec<EventDraft>,
+    ) -> Result<(), Error> {
+        let reason = op.reason.unwrap_or("allowed");
+        tx.append_audit(op.draft(self, Outcome::Allowed, reason))
+            .await?;
+        for event in events {
+            tx.append_event(event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends an operation: a refusal leaves one `denied` record and nothing else.
+    async fn finish<T>(&self, op: Op<'_>, result: Result<T, Error>) -> Result<T, Error> {
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(Error::Store(store)) => return Err(Error::Store(store)),
+            Err(error) => error,
+        };
+        let scope = match &op.partition {
+            Partition::Tenant(tenant) => TxScope::Tenant(tenant.clone()),
+            Partition::Platform => TxScope::Platform,
+        };
+        let reason = op.reason.unwrap_or(error.code());
+        let mut tx = self.begin(scope).await?;
+        tx.append_audit(op.draft(self, Outcome::Denied, reason))
+            .await?;
+        tx.commit().await?;
+        Err(error)
+    }
+
+    fn event(
+        &self,
+        partition: Partition,
+        event_type: &'static str,
+        subject: String,
+        data: serde_json::Value,
+    ) -> EventDraft {
+        EventDraft {
+            id: EventId::from_generated(self.new_uuid()),
+            time: self.now(),
+            partition,
+            event_type,
+            subject,
+            data,
+        }
+    }
+}
+
+/// Clamps a requested page size to 1..=200 (default 50).
+pub fn page_limit(requested: Option<usize>) -> Result<usize, Error> {
+    match requested {
+        None => Ok(50),
+        Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+        Some(_) => Err(Error::InvalidRequest(
+            "limit must be between 1 and 200".to_owned(),
+        )),
+    }
+}
+
+/// Cuts a list fetched with `limit + 1` rows into a page and its cursor.
+fn paginate<T>(mut rows: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(cursor)
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}
+
+/// SHA-256 of a high-entropy token (session, API key, invitation), lowercase hex.
+pub fn hash_token(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+fn tenant_target(tenant: &TenantId) -> AuditTarget {
+    AuditTarget {
+        kind: "tenant",
+        id: tenant.to_string(),
+    }
+}
+
+fn user_target(kind: &'static str, user: &UserId) -> AuditTarget {
+    AuditTarget {
+        kind,
+        id: user.to_string(),
+    }
+}

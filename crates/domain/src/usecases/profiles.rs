@@ -1,0 +1,363 @@
+//! Profile use cases: member overrides, tenant defaults, platform values, and the resolved
+//! profile with the precedence of SPEC §3.4.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{user_target, Caller, Check, Engine, Op};
+use crate::audit::{AuditTarget, Partition};
+use crate::catalog::scopes;
+use crate::error::Error;
+use crate::event::types;
+use crate::ids::{ProfileKey, ProfileValue, TenantId, UserId};
+use crate::model::{resolve_profile, ResolvedProfile, SchemaEntry};
+use crate::ports::{StoreTx, TxScope};
+
+/// A strong validator of a resolved profile, for `ETag`/`If-Match`.
+pub fn profile_etag(profile: &ResolvedProfile) -> String {
+    let mut hasher = Sha256::new();
+    for (key, resolved) in &profile.values {
+        hasher.update(key.as_str().as_bytes());
+        hasher.update([0]);
+        hasher.update(resolved.value.as_json().to_string().as_bytes());
+        hasher.update([0]);
+        hasher.update(resolved.source.as_str().as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize().get(..16).unwrap_or_default())
+}
+
+/// Which layer a profile write goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    TenantMember,
+    TenantDefault,
+    Platform,
+}
+
+impl Layer {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::TenantMember => "tenant_member",
+            Self::TenantDefault => "tenant_default",
+            Self::Platform => "platform",
+        }
+    }
+}
+
+fn key_target(layer: Layer, owner: &str, key: &ProfileKey) -> AuditTarget {
+    AuditTarget {
+        kind: match layer {
+            Layer::TenantMember => "member_profile",
+            Layer::TenantDefault => "tenant_profile",
+            Layer::Platform => "user_profile",
+        },
+        id: format!("{owner}/{key}"),
+    }
+}
+
+async fn schema_entry(
+    tx: &mut dyn StoreTx,
+    key: &ProfileKey,
+) -> Result<Option<SchemaEntry>, Error> {
+    Ok(tx
+        .list_schema()
+        .await?
+        .into_iter()
+        .find(|entry| &entry.key == key))
+}
+
+/// The key must exist, accept the layer, and (for a write) the value must have its type.
+fn validate_write(
+    entry: Option<SchemaEntry>,
+    key: &ProfileKey,
+    layer: Layer,
+    value: Option<&ProfileValue>,
+) -> Result<SchemaEntry, Error> {
+    let entry = entry.ok_or_else(|| Error::UnknownProfileKey(key.to_string()))?;
+    if layer != Layer::Platform && !entry.tenant_overridable {
+        return Err(Error::InvalidRequest(format!(
+            "profile key {key} is not tenant-overridable"
+        )));
+    }
+    if let Some(value) = value {
+        if value.value_type() != entry.value_type {
+            return Err(Error::InvalidProfileValue(format!(
+                "profile key {key} takes a {}",
+                entry.value_type.as_str()
+            )));
+        }
+    }
+    Ok(entry)
+}
+
+impl Engine {
+    async fn resolve_in(
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<ResolvedProfile, Error> {
+        let schema = tx.list_schema().await?;
+        let member_values = tx.member_values(tenant, user).await?;
+        let platform_values = tx.platform_values(user).await?;
+        let defaults = tx.tenant_defaults(tenant).await?;
+        Ok(resolve_profile(
+            &schema,
+            &member_values,
+            &platform_values,
+            &defaults,
+        ))
+    }
+
+    /// A member's resolved profile (`profiles:read`, or the member themselves).
+    pub async fn member_profile(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<ResolvedProfile, Error> {
+        let mut op = self.op(
+            caller,
+            "profile.read",
+            user_target("member_profile", user),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                Check {
+                    tenant: Some(tenant),
+                    scope: scopes::PROFILES_READ,
+                    target: Some(user),
+                    self_service: true,
+                },
+            )
+            .await?;
+            if tx.get_member(tenant, user).await?.is_none() {
+                return Err(Error::MemberNotFound);
+            }
+            Self::resolve_in(tx.as_mut(), tenant, user).await
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Sets (`Some`) or deletes (`None`) a member's tenant value of one key
+    /// (`profiles:write`, or the member for `user_editable` keys). `if_match` is the
+    /// profile's current ETag.
+    pub async fn write_member_value(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        user: &UserId,
+        key: &ProfileKey,
+        value: Option<ProfileValue>,
+        if_match: Option<&str>,
+    ) -> Result<ResolvedProfile, Error> {
+        let mut op = self.op(
+            caller,
+            if value.is_some() {
+                "profile.member.set"
+            } else {
+                "profile.member.delete"
+            },
+            key_target(Layer::TenantMember, &format!("{tenant}/{user}"), key),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = self
+            .write_member_value_in(&mut op, tenant, user, key, value, if_match)
+            .await;
+        self.finish(op, result).await
+    }
+
+    async fn write_member_value_in(
+        &self,
+        op: &mut Op<'_>,
+        tenant: &TenantId,
+        user: &UserId,
+        key: &ProfileKey,
+        value: Option<ProfileValue>,
+        if_match: Option<&str>,
+    ) -> Result<ResolvedProfile, Error> {
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let entry = schema_entry(tx.as_mut(), key).await?;
+        let user_editable = entry.as_ref().is_some_and(|entry| entry.user_editable);
+        self.check(
+            tx.as_mut(),
+            op,
+            Check {
+                tenant: Some(tenant),
+                scope: scopes::PROFILES_WRITE,
+                target: Some(user),
+                self_service: user_editable,
+            },
+        )
+        .await?;
+        validate_write(entry, key, Layer::TenantMember, value.as_ref())?;
+        let partition = Partition::Tenant(tenant.clone());
+        tx.lock_partition(&partition).await?;
+        if tx.get_member(tenant, user).await?.is_none() {
+            return Err(Error::MemberNotFound);
+        }
+        if let Some(expected) = if_match {
+            let current = Self::resolve_in(tx.as_mut(), tenant, user).await?;
+            if profile_etag(&current) != expected {
+                return Err(Error::PreconditionFailed);
+            }
+        }
+        let event_type = match &value {
+            Some(value) => {
+                tx.put_member_value(tenant, user, key, value).await?;
+                types::PROFILE_VALUE_SET
+            }
+            None => {
+                if !tx.delete_member_value(tenant, user, key).await? {
+                    return Err(Error::NotFound);
+                }
+                types::PROFILE_VALUE_DELETED
+            }
+        };
+        let event = self.event(
+            partition,
+            event_type,
+            user.to_string(),
+            json!({
+                "layer": Layer::TenantMember.as_str(),
+                "user_id": user.to_string(),
+                "key": key.as_str(),
+                "value": value.as_ref().map(ProfileValue::as_json),
+            }),
+        );
+        let resolved = Self::resolve_in(tx.as_mut(), tenant, user).await?;
+        self.commit(tx, op, vec![event]).await?;
+        Ok(resolved)
+    }
+
+    /// Sets (`Some`) or deletes (`None`) a tenant default (`tenant:write`).
+    pub async fn write_tenant_default(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        key: &ProfileKey,
+        value: Option<ProfileValue>,
+    ) -> Result<(), Error> {
+        let mut op = self.op(
+            caller,
+            if value.is_some() {
+                "profile.default.set"
+            } else {
+                "profile.default.delete"
+            },
+            key_target(Layer::TenantDefault, tenant.as_str(), key),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                super::tenants::tenant_check(tenant, scopes::TENANT_WRITE),
+            )
+            .await?;
+            let entry = schema_entry(tx.as_mut(), key).await?;
+            validate_write(entry, key, Layer::TenantDefault, value.as_ref())?;
+            let partition = Partition::Tenant(tenant.clone());
+            tx.lock_partition(&partition).await?;
+            let event_type = match &value {
+                Some(value) => {
+                    tx.put_tenant_default(tenant, key, value).await?;
+                    types::PROFILE_VALUE_SET
+                }
+                None => {
+                    if !tx.delete_tenant_default(tenant, key).await? {
+                        return Err(Error::NotFound);
+                    }
+                    types::PROFILE_VALUE_DELETED
+                }
+            };
+            let event = self.event(
+                partition,
+                event_type,
+                tenant.to_string(),
+                json!({
+                    "layer": Layer::TenantDefault.as_str(),
+                    "key": key.as_str(),
+                    "value": value.as_ref().map(ProfileValue::as_json),
+                }),
+            );
+            self.commit(tx, &op, vec![event]).await
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Sets (`Some`) or deletes (`None`) a user's platform value (`platform:users:write`,
+    /// or the user for `user_editable` keys).
+    pub async fn write_platform_value(
+        &self,
+        caller: &Caller,
+        user: &UserId,
+        key: &ProfileKey,
+        value: Option<ProfileValue>,
+    ) -> Result<(), Error> {
+        let mut op = self.op(
+            caller,
+            if value.is_some() {
+                "profile.platform.set"
+            } else {
+                "profile.platform.delete"
+            },
+            key_target(Layer::Platform, &user.to_string(), key),
+            Partition::Platform,
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            let entry = schema_entry(tx.as_mut(), key).await?;
+            let user_editable = entry.as_ref().is_some_and(|entry| entry.user_editable);
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                Check {
+                    tenant: None,
+                    scope: scopes::PLATFORM_USERS_WRITE,
+                    target: Some(user),
+                    self_service: user_editable,
+                },
+            )
+            .await?;
+            validate_write(entry, key, Layer::Platform, value.as_ref())?;
+            tx.lock_partition(&Partition::Platform).await?;
+            if tx.get_user(user).await?.is_none() {
+                return Err(Error::UserNotFound);
+            }
+            let event_type = match &value {
+                Some(value) => {
+                    tx.put_platform_value(user, key, value).await?;
+                    types::PROFILE_VALUE_SET
+                }
+                None => {
+                    if !tx.delete_platform_value(user, key).await? {
+                        return Err(Error::NotFound);
+                    }
+                    types::PROFILE_VALUE_DELETED
+                }
+            };
+            let event = self.event(
+                Partition::Platform,
+                event_type,
+                user.to_string(),
+                json!({
+                    "layer": Layer::Platform.as_str(),
+                    "user_id": user.to_string(),
+                    "key": key.as_str(),
+                    "value": value.as_ref().map(ProfileValue::as_json),
+                }),
+            );
+            self.commit(tx, &op, vec![event]).await
+        }
+        .await;
+        self.finish(op, result).await
+    }
+}

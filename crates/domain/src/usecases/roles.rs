@@ -1,0 +1,167 @@
+//! Role binding use cases: list, put and delete a tenant's role → scopes bindings.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::tenants::tenant_check;
+use super::{Caller, Engine, Op};
+use crate::audit::{AuditTarget, Partition};
+use crate::authz::Reason;
+use crate::catalog::scopes;
+use crate::error::Error;
+use crate::event::types;
+use crate::ids::{Assurance, RoleName, ScopeName, TenantId};
+use crate::model::RoleBinding;
+use crate::ports::TxScope;
+
+fn role_target(role: &RoleName) -> AuditTarget {
+    AuditTarget {
+        kind: "role",
+        id: role.to_string(),
+    }
+}
+
+impl Engine {
+    /// The tenant's bindings, with `tenant_admin` shown bound to every enabled scope.
+    pub async fn list_roles(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+    ) -> Result<Vec<RoleBinding>, Error> {
+        let mut op = self.op(
+            caller,
+            "role.list",
+            super::tenant_target(tenant),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                tenant_check(tenant, scopes::ROLES_READ),
+            )
+            .await?;
+            let mut bindings = vec![RoleBinding {
+                role: RoleName::tenant_admin(),
+                scopes: tx.enabled_scopes(tenant).await?,
+            }];
+            bindings.extend(tx.list_bindings(tenant).await?);
+            Ok(bindings)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Binding changes need `roles:write` and `aal2`, whatever the catalog says.
+    fn require_aal2_for_bindings(op: &mut Op<'_>) -> Result<(), Error> {
+        if op.caller.principal.assurance() < Assurance::Aal2 {
+            op.reason = Some(Reason::InsufficientAssurance.as_str());
+            return Err(Error::Forbidden(Reason::InsufficientAssurance));
+        }
+        Ok(())
+    }
+
+    /// Sets the scopes a role grants. Each scope must be in the catalog, assignable, and
+    /// enabled for the tenant; `tenant_admin` cannot be bound (it holds every enabled scope).
+    pub async fn put_role(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        role: &RoleName,
+        scope_names: BTreeSet<ScopeName>,
+    ) -> Result<RoleBinding, Error> {
+        let mut op = self.op(
+            caller,
+            "role.put",
+            role_target(role),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                tenant_check(tenant, scopes::ROLES_WRITE),
+            )
+            .await?;
+            Self::require_aal2_for_bindings(&mut op)?;
+            if role.is_tenant_admin() {
+                return Err(Error::InvalidRequest(
+                    "tenant_admin is bound implicitly to every enabled scope".to_owned(),
+                ));
+            }
+            let partition = Partition::Tenant(tenant.clone());
+            tx.lock_partition(&partition).await?;
+            let enabled = tx.enabled_scopes(tenant).await?;
+            for name in &scope_names {
+                let entry = tx
+                    .get_catalog_scope(name)
+                    .await?
+                    .ok_or_else(|| Error::UnknownScope(name.to_string()))?;
+                if entry.platform_only {
+                    return Err(Error::ScopeNotAssignable(name.to_string()));
+                }
+                if !enabled.contains(name) {
+                    return Err(Error::ScopeNotEnabled(name.to_string()));
+                }
+            }
+            let binding = RoleBinding {
+                role: role.clone(),
+                scopes: scope_names,
+            };
+            tx.put_binding(tenant, &binding).await?;
+            let names: Vec<&str> = binding.scopes.iter().map(ScopeName::as_str).collect();
+            let event = self.event(
+                partition,
+                types::ROLE_BINDING_CHANGED,
+                role.to_string(),
+                json!({"role": role.as_str(), "scopes": names}),
+            );
+            self.commit(tx, &op, vec![event]).await?;
+            Ok(binding)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Deletes a role's binding; members keep the role, which then grants nothing.
+    pub async fn delete_role(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        role: &RoleName,
+    ) -> Result<(), Error> {
+        let mut op = self.op(
+            caller,
+            "role.delete",
+            role_target(role),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                tenant_check(tenant, scopes::ROLES_WRITE),
+            )
+            .await?;
+            Self::require_aal2_for_bindings(&mut op)?;
+            let partition = Partition::Tenant(tenant.clone());
+            tx.lock_partition(&partition).await?;
+            if !tx.delete_binding(tenant, role).await? {
+                return Err(Error::NotFound);
+            }
+            let event = self.event(
+                partition,
+                types::ROLE_BINDING_CHANGED,
+                role.to_string(),
+                json!({"role": role.as_str(), "scopes": null}),
+            );
+            self.commit(tx, &op, vec![event]).await
+        }
+        .await;
+        self.finish(op, result).await
+    }
+}

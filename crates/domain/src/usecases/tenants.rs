@@ -1,0 +1,365 @@
+//! Tenant use cases: create with a first admin, list, read, update, enabled scopes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+
+use super::members::{resolve_or_invite, UserRef};
+use super::{paginate, tenant_target, Caller, Check, Engine, Op};
+use crate::audit::Partition;
+use crate::catalog::{default_bindings, default_enabled_scopes, scopes};
+use crate::error::Error;
+use crate::event::types;
+use crate::ids::{DisplayName, RoleName, ScopeName, TenantId};
+use crate::model::{AccountState, Member, Tenant, TenantState};
+use crate::ports::{Page, StoreError, TxScope};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTenant {
+    pub id: TenantId,
+    pub display_name: DisplayName,
+    pub admin: UserRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedTenant {
+    pub tenant: Tenant,
+    pub admin: Member,
+    /// Present when the admin was a new email: the one-time invitation token.
+    pub invitation_token: Option<String>,
+}
+
+/// A partial update of a tenant; each field needs its own scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantChange {
+    /// Needs `tenant:write`.
+    pub display_name: Option<DisplayName>,
+    /// Needs `platform:tenants:write`.
+    pub state: Option<TenantState>,
+}
+
+impl Engine {
+    /// Creates a tenant with its first admin: tenant, account, membership, enabled scopes
+    /// and default bindings in one transaction. The first admin is granted by a platform
+    /// root and does not need `aal2` (there is no admin yet whose grant it changes).
+    pub async fn create_tenant(
+        &self,
+        caller: &Caller,
+        input: CreateTenant,
+    ) -> Result<CreatedTenant, Error> {
+        let mut op = self.op(
+            caller,
+            "tenant.create",
+            tenant_target(&input.id),
+            Partition::Platform,
+        );
+        let result = self.create_tenant_in(&mut op, input).await;
+        self.finish(op, result).await
+    }
+
+    async fn create_tenant_in(
+        &self,
+        op: &mut Op<'_>,
+        input: CreateTenant,
+    ) -> Result<CreatedTenant, Error> {
+        let mut tx = self.begin(TxScope::Tenant(input.id.clone())).await?;
+        self.check(
+            tx.as_mut(),
+            op,
+            Check {
+                tenant: None,
+                scope: scopes::PLATFORM_TENANTS_WRITE,
+                target: None,
+                self_service: false,
+            },
+        )
+        .await?;
+        let partition = Partition::Tenant(input.id.clone());
+        tx.lock_partition(&partition).await?;
+        if tx.get_tenant(&input.id).await?.is_some() {
+            return Err(Error::TenantExists);
+        }
+        let now = self.now();
+        let tenant = Tenant {
+            id: input.id.clone(),
+            display_name: input.display_name,
+            state: TenantState::Active,
+            created_at: now,
+            updated_at: now,
+        };
+        tx.insert_tenant(&tenant)
+            .await
+            .map_err(|error| match error {
+                StoreError::Duplicate(_) => Error::TenantExists,
+                other => Error::Store(other),
+            })?;
+        let (user, invitation_token, mut events) =
+            resolve_or_invite(self, tx.as_mut(), &input.admin).await?;
+        let admin = Member {
+            tenant: input.id.clone(),
+            user_id: user.id,
+            email: user.email.clone(),
+            roles: BTreeSet::from([RoleName::tenant_admin()]),
+            state: AccountState::Active,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        tx.insert_member(&admin).await?;
+        let enabled: BTreeSet<ScopeName> = default_enabled_scopes().into_iter().collect();
+        tx.set_enabled_scopes(&input.id, &enabled).await?;
+        for binding in default_bindings() {
+            tx.put_binding(&input.id, &binding).await?;
+        }
+        op.partition = partition.clone();
+        events.insert(
+            0,
+            self.event(
+                partition.clone(),
+                types::TENANT_CREATED,
+                input.id.to_string(),
+                json!({"id": input.id.as_str(), "display_name": tenant.display_name.as_str()}),
+            ),
+        );
+        events.push(self.event(
+            partition,
+            types::MEMBERSHIP_ADDED,
+            user.id.to_string(),
+            json!({"user_id": user.id.to_string(), "roles": [RoleName::TENANT_ADMIN]}),
+        ));
+        self.commit(tx, op, events).await?;
+        Ok(CreatedTenant {
+            tenant,
+            admin,
+            invitation_token,
+        })
+    }
+
+    /// The tenants the caller may see: all of them for platform role holders, the
+    /// caller's own for members, the key's tenant for an API key.
+    pub async fn list_tenants(
+        &self,
+        caller: &Caller,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Page<Tenant>, Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let rows = match &caller.principal {
+            super::Principal::ApiKey { tenant, .. } => {
+                let tenant = tx.get_tenant(tenant).await?;
+                tenant
+                    .into_iter()
+                    .filter(|tenant| after.is_none_or(|after| &tenant.id > after))
+                    .collect()
+            }
+            super::Principal::User { user_id, .. } => {
+                let user = tx.get_user(user_id).await?.ok_or(Error::Unauthenticated)?;
+                if user.platform_roles.is_empty() {
+                    let mut tenants = Vec::new();
+                    for member in tx.memberships_of(user_id).await? {
+                        if after.is_none_or(|after| &member.tenant > after) {
+                            if let Some(tenant) = tx.get_tenant(&member.tenant).await? {
+                                tenants.push(tenant);
+                            }
+                        }
+                    }
+                    tenants.sort_by(|left, right| left.id.cmp(&right.id));
+                    tenants.truncate(limit + 1);
+                    tenants
+                } else {
+                    tx.list_tenants(after, limit + 1).await?
+                }
+            }
+        };
+        Ok(paginate(rows, limit, |tenant: &Tenant| {
+            tenant.id.to_string()
+        }))
+    }
+
+    pub async fn get_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<Tenant, Error> {
+        let mut op = self.op(
+            caller,
+            "tenant.read",
+            tenant_target(tenant),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                Check {
+                    tenant: Some(tenant),
+                    scope: scopes::TENANT_READ,
+                    target: None,
+                    self_service: false,
+                },
+            )
+            .await?;
+            tx.get_tenant(tenant).await?.ok_or(Error::TenantNotFound)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Changes the display name (`tenant:write`) and/or the state (`platform:tenants:write`).
+    pub async fn update_tenant(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        change: TenantChange,
+    ) -> Result<Tenant, Error> {
+        let mut op = self.op(
+            caller,
+            "tenant.update",
+            tenant_target(tenant),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = self.update_tenant_in(&mut op, tenant, change).await;
+        self.finish(op, result).await
+    }
+
+    async fn update_tenant_in(
+        &self,
+        op: &mut Op<'_>,
+        tenant_id: &TenantId,
+        change: TenantChange,
+    ) -> Result<Tenant, Error> {
+        let mut tx = self.begin(TxScope::Tenant(tenant_id.clone())).await?;
+        if change.display_name.is_none() && change.state.is_none() {
+            // Nothing to change: still a read that needs the caller to see the tenant.
+            self.check(
+                tx.as_mut(),
+                op,
+                tenant_check(tenant_id, scopes::TENANT_WRITE),
+            )
+            .await?;
+        }
+        if change.display_name.is_some() {
+            self.check(
+                tx.as_mut(),
+                op,
+                tenant_check(tenant_id, scopes::TENANT_WRITE),
+            )
+            .await?;
+        }
+        if change.state.is_some() {
+            self.check(
+                tx.as_mut(),
+                op,
+                tenant_check(tenant_id, scopes::PLATFORM_TENANTS_WRITE),
+            )
+            .await?;
+        }
+        let partition = Partition::Tenant(tenant_id.clone());
+        tx.lock_partition(&partition).await?;
+        let mut tenant = tx
+            .get_tenant(tenant_id)
+            .await?
+            .ok_or(Error::TenantNotFound)?;
+        let mut data = BTreeMap::new();
+        if let Some(display_name) = change.display_name {
+            data.insert("display_name", json!(display_name.as_str()));
+            tenant.display_name = display_name;
+        }
+        if let Some(state) = change.state {
+            data.insert("state", json!(state.as_str()));
+            tenant.state = state;
+        }
+        tenant.updated_at = self.now();
+        tx.update_tenant(&tenant).await?;
+        let event = self.event(
+            partition,
+            crate::event::types::TENANT_UPDATED,
+            tenant_id.to_string(),
+            json!(data),
+        );
+        self.commit(tx, op, vec![event]).await?;
+        Ok(tenant)
+    }
+
+    /// The scopes enabled for a tenant (`roles:read`).
+    pub async fn enabled_scopes(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+    ) -> Result<BTreeSet<ScopeName>, Error> {
+        let mut op = self.op(
+            caller,
+            "tenant.scopes.read",
+            tenant_target(tenant),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                tenant_check(tenant, scopes::ROLES_READ),
+            )
+            .await?;
+            Ok(tx.enabled_scopes(tenant).await?)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Replaces the scopes enabled for a tenant (`platform:tenants:write`). Each must be in
+    /// the catalog and tenant-assignable. Bindings that name a scope disabled here stay,
+    /// inert, and are reported by the diagnostics.
+    pub async fn set_enabled_scopes(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        scope_names: BTreeSet<ScopeName>,
+    ) -> Result<BTreeSet<ScopeName>, Error> {
+        let mut op = self.op(
+            caller,
+            "tenant.scopes.set",
+            tenant_target(tenant),
+            Partition::Tenant(tenant.clone()),
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                tenant_check(tenant, scopes::PLATFORM_TENANTS_WRITE),
+            )
+            .await?;
+            let partition = Partition::Tenant(tenant.clone());
+            tx.lock_partition(&partition).await?;
+            for name in &scope_names {
+                let entry = tx
+                    .get_catalog_scope(name)
+                    .await?
+                    .ok_or_else(|| Error::UnknownScope(name.to_string()))?;
+                if entry.platform_only {
+                    return Err(Error::ScopeNotAssignable(name.to_string()));
+                }
+            }
+            tx.set_enabled_scopes(tenant, &scope_names).await?;
+            let names: Vec<&str> = scope_names.iter().map(ScopeName::as_str).collect();
+            let event = self.event(
+                partition,
+                types::TENANT_SCOPES_CHANGED,
+                tenant.to_string(),
+                json!({ "scopes": names }),
+            );
+            self.commit(tx, &op, vec![event]).await?;
+            Ok(scope_names)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+}
+
+/// A check of a tenant scope with no target.
+pub(super) fn tenant_check<'a>(tenant: &'a TenantId, scope: &'static str) -> Check<'a> {
+    Check {
+        tenant: Some(tenant),
+        scope,
+        target: None,
+        self_service: false,
+    }
+}

@@ -1,0 +1,292 @@
+//! Platform user use cases: create, read, change platform state, platform roles, `me`,
+//! and the first-start bootstrap of a platform root.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::{user_target, Caller, Check, Engine, Op, Principal};
+use crate::audit::{Actor, ActorType, AuditTarget, Outcome, Partition};
+use crate::catalog::scopes;
+use crate::error::Error;
+use crate::event::types;
+use crate::ids::{Assurance, Email, Password, UserId};
+use crate::model::{ApiKey, Member, PlatformRole, User, UserState};
+use crate::ports::TxScope;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub email: Email,
+    /// With a password the user is `active`; without, `invited` with an invitation token.
+    pub password: Option<Password>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedUser {
+    pub user: User,
+    pub invitation_token: Option<String>,
+}
+
+/// What `GET /v1/me` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Me {
+    /// The user, for a session; `None` for an API key.
+    pub user: Option<User>,
+    pub api_key: Option<ApiKey>,
+    pub assurance: Assurance,
+    pub memberships: Vec<Member>,
+}
+
+fn platform_check<'a>(
+    scope: &'static str,
+    target: Option<&'a UserId>,
+    self_service: bool,
+) -> Check<'a> {
+    Check {
+        tenant: None,
+        scope,
+        target,
+        self_service,
+    }
+}
+
+impl Engine {
+    pub async fn create_user(&self, caller: &Caller, input: NewUser) -> Result<CreatedUser, Error> {
+        let mut op = self.op(
+            caller,
+            "user.create",
+            AuditTarget {
+                kind: "user",
+                id: input.email.to_string(),
+            },
+            Partition::Platform,
+        );
+        let result = self.create_user_in(&mut op, input).await;
+        self.finish(op, result).await
+    }
+
+    async fn create_user_in(&self, op: &mut Op<'_>, input: NewUser) -> Result<CreatedUser, Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        self.check(
+            tx.as_mut(),
+            op,
+            platform_check(scopes::PLATFORM_USERS_WRITE, None, false),
+        )
+        .await?;
+        tx.lock_partition(&Partition::Platform).await?;
+        if tx.find_user_by_email(&input.email).await?.is_some() {
+            return Err(Error::EmailTaken);
+        }
+        let password_hash = match &input.password {
+            Some(password) => Some(self.ports.passwords.hash(password.expose()).await?),
+            None => None,
+        };
+        let (user, invitation_token, events) = self
+            .insert_user(tx.as_mut(), input.email, password_hash)
+            .await?;
+        op.target.id = user.id.to_string();
+        self.commit(tx, op, events).await?;
+        Ok(CreatedUser {
+            user,
+            invitation_token,
+        })
+    }
+
+    /// Reads a user (`platform:users:read`, or the user themselves).
+    pub async fn get_user(&self, caller: &Caller, user: &UserId) -> Result<User, Error> {
+        let mut op = self.op(
+            caller,
+            "user.read",
+            user_target("user", user),
+            Partition::Platform,
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                platform_check(scopes::PLATFORM_USERS_READ, Some(user), true),
+            )
+            .await?;
+            tx.get_user(user).await?.ok_or(Error::UserNotFound)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Sets a user's platform state to `active` or `suspended`. An invited user becomes
+    /// active only by accepting the invitation.
+    pub async fn set_user_state(
+        &self,
+        caller: &Caller,
+        user: &UserId,
+        state: UserState,
+    ) -> Result<User, Error> {
+        let mut op = self.op(
+            caller,
+            "user.state.set",
+            user_target("user", user),
+            Partition::Platform,
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                platform_check(scopes::PLATFORM_USERS_WRITE, Some(user), false),
+            )
+            .await?;
+            tx.lock_partition(&Partition::Platform).await?;
+            let mut record = tx.get_user(user).await?.ok_or(Error::UserNotFound)?;
+            let has_password = tx.get_credentials(user).await?.password_hash.is_some();
+            match state {
+                UserState::Invited => {
+                    return Err(Error::InvalidRequest(
+                        "state must be active or suspended".to_owned(),
+                    ))
+                }
+                UserState::Active if !has_password => {
+                    return Err(Error::InvalidRequest(
+                        "an invited user becomes active by accepting the invitation".to_owned(),
+                    ))
+                }
+                _ => {}
+            }
+            let mut events = Vec::new();
+            if record.state != state {
+                record.state = state;
+                record.updated_at = self.now();
+                tx.update_user(&record).await?;
+                events.push(self.event(
+                    Partition::Platform,
+                    types::USER_STATE_CHANGED,
+                    user.to_string(),
+                    json!({"id": user.to_string(), "state": state.as_str()}),
+                ));
+            }
+            self.commit(tx, &op, events).await?;
+            Ok(record)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Replaces a user's platform roles (`platform:roles:write`, `aal2`).
+    pub async fn set_platform_roles(
+        &self,
+        caller: &Caller,
+        user: &UserId,
+        roles: BTreeSet<PlatformRole>,
+    ) -> Result<User, Error> {
+        let mut op = self.op(
+            caller,
+            "user.platform_roles.set",
+            user_target("user", user),
+            Partition::Platform,
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                platform_check(scopes::PLATFORM_ROLES_WRITE, Some(user), false),
+            )
+            .await?;
+            tx.lock_partition(&Partition::Platform).await?;
+            let mut record = tx.get_user(user).await?.ok_or(Error::UserNotFound)?;
+            let mut events = Vec::new();
+            if record.platform_roles != roles {
+                let names: Vec<&str> = roles.iter().map(PlatformRole::as_str).collect();
+                record.platform_roles = roles;
+                record.updated_at = self.now();
+                tx.update_user(&record).await?;
+                events.push(self.event(
+                    Partition::Platform,
+                    types::PLATFORM_ROLES_CHANGED,
+                    user.to_string(),
+                    json!({"id": user.to_string(), "platform_roles": names}),
+                ));
+            }
+            self.commit(tx, &op, events).await?;
+            Ok(record)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// The caller: their user, platform roles, assurance and memberships.
+    pub async fn me(&self, caller: &Caller) -> Result<Me, Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        match &caller.principal {
+            Principal::User {
+                user_id, assurance, ..
+            } => {
+                let user = tx.get_user(user_id).await?.ok_or(Error::Unauthenticated)?;
+                let memberships = tx.memberships_of(user_id).await?;
+                Ok(Me {
+                    user: Some(user),
+                    api_key: None,
+                    assurance: *assurance,
+                    memberships,
+                })
+            }
+            Principal::ApiKey { key_id, tenant } => {
+                let key = tx.get_api_key(tenant, key_id).await?;
+                Ok(Me {
+                    user: None,
+                    api_key: key,
+                    assurance: Assurance::Aal1,
+                    memberships: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// Creates the first platform root when none exists. Idempotent: with a root present
+    /// it changes nothing and returns `None`; it never takes over an existing user.
+    pub async fn bootstrap(
+        &self,
+        email: Email,
+        password: Password,
+        request_id: &str,
+    ) -> Result<Option<User>, Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        tx.lock_partition(&Partition::Platform).await?;
+        if tx.count_platform_roots().await? > 0 {
+            return Ok(None);
+        }
+        if tx.find_user_by_email(&email).await?.is_some() {
+            return Err(Error::EmailTaken);
+        }
+        let hash = self.ports.passwords.hash(password.expose()).await?;
+        let (mut user, _, mut events) = self.insert_user(tx.as_mut(), email, Some(hash)).await?;
+        user.platform_roles = BTreeSet::from([PlatformRole::Root]);
+        tx.update_user(&user).await?;
+        events.push(self.event(
+            Partition::Platform,
+            types::PLATFORM_ROLES_CHANGED,
+            user.id.to_string(),
+            json!({"id": user.id.to_string(), "platform_roles": [PlatformRole::Root.as_str()]}),
+        ));
+        tx.append_audit(crate::audit::AuditDraft {
+            id: self.audit_id(),
+            partition: Partition::Platform,
+            at: self.now(),
+            actor: Actor {
+                kind: ActorType::System,
+                id: "bootstrap".to_owned(),
+            },
+            action: "user.bootstrap",
+            target: user_target("user", &user.id),
+            outcome: Outcome::Allowed,
+            reason: "bootstrap".to_owned(),
+            request_id: request_id.to_owned(),
+        })
+        .await?;
+        for event in events {
+            tx.append_event(event).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+}
