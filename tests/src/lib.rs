@@ -1,1 +1,12 @@
-//! Cross-crate tests live in `tests/`; this library is empty on purpose.
+//! Test support shared by every cross-crate test: a harness over any store and the
+//! behaviour suite that runs the same scenarios against each store.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test support: a failed expectation aborts the test that hit it"
+)]
+
+pub mod behaviour;
+pub mod harness;

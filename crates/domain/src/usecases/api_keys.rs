@@ -111,11 +111,11 @@ impl Engine {
                 },
             );
             if !decision.allowed {
-                op.reason = Some(decision.reason.as_str());
+                op.denied_by = Some(decision.reason.as_str());
                 return Err(Error::Forbidden(decision.reason));
             }
         }
-        op.reason = Some(granted.reason.as_str());
+        op.allowed_by = Some(granted.reason.as_str());
         let partition = Partition::Tenant(tenant.clone());
         tx.lock_partition(&partition).await?;
         let secret = format!("{API_KEY_PREFIX}{}", self.ports.secrets.token());

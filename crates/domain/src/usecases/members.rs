@@ -156,7 +156,7 @@ impl Engine {
         let admin_changed = before.iter().any(RoleName::is_tenant_admin)
             != after.iter().any(RoleName::is_tenant_admin);
         if admin_changed && op.caller.principal.assurance() < Assurance::Aal2 {
-            op.reason = Some(Reason::InsufficientAssurance.as_str());
+            op.denied_by = Some(Reason::InsufficientAssurance.as_str());
             return Err(Error::Forbidden(Reason::InsufficientAssurance));
         }
         Ok(())

@@ -33,7 +33,7 @@ pub use tenants::{CreateTenant, CreatedTenant, TenantChange};
 pub use users::{CreatedUser, Me, NewUser};
 
 use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
-use crate::authz::{decide, Decision, Reason};
+use crate::authz::{decide, Decision, Reason, SubjectFacts};
 use crate::error::Error;
 use crate::event::EventDraft;
 use crate::ids::{Assurance, AuditId, EventId, KeyId, ScopeName, TenantId, UserId};
@@ -155,8 +155,11 @@ struct Op<'a> {
     target: AuditTarget,
     /// The trail the record goes to: the tenant's once it is known to exist.
     partition: Partition,
-    /// The decision reason (or refusal code) the record will carry.
-    reason: Option<&'static str>,
+    /// The reason of the last allow, for the success record.
+    allowed_by: Option<&'static str>,
+    /// The true reason of a refusal, when it is not the error's own code (a deny
+    /// reported as 404, or a decision's reason behind a 403).
+    denied_by: Option<&'static str>,
 }
 
 impl Op<'_> {
@@ -216,7 +219,8 @@ impl Engine {
             action,
             target,
             partition,
-            reason: None,
+            allowed_by: None,
+            denied_by: None,
         }
     }
 
@@ -242,7 +246,7 @@ impl Engine {
         let facts = tx.authz_facts(&query).await?;
         if check.tenant.is_some() && facts.tenant_state.is_none() {
             op.partition = Partition::Platform;
-            op.reason = Some("tenant_not_found");
+            op.denied_by = Some("tenant_not_found");
             return Err(Error::TenantNotFound);
         }
         let decision = decide(
@@ -255,17 +259,23 @@ impl Engine {
                 self_service: check.self_service,
             },
         );
-        op.reason = Some(decision.reason.as_str());
         if decision.allowed {
+            op.allowed_by = Some(decision.reason.as_str());
             return Ok(decision);
         }
+        op.denied_by = Some(decision.reason.as_str());
+        // Someone with no standing in the tenant learns nothing about it (SPEC §3.1):
+        // whatever the reason, the answer is the one a missing tenant gets.
+        let outsider = check.tenant.is_some()
+            && decision.facts.platform_roles.is_empty()
+            && match &facts.subject {
+                Some(SubjectFacts::User { .. }) => facts.account.is_none(),
+                Some(SubjectFacts::ApiKey { tenant, .. }) => Some(tenant) != check.tenant,
+                None => true,
+            };
         Err(match decision.reason {
-            Reason::NotAMember
-                if check.tenant.is_some() && decision.facts.platform_roles.is_empty() =>
-            {
-                Error::TenantNotFound
-            }
             Reason::SubjectNotFound => Error::Unauthenticated,
+            _ if outsider => Error::TenantNotFound,
             Reason::TargetNotInTenant => Error::MemberNotFound,
             reason => Error::Forbidden(reason),
         })
@@ -278,7 +288,7 @@ impl Engine {
         op: &Op<'_>,
         events: Vec<EventDraft>,
     ) -> Result<(), Error> {
-        let reason = op.reason.unwrap_or("allowed");
+        let reason = op.allowed_by.unwrap_or("allowed");
         tx.append_audit(op.draft(self, Outcome::Allowed, reason))
             .await?;
         for event in events {
@@ -299,7 +309,7 @@ impl Engine {
             Partition::Tenant(tenant) => TxScope::Tenant(tenant.clone()),
             Partition::Platform => TxScope::Platform,
         };
-        let reason = op.reason.unwrap_or(error.code());
+        let reason = op.denied_by.unwrap_or(error.code());
         let mut tx = self.begin(scope).await?;
         tx.append_audit(op.draft(self, Outcome::Denied, reason))
             .await?;

@@ -57,7 +57,7 @@ impl Engine {
     /// Binding changes need `roles:write` and `aal2`, whatever the catalog says.
     fn require_aal2_for_bindings(op: &mut Op<'_>) -> Result<(), Error> {
         if op.caller.principal.assurance() < Assurance::Aal2 {
-            op.reason = Some(Reason::InsufficientAssurance.as_str());
+            op.denied_by = Some(Reason::InsufficientAssurance.as_str());
             return Err(Error::Forbidden(Reason::InsufficientAssurance));
         }
         Ok(())

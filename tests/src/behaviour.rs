@@ -1,0 +1,1257 @@
+//! The behaviour suite: SPEC §3 rules exercised through the public use cases only, so
+//! the same scenarios run against every store (`behaviour_suite!` makes one test each).
+
+use std::collections::BTreeSet;
+
+use domain::audit::{AuditRecord, Outcome, Partition};
+use domain::authz::Reason;
+use domain::event::Event;
+use domain::ids::{Assurance, DisplayName, ProfileKey, ProfileValue, TenantId};
+use domain::model::{AccountState, PlatformRole, ProfileSource, TenantState, UserState};
+use domain::ports::AuditFilter;
+use domain::usecases::{
+    AddMember, AuthzCheck, Caller, CheckSubject, CreateTenant, MemberChange, NewApiKey,
+    NewUser, TenantChange, UserRef, MAX_BATCH,
+};
+use domain::Error;
+use serde_json::json;
+
+use crate::harness::{at, email, password, role_name, roles, scope, tenant_id, user_of, Harness};
+
+/// Every audit record of a tenant's trail, read by a platform root.
+pub async fn tenant_trail(h: &Harness, root: &Caller, tenant: &TenantId) -> Vec<AuditRecord> {
+    let mut records = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = h
+            .engine
+            .tenant_audit(root, tenant, &AuditFilter::default(), after, 200)
+            .await
+            .expect("root reads the trail");
+        records.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => after = cursor.parse().expect("numeric cursor"),
+            None => return records,
+        }
+    }
+}
+
+/// Every event of a tenant's feed, read by a platform root.
+pub async fn tenant_feed(h: &Harness, root: &Caller, tenant: &TenantId) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = h
+            .engine
+            .tenant_events(root, tenant, after, 200)
+            .await
+            .expect("root reads the feed");
+        events.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => after = cursor.parse().expect("numeric cursor"),
+            None => return events,
+        }
+    }
+}
+
+fn types_of(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|event| event.event_type.as_str()).collect()
+}
+
+fn key(name: &str) -> ProfileKey {
+    ProfileKey::parse(name).expect("valid key")
+}
+
+fn text(value: &str) -> ProfileValue {
+    ProfileValue::parse(&json!(value)).expect("valid value")
+}
+
+fn check(user: &Caller, assurance: Assurance, scope_name: &str) -> AuthzCheck {
+    AuthzCheck {
+        subject: CheckSubject::User {
+            user_id: user_of(user),
+            assurance,
+        },
+        scope: scope(scope_name),
+        target: None,
+    }
+}
+
+pub async fn bootstrap_creates_one_root_and_is_idempotent(h: Harness) {
+    let root = h.root().await;
+    let again = h
+        .engine
+        .bootstrap(email("other@example.com"), password(), "again")
+        .await;
+    assert_eq!(again, Ok(None), "a second bootstrap changes nothing");
+    let me = h.engine.me(&root).await.expect("root reads itself");
+    let user = me.user.expect("a user");
+    assert!(user.platform_roles.contains(&PlatformRole::Root));
+    assert_eq!(user.state, UserState::Active);
+    assert_eq!(
+        h.engine.verify_trail(&Partition::Platform).await,
+        Ok(Ok(1)),
+        "one record: the bootstrap"
+    );
+}
+
+pub async fn creating_a_tenant_sets_up_admin_scopes_bindings_audit_and_events(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let member = h.engine.get_member(&admin, &tenant, &user_of(&admin)).await;
+    let member = member.expect("admin reads themselves");
+    assert_eq!(member.roles, roles(&["tenant_admin"]));
+    assert_eq!(member.state, AccountState::Active);
+    let enabled = h.engine.enabled_scopes(&admin, &tenant).await.expect("enabled");
+    assert_eq!(enabled.len(), 14);
+    assert!(!enabled.iter().any(|name| name.as_str().starts_with("platform:")));
+    let bindings = h.engine.list_roles(&admin, &tenant).await.expect("roles");
+    let member_binding = bindings
+        .iter()
+        .find(|binding| binding.role.as_str() == "member")
+        .expect("member is bound");
+    let bound: Vec<&str> = member_binding.scopes.iter().map(|s| s.as_str()).collect();
+    assert_eq!(bound, vec!["profiles:read", "roles:read", "tenant:read"]);
+    let trail = tenant_trail(&h, &root, &tenant).await;
+    assert_eq!(trail.len(), 1, "one audit record for the creation");
+    assert_eq!(trail[0].action, "tenant.create");
+    assert_eq!(trail[0].outcome, Outcome::Allowed);
+    assert_eq!(trail[0].reason, "platform_root");
+    let feed = tenant_feed(&h, &root, &tenant).await;
+    assert_eq!(types_of(&feed), vec!["tenant.created", "membership.added"]);
+    assert_eq!(feed[0].to_cloudevent()["tenant"], "acme");
+}
+
+pub async fn creating_a_tenant_with_a_new_email_invites_the_admin(h: Harness) {
+    let root = h.root().await;
+    let created = h
+        .engine
+        .create_tenant(
+            &root,
+            CreateTenant {
+                id: tenant_id("initech"),
+                display_name: DisplayName::parse("Initech").expect("name"),
+                admin: UserRef::Email(email("  Boss@Initech.example ")),
+            },
+        )
+        .await
+        .expect("created");
+    assert_eq!(created.admin.email.as_str(), "boss@initech.example");
+    let token = created.invitation_token.expect("an invitation token");
+    h.engine
+        .accept_invitation(&token, &password(), "accept")
+        .await
+        .expect("invitation accepted");
+    assert_eq!(
+        h.engine.accept_invitation(&token, &password(), "again").await,
+        Err(Error::InvalidCredentials),
+        "an invitation is used once"
+    );
+    let session = h
+        .engine
+        .login(&email("boss@initech.example"), crate::harness::PASSWORD, "login")
+        .await;
+    assert!(session.is_ok(), "the invited admin can now log in");
+}
+
+pub async fn tenant_ids_are_never_reused(h: Harness) {
+    let root = h.root().await;
+    let (tenant, _) = h.tenant(&root, "acme").await;
+    let other = h.user(&root, "other@example.com").await;
+    let again = h
+        .engine
+        .create_tenant(
+            &root,
+            CreateTenant {
+                id: tenant,
+                display_name: DisplayName::parse("Again").expect("name"),
+                admin: UserRef::Id(other),
+            },
+        )
+        .await;
+    assert_eq!(again.map(|_| ()), Err(Error::TenantExists));
+}
+
+pub async fn a_non_member_gets_tenant_not_found_and_the_trail_keeps_the_true_reason(h: Harness) {
+    let root = h.root().await;
+    let (acme, _) = h.tenant(&root, "acme").await;
+    let (_, globex_admin) = h.tenant(&root, "globex").await;
+    let before = tenant_trail(&h, &root, &acme).await.len();
+    assert_eq!(
+        h.engine.list_members(&globex_admin, &acme, None, 50).await.map(|_| ()),
+        Err(Error::TenantNotFound)
+    );
+    assert_eq!(
+        h.engine.get_tenant(&globex_admin, &tenant_id("nowhere")).await.map(|_| ()),
+        Err(Error::TenantNotFound),
+        "a missing tenant answers the same"
+    );
+    let trail = tenant_trail(&h, &root, &acme).await;
+    assert_eq!(trail.len(), before + 1);
+    let last = trail.last().expect("a record");
+    assert_eq!(last.outcome, Outcome::Denied);
+    assert_eq!(last.reason, "not_a_member");
+    assert_eq!(last.actor.id, user_of(&globex_admin).to_string());
+    let platform = h
+        .engine
+        .platform_audit(&root, &AuditFilter::default(), 0, 200)
+        .await
+        .expect("platform trail");
+    let probe = platform.items.last().expect("the probe of a missing tenant");
+    assert_eq!(probe.reason, "tenant_not_found");
+    assert_eq!(probe.outcome, Outcome::Denied);
+}
+
+pub async fn tenant_admins_are_refused_every_platform_only_operation(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let forbidden = Err(Error::Forbidden(Reason::PlatformRootRequired));
+    let someone = h.user(&root, "someone@example.com").await;
+    assert_eq!(
+        h.engine
+            .create_tenant(
+                &admin,
+                CreateTenant {
+                    id: tenant_id("mine"),
+                    display_name: DisplayName::parse("Mine").expect("name"),
+                    admin: UserRef::Id(user_of(&admin)),
+                },
+            )
+            .await
+            .map(|_| ()),
+        forbidden
+    );
+    assert_eq!(
+        h.engine
+            .set_enabled_scopes(&admin, &tenant, BTreeSet::new())
+            .await
+            .map(|_| ()),
+        forbidden
+    );
+    assert_eq!(
+        h.engine
+            .update_tenant(
+                &admin,
+                &tenant,
+                TenantChange {
+                    state: Some(TenantState::Suspended),
+                    ..TenantChange::default()
+                },
+            )
+            .await
+            .map(|_| ()),
+        forbidden
+    );
+    assert_eq!(
+        h.engine
+            .create_user(
+                &admin,
+                NewUser {
+                    email: email("new@example.com"),
+                    password: None,
+                },
+            )
+            .await
+            .map(|_| ()),
+        forbidden
+    );
+    assert_eq!(
+        h.engine.set_user_state(&admin, &someone, UserState::Suspended).await.map(|_| ()),
+        forbidden
+    );
+    assert_eq!(
+        h.engine
+            .set_platform_roles(&admin, &user_of(&admin), BTreeSet::from([PlatformRole::Root]))
+            .await
+            .map(|_| ()),
+        forbidden
+    );
+    assert_eq!(
+        h.engine
+            .add_catalog_scope(
+                &admin,
+                domain::usecases::NewCatalogScope {
+                    name: scope("docs:edit"),
+                    description: "edit docs".to_owned(),
+                    platform_only: false,
+                    min_assurance: Assurance::Aal1,
+                },
+            )
+            .await
+            .map(|_| ()),
+        forbidden
+    );
+    assert_eq!(
+        h.engine
+            .platform_audit(&admin, &AuditFilter::default(), 0, 10)
+            .await
+            .map(|_| ()),
+        forbidden
+    );
+    assert_eq!(
+        h.engine
+            .write_platform_value(&admin, &someone, &key("title"), Some(text("boss")))
+            .await,
+        forbidden
+    );
+    let roles_after = h.engine.me(&admin).await.expect("me").user.expect("user");
+    assert!(roles_after.platform_roles.is_empty(), "nothing was granted");
+}
+
+pub async fn the_last_active_admin_cannot_be_removed_demoted_or_suspended(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let admin_id = user_of(&admin);
+    let demote = MemberChange {
+        roles: Some(roles(&["member"])),
+        ..MemberChange::default()
+    };
+    let suspend = MemberChange {
+        state: Some(AccountState::Suspended),
+        ..MemberChange::default()
+    };
+    for caller in [&admin, &root] {
+        assert_eq!(
+            h.engine.update_member(caller, &tenant, &admin_id, demote.clone()).await.map(|_| ()),
+            Err(Error::LastTenantAdmin)
+        );
+        assert_eq!(
+            h.engine.update_member(caller, &tenant, &admin_id, suspend.clone()).await.map(|_| ()),
+            Err(Error::LastTenantAdmin)
+        );
+        assert_eq!(
+            h.engine.remove_member(caller, &tenant, &admin_id, None).await,
+            Err(Error::LastTenantAdmin)
+        );
+    }
+    let second = h
+        .member(&root, &admin, &tenant, "second@acme.example", &["tenant_admin"])
+        .await;
+    h.engine
+        .update_member(&admin, &tenant, &admin_id, suspend)
+        .await
+        .expect("with a second admin the first may be suspended");
+    let second_id = user_of(&second);
+    assert_eq!(
+        h.engine.remove_member(&root, &tenant, &second_id, None).await,
+        Err(Error::LastTenantAdmin),
+        "a suspended admin does not count"
+    );
+    let trail = tenant_trail(&h, &root, &tenant).await;
+    let refusals = trail
+        .iter()
+        .filter(|record| record.reason == "last_tenant_admin")
+        .count();
+    assert_eq!(refusals, 7, "every refusal is audited as denied");
+}
+
+pub async fn granting_or_revoking_tenant_admin_needs_aal2(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let admin_aal1 = at(&admin, Assurance::Aal1);
+    let someone = h.user(&root, "someone@example.com").await;
+    let grant = AddMember {
+        user: UserRef::Id(someone),
+        roles: roles(&["tenant_admin"]),
+    };
+    assert_eq!(
+        h.engine.add_member(&admin_aal1, &tenant, grant.clone()).await.map(|_| ()),
+        Err(Error::Forbidden(Reason::InsufficientAssurance))
+    );
+    h.engine
+        .add_member(&admin, &tenant, grant)
+        .await
+        .expect("granted at aal2");
+    let revoke = MemberChange {
+        roles: Some(roles(&["member"])),
+        ..MemberChange::default()
+    };
+    assert_eq!(
+        h.engine.update_member(&admin_aal1, &tenant, &someone, revoke.clone()).await.map(|_| ()),
+        Err(Error::Forbidden(Reason::InsufficientAssurance))
+    );
+    let member = h
+        .engine
+        .update_member(&admin, &tenant, &someone, revoke)
+        .await
+        .expect("revoked at aal2");
+    assert_eq!(member.roles, roles(&["member"]));
+    let plain = h.member(&root, &admin, &tenant, "plain@acme.example", &["member"]).await;
+    let changed = h
+        .engine
+        .update_member(
+            &admin_aal1,
+            &tenant,
+            &user_of(&plain),
+            MemberChange {
+                state: Some(AccountState::Suspended),
+                ..MemberChange::default()
+            },
+        )
+        .await;
+    assert!(changed.is_ok(), "other changes need only aal1");
+}
+
+pub async fn bindings_take_only_enabled_assignable_known_scopes_at_aal2(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let editor = role_name("editor");
+    let put = |names: &[&str]| names.iter().map(|name| scope(name)).collect::<BTreeSet<_>>();
+    assert_eq!(
+        h.engine.put_role(&admin, &tenant, &editor, put(&["platform:users:read"])).await.map(|_| ()),
+        Err(Error::ScopeNotAssignable("platform:users:read".to_owned()))
+    );
+    assert_eq!(
+        h.engine.put_role(&admin, &tenant, &editor, put(&["docs:edit"])).await.map(|_| ()),
+        Err(Error::UnknownScope("docs:edit".to_owned()))
+    );
+    h.engine
+        .add_catalog_scope(
+            &root,
+            domain::usecases::NewCatalogScope {
+                name: scope("docs:edit"),
+                description: "edit docs".to_owned(),
+                platform_only: false,
+                min_assurance: Assurance::Aal1,
+            },
+        )
+        .await
+        .expect("catalog grows");
+    assert_eq!(
+        h.engine.put_role(&admin, &tenant, &editor, put(&["docs:edit"])).await.map(|_| ()),
+        Err(Error::ScopeNotEnabled("docs:edit".to_owned()))
+    );
+    let mut enabled = h.engine.enabled_scopes(&root, &tenant).await.expect("enabled");
+    enabled.insert(scope("docs:edit"));
+    h.engine
+        .set_enabled_scopes(&root, &tenant, enabled)
+        .await
+        .expect("enabled by root");
+    assert_eq!(
+        h.engine
+            .put_role(&at(&admin, Assurance::Aal1), &tenant, &editor, put(&["docs:edit"]))
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::InsufficientAssurance))
+    );
+    h.engine
+        .put_role(&admin, &tenant, &editor, put(&["docs:edit"]))
+        .await
+        .expect("bound at aal2");
+    assert!(matches!(
+        h.engine.put_role(&admin, &tenant, &role_name("tenant_admin"), put(&["docs:edit"])).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    let writer = h.member(&root, &admin, &tenant, "writer@acme.example", &["editor"]).await;
+    let decision = h
+        .engine
+        .authorize(&admin, &tenant, check(&writer, Assurance::Aal1, "docs:edit"))
+        .await
+        .expect("decision");
+    assert!(decision.allowed);
+    assert_eq!(decision.reason, Reason::RoleBinding);
+    assert_eq!(decision.matched_role, Some(editor.clone()));
+    h.engine.delete_role(&admin, &tenant, &editor).await.expect("deleted");
+    let decision = h
+        .engine
+        .authorize(&admin, &tenant, check(&writer, Assurance::Aal1, "docs:edit"))
+        .await
+        .expect("decision");
+    assert_eq!(decision.reason, Reason::MissingScope, "takes effect at once");
+    assert_eq!(
+        h.engine.delete_role(&admin, &tenant, &editor).await,
+        Err(Error::NotFound)
+    );
+}
+
+pub async fn a_tenant_admin_cannot_change_a_platform_root_member(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let root_id = user_of(&root);
+    h.engine
+        .add_member(
+            &root,
+            &tenant,
+            AddMember {
+                user: UserRef::Id(root_id),
+                roles: roles(&["member"]),
+            },
+        )
+        .await
+        .expect("root joins");
+    let protected = Err(Error::Forbidden(Reason::TargetProtected));
+    assert_eq!(
+        h.engine
+            .update_member(
+                &admin,
+                &tenant,
+                &root_id,
+                MemberChange {
+                    state: Some(AccountState::Suspended),
+                    ..MemberChange::default()
+                },
+            )
+            .await
+            .map(|_| ()),
+        protected
+    );
+    assert_eq!(
+        h.engine
+            .update_member(
+                &admin,
+                &tenant,
+                &root_id,
+                MemberChange {
+                    roles: Some(roles(&["member", "tenant_admin"])),
+                    ..MemberChange::default()
+                },
+            )
+            .await
+            .map(|_| ()),
+        protected
+    );
+    assert_eq!(h.engine.remove_member(&admin, &tenant, &root_id, None).await, protected);
+    assert_eq!(
+        h.engine
+            .write_member_value(&admin, &tenant, &root_id, &key("title"), Some(text("x")), None)
+            .await
+            .map(|_| ()),
+        protected
+    );
+    let read = h.engine.get_member(&admin, &tenant, &root_id).await;
+    assert!(read.is_ok(), "reads of a protected member stay allowed");
+}
+
+pub async fn profiles_resolve_member_then_platform_then_tenant_default(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let user = user_of(&member);
+    h.engine
+        .write_tenant_default(&admin, &tenant, &key("locale"), Some(text("de-DE")))
+        .await
+        .expect("default");
+    h.engine
+        .write_tenant_default(&admin, &tenant, &key("timezone"), Some(text("Europe/Berlin")))
+        .await
+        .expect("default");
+    h.engine
+        .write_platform_value(&member, &user, &key("timezone"), Some(text("UTC")))
+        .await
+        .expect("self platform value");
+    h.engine
+        .write_platform_value(&root, &user, &key("title"), Some(text("Platform title")))
+        .await
+        .expect("root platform value");
+    h.engine
+        .write_member_value(&admin, &tenant, &user, &key("title"), Some(text("Tenant title")), None)
+        .await
+        .expect("member value");
+    let profile = h.engine.member_profile(&member, &tenant, &user).await.expect("self read");
+    let get = |name: &str| {
+        profile
+            .values
+            .get(&key(name))
+            .map(|resolved| (resolved.value.as_json().clone(), resolved.source))
+    };
+    assert_eq!(get("title"), Some((json!("Tenant title"), ProfileSource::TenantMember)));
+    assert_eq!(get("timezone"), Some((json!("UTC"), ProfileSource::Platform)));
+    assert_eq!(get("locale"), Some((json!("de-DE"), ProfileSource::TenantDefault)));
+    assert_eq!(get("display_name"), None);
+    h.engine
+        .write_member_value(&admin, &tenant, &user, &key("title"), None, None)
+        .await
+        .expect("override deleted");
+    let profile = h.engine.member_profile(&admin, &tenant, &user).await.expect("admin read");
+    assert_eq!(
+        profile.values.get(&key("title")).map(|resolved| resolved.source),
+        Some(ProfileSource::Platform)
+    );
+    assert!(matches!(
+        h.engine
+            .write_member_value(&admin, &tenant, &user, &key("nickname"), Some(text("x")), None)
+            .await,
+        Err(Error::UnknownProfileKey(_))
+    ));
+    assert!(matches!(
+        h.engine
+            .write_member_value(
+                &admin,
+                &tenant,
+                &user,
+                &key("locale"),
+                Some(ProfileValue::parse(&json!(3)).expect("number")),
+                None
+            )
+            .await,
+        Err(Error::InvalidProfileValue(_))
+    ));
+}
+
+pub async fn members_read_themselves_and_edit_only_user_editable_keys(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let other = h.member(&root, &admin, &tenant, "o@acme.example", &["member"]).await;
+    let user = user_of(&member);
+    assert!(h.engine.get_member(&member, &tenant, &user).await.is_ok());
+    assert_eq!(
+        h.engine.get_member(&member, &tenant, &user_of(&other)).await.map(|_| ()),
+        Err(Error::Forbidden(Reason::MissingScope)),
+        "members:read is not bound to member"
+    );
+    let written = h
+        .engine
+        .write_member_value(&member, &tenant, &user, &key("display_name"), Some(text("Me")), None)
+        .await;
+    assert!(written.is_ok(), "display_name is user-editable");
+    assert_eq!(
+        h.engine
+            .write_member_value(&member, &tenant, &user, &key("title"), Some(text("CEO")), None)
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::MissingScope)),
+        "title is admin-only"
+    );
+    assert_eq!(
+        h.engine
+            .write_member_value(
+                &member,
+                &tenant,
+                &user_of(&other),
+                &key("display_name"),
+                Some(text("You")),
+                None
+            )
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::MissingScope)),
+        "self-service is only for oneself"
+    );
+}
+
+pub async fn stale_versions_and_etags_are_refused(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let user = user_of(&member);
+    let read = h.engine.get_member(&admin, &tenant, &user).await.expect("read");
+    let suspend = MemberChange {
+        state: Some(AccountState::Suspended),
+        expected_version: Some(read.version),
+        ..MemberChange::default()
+    };
+    let updated = h
+        .engine
+        .update_member(&admin, &tenant, &user, suspend.clone())
+        .await
+        .expect("current version");
+    assert_eq!(updated.version, read.version + 1);
+    assert_eq!(
+        h.engine.update_member(&admin, &tenant, &user, suspend).await.map(|_| ()),
+        Err(Error::PreconditionFailed)
+    );
+    let profile = h.engine.member_profile(&admin, &tenant, &user).await.expect("profile");
+    let etag = domain::usecases::profile_etag(&profile);
+    h.engine
+        .write_member_value(&admin, &tenant, &user, &key("title"), Some(text("a")), Some(&etag))
+        .await
+        .expect("current etag");
+    assert_eq!(
+        h.engine
+            .write_member_value(&admin, &tenant, &user, &key("title"), Some(text("b")), Some(&etag))
+            .await
+            .map(|_| ()),
+        Err(Error::PreconditionFailed)
+    );
+}
+
+pub async fn adding_members_by_email_invites_new_users_and_reuses_known_ones(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let added = h
+        .engine
+        .add_member(
+            &admin,
+            &tenant,
+            AddMember {
+                user: UserRef::Email(email("new@acme.example")),
+                roles: BTreeSet::new(),
+            },
+        )
+        .await
+        .expect("added");
+    assert!(added.invitation_token.is_some());
+    assert_eq!(added.member.roles, roles(&["member"]), "member is the default role");
+    let again = h
+        .engine
+        .add_member(
+            &admin,
+            &tenant,
+            AddMember {
+                user: UserRef::Email(email("NEW@acme.example")),
+                roles: BTreeSet::new(),
+            },
+        )
+        .await;
+    assert_eq!(again.map(|_| ()), Err(Error::MemberExists));
+    let (globex, globex_admin) = h.tenant(&root, "globex").await;
+    let reused = h
+        .engine
+        .add_member(
+            &globex_admin,
+            &globex,
+            AddMember {
+                user: UserRef::Email(email("new@acme.example")),
+                roles: BTreeSet::new(),
+            },
+        )
+        .await
+        .expect("known user joins a second tenant");
+    assert_eq!(reused.member.user_id, added.member.user_id);
+    assert!(reused.invitation_token.is_none());
+    assert!(matches!(
+        h.engine
+            .add_member(
+                &admin,
+                &tenant,
+                AddMember {
+                    user: UserRef::Email(email("third@acme.example")),
+                    roles: roles(&["ghost"]),
+                },
+            )
+            .await,
+        Err(Error::UnknownRole(_))
+    ));
+}
+
+pub async fn api_keys_act_only_in_their_tenant_within_their_scopes(h: Harness) {
+    let root = h.root().await;
+    let (acme, admin) = h.tenant(&root, "acme").await;
+    let (globex, _) = h.tenant(&root, "globex").await;
+    let created = h
+        .engine
+        .create_api_key(
+            &admin,
+            &acme,
+            NewApiKey {
+                name: DisplayName::parse("ci").expect("name"),
+                scopes: [scope("members:read"), scope("authz:check")].into_iter().collect(),
+            },
+        )
+        .await
+        .expect("key created");
+    assert!(created.secret.starts_with("uek_"));
+    let principal = h.engine.authenticate(&created.secret).await.expect("key authenticates");
+    let key_caller = Caller {
+        principal,
+        request_id: "key".to_owned(),
+    };
+    assert!(h.engine.list_members(&key_caller, &acme, None, 10).await.is_ok());
+    assert_eq!(
+        h.engine.list_members(&key_caller, &globex, None, 10).await.map(|_| ()),
+        Err(Error::TenantNotFound),
+        "another tenant looks absent"
+    );
+    assert_eq!(
+        h.engine.list_roles(&key_caller, &acme).await.map(|_| ()),
+        Err(Error::Forbidden(Reason::CredentialScopeMissing))
+    );
+    let listed = h.engine.list_api_keys(&admin, &acme).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    h.engine
+        .revoke_api_key(&admin, &acme, &created.key.id)
+        .await
+        .expect("revoked");
+    assert_eq!(
+        h.engine.authenticate(&created.secret).await,
+        Err(Error::Unauthenticated)
+    );
+    assert_eq!(
+        h.engine.list_members(&key_caller, &acme, None, 10).await.map(|_| ()),
+        Err(Error::Unauthenticated),
+        "a revoked key stops at once, even mid-request"
+    );
+}
+
+pub async fn api_keys_never_exceed_their_creator(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let keymaster = role_name("keymaster");
+    h.engine
+        .put_role(&admin, &tenant, &keymaster, [scope("api_keys:write")].into_iter().collect())
+        .await
+        .expect("bound");
+    let holder = h.member(&root, &admin, &tenant, "k@acme.example", &["keymaster"]).await;
+    let wide = NewApiKey {
+        name: DisplayName::parse("wide").expect("name"),
+        scopes: [scope("members:write")].into_iter().collect(),
+    };
+    assert_eq!(
+        h.engine.create_api_key(&holder, &tenant, wide).await.map(|_| ()),
+        Err(Error::Forbidden(Reason::MissingScope))
+    );
+    let platform = NewApiKey {
+        name: DisplayName::parse("platform").expect("name"),
+        scopes: [scope("platform:users:read")].into_iter().collect(),
+    };
+    assert_eq!(
+        h.engine.create_api_key(&admin, &tenant, platform).await.map(|_| ()),
+        Err(Error::ScopeNotAssignable("platform:users:read".to_owned()))
+    );
+}
+
+pub async fn the_authorize_api_explains_every_reason(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let (_, outsider) = h.tenant(&root, "globex").await;
+    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let suspended = h.member(&root, &admin, &tenant, "s@acme.example", &["member"]).await;
+    h.engine
+        .update_member(
+            &admin,
+            &tenant,
+            &user_of(&suspended),
+            MemberChange {
+                state: Some(AccountState::Suspended),
+                ..MemberChange::default()
+            },
+        )
+        .await
+        .expect("suspended");
+    let banned = h.member(&root, &admin, &tenant, "b@acme.example", &["member"]).await;
+    h.engine
+        .set_user_state(&root, &user_of(&banned), UserState::Suspended)
+        .await
+        .expect("platform-suspended");
+    let auditor = h.user(&root, "auditor@example.com").await;
+    h.engine
+        .set_platform_roles(&root, &auditor, BTreeSet::from([PlatformRole::Auditor]))
+        .await
+        .expect("auditor");
+    let auditor = Harness::as_user(auditor, Assurance::Aal1);
+    let mut enabled = h.engine.enabled_scopes(&root, &tenant).await.expect("enabled");
+    enabled.remove(&scope("diagnostics:read"));
+    h.engine.set_enabled_scopes(&root, &tenant, enabled).await.expect("disabled one");
+
+    let decide = |subject: &Caller, assurance: Assurance, scope_name: &str, target: Option<&Caller>| {
+        let mut request = check(subject, assurance, scope_name);
+        request.target = target.map(user_of);
+        let engine = h.engine.clone();
+        let admin = admin.clone();
+        let tenant = tenant.clone();
+        async move { engine.authorize(&admin, &tenant, request).await.expect("a decision") }
+    };
+    let cases: Vec<(Reason, AuthzCheck)> = vec![
+        (Reason::SubjectSuspended, check(&banned, Assurance::Aal1, "tenant:read")),
+        (Reason::PlatformRoot, check(&root, Assurance::Aal1, "members:write")),
+        (Reason::PlatformAuditor, check(&auditor, Assurance::Aal1, "members:read")),
+        (Reason::PlatformRootRequired, check(&admin, Assurance::Aal2, "platform:users:read")),
+        (Reason::NotAMember, check(&outsider, Assurance::Aal1, "tenant:read")),
+        (Reason::AccountSuspended, check(&suspended, Assurance::Aal1, "tenant:read")),
+        (Reason::ScopeNotEnabled, check(&admin, Assurance::Aal1, "diagnostics:read")),
+        (Reason::MissingScope, check(&member, Assurance::Aal1, "members:write")),
+        (Reason::InsufficientAssurance, check(&admin, Assurance::Aal1, "roles:write")),
+        (Reason::RoleBinding, check(&member, Assurance::Aal1, "tenant:read")),
+    ];
+    for (reason, request) in cases {
+        let decision = h.engine.authorize(&admin, &tenant, request.clone()).await;
+        let decision = decision.expect("a decision");
+        assert_eq!(decision.reason, reason, "for {request:?}");
+        assert_eq!(decision.allowed, reason.is_allow());
+    }
+    let unknown = decide(&member, Assurance::Aal1, "docs:nothing", None).await;
+    assert_eq!(unknown.reason, Reason::UnknownScope);
+    let target_out = decide(&admin, Assurance::Aal1, "members:write", Some(&outsider)).await;
+    assert_eq!(target_out.reason, Reason::TargetNotInTenant);
+    h.engine
+        .add_member(
+            &root,
+            &tenant,
+            AddMember {
+                user: UserRef::Id(user_of(&root)),
+                roles: roles(&["member"]),
+            },
+        )
+        .await
+        .expect("root joins");
+    let protected = decide(&admin, Assurance::Aal1, "members:write", Some(&root)).await;
+    assert_eq!(protected.reason, Reason::TargetProtected);
+    let by_token = h
+        .engine
+        .authorize(
+            &admin,
+            &tenant,
+            AuthzCheck {
+                subject: CheckSubject::Token("not-a-session".to_owned()),
+                scope: scope("tenant:read"),
+                target: None,
+            },
+        )
+        .await
+        .expect("a decision");
+    assert_eq!(by_token.reason, Reason::SubjectNotFound);
+    let session = h
+        .engine
+        .login(&email("m@acme.example"), crate::harness::PASSWORD, "login")
+        .await
+        .expect("login");
+    let by_session = h
+        .engine
+        .authorize(
+            &admin,
+            &tenant,
+            AuthzCheck {
+                subject: CheckSubject::Token(session.token),
+                scope: scope("tenant:read"),
+                target: None,
+            },
+        )
+        .await
+        .expect("a decision");
+    assert_eq!(by_session.reason, Reason::RoleBinding);
+    assert_eq!(by_session.facts.assurance, Assurance::Aal1);
+    assert_eq!(by_session.facts.roles, roles(&["member"]));
+    assert_eq!(by_session.facts.tenant_state, Some(TenantState::Active));
+}
+
+pub async fn authorize_batches_answer_in_order_within_bounds(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let checks = vec![
+        check(&member, Assurance::Aal1, "tenant:read"),
+        check(&member, Assurance::Aal1, "members:write"),
+        check(&admin, Assurance::Aal1, "members:write"),
+    ];
+    let decisions = h
+        .engine
+        .authorize_batch(&admin, &tenant, checks)
+        .await
+        .expect("decisions");
+    let reasons: Vec<Reason> = decisions.iter().map(|decision| decision.reason).collect();
+    assert_eq!(
+        reasons,
+        vec![Reason::RoleBinding, Reason::MissingScope, Reason::RoleBinding]
+    );
+    let too_many = vec![check(&member, Assurance::Aal1, "tenant:read"); MAX_BATCH + 1];
+    assert!(matches!(
+        h.engine.authorize_batch(&admin, &tenant, too_many).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    let full = vec![check(&member, Assurance::Aal1, "tenant:read"); MAX_BATCH];
+    assert_eq!(
+        h.engine.authorize_batch(&admin, &tenant, full).await.map(|all| all.len()),
+        Ok(MAX_BATCH)
+    );
+    assert_eq!(
+        h.engine
+            .authorize(&member, &tenant, check(&member, Assurance::Aal1, "tenant:read"))
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::MissingScope)),
+        "asking needs authz:check"
+    );
+}
+
+pub async fn changes_take_effect_on_the_very_next_decision(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let ask = || h.engine.authorize(&admin, &tenant, check(&member, Assurance::Aal1, "tenant:read"));
+    assert!(ask().await.expect("decision").allowed);
+    let suspend = MemberChange {
+        state: Some(AccountState::Suspended),
+        ..MemberChange::default()
+    };
+    h.engine
+        .update_member(&admin, &tenant, &user_of(&member), suspend)
+        .await
+        .expect("suspended");
+    assert_eq!(ask().await.expect("decision").reason, Reason::AccountSuspended);
+    h.engine
+        .update_member(
+            &admin,
+            &tenant,
+            &user_of(&member),
+            MemberChange {
+                state: Some(AccountState::Active),
+                ..MemberChange::default()
+            },
+        )
+        .await
+        .expect("reactivated");
+    assert!(ask().await.expect("decision").allowed);
+    h.engine
+        .update_tenant(
+            &root,
+            &tenant,
+            TenantChange {
+                state: Some(TenantState::Suspended),
+                ..TenantChange::default()
+            },
+        )
+        .await
+        .expect("tenant suspended");
+    assert_eq!(
+        h.engine.list_members(&admin, &tenant, None, 10).await.map(|_| ()),
+        Err(Error::Forbidden(Reason::TenantSuspended))
+    );
+    assert!(
+        h.engine.list_members(&root, &tenant, None, 10).await.is_ok(),
+        "platform roots still manage a suspended tenant"
+    );
+    h.engine
+        .remove_member(&root, &tenant, &user_of(&member), None)
+        .await
+        .expect("removed");
+    assert_eq!(
+        h.engine.get_tenant(&member, &tenant).await.map(|_| ()),
+        Err(Error::TenantNotFound)
+    );
+}
+
+pub async fn sessions_step_up_with_totp_once_and_expire(h: Harness) {
+    let root = h.root().await;
+    let (_, admin) = h.tenant(&root, "acme").await;
+    assert_eq!(
+        h.engine
+            .login(&email("admin@acme.example"), "wrong password!", "r1")
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidCredentials)
+    );
+    assert_eq!(
+        h.engine
+            .login(&email("nobody@acme.example"), crate::harness::PASSWORD, "r2")
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidCredentials),
+        "an unknown email answers like a wrong password"
+    );
+    let session = h
+        .engine
+        .login(&email("admin@acme.example"), crate::harness::PASSWORD, "r3")
+        .await
+        .expect("login");
+    assert_eq!(session.assurance, Assurance::Aal1);
+    let caller = Caller {
+        principal: h.engine.authenticate(&session.token).await.expect("authenticated"),
+        request_id: "r4".to_owned(),
+    };
+    assert_eq!(user_of(&caller), user_of(&admin));
+    let enrolment = h.engine.enroll_totp(&caller).await.expect("enrolment");
+    assert!(enrolment.otpauth_uri.starts_with("otpauth://totp/"));
+    let step = domain::fakes::FakeTotp::step(h.clock_now());
+    assert_eq!(
+        h.engine.confirm_totp(&caller, "000000x").await,
+        Err(Error::InvalidTotp)
+    );
+    let code = domain::fakes::FakeTotp::code(&enrolment.secret, step);
+    h.engine.confirm_totp(&caller, &code).await.expect("confirmed");
+    let raised = h.engine.authenticate(&session.token).await.expect("authenticated");
+    assert!(matches!(raised, domain::usecases::Principal::User { assurance: Assurance::Aal2, .. }));
+    assert_eq!(
+        h.engine.step_up(&caller, &code).await.map(|_| ()),
+        Err(Error::InvalidTotp),
+        "a code is accepted once"
+    );
+    h.clock.advance(time::Duration::minutes(16));
+    let caller = Caller {
+        principal: h.engine.authenticate(&session.token).await.expect("still a session"),
+        request_id: "r5".to_owned(),
+    };
+    assert!(
+        matches!(caller.principal, domain::usecases::Principal::User { assurance: Assurance::Aal1, .. }),
+        "aal2 lapses after the step-up TTL"
+    );
+    let code = domain::fakes::FakeTotp::code(&enrolment.secret, domain::fakes::FakeTotp::step(h.clock_now()));
+    let state = h.engine.step_up(&caller, &code).await.expect("stepped up");
+    assert_eq!(state.assurance, Assurance::Aal2);
+    h.clock.advance(time::Duration::minutes(31));
+    assert_eq!(
+        h.engine.authenticate(&session.token).await,
+        Err(Error::Unauthenticated),
+        "an idle session expires"
+    );
+    let fresh = h
+        .engine
+        .login(&email("admin@acme.example"), crate::harness::PASSWORD, "r6")
+        .await
+        .expect("login");
+    for _ in 0..25 {
+        h.clock.advance(time::Duration::minutes(29));
+        let _ = h.engine.authenticate(&fresh.token).await;
+    }
+    assert_eq!(
+        h.engine.authenticate(&fresh.token).await,
+        Err(Error::Unauthenticated),
+        "a session ends at its absolute expiry however busy"
+    );
+    let last = h
+        .engine
+        .login(&email("admin@acme.example"), crate::harness::PASSWORD, "r7")
+        .await
+        .expect("login");
+    let caller = Caller {
+        principal: h.engine.authenticate(&last.token).await.expect("session"),
+        request_id: "r8".to_owned(),
+    };
+    h.engine.logout(&caller).await.expect("logout");
+    assert_eq!(h.engine.authenticate(&last.token).await, Err(Error::Unauthenticated));
+}
+
+pub async fn passwords_change_only_with_the_current_one(h: Harness) {
+    let root = h.root().await;
+    let user = h.user(&root, "u@example.com").await;
+    let session = h
+        .engine
+        .login(&email("u@example.com"), crate::harness::PASSWORD, "r1")
+        .await
+        .expect("login");
+    let caller = Caller {
+        principal: h.engine.authenticate(&session.token).await.expect("session"),
+        request_id: "r2".to_owned(),
+    };
+    assert_eq!(user_of(&caller), user);
+    let new_password = domain::ids::Password::parse("an even better passphrase").expect("valid");
+    assert_eq!(
+        h.engine.change_password(&caller, "not the password", &new_password).await,
+        Err(Error::InvalidCredentials)
+    );
+    h.engine
+        .change_password(&caller, crate::harness::PASSWORD, &new_password)
+        .await
+        .expect("changed");
+    assert!(h
+        .engine
+        .login(&email("u@example.com"), "an even better passphrase", "r3")
+        .await
+        .is_ok());
+    assert_eq!(
+        h.engine
+            .login(&email("u@example.com"), crate::harness::PASSWORD, "r4")
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidCredentials)
+    );
+}
+
+pub async fn a_refusal_writes_one_denied_record_and_nothing_else(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let trail_before = tenant_trail(&h, &root, &tenant).await;
+    let feed_before = tenant_feed(&h, &root, &tenant).await;
+    let members_before = h.engine.list_members(&root, &tenant, None, 200).await.expect("list");
+    let refused = h
+        .engine
+        .add_member(
+            &member,
+            &tenant,
+            AddMember {
+                user: UserRef::Email(email("sneaky@acme.example")),
+                roles: roles(&["member"]),
+            },
+        )
+        .await;
+    assert_eq!(refused.map(|_| ()), Err(Error::Forbidden(Reason::MissingScope)));
+    let trail_after = tenant_trail(&h, &root, &tenant).await;
+    assert_eq!(trail_after.len(), trail_before.len() + 1);
+    let record = trail_after.last().expect("record");
+    assert_eq!(
+        (record.outcome, record.reason.as_str(), record.action.as_str()),
+        (Outcome::Denied, "missing_scope", "member.add")
+    );
+    assert_eq!(tenant_feed(&h, &root, &tenant).await, feed_before, "no event");
+    assert_eq!(
+        h.engine.list_members(&root, &tenant, None, 200).await.expect("list"),
+        members_before
+    );
+    assert_eq!(
+        h.engine
+            .login(&email("sneaky@acme.example"), crate::harness::PASSWORD, "r")
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidCredentials),
+        "the refused request created no user"
+    );
+}
+
+pub async fn audit_chains_verify_and_feeds_page_in_order(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    for index in 0..30 {
+        let member = h
+            .member(&root, &admin, &tenant, &format!("m{index}@acme.example"), &["member"])
+            .await;
+        if index % 3 == 0 {
+            let _ = h.engine.list_roles(&member, &tenant).await;
+            let _ = h.engine.list_members(&member, &tenant, None, 10).await;
+        }
+    }
+    let verified = h.engine.verify_trail(&Partition::Tenant(tenant.clone())).await;
+    let count = tenant_trail(&h, &root, &tenant).await.len() as u64;
+    assert_eq!(verified, Ok(Ok(count)));
+    assert!(matches!(h.engine.verify_trail(&Partition::Platform).await, Ok(Ok(_))));
+    let mut positions = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = h.engine.tenant_events(&admin, &tenant, after, 7).await.expect("page");
+        assert!(page.items.len() <= 7);
+        positions.extend(page.items.iter().map(|event| event.position));
+        match page.next_cursor {
+            Some(cursor) => after = cursor.parse().expect("cursor"),
+            None => break,
+        }
+    }
+    let expected: Vec<u64> = (1..=positions.len() as u64).collect();
+    assert_eq!(positions, expected, "positions start at 1 with no gap");
+    assert_eq!(positions.len(), 32, "tenant.created, first admin, 30 members");
+    let members = h.engine.list_members(&admin, &tenant, None, 200).await.expect("list");
+    assert!(members.items.iter().all(|member| member.tenant == tenant));
+}
+
+/// Defines one `#[test]` per behaviour scenario. `$run` drives a future to completion;
+/// `$harness` is an async block producing a fresh [`Harness`].
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($run:path, $harness:expr) => {
+        $crate::behaviour_suite!(@tests $run, $harness;
+            bootstrap_creates_one_root_and_is_idempotent,
+            creating_a_tenant_sets_up_admin_scopes_bindings_audit_and_events,
+            creating_a_tenant_with_a_new_email_invites_the_admin,
+            tenant_ids_are_never_reused,
+            a_non_member_gets_tenant_not_found_and_the_trail_keeps_the_true_reason,
+            tenant_admins_are_refused_every_platform_only_operation,
+            the_last_active_admin_cannot_be_removed_demoted_or_suspended,
+            granting_or_revoking_tenant_admin_needs_aal2,
+            bindings_take_only_enabled_assignable_known_scopes_at_aal2,
+            a_tenant_admin_cannot_change_a_platform_root_member,
+            profiles_resolve_member_then_platform_then_tenant_default,
+            members_read_themselves_and_edit_only_user_editable_keys,
+            stale_versions_and_etags_are_refused,
+            adding_members_by_email_invites_new_users_and_reuses_known_ones,
+            api_keys_act_only_in_their_tenant_within_their_scopes,
+            api_keys_never_exceed_their_creator,
+            the_authorize_api_explains_every_reason,
+            authorize_batches_answer_in_order_within_bounds,
+            changes_take_effect_on_the_very_next_decision,
+            sessions_step_up_with_totp_once_and_expire,
+            passwords_change_only_with_the_current_one,
+            a_refusal_writes_one_denied_record_and_nothing_else,
+            audit_chains_verify_and_feeds_page_in_order,
+        );
+    };
+    (@tests $run:path, $harness:expr; $($name:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $run(async {
+                    let harness = $harness.await;
+                    $crate::behaviour::$name(harness).await;
+                });
+            }
+        )*
+    };
+}

@@ -1,0 +1,177 @@
+//! A test harness over any store: the engine with fake clock, ids, secrets, hashing and
+//! TOTP, and helpers that build callers, tenants and members through the public use cases.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use domain::fakes::{CountingSecrets, FakeTotp, FastPasswordHasher, ManualClock, MemStore, SequentialIds};
+use domain::ids::{Assurance, DisplayName, Email, Password, RoleName, TenantId, UserId};
+use domain::ports::Store;
+use domain::usecases::{
+    AddMember, Caller, CreateTenant, Engine, EngineConfig, NewUser, Ports, Principal, UserRef,
+};
+
+/// The password every harness user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// An engine over one store with a manual clock.
+#[derive(Clone)]
+pub struct Harness {
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness").finish_non_exhaustive()
+    }
+}
+
+impl Harness {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let clock = Arc::new(ManualClock::new(ManualClock::default_start()));
+        let engine = Engine::new(
+            Ports {
+                store: store.clone(),
+                clock: clock.clone(),
+                ids: Arc::new(SequentialIds::default()),
+                secrets: Arc::new(CountingSecrets::default()),
+                passwords: Arc::new(FastPasswordHasher),
+                totp: Arc::new(FakeTotp),
+            },
+            EngineConfig::default(),
+        );
+        Self {
+            engine,
+            clock,
+            store,
+        }
+    }
+
+    /// The harness clock's current time.
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        domain::ports::Clock::now(self.clock.as_ref())
+    }
+
+    /// A harness over a fresh in-memory store, and the store for inspection.
+    pub fn fake() -> (Self, Arc<MemStore>) {
+        let store = Arc::new(MemStore::new());
+        (Self::new(store.clone()), store)
+    }
+
+    /// A caller acting as `user` at `assurance`, as authentication would produce.
+    pub fn as_user(user: UserId, assurance: Assurance) -> Caller {
+        Caller {
+            principal: Principal::User {
+                user_id: user,
+                assurance,
+                session: None,
+            },
+            request_id: format!("req-{user}"),
+        }
+    }
+
+    /// Bootstraps the platform root and returns it as an `aal2` caller.
+    pub async fn root(&self) -> Caller {
+        let user = self
+            .engine
+            .bootstrap(email("root@example.com"), password(), "bootstrap")
+            .await
+            .expect("bootstrap succeeds")
+            .expect("no root existed");
+        Self::as_user(user.id, Assurance::Aal2)
+    }
+
+    /// Creates an active user with the harness password.
+    pub async fn user(&self, root: &Caller, address: &str) -> UserId {
+        self.engine
+            .create_user(
+                root,
+                NewUser {
+                    email: email(address),
+                    password: Some(password()),
+                },
+            )
+            .await
+            .expect("user created")
+            .user
+            .id
+    }
+
+    /// Creates a tenant whose first admin is a new active user; returns the admin at aal2.
+    pub async fn tenant(&self, root: &Caller, id: &str) -> (TenantId, Caller) {
+        let admin = self.user(root, &format!("admin@{id}.example")).await;
+        let tenant = tenant_id(id);
+        self.engine
+            .create_tenant(
+                root,
+                CreateTenant {
+                    id: tenant.clone(),
+                    display_name: DisplayName::parse(&format!("Tenant {id}")).expect("name"),
+                    admin: UserRef::Id(admin),
+                },
+            )
+            .await
+            .expect("tenant created");
+        (tenant, Self::as_user(admin, Assurance::Aal2))
+    }
+
+    /// Adds a new active user to a tenant with `roles`; returns them at aal1.
+    pub async fn member(
+        &self,
+        root: &Caller,
+        admin: &Caller,
+        tenant: &TenantId,
+        address: &str,
+        roles: &[&str],
+    ) -> Caller {
+        let user = self.user(root, address).await;
+        self.engine
+            .add_member(
+                admin,
+                tenant,
+                AddMember {
+                    user: UserRef::Id(user),
+                    roles: roles.iter().map(|role| role_name(role)).collect(),
+                },
+            )
+            .await
+            .expect("member added");
+        Self::as_user(user, Assurance::Aal1)
+    }
+}
+
+pub fn email(address: &str) -> Email {
+    Email::parse(address).expect("valid email")
+}
+
+pub fn password() -> Password {
+    Password::parse(PASSWORD).expect("valid password")
+}
+
+pub fn tenant_id(id: &str) -> TenantId {
+    TenantId::parse(id).expect("valid tenant id")
+}
+
+pub fn role_name(role: &str) -> RoleName {
+    RoleName::parse(role).expect("valid role")
+}
+
+pub fn roles(names: &[&str]) -> BTreeSet<RoleName> {
+    names.iter().map(|name| role_name(name)).collect()
+}
+
+pub fn scope(name: &str) -> domain::ids::ScopeName {
+    domain::ids::ScopeName::parse(name).expect("valid scope")
+}
+
+/// The user id behind a user caller.
+pub fn user_of(caller: &Caller) -> UserId {
+    *caller.principal.user_id().expect("a user caller")
+}
+
+/// The same caller at another assurance.
+pub fn at(caller: &Caller, assurance: Assurance) -> Caller {
+    Harness::as_user(user_of(caller), assurance)
+}

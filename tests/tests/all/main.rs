@@ -1,0 +1,11 @@
+//! The one cross-crate test binary: the behaviour suite on the in-memory store, the
+//! model-based isolation test, and the decision properties.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed expectation aborts the test"
+)]
+
+mod behaviour_fake;
