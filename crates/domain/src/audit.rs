@@ -240,8 +240,18 @@ pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
             });
         }
         if record.seq > expected_seq {
+            // The expected record may only have moved further down (a swap): that is a
+            // reordering, not a deletion.
+            let moved_later = records
+                .iter()
+                .skip(index + 1)
+                .any(|later| later.seq == expected_seq);
             return Err(ChainBreak {
-                kind: ChainBreakKind::Missing,
+                kind: if moved_later {
+                    ChainBreakKind::Reordered
+                } else {
+                    ChainBreakKind::Missing
+                },
                 seq: expected_seq,
                 record: Some(record.id),
             });
@@ -256,4 +266,496 @@ pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
         prev_hash.clone_from(&record.hash);
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests"
+)]
+mod tests {
+    use super::*;
+
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    fn audit_id(n: u128) -> AuditId {
+        AuditId::from_generated(Uuid::from_u128(
+            0x0189_0a5d_ac96_7000_8000_0000_0000_0000 | n,
+        ))
+    }
+
+    fn acme() -> Partition {
+        Partition::Tenant(TenantId::parse("acme").unwrap())
+    }
+
+    fn draft(n: u128, partition: Partition) -> AuditDraft {
+        AuditDraft {
+            id: audit_id(n),
+            partition,
+            at: datetime!(2024-05-06 07:08:09.123_456_789 UTC) + time::Duration::seconds(n as i64),
+            actor: Actor {
+                kind: ActorType::User,
+                id: format!("user-{n}"),
+            },
+            action: "member.add",
+            target: AuditTarget {
+                kind: "member",
+                id: format!("target-{n}"),
+            },
+            outcome: Outcome::Allowed,
+            reason: "role_binding".to_owned(),
+            request_id: format!("req-{n}"),
+        }
+    }
+
+    /// Seals `count` records into one trail, as a store does in commit order.
+    fn chain(count: u128, partition: &Partition, first_id: u128) -> Vec<AuditRecord> {
+        let mut records: Vec<AuditRecord> = Vec::new();
+        for n in 0..count {
+            let prev_hash = records
+                .last()
+                .map_or_else(|| GENESIS_HASH.to_owned(), |record| record.hash.clone());
+            let seq = u64::try_from(n).unwrap() + 1;
+            records.push(AuditRecord::seal(
+                draft(first_id + n, partition.clone()),
+                seq,
+                &prev_hash,
+            ));
+        }
+        records
+    }
+
+    fn acme_chain(count: u128) -> Vec<AuditRecord> {
+        chain(count, &acme(), 1)
+    }
+
+    // ---- sealing and verifying -----------------------------------------------------
+
+    #[test]
+    fn an_empty_trail_verifies() {
+        assert_eq!(verify_chain(&[]), Ok(()));
+    }
+
+    #[test]
+    fn a_correctly_sealed_chain_verifies() {
+        for count in [1, 2, 5] {
+            assert_eq!(verify_chain(&acme_chain(count)), Ok(()), "{count}");
+        }
+        assert_eq!(verify_chain(&chain(3, &Partition::Platform, 1)), Ok(()));
+    }
+
+    #[test]
+    fn sealing_links_each_record_to_the_hash_of_the_one_before() {
+        let records = acme_chain(3);
+        assert_eq!(records[0].prev_hash, GENESIS_HASH);
+        assert_eq!(records[1].prev_hash, records[0].hash);
+        assert_eq!(records[2].prev_hash, records[1].hash);
+        assert_eq!(
+            records.iter().map(|record| record.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn the_hash_is_the_sha256_of_the_previous_hash_then_the_canonical_json() {
+        let record = &acme_chain(2)[1];
+        let mut hasher = Sha256::new();
+        hasher.update(format!("{}{}", record.prev_hash, record.canonical_json()).as_bytes());
+        let expected = hex::encode(hasher.finalize());
+        assert_eq!(record.hash, expected);
+        assert_eq!(record.hash.len(), 64);
+        assert!(record
+            .hash
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+    }
+
+    #[test]
+    fn sealing_copies_the_draft_and_truncates_its_time_to_microseconds() {
+        let draft = draft(7, acme());
+        let record = AuditRecord::seal(draft.clone(), 4, GENESIS_HASH);
+        assert_eq!(record.id, draft.id);
+        assert_eq!(record.seq, 4);
+        assert_eq!(record.partition, draft.partition);
+        assert_eq!(record.at, datetime!(2024-05-06 07:08:16.123_456 UTC));
+        assert_eq!(record.actor, draft.actor);
+        assert_eq!(record.action, "member.add");
+        assert_eq!(record.target_kind, "member");
+        assert_eq!(record.target_id, "target-7");
+        assert_eq!(record.outcome, Outcome::Allowed);
+        assert_eq!(record.reason, "role_binding");
+        assert_eq!(record.request_id, "req-7");
+        assert_eq!(record.tenant().map(TenantId::as_str), Some("acme"));
+    }
+
+    #[test]
+    fn a_record_whose_reason_was_changed_is_named_as_modified() {
+        let mut records = acme_chain(4);
+        records[1].reason = "platform_root".to_owned();
+        assert_eq!(
+            verify_chain(&records),
+            Err(ChainBreak {
+                kind: ChainBreakKind::Modified,
+                seq: 2,
+                record: Some(audit_id(2)),
+            })
+        );
+    }
+
+    /// A named tampering with one record.
+    type Edit = (&'static str, fn(&mut AuditRecord));
+
+    #[test]
+    fn a_change_to_any_hashed_field_is_detected_as_modified() {
+        let edits: Vec<Edit> = vec![
+            ("outcome", |record| record.outcome = Outcome::Denied),
+            ("actor id", |record| {
+                record.actor.id = "someone-else".to_owned()
+            }),
+            ("actor type", |record| record.actor.kind = ActorType::System),
+            ("action", |record| {
+                record.action = "member.remove".to_owned()
+            }),
+            ("target id", |record| record.target_id = "x".to_owned()),
+            ("target type", |record| {
+                record.target_kind = "user".to_owned()
+            }),
+            ("request id", |record| {
+                record.request_id = "req-x".to_owned()
+            }),
+            ("at", |record| {
+                record.at += time::Duration::microseconds(1);
+            }),
+            ("partition", |record| record.partition = Partition::Platform),
+            ("id", |record| record.id = audit_id(99)),
+            ("hash", |record| record.hash = GENESIS_HASH.to_owned()),
+        ];
+        for (field, edit) in edits {
+            let mut records = acme_chain(3);
+            edit(&mut records[2]);
+            let found = verify_chain(&records);
+            assert_eq!(
+                found.as_ref().map_err(|found| (&found.kind, found.seq)),
+                Err((&ChainBreakKind::Modified, 3)),
+                "{field}"
+            );
+            assert_eq!(
+                found.map_err(|found| found.record),
+                Err(Some(records[2].id)),
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_first_break_is_reported() {
+        let mut records = acme_chain(5);
+        records[1].reason = "edited".to_owned();
+        records[3].reason = "edited too".to_owned();
+        assert_eq!(verify_chain(&records).map_err(|found| found.seq), Err(2));
+    }
+
+    #[test]
+    fn a_record_rewritten_with_a_fresh_hash_breaks_the_link_to_the_next_one() {
+        let mut records = acme_chain(4);
+        records[1].reason = "rewritten".to_owned();
+        records[1].hash = records[1].compute_hash();
+        assert_eq!(
+            verify_chain(&records),
+            Err(ChainBreak {
+                kind: ChainBreakKind::Reordered,
+                seq: 3,
+                record: Some(audit_id(3)),
+            })
+        );
+    }
+
+    #[test]
+    fn a_deleted_record_is_named_as_missing() {
+        let mut records = acme_chain(5);
+        records.remove(2);
+        assert_eq!(
+            verify_chain(&records),
+            Err(ChainBreak {
+                kind: ChainBreakKind::Missing,
+                seq: 3,
+                record: Some(audit_id(4)),
+            })
+        );
+    }
+
+    #[test]
+    fn a_deleted_first_record_is_named_as_missing() {
+        let mut records = acme_chain(3);
+        records.remove(0);
+        assert_eq!(
+            verify_chain(&records),
+            Err(ChainBreak {
+                kind: ChainBreakKind::Missing,
+                seq: 1,
+                record: Some(audit_id(2)),
+            })
+        );
+    }
+
+    #[test]
+    fn a_swapped_pair_of_records_is_named_as_reordered() {
+        let mut records = acme_chain(4);
+        records.swap(1, 2);
+        let found = verify_chain(&records);
+        assert_eq!(
+            found,
+            Err(ChainBreak {
+                kind: ChainBreakKind::Reordered,
+                seq: 2,
+                record: Some(audit_id(3)),
+            })
+        );
+    }
+
+    #[test]
+    fn a_record_moved_to_the_end_is_named_as_reordered() {
+        let mut records = acme_chain(4);
+        let moved = records.remove(0);
+        records.push(moved);
+        assert_eq!(
+            verify_chain(&records).map_err(|found| (found.kind, found.record)),
+            Err((ChainBreakKind::Reordered, Some(audit_id(2))))
+        );
+    }
+
+    #[test]
+    fn a_duplicated_record_is_named_as_reordered() {
+        let mut records = acme_chain(3);
+        records.insert(2, records[1].clone());
+        assert_eq!(
+            verify_chain(&records),
+            Err(ChainBreak {
+                kind: ChainBreakKind::Reordered,
+                seq: 2,
+                record: Some(audit_id(2)),
+            })
+        );
+    }
+
+    #[test]
+    fn a_record_spliced_in_from_another_trail_is_named_as_reordered() {
+        let mut records = acme_chain(3);
+        let other = chain(3, &Partition::Platform, 50);
+        records[1] = other[1].clone();
+        assert_eq!(
+            verify_chain(&records),
+            Err(ChainBreak {
+                kind: ChainBreakKind::Reordered,
+                seq: 2,
+                record: Some(audit_id(51)),
+            })
+        );
+    }
+
+    #[test]
+    fn a_first_record_not_chained_to_genesis_is_named_as_reordered() {
+        let record = AuditRecord::seal(draft(1, acme()), 1, &"f".repeat(64));
+        assert_eq!(
+            verify_chain(&[record]),
+            Err(ChainBreak {
+                kind: ChainBreakKind::Reordered,
+                seq: 1,
+                record: Some(audit_id(1)),
+            })
+        );
+    }
+
+    // ---- canonical json ------------------------------------------------------------
+
+    #[test]
+    fn canonical_json_is_the_exact_sorted_compact_text() {
+        let record = AuditRecord::seal(draft(1, acme()), 1, GENESIS_HASH);
+        let id = audit_id(1);
+        assert_eq!(
+            record.canonical_json(),
+            format!(
+                concat!(
+                    "{{\"action\":\"member.add\",\"actor\":{{\"id\":\"user-1\",\"type\":\"user\"}},",
+                    "\"at\":\"2024-05-06T07:08:10.123456Z\",\"id\":\"{}\",\"outcome\":\"allowed\",",
+                    "\"reason\":\"role_binding\",\"request_id\":\"req-1\",\"seq\":1,",
+                    "\"target\":{{\"id\":\"target-1\",\"type\":\"member\"}},\"tenant\":\"acme\"}}"
+                ),
+                id
+            )
+        );
+    }
+
+    /// The keys of every object in `text`, in text order, each with its nesting depth
+    /// (1 for the top level) and the position of its object, so siblings can be grouped.
+    fn keys_by_object(text: &str) -> Vec<(usize, Vec<String>)> {
+        let mut open_objects: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut closed: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut chars = text.chars().peekable();
+        let mut expecting_key = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '{' => {
+                    open_objects.push((open_objects.len() + 1, Vec::new()));
+                    expecting_key = true;
+                }
+                '}' => closed.push(open_objects.pop().unwrap()),
+                ',' => expecting_key = true,
+                ':' => expecting_key = false,
+                '"' => {
+                    let mut string = String::new();
+                    while let Some(inner) = chars.next() {
+                        match inner {
+                            '\\' => {
+                                string.push(inner);
+                                string.push(chars.next().unwrap());
+                            }
+                            '"' => break,
+                            _ => string.push(inner),
+                        }
+                    }
+                    if expecting_key {
+                        open_objects.last_mut().unwrap().1.push(string);
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(open_objects.is_empty());
+        closed
+    }
+
+    #[test]
+    fn canonical_json_has_its_keys_in_sorted_order_at_every_level() {
+        let record = AuditRecord::seal(draft(1, acme()), 1, GENESIS_HASH);
+        let text = record.canonical_json();
+        let objects = keys_by_object(&text);
+        assert_eq!(objects.len(), 3, "{text}");
+        for (_, keys) in &objects {
+            let mut sorted = keys.clone();
+            sorted.sort();
+            assert_eq!(keys, &sorted, "{text}");
+        }
+        let top: Vec<&str> = objects
+            .iter()
+            .filter(|(depth, _)| *depth == 1)
+            .flat_map(|(_, keys)| keys.iter().map(String::as_str))
+            .collect();
+        assert_eq!(
+            top,
+            [
+                "action",
+                "actor",
+                "at",
+                "id",
+                "outcome",
+                "reason",
+                "request_id",
+                "seq",
+                "target",
+                "tenant"
+            ]
+        );
+        assert!(!text.contains(' '), "{text}");
+    }
+
+    #[test]
+    fn canonical_json_leaves_out_the_hashes() {
+        let record = AuditRecord::seal(draft(1, acme()), 1, GENESIS_HASH);
+        let text = record.canonical_json();
+        assert!(!text.contains("hash"), "{text}");
+        assert!(!text.contains(GENESIS_HASH), "{text}");
+    }
+
+    #[test]
+    fn canonical_json_escapes_strings() {
+        let mut draft = draft(1, acme());
+        draft.reason = "quote \" backslash \\ newline \n tab \t bell \u{7} é".to_owned();
+        draft.actor.id = "\"},\"injected\":{\"".to_owned();
+        let record = AuditRecord::seal(draft.clone(), 1, GENESIS_HASH);
+        let text = record.canonical_json();
+        assert!(!text.contains('\n') && !text.contains('\t') && !text.contains('\u{7}'));
+        assert!(
+            text.contains(r#""reason":"quote \" backslash \\ newline \n tab \t bell \u0007 é""#),
+            "{text}"
+        );
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["reason"], serde_json::Value::String(draft.reason));
+        assert_eq!(
+            value["actor"]["id"],
+            serde_json::Value::String(draft.actor.id)
+        );
+        assert!(value.get("injected").is_none());
+        assert_eq!(value.as_object().map(serde_json::Map::len), Some(10));
+    }
+
+    #[test]
+    fn canonical_json_writes_a_null_tenant_for_the_platform_trail() {
+        let record = AuditRecord::seal(draft(1, Partition::Platform), 1, GENESIS_HASH);
+        assert!(record.canonical_json().ends_with(",\"tenant\":null}"));
+        assert_eq!(record.tenant(), None);
+    }
+
+    #[test]
+    fn canonical_json_names_the_actor_type_and_outcome_by_their_codes() {
+        let mut draft = draft(1, acme());
+        draft.actor.kind = ActorType::ApiKey;
+        draft.outcome = Outcome::Denied;
+        let text = AuditRecord::seal(draft, 1, GENESIS_HASH).canonical_json();
+        assert!(text.contains("\"type\":\"api_key\""), "{text}");
+        assert!(text.contains("\"outcome\":\"denied\""), "{text}");
+        assert_eq!(ActorType::User.as_str(), "user");
+        assert_eq!(ActorType::System.as_str(), "system");
+        assert_eq!(ActorType::Anonymous.as_str(), "anonymous");
+        assert_eq!(Outcome::Allowed.as_str(), "allowed");
+    }
+
+    // ---- timestamps ----------------------------------------------------------------
+
+    #[test]
+    fn timestamps_print_exactly_six_fractional_digits_and_z() {
+        assert_eq!(
+            format_timestamp(datetime!(2024-05-06 07:08:09.123_456_789 UTC)),
+            "2024-05-06T07:08:09.123456Z"
+        );
+        assert_eq!(
+            format_timestamp(datetime!(2024-05-06 07:08:09 UTC)),
+            "2024-05-06T07:08:09.000000Z"
+        );
+        assert_eq!(
+            format_timestamp(datetime!(2024-01-02 03:04:05.000_001 UTC)),
+            "2024-01-02T03:04:05.000001Z"
+        );
+        assert_eq!(
+            format_timestamp(datetime!(2024-12-31 23:59:59.999_999_999 UTC)),
+            "2024-12-31T23:59:59.999999Z"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_converted_to_utc() {
+        assert_eq!(
+            format_timestamp(datetime!(2024-05-06 01:30:00.5 +02:00)),
+            "2024-05-05T23:30:00.500000Z"
+        );
+    }
+
+    #[test]
+    fn sub_microsecond_precision_is_dropped_not_rounded() {
+        let at = datetime!(2024-05-06 07:08:09.000_000_999 UTC);
+        assert_eq!(truncate_to_micros(at), datetime!(2024-05-06 07:08:09 UTC));
+        assert_eq!(format_timestamp(at), "2024-05-06T07:08:09.000000Z");
+    }
+
+    #[test]
+    fn partitions_name_their_tenant_or_the_platform() {
+        assert_eq!(acme().name(), "acme");
+        assert_eq!(acme().tenant().map(TenantId::as_str), Some("acme"));
+        assert_eq!(Partition::Platform.name(), "_platform");
+        assert_eq!(Partition::Platform.tenant(), None);
+    }
 }

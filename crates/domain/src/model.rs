@@ -304,3 +304,250 @@ pub struct Invitation {
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests"
+)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> ProfileKey {
+        ProfileKey::parse(name).unwrap()
+    }
+
+    fn text(value: &str) -> ProfileValue {
+        ProfileValue::parse(&serde_json::Value::String(value.to_owned())).unwrap()
+    }
+
+    fn entry(name: &str, tenant_overridable: bool) -> SchemaEntry {
+        SchemaEntry {
+            key: key(name),
+            value_type: ProfileType::String,
+            user_editable: true,
+            tenant_overridable,
+        }
+    }
+
+    /// `locale` and `title` are overridable by tenants; `legal_name` is not.
+    fn schema() -> Vec<SchemaEntry> {
+        vec![
+            entry("locale", true),
+            entry("title", true),
+            entry("legal_name", false),
+        ]
+    }
+
+    fn layer(values: &[(&str, &str)]) -> BTreeMap<ProfileKey, ProfileValue> {
+        values
+            .iter()
+            .map(|(name, value)| (key(name), text(value)))
+            .collect()
+    }
+
+    fn resolved(profile: &ResolvedProfile, name: &str) -> Option<(ProfileValue, ProfileSource)> {
+        profile
+            .values
+            .get(&key(name))
+            .map(|resolved| (resolved.value.clone(), resolved.source))
+    }
+
+    #[test]
+    fn the_member_value_beats_the_platform_value_and_the_tenant_default() {
+        let profile = resolve_profile(
+            &schema(),
+            &layer(&[("locale", "member")]),
+            &layer(&[("locale", "platform")]),
+            &layer(&[("locale", "default")]),
+        );
+        assert_eq!(
+            resolved(&profile, "locale"),
+            Some((text("member"), ProfileSource::TenantMember))
+        );
+    }
+
+    #[test]
+    fn the_platform_value_beats_the_tenant_default() {
+        let profile = resolve_profile(
+            &schema(),
+            &BTreeMap::new(),
+            &layer(&[("locale", "platform")]),
+            &layer(&[("locale", "default")]),
+        );
+        assert_eq!(
+            resolved(&profile, "locale"),
+            Some((text("platform"), ProfileSource::Platform))
+        );
+    }
+
+    #[test]
+    fn the_tenant_default_applies_when_nothing_else_is_set() {
+        let profile = resolve_profile(
+            &schema(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &layer(&[("locale", "default")]),
+        );
+        assert_eq!(
+            resolved(&profile, "locale"),
+            Some((text("default"), ProfileSource::TenantDefault))
+        );
+    }
+
+    #[test]
+    fn the_member_value_beats_the_tenant_default_without_a_platform_value() {
+        let profile = resolve_profile(
+            &schema(),
+            &layer(&[("locale", "member")]),
+            &BTreeMap::new(),
+            &layer(&[("locale", "default")]),
+        );
+        assert_eq!(
+            resolved(&profile, "locale"),
+            Some((text("member"), ProfileSource::TenantMember))
+        );
+    }
+
+    #[test]
+    fn each_key_resolves_from_its_own_layers() {
+        let profile = resolve_profile(
+            &schema(),
+            &layer(&[("title", "member title")]),
+            &layer(&[("locale", "platform locale")]),
+            &layer(&[("title", "default title"), ("locale", "default locale")]),
+        );
+        assert_eq!(
+            resolved(&profile, "title"),
+            Some((text("member title"), ProfileSource::TenantMember))
+        );
+        assert_eq!(
+            resolved(&profile, "locale"),
+            Some((text("platform locale"), ProfileSource::Platform))
+        );
+    }
+
+    #[test]
+    fn a_key_set_in_no_layer_is_absent() {
+        let profile = resolve_profile(
+            &schema(),
+            &layer(&[("locale", "member")]),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        assert_eq!(resolved(&profile, "title"), None);
+        assert_eq!(profile.values.len(), 1);
+    }
+
+    #[test]
+    fn a_key_not_overridable_by_tenants_ignores_the_tenant_layers() {
+        let tenant_only = resolve_profile(
+            &schema(),
+            &layer(&[("legal_name", "member")]),
+            &BTreeMap::new(),
+            &layer(&[("legal_name", "default")]),
+        );
+        assert_eq!(resolved(&tenant_only, "legal_name"), None);
+        let with_platform = resolve_profile(
+            &schema(),
+            &layer(&[("legal_name", "member")]),
+            &layer(&[("legal_name", "platform")]),
+            &layer(&[("legal_name", "default")]),
+        );
+        assert_eq!(
+            resolved(&with_platform, "legal_name"),
+            Some((text("platform"), ProfileSource::Platform))
+        );
+    }
+
+    #[test]
+    fn keys_not_in_the_schema_are_ignored() {
+        let profile = resolve_profile(
+            &schema(),
+            &layer(&[("nickname", "member")]),
+            &layer(&[("nickname", "platform")]),
+            &layer(&[("nickname", "default")]),
+        );
+        assert_eq!(profile, ResolvedProfile::default());
+        let no_schema = resolve_profile(
+            &[],
+            &layer(&[("locale", "member")]),
+            &layer(&[("locale", "platform")]),
+            &layer(&[("locale", "default")]),
+        );
+        assert!(no_schema.values.is_empty());
+    }
+
+    #[test]
+    fn profile_sources_have_their_spec_names() {
+        assert_eq!(ProfileSource::TenantMember.as_str(), "tenant_member");
+        assert_eq!(ProfileSource::Platform.as_str(), "platform");
+        assert_eq!(ProfileSource::TenantDefault.as_str(), "tenant_default");
+    }
+
+    // ---- states and roles ----------------------------------------------------------
+
+    #[test]
+    fn states_and_platform_roles_round_trip_through_their_names() {
+        for state in [TenantState::Active, TenantState::Suspended] {
+            assert_eq!(TenantState::parse(state.as_str()), Some(state));
+        }
+        for state in [UserState::Invited, UserState::Active, UserState::Suspended] {
+            assert_eq!(UserState::parse(state.as_str()), Some(state));
+        }
+        for state in [AccountState::Active, AccountState::Suspended] {
+            assert_eq!(AccountState::parse(state.as_str()), Some(state));
+        }
+        for role in [PlatformRole::Root, PlatformRole::Auditor] {
+            assert_eq!(PlatformRole::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(PlatformRole::Root.as_str(), "platform_root");
+        assert_eq!(PlatformRole::Auditor.as_str(), "platform_auditor");
+        assert_eq!(TenantState::parse("Active"), None);
+        assert_eq!(UserState::parse("deleted"), None);
+        assert_eq!(AccountState::parse("invited"), None);
+        assert_eq!(PlatformRole::parse("root"), None);
+    }
+
+    #[test]
+    fn only_an_active_account_holding_tenant_admin_counts_as_an_active_admin() {
+        let member = |state: AccountState, roles: &[&str]| Member {
+            tenant: TenantId::parse("acme").unwrap(),
+            user_id: UserId::parse("01890a5d-ac96-774b-bcce-b302099a8057").unwrap(),
+            email: Email::parse("alice@example.com").unwrap(),
+            roles: roles
+                .iter()
+                .map(|role| RoleName::parse(role).unwrap())
+                .collect(),
+            state,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            version: 1,
+        };
+        assert!(member(AccountState::Active, &["tenant_admin"]).is_active_admin());
+        assert!(member(AccountState::Active, &["member", "tenant_admin"]).is_active_admin());
+        assert!(!member(AccountState::Suspended, &["tenant_admin"]).is_active_admin());
+        assert!(!member(AccountState::Active, &["member"]).is_active_admin());
+        assert!(!member(AccountState::Active, &[]).is_active_admin());
+    }
+
+    #[test]
+    fn debug_never_shows_a_totp_secret() {
+        let enrolment = TotpEnrolment {
+            secret: "JBSWY3DPEHPK3PXP".to_owned(),
+            confirmed: true,
+            last_used_step: Some(7),
+        };
+        let shown = format!("{enrolment:?}");
+        assert!(!shown.contains("JBSWY3DPEHPK3PXP"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        let credentials = Credentials {
+            password_hash: None,
+            totp: Some(enrolment),
+        };
+        assert!(!format!("{credentials:?}").contains("JBSWY3DPEHPK3PXP"));
+    }
+}
