@@ -82,6 +82,7 @@ pub struct AuditFilter {
 }
 
 /// Opens transactions.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Begins a unit of work limited to `scope`.
@@ -97,6 +98,7 @@ pub trait Store: Send + Sync {
 /// Adapters MUST serialise mutating transactions of one partition (tenant or platform)
 /// from their first [`StoreTx::lock_partition`] call to commit, so invariant checks
 /// (last tenant admin) cannot race, and audit `seq` and feed positions follow commit order.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait StoreTx: Send {
     /// Takes the write lock of a partition; held until commit or rollback.
@@ -114,7 +116,7 @@ pub trait StoreTx: Send {
     /// All tenants ordered by id, after `after`.
     async fn list_tenants(
         &mut self,
-        after: Option<&TenantId>,
+        after: Option<TenantId>,
         limit: usize,
     ) -> Result<Vec<Tenant>, StoreError>;
 
@@ -152,7 +154,7 @@ pub trait StoreTx: Send {
     async fn list_members(
         &mut self,
         tenant: &TenantId,
-        after: Option<&UserId>,
+        after: Option<UserId>,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError>;
     /// # Errors

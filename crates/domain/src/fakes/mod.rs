@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use store::MemStore;
+pub use store::{MemState, MemStore, MemberRow};
 
 use crate::ports::{Clock, IdGenerator, PasswordHasher, SecretGenerator, StoreError, TotpVerifier};
 use crate::usecases::{Engine, EngineConfig, Ports};

@@ -310,7 +310,7 @@ impl StoreTx for MemTx {
 
     async fn list_tenants(
         &mut self,
-        after: Option<&TenantId>,
+        after: Option<TenantId>,
         limit: usize,
     ) -> Result<Vec<Tenant>, StoreError> {
         self.require_platform()?;
@@ -318,7 +318,7 @@ impl StoreTx for MemTx {
             .working
             .tenants
             .values()
-            .filter(|tenant| after.is_none_or(|after| &tenant.id > after))
+            .filter(|tenant| after.as_ref().is_none_or(|after| &tenant.id > after))
             .take(limit)
             .cloned()
             .collect())
@@ -405,7 +405,7 @@ impl StoreTx for MemTx {
     async fn list_members(
         &mut self,
         tenant: &TenantId,
-        after: Option<&UserId>,
+        after: Option<UserId>,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError> {
         self.allow(tenant)?;
@@ -413,7 +413,7 @@ impl StoreTx for MemTx {
             .working
             .members_of(tenant)
             .into_iter()
-            .filter(|member| after.is_none_or(|after| &member.user_id > after))
+            .filter(|member| after.is_none_or(|after| member.user_id > after))
             .take(limit)
             .collect())
     }

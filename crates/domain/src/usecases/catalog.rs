@@ -143,19 +143,22 @@ impl Engine {
                     entry.key
                 )));
             }
-            tx.put_schema_entry(&entry).await?;
-            let event = self.event(
-                Partition::Platform,
-                types::PROFILE_SCHEMA_CHANGED,
-                entry.key.to_string(),
-                json!({
-                    "key": entry.key.as_str(),
-                    "type": entry.value_type.as_str(),
-                    "user_editable": entry.user_editable,
-                    "tenant_overridable": entry.tenant_overridable,
-                }),
-            );
-            self.commit(tx, &op, vec![event]).await?;
+            let mut events = Vec::new();
+            if existing.as_ref() != Some(&entry) {
+                tx.put_schema_entry(&entry).await?;
+                events.push(self.event(
+                    Partition::Platform,
+                    types::PROFILE_SCHEMA_CHANGED,
+                    entry.key.to_string(),
+                    json!({
+                        "key": entry.key.as_str(),
+                        "type": entry.value_type.as_str(),
+                        "user_editable": entry.user_editable,
+                        "tenant_overridable": entry.tenant_overridable,
+                    }),
+                ));
+            }
+            self.commit(tx, &op, events).await?;
             Ok(entry)
         }
         .await;

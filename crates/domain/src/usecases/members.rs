@@ -183,7 +183,7 @@ impl Engine {
                 tenant_check(tenant, scopes::MEMBERS_READ),
             )
             .await?;
-            let rows = tx.list_members(tenant, after, limit + 1).await?;
+            let rows = tx.list_members(tenant, after.copied(), limit + 1).await?;
             Ok(paginate(rows, limit, |member: &Member| {
                 member.user_id.to_string()
             }))

@@ -379,3 +379,6 @@ fn user_target(kind: &'static str, user: &UserId) -> AuditTarget {
         id: user.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -207,31 +207,38 @@ impl Engine {
                 return Err(Error::PreconditionFailed);
             }
         }
-        let event_type = match &value {
-            Some(value) => {
+        let current = tx.member_values(tenant, user).await?.remove(key);
+        let event_type = match (&value, current) {
+            // Writing the value already there is audited but changes and publishes nothing.
+            (Some(value), Some(current)) if *value == current => None,
+            (Some(value), _) => {
                 tx.put_member_value(tenant, user, key, value).await?;
-                types::PROFILE_VALUE_SET
+                Some(types::PROFILE_VALUE_SET)
             }
-            None => {
-                if !tx.delete_member_value(tenant, user, key).await? {
-                    return Err(Error::NotFound);
-                }
-                types::PROFILE_VALUE_DELETED
+            (None, None) => return Err(Error::NotFound),
+            (None, Some(_)) => {
+                tx.delete_member_value(tenant, user, key).await?;
+                Some(types::PROFILE_VALUE_DELETED)
             }
         };
-        let event = self.event(
-            partition,
-            event_type,
-            user.to_string(),
-            json!({
-                "layer": Layer::TenantMember.as_str(),
-                "user_id": user.to_string(),
-                "key": key.as_str(),
-                "value": value.as_ref().map(ProfileValue::as_json),
-            }),
-        );
+        let events: Vec<_> = event_type
+            .into_iter()
+            .map(|event_type| {
+                self.event(
+                    partition.clone(),
+                    event_type,
+                    user.to_string(),
+                    json!({
+                        "layer": Layer::TenantMember.as_str(),
+                        "user_id": user.to_string(),
+                        "key": key.as_str(),
+                        "value": value.as_ref().map(ProfileValue::as_json),
+                    }),
+                )
+            })
+            .collect();
         let resolved = Self::resolve_in(tx.as_mut(), tenant, user).await?;
-        self.commit(tx, op, vec![event]).await?;
+        self.commit(tx, op, events).await?;
         Ok(resolved)
     }
 
@@ -265,29 +272,36 @@ impl Engine {
             validate_write(entry, key, Layer::TenantDefault, value.as_ref())?;
             let partition = Partition::Tenant(tenant.clone());
             tx.lock_partition(&partition).await?;
-            let event_type = match &value {
-                Some(value) => {
+            let current = tx.tenant_defaults(tenant).await?.remove(key);
+            let event_type = match (&value, current) {
+                // Writing the value already there is audited but changes and publishes nothing.
+                (Some(value), Some(current)) if *value == current => None,
+                (Some(value), _) => {
                     tx.put_tenant_default(tenant, key, value).await?;
-                    types::PROFILE_VALUE_SET
+                    Some(types::PROFILE_VALUE_SET)
                 }
-                None => {
-                    if !tx.delete_tenant_default(tenant, key).await? {
-                        return Err(Error::NotFound);
-                    }
-                    types::PROFILE_VALUE_DELETED
+                (None, None) => return Err(Error::NotFound),
+                (None, Some(_)) => {
+                    tx.delete_tenant_default(tenant, key).await?;
+                    Some(types::PROFILE_VALUE_DELETED)
                 }
             };
-            let event = self.event(
-                partition,
-                event_type,
-                tenant.to_string(),
-                json!({
-                    "layer": Layer::TenantDefault.as_str(),
-                    "key": key.as_str(),
-                    "value": value.as_ref().map(ProfileValue::as_json),
-                }),
-            );
-            self.commit(tx, &op, vec![event]).await
+            let events: Vec<_> = event_type
+                .into_iter()
+                .map(|event_type| {
+                    self.event(
+                        partition.clone(),
+                        event_type,
+                        tenant.to_string(),
+                        json!({
+                            "layer": Layer::TenantDefault.as_str(),
+                            "key": key.as_str(),
+                            "value": value.as_ref().map(ProfileValue::as_json),
+                        }),
+                    )
+                })
+                .collect();
+            self.commit(tx, &op, events).await
         }
         .await;
         self.finish(op, result).await
@@ -332,30 +346,37 @@ impl Engine {
             if tx.get_user(user).await?.is_none() {
                 return Err(Error::UserNotFound);
             }
-            let event_type = match &value {
-                Some(value) => {
+            let current = tx.platform_values(user).await?.remove(key);
+            let event_type = match (&value, current) {
+                // Writing the value already there is audited but changes and publishes nothing.
+                (Some(value), Some(current)) if *value == current => None,
+                (Some(value), _) => {
                     tx.put_platform_value(user, key, value).await?;
-                    types::PROFILE_VALUE_SET
+                    Some(types::PROFILE_VALUE_SET)
                 }
-                None => {
-                    if !tx.delete_platform_value(user, key).await? {
-                        return Err(Error::NotFound);
-                    }
-                    types::PROFILE_VALUE_DELETED
+                (None, None) => return Err(Error::NotFound),
+                (None, Some(_)) => {
+                    tx.delete_platform_value(user, key).await?;
+                    Some(types::PROFILE_VALUE_DELETED)
                 }
             };
-            let event = self.event(
-                Partition::Platform,
-                event_type,
-                user.to_string(),
-                json!({
-                    "layer": Layer::Platform.as_str(),
-                    "user_id": user.to_string(),
-                    "key": key.as_str(),
-                    "value": value.as_ref().map(ProfileValue::as_json),
-                }),
-            );
-            self.commit(tx, &op, vec![event]).await
+            let events: Vec<_> = event_type
+                .into_iter()
+                .map(|event_type| {
+                    self.event(
+                        Partition::Platform,
+                        event_type,
+                        user.to_string(),
+                        json!({
+                            "layer": Layer::Platform.as_str(),
+                            "user_id": user.to_string(),
+                            "key": key.as_str(),
+                            "value": value.as_ref().map(ProfileValue::as_json),
+                        }),
+                    )
+                })
+                .collect();
+            self.commit(tx, &op, events).await
         }
         .await;
         self.finish(op, result).await

@@ -111,15 +111,23 @@ impl Engine {
                 role: role.clone(),
                 scopes: scope_names,
             };
-            tx.put_binding(tenant, &binding).await?;
-            let names: Vec<&str> = binding.scopes.iter().map(ScopeName::as_str).collect();
-            let event = self.event(
-                partition,
-                types::ROLE_BINDING_CHANGED,
-                role.to_string(),
-                json!({"role": role.as_str(), "scopes": names}),
-            );
-            self.commit(tx, &op, vec![event]).await?;
+            let current = tx
+                .list_bindings(tenant)
+                .await?
+                .into_iter()
+                .find(|existing| &existing.role == role);
+            let mut events = Vec::new();
+            if current.as_ref() != Some(&binding) {
+                tx.put_binding(tenant, &binding).await?;
+                let names: Vec<&str> = binding.scopes.iter().map(ScopeName::as_str).collect();
+                events.push(self.event(
+                    partition,
+                    types::ROLE_BINDING_CHANGED,
+                    role.to_string(),
+                    json!({"role": role.as_str(), "scopes": names}),
+                ));
+            }
+            self.commit(tx, &op, events).await?;
             Ok(binding)
         }
         .await;

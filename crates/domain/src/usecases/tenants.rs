@@ -167,7 +167,7 @@ impl Engine {
                     tenants.truncate(limit + 1);
                     tenants
                 } else {
-                    tx.list_tenants(after, limit + 1).await?
+                    tx.list_tenants(after.cloned(), limit + 1).await?
                 }
             }
         };
@@ -259,22 +259,30 @@ impl Engine {
             .ok_or(Error::TenantNotFound)?;
         let mut data = BTreeMap::new();
         if let Some(display_name) = change.display_name {
-            data.insert("display_name", json!(display_name.as_str()));
-            tenant.display_name = display_name;
+            if display_name != tenant.display_name {
+                data.insert("display_name", json!(display_name.as_str()));
+                tenant.display_name = display_name;
+            }
         }
         if let Some(state) = change.state {
-            data.insert("state", json!(state.as_str()));
-            tenant.state = state;
+            if state != tenant.state {
+                data.insert("state", json!(state.as_str()));
+                tenant.state = state;
+            }
         }
-        tenant.updated_at = self.now();
-        tx.update_tenant(&tenant).await?;
-        let event = self.event(
-            partition,
-            crate::event::types::TENANT_UPDATED,
-            tenant_id.to_string(),
-            json!(data),
-        );
-        self.commit(tx, op, vec![event]).await?;
+        // Setting what is already set is audited but changes and publishes nothing.
+        let mut events = Vec::new();
+        if !data.is_empty() {
+            tenant.updated_at = self.now();
+            tx.update_tenant(&tenant).await?;
+            events.push(self.event(
+                partition,
+                crate::event::types::TENANT_UPDATED,
+                tenant_id.to_string(),
+                json!(data),
+            ));
+        }
+        self.commit(tx, op, events).await?;
         Ok(tenant)
     }
 
@@ -338,15 +346,19 @@ impl Engine {
                     return Err(Error::ScopeNotAssignable(name.to_string()));
                 }
             }
-            tx.set_enabled_scopes(tenant, &scope_names).await?;
-            let names: Vec<&str> = scope_names.iter().map(ScopeName::as_str).collect();
-            let event = self.event(
-                partition,
-                types::TENANT_SCOPES_CHANGED,
-                tenant.to_string(),
-                json!({ "scopes": names }),
-            );
-            self.commit(tx, &op, vec![event]).await?;
+            // Setting what is already set is audited but changes and publishes nothing.
+            let mut events = Vec::new();
+            if tx.enabled_scopes(tenant).await? != scope_names {
+                tx.set_enabled_scopes(tenant, &scope_names).await?;
+                let names: Vec<&str> = scope_names.iter().map(ScopeName::as_str).collect();
+                events.push(self.event(
+                    partition,
+                    types::TENANT_SCOPES_CHANGED,
+                    tenant.to_string(),
+                    json!({ "scopes": names }),
+                ));
+            }
+            self.commit(tx, &op, events).await?;
             Ok(scope_names)
         }
         .await;
