@@ -10,8 +10,8 @@ use domain::ids::{Assurance, DisplayName, ProfileKey, ProfileValue, TenantId};
 use domain::model::{AccountState, PlatformRole, ProfileSource, TenantState, UserState};
 use domain::ports::AuditFilter;
 use domain::usecases::{
-    AddMember, AuthzCheck, Caller, CheckSubject, CreateTenant, MemberChange, NewApiKey,
-    NewUser, TenantChange, UserRef, MAX_BATCH,
+    AddMember, AuthzCheck, Caller, CheckSubject, CreateTenant, MemberChange, NewApiKey, NewUser,
+    TenantChange, UserRef, MAX_BATCH,
 };
 use domain::Error;
 use serde_json::json;
@@ -55,7 +55,10 @@ pub async fn tenant_feed(h: &Harness, root: &Caller, tenant: &TenantId) -> Vec<E
 }
 
 fn types_of(events: &[Event]) -> Vec<&str> {
-    events.iter().map(|event| event.event_type.as_str()).collect()
+    events
+        .iter()
+        .map(|event| event.event_type.as_str())
+        .collect()
 }
 
 fn key(name: &str) -> ProfileKey {
@@ -102,9 +105,15 @@ pub async fn creating_a_tenant_sets_up_admin_scopes_bindings_audit_and_events(h:
     let member = member.expect("admin reads themselves");
     assert_eq!(member.roles, roles(&["tenant_admin"]));
     assert_eq!(member.state, AccountState::Active);
-    let enabled = h.engine.enabled_scopes(&admin, &tenant).await.expect("enabled");
+    let enabled = h
+        .engine
+        .enabled_scopes(&admin, &tenant)
+        .await
+        .expect("enabled");
     assert_eq!(enabled.len(), 14);
-    assert!(!enabled.iter().any(|name| name.as_str().starts_with("platform:")));
+    assert!(!enabled
+        .iter()
+        .any(|name| name.as_str().starts_with("platform:")));
     let bindings = h.engine.list_roles(&admin, &tenant).await.expect("roles");
     let member_binding = bindings
         .iter()
@@ -143,13 +152,19 @@ pub async fn creating_a_tenant_with_a_new_email_invites_the_admin(h: Harness) {
         .await
         .expect("invitation accepted");
     assert_eq!(
-        h.engine.accept_invitation(&token, &password(), "again").await,
+        h.engine
+            .accept_invitation(&token, &password(), "again")
+            .await,
         Err(Error::InvalidCredentials),
         "an invitation is used once"
     );
     let session = h
         .engine
-        .login(&email("boss@initech.example"), crate::harness::PASSWORD, "login")
+        .login(
+            &email("boss@initech.example"),
+            crate::harness::PASSWORD,
+            "login",
+        )
         .await;
     assert!(session.is_ok(), "the invited admin can now log in");
 }
@@ -178,11 +193,17 @@ pub async fn a_non_member_gets_tenant_not_found_and_the_trail_keeps_the_true_rea
     let (_, globex_admin) = h.tenant(&root, "globex").await;
     let before = tenant_trail(&h, &root, &acme).await.len();
     assert_eq!(
-        h.engine.list_members(&globex_admin, &acme, None, 50).await.map(|_| ()),
+        h.engine
+            .list_members(&globex_admin, &acme, None, 50)
+            .await
+            .map(|_| ()),
         Err(Error::TenantNotFound)
     );
     assert_eq!(
-        h.engine.get_tenant(&globex_admin, &tenant_id("nowhere")).await.map(|_| ()),
+        h.engine
+            .get_tenant(&globex_admin, &tenant_id("nowhere"))
+            .await
+            .map(|_| ()),
         Err(Error::TenantNotFound),
         "a missing tenant answers the same"
     );
@@ -197,7 +218,10 @@ pub async fn a_non_member_gets_tenant_not_found_and_the_trail_keeps_the_true_rea
         .platform_audit(&root, &AuditFilter::default(), 0, 200)
         .await
         .expect("platform trail");
-    let probe = platform.items.last().expect("the probe of a missing tenant");
+    let probe = platform
+        .items
+        .last()
+        .expect("the probe of a missing tenant");
     assert_eq!(probe.reason, "tenant_not_found");
     assert_eq!(probe.outcome, Outcome::Denied);
 }
@@ -256,12 +280,19 @@ pub async fn tenant_admins_are_refused_every_platform_only_operation(h: Harness)
         forbidden
     );
     assert_eq!(
-        h.engine.set_user_state(&admin, &someone, UserState::Suspended).await.map(|_| ()),
+        h.engine
+            .set_user_state(&admin, &someone, UserState::Suspended)
+            .await
+            .map(|_| ()),
         forbidden
     );
     assert_eq!(
         h.engine
-            .set_platform_roles(&admin, &user_of(&admin), BTreeSet::from([PlatformRole::Root]))
+            .set_platform_roles(
+                &admin,
+                &user_of(&admin),
+                BTreeSet::from([PlatformRole::Root])
+            )
             .await
             .map(|_| ()),
         forbidden
@@ -312,20 +343,34 @@ pub async fn the_last_active_admin_cannot_be_removed_demoted_or_suspended(h: Har
     };
     for caller in [&admin, &root] {
         assert_eq!(
-            h.engine.update_member(caller, &tenant, &admin_id, demote.clone()).await.map(|_| ()),
+            h.engine
+                .update_member(caller, &tenant, &admin_id, demote.clone())
+                .await
+                .map(|_| ()),
             Err(Error::LastTenantAdmin)
         );
         assert_eq!(
-            h.engine.update_member(caller, &tenant, &admin_id, suspend.clone()).await.map(|_| ()),
+            h.engine
+                .update_member(caller, &tenant, &admin_id, suspend.clone())
+                .await
+                .map(|_| ()),
             Err(Error::LastTenantAdmin)
         );
         assert_eq!(
-            h.engine.remove_member(caller, &tenant, &admin_id, None).await,
+            h.engine
+                .remove_member(caller, &tenant, &admin_id, None)
+                .await,
             Err(Error::LastTenantAdmin)
         );
     }
     let second = h
-        .member(&root, &admin, &tenant, "second@acme.example", &["tenant_admin"])
+        .member(
+            &root,
+            &admin,
+            &tenant,
+            "second@acme.example",
+            &["tenant_admin"],
+        )
         .await;
     h.engine
         .update_member(&admin, &tenant, &admin_id, suspend)
@@ -333,7 +378,9 @@ pub async fn the_last_active_admin_cannot_be_removed_demoted_or_suspended(h: Har
         .expect("with a second admin the first may be suspended");
     let second_id = user_of(&second);
     assert_eq!(
-        h.engine.remove_member(&root, &tenant, &second_id, None).await,
+        h.engine
+            .remove_member(&root, &tenant, &second_id, None)
+            .await,
         Err(Error::LastTenantAdmin),
         "a suspended admin does not count"
     );
@@ -355,7 +402,10 @@ pub async fn granting_or_revoking_tenant_admin_needs_aal2(h: Harness) {
         roles: roles(&["tenant_admin"]),
     };
     assert_eq!(
-        h.engine.add_member(&admin_aal1, &tenant, grant.clone()).await.map(|_| ()),
+        h.engine
+            .add_member(&admin_aal1, &tenant, grant.clone())
+            .await
+            .map(|_| ()),
         Err(Error::Forbidden(Reason::InsufficientAssurance))
     );
     h.engine
@@ -367,7 +417,10 @@ pub async fn granting_or_revoking_tenant_admin_needs_aal2(h: Harness) {
         ..MemberChange::default()
     };
     assert_eq!(
-        h.engine.update_member(&admin_aal1, &tenant, &someone, revoke.clone()).await.map(|_| ()),
+        h.engine
+            .update_member(&admin_aal1, &tenant, &someone, revoke.clone())
+            .await
+            .map(|_| ()),
         Err(Error::Forbidden(Reason::InsufficientAssurance))
     );
     let member = h
@@ -376,7 +429,9 @@ pub async fn granting_or_revoking_tenant_admin_needs_aal2(h: Harness) {
         .await
         .expect("revoked at aal2");
     assert_eq!(member.roles, roles(&["member"]));
-    let plain = h.member(&root, &admin, &tenant, "plain@acme.example", &["member"]).await;
+    let plain = h
+        .member(&root, &admin, &tenant, "plain@acme.example", &["member"])
+        .await;
     let changed = h
         .engine
         .update_member(
@@ -396,13 +451,24 @@ pub async fn bindings_take_only_enabled_assignable_known_scopes_at_aal2(h: Harne
     let root = h.root().await;
     let (tenant, admin) = h.tenant(&root, "acme").await;
     let editor = role_name("editor");
-    let put = |names: &[&str]| names.iter().map(|name| scope(name)).collect::<BTreeSet<_>>();
+    let put = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| scope(name))
+            .collect::<BTreeSet<_>>()
+    };
     assert_eq!(
-        h.engine.put_role(&admin, &tenant, &editor, put(&["platform:users:read"])).await.map(|_| ()),
+        h.engine
+            .put_role(&admin, &tenant, &editor, put(&["platform:users:read"]))
+            .await
+            .map(|_| ()),
         Err(Error::ScopeNotAssignable("platform:users:read".to_owned()))
     );
     assert_eq!(
-        h.engine.put_role(&admin, &tenant, &editor, put(&["docs:edit"])).await.map(|_| ()),
+        h.engine
+            .put_role(&admin, &tenant, &editor, put(&["docs:edit"]))
+            .await
+            .map(|_| ()),
         Err(Error::UnknownScope("docs:edit".to_owned()))
     );
     h.engine
@@ -418,10 +484,17 @@ pub async fn bindings_take_only_enabled_assignable_known_scopes_at_aal2(h: Harne
         .await
         .expect("catalog grows");
     assert_eq!(
-        h.engine.put_role(&admin, &tenant, &editor, put(&["docs:edit"])).await.map(|_| ()),
+        h.engine
+            .put_role(&admin, &tenant, &editor, put(&["docs:edit"]))
+            .await
+            .map(|_| ()),
         Err(Error::ScopeNotEnabled("docs:edit".to_owned()))
     );
-    let mut enabled = h.engine.enabled_scopes(&root, &tenant).await.expect("enabled");
+    let mut enabled = h
+        .engine
+        .enabled_scopes(&root, &tenant)
+        .await
+        .expect("enabled");
     enabled.insert(scope("docs:edit"));
     h.engine
         .set_enabled_scopes(&root, &tenant, enabled)
@@ -429,7 +502,12 @@ pub async fn bindings_take_only_enabled_assignable_known_scopes_at_aal2(h: Harne
         .expect("enabled by root");
     assert_eq!(
         h.engine
-            .put_role(&at(&admin, Assurance::Aal1), &tenant, &editor, put(&["docs:edit"]))
+            .put_role(
+                &at(&admin, Assurance::Aal1),
+                &tenant,
+                &editor,
+                put(&["docs:edit"])
+            )
             .await
             .map(|_| ()),
         Err(Error::Forbidden(Reason::InsufficientAssurance))
@@ -439,25 +517,49 @@ pub async fn bindings_take_only_enabled_assignable_known_scopes_at_aal2(h: Harne
         .await
         .expect("bound at aal2");
     assert!(matches!(
-        h.engine.put_role(&admin, &tenant, &role_name("tenant_admin"), put(&["docs:edit"])).await,
+        h.engine
+            .put_role(
+                &admin,
+                &tenant,
+                &role_name("tenant_admin"),
+                put(&["docs:edit"])
+            )
+            .await,
         Err(Error::InvalidRequest(_))
     ));
-    let writer = h.member(&root, &admin, &tenant, "writer@acme.example", &["editor"]).await;
+    let writer = h
+        .member(&root, &admin, &tenant, "writer@acme.example", &["editor"])
+        .await;
     let decision = h
         .engine
-        .authorize(&admin, &tenant, check(&writer, Assurance::Aal1, "docs:edit"))
+        .authorize(
+            &admin,
+            &tenant,
+            check(&writer, Assurance::Aal1, "docs:edit"),
+        )
         .await
         .expect("decision");
     assert!(decision.allowed);
     assert_eq!(decision.reason, Reason::RoleBinding);
     assert_eq!(decision.matched_role, Some(editor.clone()));
-    h.engine.delete_role(&admin, &tenant, &editor).await.expect("deleted");
+    h.engine
+        .delete_role(&admin, &tenant, &editor)
+        .await
+        .expect("deleted");
     let decision = h
         .engine
-        .authorize(&admin, &tenant, check(&writer, Assurance::Aal1, "docs:edit"))
+        .authorize(
+            &admin,
+            &tenant,
+            check(&writer, Assurance::Aal1, "docs:edit"),
+        )
         .await
         .expect("decision");
-    assert_eq!(decision.reason, Reason::MissingScope, "takes effect at once");
+    assert_eq!(
+        decision.reason,
+        Reason::MissingScope,
+        "takes effect at once"
+    );
     assert_eq!(
         h.engine.delete_role(&admin, &tenant, &editor).await,
         Err(Error::NotFound)
@@ -510,10 +612,22 @@ pub async fn a_tenant_admin_cannot_change_a_platform_root_member(h: Harness) {
             .map(|_| ()),
         protected
     );
-    assert_eq!(h.engine.remove_member(&admin, &tenant, &root_id, None).await, protected);
     assert_eq!(
         h.engine
-            .write_member_value(&admin, &tenant, &root_id, &key("title"), Some(text("x")), None)
+            .remove_member(&admin, &tenant, &root_id, None)
+            .await,
+        protected
+    );
+    assert_eq!(
+        h.engine
+            .write_member_value(
+                &admin,
+                &tenant,
+                &root_id,
+                &key("title"),
+                Some(text("x")),
+                None
+            )
             .await
             .map(|_| ()),
         protected
@@ -525,14 +639,21 @@ pub async fn a_tenant_admin_cannot_change_a_platform_root_member(h: Harness) {
 pub async fn profiles_resolve_member_then_platform_then_tenant_default(h: Harness) {
     let root = h.root().await;
     let (tenant, admin) = h.tenant(&root, "acme").await;
-    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let member = h
+        .member(&root, &admin, &tenant, "m@acme.example", &["member"])
+        .await;
     let user = user_of(&member);
     h.engine
         .write_tenant_default(&admin, &tenant, &key("locale"), Some(text("de-DE")))
         .await
         .expect("default");
     h.engine
-        .write_tenant_default(&admin, &tenant, &key("timezone"), Some(text("Europe/Berlin")))
+        .write_tenant_default(
+            &admin,
+            &tenant,
+            &key("timezone"),
+            Some(text("Europe/Berlin")),
+        )
         .await
         .expect("default");
     h.engine
@@ -544,32 +665,66 @@ pub async fn profiles_resolve_member_then_platform_then_tenant_default(h: Harnes
         .await
         .expect("root platform value");
     h.engine
-        .write_member_value(&admin, &tenant, &user, &key("title"), Some(text("Tenant title")), None)
+        .write_member_value(
+            &admin,
+            &tenant,
+            &user,
+            &key("title"),
+            Some(text("Tenant title")),
+            None,
+        )
         .await
         .expect("member value");
-    let profile = h.engine.member_profile(&member, &tenant, &user).await.expect("self read");
+    let profile = h
+        .engine
+        .member_profile(&member, &tenant, &user)
+        .await
+        .expect("self read");
     let get = |name: &str| {
         profile
             .values
             .get(&key(name))
             .map(|resolved| (resolved.value.as_json().clone(), resolved.source))
     };
-    assert_eq!(get("title"), Some((json!("Tenant title"), ProfileSource::TenantMember)));
-    assert_eq!(get("timezone"), Some((json!("UTC"), ProfileSource::Platform)));
-    assert_eq!(get("locale"), Some((json!("de-DE"), ProfileSource::TenantDefault)));
+    assert_eq!(
+        get("title"),
+        Some((json!("Tenant title"), ProfileSource::TenantMember))
+    );
+    assert_eq!(
+        get("timezone"),
+        Some((json!("UTC"), ProfileSource::Platform))
+    );
+    assert_eq!(
+        get("locale"),
+        Some((json!("de-DE"), ProfileSource::TenantDefault))
+    );
     assert_eq!(get("display_name"), None);
     h.engine
         .write_member_value(&admin, &tenant, &user, &key("title"), None, None)
         .await
         .expect("override deleted");
-    let profile = h.engine.member_profile(&admin, &tenant, &user).await.expect("admin read");
+    let profile = h
+        .engine
+        .member_profile(&admin, &tenant, &user)
+        .await
+        .expect("admin read");
     assert_eq!(
-        profile.values.get(&key("title")).map(|resolved| resolved.source),
+        profile
+            .values
+            .get(&key("title"))
+            .map(|resolved| resolved.source),
         Some(ProfileSource::Platform)
     );
     assert!(matches!(
         h.engine
-            .write_member_value(&admin, &tenant, &user, &key("nickname"), Some(text("x")), None)
+            .write_member_value(
+                &admin,
+                &tenant,
+                &user,
+                &key("nickname"),
+                Some(text("x")),
+                None
+            )
             .await,
         Err(Error::UnknownProfileKey(_))
     ));
@@ -591,23 +746,44 @@ pub async fn profiles_resolve_member_then_platform_then_tenant_default(h: Harnes
 pub async fn members_read_themselves_and_edit_only_user_editable_keys(h: Harness) {
     let root = h.root().await;
     let (tenant, admin) = h.tenant(&root, "acme").await;
-    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
-    let other = h.member(&root, &admin, &tenant, "o@acme.example", &["member"]).await;
+    let member = h
+        .member(&root, &admin, &tenant, "m@acme.example", &["member"])
+        .await;
+    let other = h
+        .member(&root, &admin, &tenant, "o@acme.example", &["member"])
+        .await;
     let user = user_of(&member);
     assert!(h.engine.get_member(&member, &tenant, &user).await.is_ok());
     assert_eq!(
-        h.engine.get_member(&member, &tenant, &user_of(&other)).await.map(|_| ()),
+        h.engine
+            .get_member(&member, &tenant, &user_of(&other))
+            .await
+            .map(|_| ()),
         Err(Error::Forbidden(Reason::MissingScope)),
         "members:read is not bound to member"
     );
     let written = h
         .engine
-        .write_member_value(&member, &tenant, &user, &key("display_name"), Some(text("Me")), None)
+        .write_member_value(
+            &member,
+            &tenant,
+            &user,
+            &key("display_name"),
+            Some(text("Me")),
+            None,
+        )
         .await;
     assert!(written.is_ok(), "display_name is user-editable");
     assert_eq!(
         h.engine
-            .write_member_value(&member, &tenant, &user, &key("title"), Some(text("CEO")), None)
+            .write_member_value(
+                &member,
+                &tenant,
+                &user,
+                &key("title"),
+                Some(text("CEO")),
+                None
+            )
             .await
             .map(|_| ()),
         Err(Error::Forbidden(Reason::MissingScope)),
@@ -633,9 +809,15 @@ pub async fn members_read_themselves_and_edit_only_user_editable_keys(h: Harness
 pub async fn stale_versions_and_etags_are_refused(h: Harness) {
     let root = h.root().await;
     let (tenant, admin) = h.tenant(&root, "acme").await;
-    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let member = h
+        .member(&root, &admin, &tenant, "m@acme.example", &["member"])
+        .await;
     let user = user_of(&member);
-    let read = h.engine.get_member(&admin, &tenant, &user).await.expect("read");
+    let read = h
+        .engine
+        .get_member(&admin, &tenant, &user)
+        .await
+        .expect("read");
     let suspend = MemberChange {
         state: Some(AccountState::Suspended),
         expected_version: Some(read.version),
@@ -648,18 +830,39 @@ pub async fn stale_versions_and_etags_are_refused(h: Harness) {
         .expect("current version");
     assert_eq!(updated.version, read.version + 1);
     assert_eq!(
-        h.engine.update_member(&admin, &tenant, &user, suspend).await.map(|_| ()),
+        h.engine
+            .update_member(&admin, &tenant, &user, suspend)
+            .await
+            .map(|_| ()),
         Err(Error::PreconditionFailed)
     );
-    let profile = h.engine.member_profile(&admin, &tenant, &user).await.expect("profile");
+    let profile = h
+        .engine
+        .member_profile(&admin, &tenant, &user)
+        .await
+        .expect("profile");
     let etag = domain::usecases::profile_etag(&profile);
     h.engine
-        .write_member_value(&admin, &tenant, &user, &key("title"), Some(text("a")), Some(&etag))
+        .write_member_value(
+            &admin,
+            &tenant,
+            &user,
+            &key("title"),
+            Some(text("a")),
+            Some(&etag),
+        )
         .await
         .expect("current etag");
     assert_eq!(
         h.engine
-            .write_member_value(&admin, &tenant, &user, &key("title"), Some(text("b")), Some(&etag))
+            .write_member_value(
+                &admin,
+                &tenant,
+                &user,
+                &key("title"),
+                Some(text("b")),
+                Some(&etag)
+            )
             .await
             .map(|_| ()),
         Err(Error::PreconditionFailed)
@@ -682,7 +885,11 @@ pub async fn adding_members_by_email_invites_new_users_and_reuses_known_ones(h: 
         .await
         .expect("added");
     assert!(added.invitation_token.is_some());
-    assert_eq!(added.member.roles, roles(&["member"]), "member is the default role");
+    assert_eq!(
+        added.member.roles,
+        roles(&["member"]),
+        "member is the default role"
+    );
     let again = h
         .engine
         .add_member(
@@ -736,20 +943,33 @@ pub async fn api_keys_act_only_in_their_tenant_within_their_scopes(h: Harness) {
             &acme,
             NewApiKey {
                 name: DisplayName::parse("ci").expect("name"),
-                scopes: [scope("members:read"), scope("authz:check")].into_iter().collect(),
+                scopes: [scope("members:read"), scope("authz:check")]
+                    .into_iter()
+                    .collect(),
             },
         )
         .await
         .expect("key created");
     assert!(created.secret.starts_with("uek_"));
-    let principal = h.engine.authenticate(&created.secret).await.expect("key authenticates");
+    let principal = h
+        .engine
+        .authenticate(&created.secret)
+        .await
+        .expect("key authenticates");
     let key_caller = Caller {
         principal,
         request_id: "key".to_owned(),
     };
-    assert!(h.engine.list_members(&key_caller, &acme, None, 10).await.is_ok());
+    assert!(h
+        .engine
+        .list_members(&key_caller, &acme, None, 10)
+        .await
+        .is_ok());
     assert_eq!(
-        h.engine.list_members(&key_caller, &globex, None, 10).await.map(|_| ()),
+        h.engine
+            .list_members(&key_caller, &globex, None, 10)
+            .await
+            .map(|_| ()),
         Err(Error::TenantNotFound),
         "another tenant looks absent"
     );
@@ -768,7 +988,10 @@ pub async fn api_keys_act_only_in_their_tenant_within_their_scopes(h: Harness) {
         Err(Error::Unauthenticated)
     );
     assert_eq!(
-        h.engine.list_members(&key_caller, &acme, None, 10).await.map(|_| ()),
+        h.engine
+            .list_members(&key_caller, &acme, None, 10)
+            .await
+            .map(|_| ()),
         Err(Error::Unauthenticated),
         "a revoked key stops at once, even mid-request"
     );
@@ -779,16 +1002,26 @@ pub async fn api_keys_never_exceed_their_creator(h: Harness) {
     let (tenant, admin) = h.tenant(&root, "acme").await;
     let keymaster = role_name("keymaster");
     h.engine
-        .put_role(&admin, &tenant, &keymaster, [scope("api_keys:write")].into_iter().collect())
+        .put_role(
+            &admin,
+            &tenant,
+            &keymaster,
+            [scope("api_keys:write")].into_iter().collect(),
+        )
         .await
         .expect("bound");
-    let holder = h.member(&root, &admin, &tenant, "k@acme.example", &["keymaster"]).await;
+    let holder = h
+        .member(&root, &admin, &tenant, "k@acme.example", &["keymaster"])
+        .await;
     let wide = NewApiKey {
         name: DisplayName::parse("wide").expect("name"),
         scopes: [scope("members:write")].into_iter().collect(),
     };
     assert_eq!(
-        h.engine.create_api_key(&holder, &tenant, wide).await.map(|_| ()),
+        h.engine
+            .create_api_key(&holder, &tenant, wide)
+            .await
+            .map(|_| ()),
         Err(Error::Forbidden(Reason::MissingScope))
     );
     let platform = NewApiKey {
@@ -796,7 +1029,10 @@ pub async fn api_keys_never_exceed_their_creator(h: Harness) {
         scopes: [scope("platform:users:read")].into_iter().collect(),
     };
     assert_eq!(
-        h.engine.create_api_key(&admin, &tenant, platform).await.map(|_| ()),
+        h.engine
+            .create_api_key(&admin, &tenant, platform)
+            .await
+            .map(|_| ()),
         Err(Error::ScopeNotAssignable("platform:users:read".to_owned()))
     );
 }
@@ -805,8 +1041,12 @@ pub async fn the_authorize_api_explains_every_reason(h: Harness) {
     let root = h.root().await;
     let (tenant, admin) = h.tenant(&root, "acme").await;
     let (_, outsider) = h.tenant(&root, "globex").await;
-    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
-    let suspended = h.member(&root, &admin, &tenant, "s@acme.example", &["member"]).await;
+    let member = h
+        .member(&root, &admin, &tenant, "m@acme.example", &["member"])
+        .await;
+    let suspended = h
+        .member(&root, &admin, &tenant, "s@acme.example", &["member"])
+        .await;
     h.engine
         .update_member(
             &admin,
@@ -819,7 +1059,9 @@ pub async fn the_authorize_api_explains_every_reason(h: Harness) {
         )
         .await
         .expect("suspended");
-    let banned = h.member(&root, &admin, &tenant, "b@acme.example", &["member"]).await;
+    let banned = h
+        .member(&root, &admin, &tenant, "b@acme.example", &["member"])
+        .await;
     h.engine
         .set_user_state(&root, &user_of(&banned), UserState::Suspended)
         .await
@@ -830,29 +1072,72 @@ pub async fn the_authorize_api_explains_every_reason(h: Harness) {
         .await
         .expect("auditor");
     let auditor = Harness::as_user(auditor, Assurance::Aal1);
-    let mut enabled = h.engine.enabled_scopes(&root, &tenant).await.expect("enabled");
+    let mut enabled = h
+        .engine
+        .enabled_scopes(&root, &tenant)
+        .await
+        .expect("enabled");
     enabled.remove(&scope("diagnostics:read"));
-    h.engine.set_enabled_scopes(&root, &tenant, enabled).await.expect("disabled one");
+    h.engine
+        .set_enabled_scopes(&root, &tenant, enabled)
+        .await
+        .expect("disabled one");
 
-    let decide = |subject: &Caller, assurance: Assurance, scope_name: &str, target: Option<&Caller>| {
-        let mut request = check(subject, assurance, scope_name);
-        request.target = target.map(user_of);
-        let engine = h.engine.clone();
-        let admin = admin.clone();
-        let tenant = tenant.clone();
-        async move { engine.authorize(&admin, &tenant, request).await.expect("a decision") }
-    };
+    let decide =
+        |subject: &Caller, assurance: Assurance, scope_name: &str, target: Option<&Caller>| {
+            let mut request = check(subject, assurance, scope_name);
+            request.target = target.map(user_of);
+            let engine = h.engine.clone();
+            let admin = admin.clone();
+            let tenant = tenant.clone();
+            async move {
+                engine
+                    .authorize(&admin, &tenant, request)
+                    .await
+                    .expect("a decision")
+            }
+        };
     let cases: Vec<(Reason, AuthzCheck)> = vec![
-        (Reason::SubjectSuspended, check(&banned, Assurance::Aal1, "tenant:read")),
-        (Reason::PlatformRoot, check(&root, Assurance::Aal1, "members:write")),
-        (Reason::PlatformAuditor, check(&auditor, Assurance::Aal1, "members:read")),
-        (Reason::PlatformRootRequired, check(&admin, Assurance::Aal2, "platform:users:read")),
-        (Reason::NotAMember, check(&outsider, Assurance::Aal1, "tenant:read")),
-        (Reason::AccountSuspended, check(&suspended, Assurance::Aal1, "tenant:read")),
-        (Reason::ScopeNotEnabled, check(&admin, Assurance::Aal1, "diagnostics:read")),
-        (Reason::MissingScope, check(&member, Assurance::Aal1, "members:write")),
-        (Reason::InsufficientAssurance, check(&admin, Assurance::Aal1, "roles:write")),
-        (Reason::RoleBinding, check(&member, Assurance::Aal1, "tenant:read")),
+        (
+            Reason::SubjectSuspended,
+            check(&banned, Assurance::Aal1, "tenant:read"),
+        ),
+        (
+            Reason::PlatformRoot,
+            check(&root, Assurance::Aal1, "members:write"),
+        ),
+        (
+            Reason::PlatformAuditor,
+            check(&auditor, Assurance::Aal1, "members:read"),
+        ),
+        (
+            Reason::PlatformRootRequired,
+            check(&admin, Assurance::Aal2, "platform:users:read"),
+        ),
+        (
+            Reason::NotAMember,
+            check(&outsider, Assurance::Aal1, "tenant:read"),
+        ),
+        (
+            Reason::AccountSuspended,
+            check(&suspended, Assurance::Aal1, "tenant:read"),
+        ),
+        (
+            Reason::ScopeNotEnabled,
+            check(&admin, Assurance::Aal1, "diagnostics:read"),
+        ),
+        (
+            Reason::MissingScope,
+            check(&member, Assurance::Aal1, "members:write"),
+        ),
+        (
+            Reason::InsufficientAssurance,
+            check(&admin, Assurance::Aal1, "roles:write"),
+        ),
+        (
+            Reason::RoleBinding,
+            check(&member, Assurance::Aal1, "tenant:read"),
+        ),
     ];
     for (reason, request) in cases {
         let decision = h.engine.authorize(&admin, &tenant, request.clone()).await;
@@ -918,7 +1203,9 @@ pub async fn the_authorize_api_explains_every_reason(h: Harness) {
 pub async fn authorize_batches_answer_in_order_within_bounds(h: Harness) {
     let root = h.root().await;
     let (tenant, admin) = h.tenant(&root, "acme").await;
-    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let member = h
+        .member(&root, &admin, &tenant, "m@acme.example", &["member"])
+        .await;
     let checks = vec![
         check(&member, Assurance::Aal1, "tenant:read"),
         check(&member, Assurance::Aal1, "members:write"),
@@ -932,7 +1219,11 @@ pub async fn authorize_batches_answer_in_order_within_bounds(h: Harness) {
     let reasons: Vec<Reason> = decisions.iter().map(|decision| decision.reason).collect();
     assert_eq!(
         reasons,
-        vec![Reason::RoleBinding, Reason::MissingScope, Reason::RoleBinding]
+        vec![
+            Reason::RoleBinding,
+            Reason::MissingScope,
+            Reason::RoleBinding
+        ]
     );
     let too_many = vec![check(&member, Assurance::Aal1, "tenant:read"); MAX_BATCH + 1];
     assert!(matches!(
@@ -941,12 +1232,19 @@ pub async fn authorize_batches_answer_in_order_within_bounds(h: Harness) {
     ));
     let full = vec![check(&member, Assurance::Aal1, "tenant:read"); MAX_BATCH];
     assert_eq!(
-        h.engine.authorize_batch(&admin, &tenant, full).await.map(|all| all.len()),
+        h.engine
+            .authorize_batch(&admin, &tenant, full)
+            .await
+            .map(|all| all.len()),
         Ok(MAX_BATCH)
     );
     assert_eq!(
         h.engine
-            .authorize(&member, &tenant, check(&member, Assurance::Aal1, "tenant:read"))
+            .authorize(
+                &member,
+                &tenant,
+                check(&member, Assurance::Aal1, "tenant:read")
+            )
             .await
             .map(|_| ()),
         Err(Error::Forbidden(Reason::MissingScope)),
@@ -957,8 +1255,16 @@ pub async fn authorize_batches_answer_in_order_within_bounds(h: Harness) {
 pub async fn changes_take_effect_on_the_very_next_decision(h: Harness) {
     let root = h.root().await;
     let (tenant, admin) = h.tenant(&root, "acme").await;
-    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
-    let ask = || h.engine.authorize(&admin, &tenant, check(&member, Assurance::Aal1, "tenant:read"));
+    let member = h
+        .member(&root, &admin, &tenant, "m@acme.example", &["member"])
+        .await;
+    let ask = || {
+        h.engine.authorize(
+            &admin,
+            &tenant,
+            check(&member, Assurance::Aal1, "tenant:read"),
+        )
+    };
     assert!(ask().await.expect("decision").allowed);
     let suspend = MemberChange {
         state: Some(AccountState::Suspended),
@@ -968,7 +1274,10 @@ pub async fn changes_take_effect_on_the_very_next_decision(h: Harness) {
         .update_member(&admin, &tenant, &user_of(&member), suspend)
         .await
         .expect("suspended");
-    assert_eq!(ask().await.expect("decision").reason, Reason::AccountSuspended);
+    assert_eq!(
+        ask().await.expect("decision").reason,
+        Reason::AccountSuspended
+    );
     h.engine
         .update_member(
             &admin,
@@ -994,11 +1303,17 @@ pub async fn changes_take_effect_on_the_very_next_decision(h: Harness) {
         .await
         .expect("tenant suspended");
     assert_eq!(
-        h.engine.list_members(&admin, &tenant, None, 10).await.map(|_| ()),
+        h.engine
+            .list_members(&admin, &tenant, None, 10)
+            .await
+            .map(|_| ()),
         Err(Error::Forbidden(Reason::TenantSuspended))
     );
     assert!(
-        h.engine.list_members(&root, &tenant, None, 10).await.is_ok(),
+        h.engine
+            .list_members(&root, &tenant, None, 10)
+            .await
+            .is_ok(),
         "platform roots still manage a suspended tenant"
     );
     h.engine
@@ -1023,7 +1338,11 @@ pub async fn sessions_step_up_with_totp_once_and_expire(h: Harness) {
     );
     assert_eq!(
         h.engine
-            .login(&email("nobody@acme.example"), crate::harness::PASSWORD, "r2")
+            .login(
+                &email("nobody@acme.example"),
+                crate::harness::PASSWORD,
+                "r2"
+            )
             .await
             .map(|_| ()),
         Err(Error::InvalidCredentials),
@@ -1036,7 +1355,11 @@ pub async fn sessions_step_up_with_totp_once_and_expire(h: Harness) {
         .expect("login");
     assert_eq!(session.assurance, Assurance::Aal1);
     let caller = Caller {
-        principal: h.engine.authenticate(&session.token).await.expect("authenticated"),
+        principal: h
+            .engine
+            .authenticate(&session.token)
+            .await
+            .expect("authenticated"),
         request_id: "r4".to_owned(),
     };
     assert_eq!(user_of(&caller), user_of(&admin));
@@ -1048,9 +1371,22 @@ pub async fn sessions_step_up_with_totp_once_and_expire(h: Harness) {
         Err(Error::InvalidTotp)
     );
     let code = domain::fakes::FakeTotp::code(&enrolment.secret, step);
-    h.engine.confirm_totp(&caller, &code).await.expect("confirmed");
-    let raised = h.engine.authenticate(&session.token).await.expect("authenticated");
-    assert!(matches!(raised, domain::usecases::Principal::User { assurance: Assurance::Aal2, .. }));
+    h.engine
+        .confirm_totp(&caller, &code)
+        .await
+        .expect("confirmed");
+    let raised = h
+        .engine
+        .authenticate(&session.token)
+        .await
+        .expect("authenticated");
+    assert!(matches!(
+        raised,
+        domain::usecases::Principal::User {
+            assurance: Assurance::Aal2,
+            ..
+        }
+    ));
     assert_eq!(
         h.engine.step_up(&caller, &code).await.map(|_| ()),
         Err(Error::InvalidTotp),
@@ -1058,14 +1394,27 @@ pub async fn sessions_step_up_with_totp_once_and_expire(h: Harness) {
     );
     h.clock.advance(time::Duration::minutes(16));
     let caller = Caller {
-        principal: h.engine.authenticate(&session.token).await.expect("still a session"),
+        principal: h
+            .engine
+            .authenticate(&session.token)
+            .await
+            .expect("still a session"),
         request_id: "r5".to_owned(),
     };
     assert!(
-        matches!(caller.principal, domain::usecases::Principal::User { assurance: Assurance::Aal1, .. }),
+        matches!(
+            caller.principal,
+            domain::usecases::Principal::User {
+                assurance: Assurance::Aal1,
+                ..
+            }
+        ),
         "aal2 lapses after the step-up TTL"
     );
-    let code = domain::fakes::FakeTotp::code(&enrolment.secret, domain::fakes::FakeTotp::step(h.clock_now()));
+    let code = domain::fakes::FakeTotp::code(
+        &enrolment.secret,
+        domain::fakes::FakeTotp::step(h.clock_now()),
+    );
     let state = h.engine.step_up(&caller, &code).await.expect("stepped up");
     assert_eq!(state.assurance, Assurance::Aal2);
     h.clock.advance(time::Duration::minutes(31));
@@ -1098,7 +1447,10 @@ pub async fn sessions_step_up_with_totp_once_and_expire(h: Harness) {
         request_id: "r8".to_owned(),
     };
     h.engine.logout(&caller).await.expect("logout");
-    assert_eq!(h.engine.authenticate(&last.token).await, Err(Error::Unauthenticated));
+    assert_eq!(
+        h.engine.authenticate(&last.token).await,
+        Err(Error::Unauthenticated)
+    );
 }
 
 pub async fn passwords_change_only_with_the_current_one(h: Harness) {
@@ -1110,13 +1462,19 @@ pub async fn passwords_change_only_with_the_current_one(h: Harness) {
         .await
         .expect("login");
     let caller = Caller {
-        principal: h.engine.authenticate(&session.token).await.expect("session"),
+        principal: h
+            .engine
+            .authenticate(&session.token)
+            .await
+            .expect("session"),
         request_id: "r2".to_owned(),
     };
     assert_eq!(user_of(&caller), user);
     let new_password = domain::ids::Password::parse("an even better passphrase").expect("valid");
     assert_eq!(
-        h.engine.change_password(&caller, "not the password", &new_password).await,
+        h.engine
+            .change_password(&caller, "not the password", &new_password)
+            .await,
         Err(Error::InvalidCredentials)
     );
     h.engine
@@ -1140,10 +1498,16 @@ pub async fn passwords_change_only_with_the_current_one(h: Harness) {
 pub async fn a_refusal_writes_one_denied_record_and_nothing_else(h: Harness) {
     let root = h.root().await;
     let (tenant, admin) = h.tenant(&root, "acme").await;
-    let member = h.member(&root, &admin, &tenant, "m@acme.example", &["member"]).await;
+    let member = h
+        .member(&root, &admin, &tenant, "m@acme.example", &["member"])
+        .await;
     let trail_before = tenant_trail(&h, &root, &tenant).await;
     let feed_before = tenant_feed(&h, &root, &tenant).await;
-    let members_before = h.engine.list_members(&root, &tenant, None, 200).await.expect("list");
+    let members_before = h
+        .engine
+        .list_members(&root, &tenant, None, 200)
+        .await
+        .expect("list");
     let refused = h
         .engine
         .add_member(
@@ -1155,17 +1519,31 @@ pub async fn a_refusal_writes_one_denied_record_and_nothing_else(h: Harness) {
             },
         )
         .await;
-    assert_eq!(refused.map(|_| ()), Err(Error::Forbidden(Reason::MissingScope)));
+    assert_eq!(
+        refused.map(|_| ()),
+        Err(Error::Forbidden(Reason::MissingScope))
+    );
     let trail_after = tenant_trail(&h, &root, &tenant).await;
     assert_eq!(trail_after.len(), trail_before.len() + 1);
     let record = trail_after.last().expect("record");
     assert_eq!(
-        (record.outcome, record.reason.as_str(), record.action.as_str()),
+        (
+            record.outcome,
+            record.reason.as_str(),
+            record.action.as_str()
+        ),
         (Outcome::Denied, "missing_scope", "member.add")
     );
-    assert_eq!(tenant_feed(&h, &root, &tenant).await, feed_before, "no event");
     assert_eq!(
-        h.engine.list_members(&root, &tenant, None, 200).await.expect("list"),
+        tenant_feed(&h, &root, &tenant).await,
+        feed_before,
+        "no event"
+    );
+    assert_eq!(
+        h.engine
+            .list_members(&root, &tenant, None, 200)
+            .await
+            .expect("list"),
         members_before
     );
     assert_eq!(
@@ -1183,21 +1561,37 @@ pub async fn audit_chains_verify_and_feeds_page_in_order(h: Harness) {
     let (tenant, admin) = h.tenant(&root, "acme").await;
     for index in 0..30 {
         let member = h
-            .member(&root, &admin, &tenant, &format!("m{index}@acme.example"), &["member"])
+            .member(
+                &root,
+                &admin,
+                &tenant,
+                &format!("m{index}@acme.example"),
+                &["member"],
+            )
             .await;
         if index % 3 == 0 {
             let _ = h.engine.list_roles(&member, &tenant).await;
             let _ = h.engine.list_members(&member, &tenant, None, 10).await;
         }
     }
-    let verified = h.engine.verify_trail(&Partition::Tenant(tenant.clone())).await;
+    let verified = h
+        .engine
+        .verify_trail(&Partition::Tenant(tenant.clone()))
+        .await;
     let count = tenant_trail(&h, &root, &tenant).await.len() as u64;
     assert_eq!(verified, Ok(Ok(count)));
-    assert!(matches!(h.engine.verify_trail(&Partition::Platform).await, Ok(Ok(_))));
+    assert!(matches!(
+        h.engine.verify_trail(&Partition::Platform).await,
+        Ok(Ok(_))
+    ));
     let mut positions = Vec::new();
     let mut after = 0;
     loop {
-        let page = h.engine.tenant_events(&admin, &tenant, after, 7).await.expect("page");
+        let page = h
+            .engine
+            .tenant_events(&admin, &tenant, after, 7)
+            .await
+            .expect("page");
         assert!(page.items.len() <= 7);
         positions.extend(page.items.iter().map(|event| event.position));
         match page.next_cursor {
@@ -1207,8 +1601,16 @@ pub async fn audit_chains_verify_and_feeds_page_in_order(h: Harness) {
     }
     let expected: Vec<u64> = (1..=positions.len() as u64).collect();
     assert_eq!(positions, expected, "positions start at 1 with no gap");
-    assert_eq!(positions.len(), 32, "tenant.created, first admin, 30 members");
-    let members = h.engine.list_members(&admin, &tenant, None, 200).await.expect("list");
+    assert_eq!(
+        positions.len(),
+        32,
+        "tenant.created, first admin, 30 members"
+    );
+    let members = h
+        .engine
+        .list_members(&admin, &tenant, None, 200)
+        .await
+        .expect("list");
     assert!(members.items.iter().all(|member| member.tenant == tenant));
 }
 

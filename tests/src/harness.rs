@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use domain::fakes::{CountingSecrets, FakeTotp, FastPasswordHasher, ManualClock, MemStore, SequentialIds};
+use domain::fakes::{
+    CountingSecrets, FakeTotp, FastPasswordHasher, ManualClock, MemStore, SequentialIds,
+};
 use domain::ids::{Assurance, DisplayName, Email, Password, RoleName, TenantId, UserId};
 use domain::ports::Store;
 use domain::usecases::{

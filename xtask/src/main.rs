@@ -62,7 +62,10 @@ fn ci() -> Result<(), String> {
         ]),
     )?;
     domain_dependency_ban()?;
-    run("test", cargo().args(["test", "--workspace", "--all-features"]))
+    run(
+        "test",
+        cargo().args(["test", "--workspace", "--all-features"]),
+    )
 }
 
 /// `crates/domain` stays pure: none of the banned crates in its normal dependency tree.

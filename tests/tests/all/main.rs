@@ -9,3 +9,5 @@
 )]
 
 mod behaviour_fake;
+mod decision_properties;
+mod model;
