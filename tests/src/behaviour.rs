@@ -977,6 +977,33 @@ pub async fn api_keys_act_only_in_their_tenant_within_their_scopes(h: Harness) {
         h.engine.list_roles(&key_caller, &acme).await.map(|_| ()),
         Err(Error::Forbidden(Reason::CredentialScopeMissing))
     );
+    let globex_admin = crate::harness::Harness::as_user(
+        h.engine
+            .list_members(&root, &globex, None, 1)
+            .await
+            .expect("globex members")
+            .items[0]
+            .user_id,
+        Assurance::Aal1,
+    );
+    let foreign = h
+        .engine
+        .authorize(
+            &globex_admin,
+            &globex,
+            AuthzCheck {
+                subject: CheckSubject::Token(created.secret.clone()),
+                scope: scope("members:read"),
+                target: None,
+            },
+        )
+        .await
+        .expect("a decision");
+    assert_eq!(
+        foreign.reason,
+        Reason::SubjectNotFound,
+        "another tenant's key is unknown there"
+    );
     let listed = h.engine.list_api_keys(&admin, &acme).await.expect("list");
     assert_eq!(listed.len(), 1);
     h.engine

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's task runner (`ci` runs every check CI runs).
 
 use std::env;
-use std::process::{Command, ExitCode};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
 
 /// Crates `crates/domain` must never depend on (normal dependencies, any feature set).
 const DOMAIN_BANNED: &[&str] = &["tokio", "sqlx", "axum", "anyhow"];
@@ -62,10 +63,47 @@ fn ci() -> Result<(), String> {
         ]),
     )?;
     domain_dependency_ban()?;
-    run(
-        "test",
-        cargo().args(["test", "--workspace", "--all-features"]),
-    )
+    test()
+}
+
+/// Runs every test, echoing cargo's output, and ends with one summary line over all
+/// test binaries (`ci: N passed, M failed`), so the last line speaks for the whole run.
+fn test() -> Result<(), String> {
+    eprintln!("xtask: test");
+    let mut child = cargo()
+        .args(["test", "--workspace", "--all-features"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("test: could not start: {error}"))?;
+    let (mut passed, mut failed) = (0_u64, 0_u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|error| format!("test: reading output: {error}"))?;
+            println!("{line}");
+            if let Some(counts) = line.strip_prefix("test result: ") {
+                passed += count_of(counts, "passed");
+                failed += count_of(counts, "failed");
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|error| format!("test: waiting: {error}"))?;
+    println!("ci: {passed} passed, {failed} failed");
+    if status.success() && failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("test failed ({status})"))
+    }
+}
+
+/// The number before `label` in a cargo summary such as `ok. 3 passed; 0 failed; …`.
+fn count_of(counts: &str, label: &str) -> u64 {
+    counts
+        .split(';')
+        .filter_map(|part| part.trim().strip_suffix(label))
+        .filter_map(|number| number.trim().rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// `crates/domain` stays pure: none of the banned crates in its normal dependency tree.

@@ -157,6 +157,15 @@ impl MemTx {
         }
     }
 
+    /// Whether a row of `tenant` is visible at all, for lookups that name no tenant
+    /// (row-level security filters them rather than failing).
+    fn visible(&self, tenant: &TenantId) -> bool {
+        match &self.scope {
+            TxScope::Platform => true,
+            TxScope::Tenant(scoped) => scoped == tenant,
+        }
+    }
+
     fn allow_partition(&self, partition: &Partition) -> Result<(), StoreError> {
         match partition {
             Partition::Tenant(tenant) => self.allow(tenant),
@@ -213,7 +222,7 @@ impl StoreTx for MemTx {
                 state
                     .api_keys
                     .get(key_id)
-                    .filter(|(key, _)| key.revoked_at.is_none())
+                    .filter(|(key, _)| key.revoked_at.is_none() && self.visible(&key.tenant))
                     .map(|(key, _)| SubjectFacts::ApiKey {
                         key_id: key.id,
                         tenant: key.tenant.clone(),
@@ -795,7 +804,7 @@ impl StoreTx for MemTx {
             .working
             .api_keys
             .values()
-            .find(|(_, hash)| hash == secret_hash)
+            .find(|(key, hash)| hash == secret_hash && self.visible(&key.tenant))
             .map(|(key, _)| key.clone()))
     }
 

@@ -249,6 +249,17 @@ impl Engine {
             op.denied_by = Some("tenant_not_found");
             return Err(Error::TenantNotFound);
         }
+        // A key never sees another tenant (a store with row-level security hides the
+        // key's own row there): it is an outsider, answered as for a missing tenant.
+        if let Principal::ApiKey {
+            tenant: key_tenant, ..
+        } = &op.caller.principal
+        {
+            if check.tenant.is_some_and(|tenant| tenant != key_tenant) {
+                op.denied_by = Some(Reason::NotAMember.as_str());
+                return Err(Error::TenantNotFound);
+            }
+        }
         let decision = decide(
             &facts,
             &crate::authz::AuthzRequest {
