@@ -22,6 +22,8 @@ pub struct Harness {
     pub engine: Engine,
     pub clock: Arc<ManualClock>,
     pub store: Arc<dyn Store>,
+    /// Whatever must live as long as the harness (a test database, say).
+    pub keep_alive: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Harness {
@@ -48,6 +50,7 @@ impl Harness {
             engine,
             clock,
             store,
+            keep_alive: None,
         }
     }
 

@@ -10,3 +10,4 @@
 
 pub mod behaviour;
 pub mod harness;
+pub mod pg;

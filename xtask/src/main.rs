@@ -11,12 +11,15 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("db") => db(),
         Some("deps") => domain_dependency_ban(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
-                 ci     fmt check, clippy (warnings denied), the domain dependency ban, all tests\n  \
+                 ci     a database (as db), fmt check, clippy (warnings denied), the domain\n         \
+                        dependency ban, all tests\n  \
+                 db     make sure a PostgreSQL is there for the tests, starting the local cluster\n  \
                  deps   only the domain dependency ban\n\n\
                  PROPTEST_CASES raises the property-test case counts for long local runs."
             );
@@ -49,6 +52,7 @@ fn run(step: &str, command: &mut Command) -> Result<(), String> {
 }
 
 fn ci() -> Result<(), String> {
+    db()?;
     run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(
         "clippy",
@@ -143,5 +147,81 @@ fn domain_dependency_ban() -> Result<(), String> {
             "crates/domain depends on {} (banned: it must stay free of runtimes, SQL and HTTP)",
             found.join(", ")
         ))
+    }
+}
+
+/// The database URL the tests use, if one is configured (same order as the tests).
+fn configured_database_url() -> Option<String> {
+    ["USER_ENGINE_TEST_DATABASE_URL", "DATABASE_URL"]
+        .into_iter()
+        .find_map(|name| env::var(name).ok().filter(|url| !url.is_empty()))
+}
+
+fn local_postgres_listening() -> bool {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], 5432));
+    std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(1)).is_ok()
+}
+
+/// Makes sure a PostgreSQL is there: a configured URL, else 127.0.0.1:5432, else the
+/// installed local cluster started with `pg_ctlcluster`, else a message saying what to do.
+fn db() -> Result<(), String> {
+    if let Some(url) = configured_database_url() {
+        eprintln!(
+            "xtask: db: using the configured database server ({} set)",
+            redact(&url)
+        );
+        return Ok(());
+    }
+    if local_postgres_listening() {
+        eprintln!("xtask: db: PostgreSQL is listening on 127.0.0.1:5432");
+        return Ok(());
+    }
+    let clusters = Command::new("pg_lsclusters")
+        .arg("--no-header")
+        .output()
+        .map_err(|_| {
+            "no PostgreSQL on 127.0.0.1:5432 and pg_lsclusters is not installed: install \
+         PostgreSQL (Debian: apt-get install postgresql) or set USER_ENGINE_TEST_DATABASE_URL"
+                .to_owned()
+        })?;
+    let listing = String::from_utf8_lossy(&clusters.stdout);
+    let mut columns = listing
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|columns| columns.get(2) == Some(&"5432"))
+        .or_else(|| listing.lines().next().map(|line| line.split_whitespace().collect()))
+        .ok_or("pg_lsclusters lists no cluster: create one (pg_createcluster) or set USER_ENGINE_TEST_DATABASE_URL")?
+        .into_iter();
+    let (Some(version), Some(cluster)) = (columns.next(), columns.next()) else {
+        return Err(format!("cannot read pg_lsclusters output: {listing}"));
+    };
+    run(
+        "db: start the local cluster",
+        Command::new("pg_ctlcluster").args([
+            "--skip-systemctl-redirect",
+            version,
+            cluster,
+            "start",
+        ]),
+    )?;
+    for _ in 0..60 {
+        if local_postgres_listening() {
+            eprintln!("xtask: db: PostgreSQL {version}/{cluster} is up");
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    Err(format!(
+        "PostgreSQL {version}/{cluster} started but does not listen on 127.0.0.1:5432"
+    ))
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
     }
 }

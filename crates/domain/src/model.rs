@@ -279,6 +279,8 @@ pub struct ApiKey {
     pub tenant: TenantId,
     pub name: DisplayName,
     pub scopes: BTreeSet<ScopeName>,
+    /// The user who created the key, while they are a member of its tenant.
+    pub created_by: Option<UserId>,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
 }

@@ -9,5 +9,6 @@
 )]
 
 mod behaviour_fake;
+mod behaviour_pg;
 mod decision_properties;
 mod model;

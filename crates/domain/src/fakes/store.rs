@@ -485,6 +485,12 @@ impl StoreTx for MemTx {
             .retain(|(value_tenant, value_user, _), _| {
                 !(value_tenant == tenant && value_user == user)
             });
+        // A key outlives its creator's membership; it only forgets who made it.
+        for (key, _) in self.working.api_keys.values_mut() {
+            if &key.tenant == tenant && key.created_by.as_ref() == Some(user) {
+                key.created_by = None;
+            }
+        }
         Ok(())
     }
 

@@ -124,6 +124,7 @@ impl Engine {
             tenant: tenant.clone(),
             name: input.name,
             scopes: input.scopes,
+            created_by: op.caller.principal.user_id().copied(),
             created_at: self.now(),
             revoked_at: None,
         };

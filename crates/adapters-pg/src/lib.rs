@@ -1,0 +1,125 @@
+//! The PostgreSQL store: embedded migrations, the service-role connection pool, and the
+//! store ports of `domain` over sqlx.
+//!
+//! Every transaction sets its tenant (or platform mode) with `set_config(…, true)`, so
+//! the setting lives exactly as long as the transaction and a pooled connection never
+//! carries one tenant into another's request. Queries run as `user_engine_app`, a role
+//! that row-level security applies to.
+
+mod errors;
+mod tx;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::catalog::{default_catalog, default_schema};
+use domain::ports::{Store, StoreError, StoreTx, TxScope};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Executor, PgPool};
+
+pub use errors::store_error;
+
+/// The role the service's queries run as (created by the migrations).
+pub const SERVICE_ROLE: &str = "user_engine_app";
+
+/// Migrations embedded in the binary; never edited once landed.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Runs the migrations as the connecting (owner) user and seeds the default catalog and
+/// profile schema from the domain, adding only what is missing.
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn migrate(owner: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR
+        .run(owner)
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+    let mut tx = owner.begin().await.map_err(store_error)?;
+    for scope in default_catalog() {
+        sqlx::query(
+            "insert into catalog_scopes (name, description, platform_only, min_assurance) \
+             values ($1, $2, $3, $4) on conflict (name) do nothing",
+        )
+        .bind(scope.name.as_str())
+        .bind(&scope.description)
+        .bind(scope.platform_only)
+        .bind(scope.min_assurance.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    }
+    for entry in default_schema() {
+        sqlx::query(
+            "insert into profile_schema (key, value_type, user_editable, tenant_overridable) \
+             values ($1, $2, $3, $4) on conflict (key) do nothing",
+        )
+        .bind(entry.key.as_str())
+        .bind(entry.value_type.as_str())
+        .bind(entry.user_editable)
+        .bind(entry.tenant_overridable)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    }
+    tx.commit().await.map_err(store_error)
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool whose every connection acts as the service role.
+    ///
+    /// # Errors
+    /// When the URL is invalid or the database cannot be reached.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url
+            .parse::<PgConnectOptions>()
+            .map_err(|error| StoreError::Unavailable(error.to_string()))?
+            .disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|connection, _meta| {
+                Box::pin(async move {
+                    connection
+                        .execute(format!("set role {SERVICE_ROLE}").as_str())
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(store_error)?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for readiness checks and tests.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn begin(&self, scope: TxScope) -> Result<Box<dyn StoreTx>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let (tenant, platform) = match &scope {
+            TxScope::Tenant(tenant) => (tenant.as_str(), "off"),
+            TxScope::Platform => ("", "on"),
+        };
+        sqlx::query(
+            "select set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true)",
+        )
+        .bind(tenant)
+        .bind(platform)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        Ok(Box::new(tx::PgTx::new(tx)))
+    }
+}

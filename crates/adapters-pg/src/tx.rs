@@ -1,0 +1,1462 @@
+//! One store transaction over PostgreSQL: every `StoreTx` method as SQL.
+//!
+//! Queries are checked at run time (`sqlx::query`), not with `query!`: the workspace then
+//! builds without a database and without committed offline data, and the adapter's own
+//! tests run every statement against a real PostgreSQL.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use domain::audit::{Actor, ActorType, AuditDraft, AuditRecord, Outcome, Partition};
+use domain::authz::{AccountFacts, AuthzFacts, SubjectFacts, TargetFacts};
+use domain::event::{Event, EventDraft};
+use domain::ids::{
+    Assurance, AuditId, DisplayName, Email, EventId, KeyId, ProfileKey, ProfileType, ProfileValue,
+    RoleName, ScopeName, TenantId, UserId,
+};
+use domain::model::{
+    AccountState, ApiKey, CatalogScope, Credentials, Invitation, Member, PlatformRole, RoleBinding,
+    SchemaEntry, Session, Tenant, TenantState, TotpEnrolment, User, UserState,
+};
+use domain::ports::{AuditFilter, FactsQuery, StoreError, StoreTx, SubjectRef};
+use sqlx::{Postgres, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::errors::store_error;
+
+pub(crate) struct PgTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl PgTx {
+    pub(crate) fn new(tx: Transaction<'static, Postgres>) -> Self {
+        Self { tx }
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("unreadable {what} in the database"))
+}
+
+fn tenant_id(text: &str) -> Result<TenantId, StoreError> {
+    TenantId::parse(text).map_err(|_| corrupt("tenant id"))
+}
+
+fn scopes(names: &[String]) -> Result<BTreeSet<ScopeName>, StoreError> {
+    names
+        .iter()
+        .map(|name| ScopeName::parse(name).map_err(|_| corrupt("scope name")))
+        .collect()
+}
+
+fn roles(names: &[String]) -> Result<BTreeSet<RoleName>, StoreError> {
+    names
+        .iter()
+        .map(|name| RoleName::parse(name).map_err(|_| corrupt("role name")))
+        .collect()
+}
+
+fn platform_roles(names: &[String]) -> Result<BTreeSet<PlatformRole>, StoreError> {
+    names
+        .iter()
+        .map(|name| PlatformRole::parse(name).ok_or_else(|| corrupt("platform role")))
+        .collect()
+}
+
+fn platform_role_names(roles: &BTreeSet<PlatformRole>) -> Vec<&'static str> {
+    roles.iter().map(PlatformRole::as_str).collect()
+}
+
+fn account_state(text: &str) -> Result<AccountState, StoreError> {
+    AccountState::parse(text).ok_or_else(|| corrupt("account state"))
+}
+
+fn profile_values(
+    rows: Vec<(String, serde_json::Value)>,
+) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
+    rows.into_iter()
+        .map(|(key, value)| {
+            Ok((
+                ProfileKey::parse(&key).map_err(|_| corrupt("profile key"))?,
+                ProfileValue::parse(&value).map_err(|_| corrupt("profile value"))?,
+            ))
+        })
+        .collect()
+}
+
+fn partition_name(partition: &Partition) -> &str {
+    partition.name()
+}
+
+fn partition_of(tenant: Option<String>) -> Result<Partition, StoreError> {
+    match tenant {
+        Some(tenant) => Ok(Partition::Tenant(tenant_id(&tenant)?)),
+        None => Ok(Partition::Platform),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    tenant_id: String,
+    display_name: String,
+    state: String,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TenantRow {
+    fn into_tenant(self) -> Result<Tenant, StoreError> {
+        Ok(Tenant {
+            id: tenant_id(&self.tenant_id)?,
+            display_name: DisplayName::parse(&self.display_name)
+                .map_err(|_| corrupt("display name"))?,
+            state: TenantState::parse(&self.state).ok_or_else(|| corrupt("tenant state"))?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+const TENANT_COLUMNS: &str = "tenant_id, display_name, state, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    tenant_id: String,
+    user_id: Uuid,
+    email: String,
+    state: String,
+    version: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    roles: Vec<String>,
+}
+
+impl MemberRow {
+    fn into_member(self) -> Result<Member, StoreError> {
+        Ok(Member {
+            tenant: tenant_id(&self.tenant_id)?,
+            user_id: UserId::from_generated(self.user_id),
+            email: Email::parse(&self.email).map_err(|_| corrupt("email"))?,
+            roles: roles(&self.roles)?,
+            state: account_state(&self.state)?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: u64::try_from(self.version).map_err(|_| corrupt("version"))?,
+        })
+    }
+}
+
+const MEMBER_SELECT: &str = "select a.tenant_id, a.user_id, u.email, a.state, a.version, \
+     a.created_at, a.updated_at, \
+     array(select m.role from memberships m \
+           where m.tenant_id = a.tenant_id and m.user_id = a.user_id \
+           order by m.role collate \"C\") as roles \
+     from accounts a join users u on u.user_id = a.user_id";
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    user_id: Uuid,
+    email: String,
+    state: String,
+    platform_roles: Vec<String>,
+    has_totp: bool,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl UserRow {
+    fn into_user(self) -> Result<User, StoreError> {
+        Ok(User {
+            id: UserId::from_generated(self.user_id),
+            email: Email::parse(&self.email).map_err(|_| corrupt("email"))?,
+            state: UserState::parse(&self.state).ok_or_else(|| corrupt("user state"))?,
+            platform_roles: platform_roles(&self.platform_roles)?,
+            has_totp: self.has_totp,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+const USER_COLUMNS: &str =
+    "user_id, email, state, platform_roles, has_totp, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct ScopeRow {
+    name: String,
+    description: String,
+    platform_only: bool,
+    min_assurance: String,
+}
+
+impl ScopeRow {
+    fn into_scope(self) -> Result<CatalogScope, StoreError> {
+        Ok(CatalogScope {
+            name: ScopeName::parse(&self.name).map_err(|_| corrupt("scope name"))?,
+            description: self.description,
+            platform_only: self.platform_only,
+            min_assurance: Assurance::parse(&self.min_assurance)
+                .map_err(|_| corrupt("assurance"))?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SchemaRow {
+    key: String,
+    value_type: String,
+    user_editable: bool,
+    tenant_overridable: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    tenant_id: String,
+    key_id: Uuid,
+    name: String,
+    scopes: Vec<String>,
+    created_by: Option<Uuid>,
+    created_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl KeyRow {
+    fn into_key(self) -> Result<ApiKey, StoreError> {
+        Ok(ApiKey {
+            id: KeyId::from_generated(self.key_id),
+            tenant: tenant_id(&self.tenant_id)?,
+            name: DisplayName::parse(&self.name).map_err(|_| corrupt("key name"))?,
+            scopes: scopes(&self.scopes)?,
+            created_by: self.created_by.map(UserId::from_generated),
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+const KEY_COLUMNS: &str = "tenant_id, key_id, name, scopes, created_by, created_at, revoked_at";
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    token_hash: String,
+    user_id: Uuid,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    last_seen_at: OffsetDateTime,
+    aal2_until: Option<OffsetDateTime>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Self {
+        Self {
+            token_hash: row.token_hash,
+            user_id: UserId::from_generated(row.user_id),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            last_seen_at: row.last_seen_at,
+            aal2_until: row.aal2_until,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    partition: String,
+    seq: i64,
+    tenant_id: Option<String>,
+    audit_id: Uuid,
+    at: OffsetDateTime,
+    actor_type: String,
+    actor_id: String,
+    action: String,
+    target_type: String,
+    target_id: String,
+    outcome: String,
+    reason: String,
+    request_id: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl AuditRow {
+    fn into_record(self) -> Result<AuditRecord, StoreError> {
+        let partition = partition_of(self.tenant_id)?;
+        if partition.name() != self.partition {
+            return Err(corrupt("audit partition"));
+        }
+        Ok(AuditRecord {
+            id: AuditId::from_generated(self.audit_id),
+            seq: u64::try_from(self.seq).map_err(|_| corrupt("audit seq"))?,
+            partition,
+            at: self.at,
+            actor: Actor {
+                kind: match self.actor_type.as_str() {
+                    "user" => ActorType::User,
+                    "api_key" => ActorType::ApiKey,
+                    "system" => ActorType::System,
+                    "anonymous" => ActorType::Anonymous,
+                    _ => return Err(corrupt("actor type")),
+                },
+                id: self.actor_id,
+            },
+            action: self.action,
+            target_kind: self.target_type,
+            target_id: self.target_id,
+            outcome: match self.outcome.as_str() {
+                "allowed" => Outcome::Allowed,
+                "denied" => Outcome::Denied,
+                _ => return Err(corrupt("outcome")),
+            },
+            reason: self.reason,
+            request_id: self.request_id,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    position: i64,
+    tenant_id: Option<String>,
+    event_id: Uuid,
+    event_type: String,
+    subject: String,
+    time: OffsetDateTime,
+    data: serde_json::Value,
+}
+
+impl EventRow {
+    fn into_event(self) -> Result<Event, StoreError> {
+        Ok(Event {
+            id: EventId::from_generated(self.event_id),
+            partition: partition_of(self.tenant_id)?,
+            position: u64::try_from(self.position).map_err(|_| corrupt("event position"))?,
+            time: self.time,
+            event_type: self.event_type,
+            subject: self.subject,
+            data: self.data,
+        })
+    }
+}
+
+/// The facts of one decision, as the single query of `authz_facts` returns them.
+#[derive(sqlx::FromRow)]
+struct FactsRow {
+    tenant_state: Option<String>,
+    user_state: Option<String>,
+    user_platform_roles: Option<Vec<String>>,
+    key_tenant: Option<String>,
+    key_scopes: Option<Vec<String>>,
+    key_revoked: Option<bool>,
+    account_state: Option<String>,
+    account_roles: Vec<String>,
+    bound_roles: Vec<String>,
+    scope_name: Option<String>,
+    scope_description: Option<String>,
+    scope_platform_only: Option<bool>,
+    scope_min_assurance: Option<String>,
+    scope_enabled: bool,
+    target_platform_roles: Option<Vec<String>>,
+    target_account_state: Option<String>,
+}
+
+const FACTS_QUERY: &str = "select \
+    (select t.state from tenants t where t.tenant_id = $1) as tenant_state, \
+    u.state as user_state, u.platform_roles as user_platform_roles, \
+    k.tenant_id as key_tenant, k.scopes as key_scopes, (k.revoked_at is not null) as key_revoked, \
+    a.state as account_state, \
+    array(select m.role from memberships m where m.tenant_id = $1 and m.user_id = $2) as account_roles, \
+    array(select distinct m.role from memberships m \
+          join role_binding_scopes b on b.tenant_id = m.tenant_id and b.role = m.role \
+          where m.tenant_id = $1 and m.user_id = $2 and b.scope = $4) as bound_roles, \
+    c.name as scope_name, c.description as scope_description, \
+    c.platform_only as scope_platform_only, c.min_assurance as scope_min_assurance, \
+    exists(select 1 from tenant_scopes s where s.tenant_id = $1 and s.scope = $4) as scope_enabled, \
+    tu.platform_roles as target_platform_roles, \
+    ta.state as target_account_state \
+    from (select 1) as one \
+    left join users u on u.user_id = $2 \
+    left join api_keys k on k.key_id = $3 \
+    left join accounts a on a.tenant_id = $1 and a.user_id = $2 \
+    left join catalog_scopes c on c.name = $4 \
+    left join users tu on tu.user_id = $5 \
+    left join accounts ta on ta.tenant_id = $1 and ta.user_id = $5";
+
+impl PgTx {
+    /// Locks a partition's head row (creating it at first use) until commit, and reads it.
+    async fn lock_head(&mut self, partition: &Partition) -> Result<(i64, String, i64), StoreError> {
+        sqlx::query_as(
+            "insert into partition_heads (partition) values ($1) \
+             on conflict (partition) do update set partition = excluded.partition \
+             returning audit_seq, audit_hash, event_position",
+        )
+        .bind(partition_name(partition))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(store_error)
+    }
+
+    async fn values(
+        &mut self,
+        sql: &str,
+        first: &str,
+        second: Option<Uuid>,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
+        let query = sqlx::query_as::<_, (String, serde_json::Value)>(sql).bind(first);
+        let query = match second {
+            Some(second) => query.bind(second),
+            None => query,
+        };
+        let rows = query.fetch_all(&mut *self.tx).await.map_err(store_error)?;
+        profile_values(rows)
+    }
+
+    async fn execute(
+        &mut self,
+        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<u64, StoreError> {
+        query
+            .execute(&mut *self.tx)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl StoreTx for PgTx {
+    async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError> {
+        self.lock_head(partition).await.map(|_| ())
+    }
+
+    async fn authz_facts(&mut self, query: &FactsQuery) -> Result<AuthzFacts, StoreError> {
+        let (user, key) = match &query.subject {
+            SubjectRef::User(user) => (Some(*user.as_uuid()), None),
+            SubjectRef::ApiKey(key) => (None, Some(*key.as_uuid())),
+        };
+        let row: FactsRow = sqlx::query_as(FACTS_QUERY)
+            .bind(query.tenant.as_ref().map(TenantId::as_str))
+            .bind(user)
+            .bind(key)
+            .bind(query.scope.as_str())
+            .bind(query.target.map(|target| *target.as_uuid()))
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+        let subject = match &query.subject {
+            SubjectRef::User(user_id) => match (row.user_state, row.user_platform_roles) {
+                (Some(state), Some(roles)) => Some(SubjectFacts::User {
+                    user_id: *user_id,
+                    state: UserState::parse(&state).ok_or_else(|| corrupt("user state"))?,
+                    platform_roles: platform_roles(&roles)?,
+                }),
+                _ => None,
+            },
+            SubjectRef::ApiKey(key_id) => match (row.key_tenant, row.key_scopes, row.key_revoked) {
+                (Some(tenant), Some(key_scopes), Some(false)) => Some(SubjectFacts::ApiKey {
+                    key_id: *key_id,
+                    tenant: tenant_id(&tenant)?,
+                    scopes: scopes(&key_scopes)?,
+                }),
+                _ => None,
+            },
+        };
+        let account = match row.account_state {
+            Some(state) => Some(AccountFacts {
+                state: account_state(&state)?,
+                roles: roles(&row.account_roles)?,
+            }),
+            None => None,
+        };
+        let scope = match (
+            row.scope_name,
+            row.scope_description,
+            row.scope_platform_only,
+            row.scope_min_assurance,
+        ) {
+            (Some(name), Some(description), Some(platform_only), Some(min_assurance)) => Some(
+                ScopeRow {
+                    name,
+                    description,
+                    platform_only,
+                    min_assurance,
+                }
+                .into_scope()?,
+            ),
+            _ => None,
+        };
+        let target = match (query.target, row.target_platform_roles) {
+            (Some(user_id), Some(roles)) => Some(TargetFacts {
+                user_id,
+                account_state: row
+                    .target_account_state
+                    .as_deref()
+                    .map(account_state)
+                    .transpose()?,
+                platform_roles: platform_roles(&roles)?,
+            }),
+            _ => None,
+        };
+        Ok(AuthzFacts {
+            tenant_state: row
+                .tenant_state
+                .as_deref()
+                .map(|state| TenantState::parse(state).ok_or_else(|| corrupt("tenant state")))
+                .transpose()?,
+            subject,
+            account,
+            scope,
+            scope_enabled: row.scope_enabled,
+            bound_roles: roles(&row.bound_roles)?,
+            target,
+        })
+    }
+
+    async fn get_tenant(&mut self, tenant: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        let row: Option<TenantRow> = sqlx::query_as(&format!(
+            "select {TENANT_COLUMNS} from tenants where tenant_id = $1"
+        ))
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        row.map(TenantRow::into_tenant).transpose()
+    }
+
+    async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into tenants (tenant_id, display_name, state, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(tenant.id.as_str())
+            .bind(tenant.display_name.as_str())
+            .bind(tenant.state.as_str())
+            .bind(tenant.created_at)
+            .bind(tenant.updated_at),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn update_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        let updated = self
+            .execute(
+                sqlx::query(
+                    "update tenants set display_name = $2, state = $3, updated_at = $4 \
+                     where tenant_id = $1",
+                )
+                .bind(tenant.id.as_str())
+                .bind(tenant.display_name.as_str())
+                .bind(tenant.state.as_str())
+                .bind(tenant.updated_at),
+            )
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::Missing("tenant"));
+        }
+        Ok(())
+    }
+
+    async fn list_tenants(
+        &mut self,
+        after: Option<TenantId>,
+        limit: usize,
+    ) -> Result<Vec<Tenant>, StoreError> {
+        let rows: Vec<TenantRow> = sqlx::query_as(&format!(
+            "select {TENANT_COLUMNS} from tenants \
+             where $1::text is null or tenant_id > $1 collate \"C\" \
+             order by tenant_id collate \"C\" limit $2"
+        ))
+        .bind(after.as_ref().map(TenantId::as_str))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter().map(TenantRow::into_tenant).collect()
+    }
+
+    async fn enabled_scopes(
+        &mut self,
+        tenant: &TenantId,
+    ) -> Result<BTreeSet<ScopeName>, StoreError> {
+        let names: Vec<String> =
+            sqlx::query_scalar("select scope from tenant_scopes where tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(store_error)?;
+        scopes(&names)
+    }
+
+    async fn set_enabled_scopes(
+        &mut self,
+        tenant: &TenantId,
+        scope_names: &BTreeSet<ScopeName>,
+    ) -> Result<(), StoreError> {
+        let names: Vec<&str> = scope_names.iter().map(ScopeName::as_str).collect();
+        self.execute(
+            sqlx::query("delete from tenant_scopes where tenant_id = $1").bind(tenant.as_str()),
+        )
+        .await?;
+        self.execute(
+            sqlx::query(
+                "insert into tenant_scopes (tenant_id, scope) select $1, unnest($2::text[])",
+            )
+            .bind(tenant.as_str())
+            .bind(&names),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_bindings(&mut self, tenant: &TenantId) -> Result<Vec<RoleBinding>, StoreError> {
+        let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
+            "select b.role, array(select s.scope from role_binding_scopes s \
+                                  where s.tenant_id = b.tenant_id and s.role = b.role) \
+             from role_bindings b where b.tenant_id = $1 order by b.role collate \"C\"",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(role, names)| {
+                Ok(RoleBinding {
+                    role: RoleName::parse(&role).map_err(|_| corrupt("role name"))?,
+                    scopes: scopes(&names)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_binding(
+        &mut self,
+        tenant: &TenantId,
+        binding: &RoleBinding,
+    ) -> Result<(), StoreError> {
+        let names: Vec<&str> = binding.scopes.iter().map(ScopeName::as_str).collect();
+        self.execute(
+            sqlx::query(
+                "insert into role_bindings (tenant_id, role) values ($1, $2) \
+                 on conflict (tenant_id, role) do nothing",
+            )
+            .bind(tenant.as_str())
+            .bind(binding.role.as_str()),
+        )
+        .await?;
+        self.execute(
+            sqlx::query("delete from role_binding_scopes where tenant_id = $1 and role = $2")
+                .bind(tenant.as_str())
+                .bind(binding.role.as_str()),
+        )
+        .await?;
+        self.execute(
+            sqlx::query(
+                "insert into role_binding_scopes (tenant_id, role, scope) \
+                 select $1, $2, unnest($3::text[])",
+            )
+            .bind(tenant.as_str())
+            .bind(binding.role.as_str())
+            .bind(&names),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_binding(
+        &mut self,
+        tenant: &TenantId,
+        role: &RoleName,
+    ) -> Result<bool, StoreError> {
+        self.execute(
+            sqlx::query("delete from role_bindings where tenant_id = $1 and role = $2")
+                .bind(tenant.as_str())
+                .bind(role.as_str()),
+        )
+        .await
+        .map(|deleted| deleted > 0)
+    }
+
+    async fn get_member(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Option<Member>, StoreError> {
+        let row: Option<MemberRow> = sqlx::query_as(&format!(
+            "{MEMBER_SELECT} where a.tenant_id = $1 and a.user_id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(user.as_uuid())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        row.map(MemberRow::into_member).transpose()
+    }
+
+    async fn list_members(
+        &mut self,
+        tenant: &TenantId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let rows: Vec<MemberRow> = sqlx::query_as(&format!(
+            "{MEMBER_SELECT} where a.tenant_id = $1 and ($2::uuid is null or a.user_id > $2) \
+             order by a.user_id limit $3"
+        ))
+        .bind(tenant.as_str())
+        .bind(after.map(|user| *user.as_uuid()))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter().map(MemberRow::into_member).collect()
+    }
+
+    async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into accounts (tenant_id, user_id, state, version, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(member.tenant.as_str())
+            .bind(member.user_id.as_uuid())
+            .bind(member.state.as_str())
+            .bind(i64::try_from(member.version).unwrap_or(i64::MAX))
+            .bind(member.created_at)
+            .bind(member.updated_at),
+        )
+        .await?;
+        let names: Vec<&str> = member.roles.iter().map(RoleName::as_str).collect();
+        self.execute(
+            sqlx::query(
+                "insert into memberships (tenant_id, user_id, role) \
+                 select $1, $2, unnest($3::text[])",
+            )
+            .bind(member.tenant.as_str())
+            .bind(member.user_id.as_uuid())
+            .bind(&names),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn update_member(&mut self, member: &Member) -> Result<(), StoreError> {
+        let updated = self
+            .execute(
+                sqlx::query(
+                    "update accounts set state = $3, version = $4, updated_at = $5 \
+                     where tenant_id = $1 and user_id = $2",
+                )
+                .bind(member.tenant.as_str())
+                .bind(member.user_id.as_uuid())
+                .bind(member.state.as_str())
+                .bind(i64::try_from(member.version).unwrap_or(i64::MAX))
+                .bind(member.updated_at),
+            )
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::Missing("member"));
+        }
+        let names: Vec<&str> = member.roles.iter().map(RoleName::as_str).collect();
+        self.execute(
+            sqlx::query("delete from memberships where tenant_id = $1 and user_id = $2")
+                .bind(member.tenant.as_str())
+                .bind(member.user_id.as_uuid()),
+        )
+        .await?;
+        self.execute(
+            sqlx::query(
+                "insert into memberships (tenant_id, user_id, role) \
+                 select $1, $2, unnest($3::text[])",
+            )
+            .bind(member.tenant.as_str())
+            .bind(member.user_id.as_uuid())
+            .bind(&names),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_member(&mut self, tenant: &TenantId, user: &UserId) -> Result<(), StoreError> {
+        let deleted = self
+            .execute(
+                sqlx::query("delete from accounts where tenant_id = $1 and user_id = $2")
+                    .bind(tenant.as_str())
+                    .bind(user.as_uuid()),
+            )
+            .await?;
+        if deleted == 0 {
+            return Err(StoreError::Missing("member"));
+        }
+        Ok(())
+    }
+
+    async fn count_active_admins(&mut self, tenant: &TenantId) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "select count(*) from accounts a where a.tenant_id = $1 and a.state = 'active' \
+             and exists (select 1 from memberships m where m.tenant_id = a.tenant_id \
+                         and m.user_id = a.user_id and m.role = 'tenant_admin')",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
+    async fn memberships_of(&mut self, user: &UserId) -> Result<Vec<Member>, StoreError> {
+        let rows: Vec<MemberRow> = sqlx::query_as(&format!(
+            "{MEMBER_SELECT} where a.user_id = $1 order by a.tenant_id collate \"C\""
+        ))
+        .bind(user.as_uuid())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter().map(MemberRow::into_member).collect()
+    }
+
+    async fn get_user(&mut self, user: &UserId) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "select {USER_COLUMNS} from users where user_id = $1"
+        ))
+        .bind(user.as_uuid())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        row.map(UserRow::into_user).transpose()
+    }
+
+    async fn find_user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "select {USER_COLUMNS} from users where lower(email) = lower($1)"
+        ))
+        .bind(email.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        row.map(UserRow::into_user).transpose()
+    }
+
+    async fn insert_user(
+        &mut self,
+        user: &User,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into users (user_id, email, state, platform_roles, has_totp, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(user.id.as_uuid())
+            .bind(user.email.as_str())
+            .bind(user.state.as_str())
+            .bind(platform_role_names(&user.platform_roles))
+            .bind(user.has_totp)
+            .bind(user.created_at)
+            .bind(user.updated_at),
+        )
+        .await?;
+        self.set_credentials(&user.id, credentials).await
+    }
+
+    async fn update_user(&mut self, user: &User) -> Result<(), StoreError> {
+        let updated = self
+            .execute(
+                sqlx::query(
+                    "update users set email = $2, state = $3, platform_roles = $4, has_totp = $5, \
+                     updated_at = $6 where user_id = $1",
+                )
+                .bind(user.id.as_uuid())
+                .bind(user.email.as_str())
+                .bind(user.state.as_str())
+                .bind(platform_role_names(&user.platform_roles))
+                .bind(user.has_totp)
+                .bind(user.updated_at),
+            )
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::Missing("user"));
+        }
+        Ok(())
+    }
+
+    async fn get_credentials(&mut self, user: &UserId) -> Result<Credentials, StoreError> {
+        let row: Option<(Option<String>, Option<String>, bool, Option<i64>)> = sqlx::query_as(
+            "select password_hash, totp_secret, totp_confirmed, totp_last_step \
+             from user_credentials where user_id = $1",
+        )
+        .bind(user.as_uuid())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(match row {
+            None => Credentials::default(),
+            Some((password_hash, secret, confirmed, last_step)) => Credentials {
+                password_hash,
+                totp: secret.map(|secret| TotpEnrolment {
+                    secret,
+                    confirmed,
+                    last_used_step: last_step.and_then(|step| u64::try_from(step).ok()),
+                }),
+            },
+        })
+    }
+
+    async fn set_credentials(
+        &mut self,
+        user: &UserId,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        let totp = credentials.totp.as_ref();
+        self.execute(
+            sqlx::query(
+                "insert into user_credentials (user_id, password_hash, totp_secret, totp_confirmed, totp_last_step) \
+                 values ($1, $2, $3, $4, $5) \
+                 on conflict (user_id) do update set password_hash = excluded.password_hash, \
+                 totp_secret = excluded.totp_secret, totp_confirmed = excluded.totp_confirmed, \
+                 totp_last_step = excluded.totp_last_step",
+            )
+            .bind(user.as_uuid())
+            .bind(credentials.password_hash.as_deref())
+            .bind(totp.map(|totp| totp.secret.as_str()))
+            .bind(totp.is_some_and(|totp| totp.confirmed))
+            .bind(totp.and_then(|totp| totp.last_used_step).and_then(|step| i64::try_from(step).ok())),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn count_platform_roots(&mut self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "select count(*) from users where 'platform_root' = any(platform_roles)",
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
+    async fn list_catalog(&mut self) -> Result<Vec<CatalogScope>, StoreError> {
+        let rows: Vec<ScopeRow> = sqlx::query_as(
+            "select name, description, platform_only, min_assurance from catalog_scopes \
+             order by name collate \"C\"",
+        )
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter().map(ScopeRow::into_scope).collect()
+    }
+
+    async fn get_catalog_scope(
+        &mut self,
+        name: &ScopeName,
+    ) -> Result<Option<CatalogScope>, StoreError> {
+        let row: Option<ScopeRow> = sqlx::query_as(
+            "select name, description, platform_only, min_assurance from catalog_scopes where name = $1",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        row.map(ScopeRow::into_scope).transpose()
+    }
+
+    async fn insert_catalog_scope(&mut self, scope: &CatalogScope) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into catalog_scopes (name, description, platform_only, min_assurance) \
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(scope.name.as_str())
+            .bind(&scope.description)
+            .bind(scope.platform_only)
+            .bind(scope.min_assurance.as_str()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_schema(&mut self) -> Result<Vec<SchemaEntry>, StoreError> {
+        let rows: Vec<SchemaRow> = sqlx::query_as(
+            "select key, value_type, user_editable, tenant_overridable from profile_schema \
+             order by key collate \"C\"",
+        )
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(SchemaEntry {
+                    key: ProfileKey::parse(&row.key).map_err(|_| corrupt("profile key"))?,
+                    value_type: ProfileType::parse(&row.value_type)
+                        .map_err(|_| corrupt("profile type"))?,
+                    user_editable: row.user_editable,
+                    tenant_overridable: row.tenant_overridable,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_schema_entry(&mut self, entry: &SchemaEntry) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into profile_schema (key, value_type, user_editable, tenant_overridable) \
+                 values ($1, $2, $3, $4) on conflict (key) do update set \
+                 value_type = excluded.value_type, user_editable = excluded.user_editable, \
+                 tenant_overridable = excluded.tenant_overridable",
+            )
+            .bind(entry.key.as_str())
+            .bind(entry.value_type.as_str())
+            .bind(entry.user_editable)
+            .bind(entry.tenant_overridable),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn member_values(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
+        self.values(
+            "select key, value from member_profile_values where tenant_id = $1 and user_id = $2",
+            tenant.as_str(),
+            Some(*user.as_uuid()),
+        )
+        .await
+    }
+
+    async fn put_member_value(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        key: &ProfileKey,
+        value: &ProfileValue,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into member_profile_values (tenant_id, user_id, key, value) \
+                 values ($1, $2, $3, $4) on conflict (tenant_id, user_id, key) \
+                 do update set value = excluded.value",
+            )
+            .bind(tenant.as_str())
+            .bind(user.as_uuid())
+            .bind(key.as_str())
+            .bind(value.as_json()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_member_value(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        key: &ProfileKey,
+    ) -> Result<bool, StoreError> {
+        self.execute(
+            sqlx::query(
+                "delete from member_profile_values where tenant_id = $1 and user_id = $2 and key = $3",
+            )
+            .bind(tenant.as_str())
+            .bind(user.as_uuid())
+            .bind(key.as_str()),
+        )
+        .await
+        .map(|deleted| deleted > 0)
+    }
+
+    async fn tenant_defaults(
+        &mut self,
+        tenant: &TenantId,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
+        self.values(
+            "select key, value from tenant_profile_defaults where tenant_id = $1",
+            tenant.as_str(),
+            None,
+        )
+        .await
+    }
+
+    async fn put_tenant_default(
+        &mut self,
+        tenant: &TenantId,
+        key: &ProfileKey,
+        value: &ProfileValue,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into tenant_profile_defaults (tenant_id, key, value) values ($1, $2, $3) \
+                 on conflict (tenant_id, key) do update set value = excluded.value",
+            )
+            .bind(tenant.as_str())
+            .bind(key.as_str())
+            .bind(value.as_json()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_tenant_default(
+        &mut self,
+        tenant: &TenantId,
+        key: &ProfileKey,
+    ) -> Result<bool, StoreError> {
+        self.execute(
+            sqlx::query("delete from tenant_profile_defaults where tenant_id = $1 and key = $2")
+                .bind(tenant.as_str())
+                .bind(key.as_str()),
+        )
+        .await
+        .map(|deleted| deleted > 0)
+    }
+
+    async fn platform_values(
+        &mut self,
+        user: &UserId,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
+        let rows: Vec<(String, serde_json::Value)> =
+            sqlx::query_as("select key, value from platform_profile_values where user_id = $1")
+                .bind(user.as_uuid())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(store_error)?;
+        profile_values(rows)
+    }
+
+    async fn put_platform_value(
+        &mut self,
+        user: &UserId,
+        key: &ProfileKey,
+        value: &ProfileValue,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into platform_profile_values (user_id, key, value) values ($1, $2, $3) \
+                 on conflict (user_id, key) do update set value = excluded.value",
+            )
+            .bind(user.as_uuid())
+            .bind(key.as_str())
+            .bind(value.as_json()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_platform_value(
+        &mut self,
+        user: &UserId,
+        key: &ProfileKey,
+    ) -> Result<bool, StoreError> {
+        self.execute(
+            sqlx::query("delete from platform_profile_values where user_id = $1 and key = $2")
+                .bind(user.as_uuid())
+                .bind(key.as_str()),
+        )
+        .await
+        .map(|deleted| deleted > 0)
+    }
+
+    async fn insert_api_key(&mut self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
+        let names: Vec<&str> = key.scopes.iter().map(ScopeName::as_str).collect();
+        self.execute(
+            sqlx::query(
+                "insert into api_keys (tenant_id, key_id, name, scopes, secret_hash, created_by, created_at, revoked_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(key.tenant.as_str())
+            .bind(key.id.as_uuid())
+            .bind(key.name.as_str())
+            .bind(&names)
+            .bind(secret_hash)
+            .bind(key.created_by.map(|user| *user.as_uuid()))
+            .bind(key.created_at)
+            .bind(key.revoked_at),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+            "select {KEY_COLUMNS} from api_keys where tenant_id = $1 order by key_id"
+        ))
+        .bind(tenant.as_str())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter().map(KeyRow::into_key).collect()
+    }
+
+    async fn get_api_key(
+        &mut self,
+        tenant: &TenantId,
+        key: &KeyId,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let row: Option<KeyRow> = sqlx::query_as(&format!(
+            "select {KEY_COLUMNS} from api_keys where tenant_id = $1 and key_id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(key.as_uuid())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        row.map(KeyRow::into_key).transpose()
+    }
+
+    async fn revoke_api_key(
+        &mut self,
+        tenant: &TenantId,
+        key: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let updated = self
+            .execute(
+                sqlx::query(
+                    "update api_keys set revoked_at = $3 where tenant_id = $1 and key_id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(key.as_uuid())
+                .bind(at),
+            )
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::Missing("api_key"));
+        }
+        Ok(())
+    }
+
+    async fn find_api_key_by_hash(
+        &mut self,
+        secret_hash: &str,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let row: Option<KeyRow> = sqlx::query_as(&format!(
+            "select {KEY_COLUMNS} from api_keys where secret_hash = $1"
+        ))
+        .bind(secret_hash)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        row.map(KeyRow::into_key).transpose()
+    }
+
+    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into sessions (token_hash, user_id, created_at, expires_at, last_seen_at, aal2_until) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&session.token_hash)
+            .bind(session.user_id.as_uuid())
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .bind(session.last_seen_at)
+            .bind(session.aal2_until),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        let row: Option<SessionRow> = sqlx::query_as(
+            "select token_hash, user_id, created_at, expires_at, last_seen_at, aal2_until \
+             from sessions where token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(row.map(Session::from))
+    }
+
+    async fn update_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "update sessions set expires_at = $2, last_seen_at = $3, aal2_until = $4 \
+                 where token_hash = $1",
+            )
+            .bind(&session.token_hash)
+            .bind(session.expires_at)
+            .bind(session.last_seen_at)
+            .bind(session.aal2_until),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError> {
+        self.execute(sqlx::query("delete from sessions where token_hash = $1").bind(token_hash))
+            .await
+            .map(|deleted| deleted > 0)
+    }
+
+    async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query(
+                "insert into invitations (token_hash, user_id, expires_at, used_at) \
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(&invitation.token_hash)
+            .bind(invitation.user_id.as_uuid())
+            .bind(invitation.expires_at)
+            .bind(invitation.used_at),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn find_invitation(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<Invitation>, StoreError> {
+        let row: Option<(String, Uuid, OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(
+            "select token_hash, user_id, expires_at, used_at from invitations where token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(
+            row.map(|(token_hash, user_id, expires_at, used_at)| Invitation {
+                token_hash,
+                user_id: UserId::from_generated(user_id),
+                expires_at,
+                used_at,
+            }),
+        )
+    }
+
+    async fn update_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
+        self.execute(
+            sqlx::query("update invitations set used_at = $2 where token_hash = $1")
+                .bind(&invitation.token_hash)
+                .bind(invitation.used_at),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError> {
+        let (seq, prev_hash, _) = self.lock_head(&draft.partition).await?;
+        let seq = u64::try_from(seq).map_err(|_| corrupt("audit seq"))? + 1;
+        let record = AuditRecord::seal(draft, seq, &prev_hash);
+        sqlx::query(
+            "with head as (update partition_heads set audit_seq = $2, audit_hash = $15 \
+                           where partition = $1) \
+             insert into audit_records (partition, seq, tenant_id, audit_id, at, actor_type, \
+                 actor_id, action, target_type, target_id, outcome, reason, request_id, \
+                 prev_hash, hash) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(record.partition.name())
+        .bind(i64::try_from(record.seq).unwrap_or(i64::MAX))
+        .bind(record.tenant().map(TenantId::as_str))
+        .bind(record.id.as_uuid())
+        .bind(record.at)
+        .bind(record.actor.kind.as_str())
+        .bind(&record.actor.id)
+        .bind(&record.action)
+        .bind(&record.target_kind)
+        .bind(&record.target_id)
+        .bind(record.outcome.as_str())
+        .bind(&record.reason)
+        .bind(&record.request_id)
+        .bind(&record.prev_hash)
+        .bind(&record.hash)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(record)
+    }
+
+    async fn list_audit(
+        &mut self,
+        partition: &Partition,
+        filter: &AuditFilter,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "select partition, seq, tenant_id, audit_id, at, actor_type, actor_id, action, \
+                    target_type, target_id, outcome, reason, request_id, prev_hash, hash \
+             from audit_records where partition = $1 and seq > $2 \
+               and ($3::text is null or actor_id = $3) \
+               and ($4::text is null or action = $4) \
+               and ($5::text is null or outcome = $5) \
+               and ($6::timestamptz is null or at >= $6) \
+               and ($7::timestamptz is null or at < $7) \
+             order by seq limit $8",
+        )
+        .bind(partition.name())
+        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+        .bind(filter.actor_id.as_deref())
+        .bind(filter.action.as_deref())
+        .bind(filter.outcome.map(|outcome| outcome.as_str()))
+        .bind(filter.from)
+        .bind(filter.until)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter().map(AuditRow::into_record).collect()
+    }
+
+    /// No `RETURNING` on the event row: a tenant transaction may append to the platform
+    /// feed but not read it back (row-level security), so the position comes from the head.
+    async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError> {
+        let position: i64 = sqlx::query_scalar(
+            "with head as ( \
+                 insert into partition_heads (partition, event_position) values ($1, 1) \
+                 on conflict (partition) do update \
+                     set event_position = partition_heads.event_position + 1 \
+                 returning event_position) \
+             , appended as ( \
+                 insert into outbox_events (partition, position, tenant_id, event_id, \
+                     event_type, subject, time, data) \
+                 select $1, head.event_position, $2, $3, $4, $5, $6, $7 from head) \
+             select event_position from head",
+        )
+        .bind(draft.partition.name())
+        .bind(draft.partition.tenant().map(TenantId::as_str))
+        .bind(draft.id.as_uuid())
+        .bind(draft.event_type)
+        .bind(&draft.subject)
+        .bind(domain::audit::truncate_to_micros(draft.time))
+        .bind(&draft.data)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(Event::place(
+            draft,
+            u64::try_from(position).map_err(|_| corrupt("event position"))?,
+        ))
+    }
+
+    async fn list_events(
+        &mut self,
+        partition: &Partition,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "select position, tenant_id, event_id, event_type, subject, time, data \
+             from outbox_events where partition = $1 and position > $2 \
+             order by position limit $3",
+        )
+        .bind(partition.name())
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(store_error)
+    }
+}
