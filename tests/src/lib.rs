@@ -11,3 +11,4 @@
 pub mod behaviour;
 pub mod harness;
 pub mod pg;
+pub mod scenario;

@@ -11,4 +11,5 @@
 mod behaviour_fake;
 mod behaviour_pg;
 mod decision_properties;
+mod differential;
 mod model;

@@ -755,6 +755,11 @@ impl StoreTx for MemTx {
         if self.working.api_keys.contains_key(&key.id) {
             return Err(StoreError::Duplicate("api_key"));
         }
+        if let Some(creator) = &key.created_by {
+            if !self.working.members.contains_key(&(key.tenant.clone(), *creator)) {
+                return Err(StoreError::Missing("member"));
+            }
+        }
         self.working
             .api_keys
             .insert(key.id, (key.clone(), secret_hash.to_owned()));

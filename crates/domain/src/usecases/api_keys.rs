@@ -118,13 +118,18 @@ impl Engine {
         op.allowed_by = Some(granted.reason.as_str());
         let partition = Partition::Tenant(tenant.clone());
         tx.lock_partition(&partition).await?;
+        // The creator is recorded while they are a member (a platform root need not be).
+        let created_by = match op.caller.principal.user_id() {
+            Some(user) if tx.get_member(tenant, user).await?.is_some() => Some(*user),
+            _ => None,
+        };
         let secret = format!("{API_KEY_PREFIX}{}", self.ports.secrets.token());
         let key = ApiKey {
             id: key_id,
             tenant: tenant.clone(),
             name: input.name,
             scopes: input.scopes,
-            created_by: op.caller.principal.user_id().copied(),
+            created_by,
             created_at: self.now(),
             revoked_at: None,
         };
