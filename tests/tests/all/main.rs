@@ -13,3 +13,5 @@ mod behaviour_pg;
 mod decision_properties;
 mod differential;
 mod model;
+mod pg_concurrency;
+mod pg_isolation;
