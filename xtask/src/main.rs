@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("db") => db(),
+        Some("bench") => bench(args.get(1..).unwrap_or_default()),
         Some("deps") => domain_dependency_ban(),
         _ => {
             eprintln!(
@@ -20,6 +21,8 @@ fn main() -> ExitCode {
                  ci     a database (as db), fmt check, clippy (warnings denied), the domain\n         \
                         dependency ban, all tests\n  \
                  db     make sure a PostgreSQL is there for the tests, starting the local cluster\n  \
+                 bench store [seconds]\n         \
+                        member-add transactions/s on PostgreSQL beside pgbench, same run\n  \
                  deps   only the domain dependency ban\n\n\
                  PROPTEST_CASES raises the property-test case counts for long local runs."
             );
@@ -223,5 +226,29 @@ fn redact(url: &str) -> String {
             format!("{}://…@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_owned(),
+    }
+}
+
+/// Runs a benchmark of `bench/` in release mode against the development database.
+fn bench(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("store") => {
+            db()?;
+            run(
+                "bench store",
+                cargo()
+                    .args([
+                        "run",
+                        "--release",
+                        "--quiet",
+                        "--package",
+                        "bench",
+                        "--",
+                        "store",
+                    ])
+                    .args(args.get(1..).unwrap_or_default()),
+            )
+        }
+        _ => Err("usage: cargo xtask bench store [seconds per run]".to_owned()),
     }
 }

@@ -107,19 +107,20 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn begin(&self, scope: TxScope) -> Result<Box<dyn StoreTx>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // BEGIN and the transaction-local settings go in one round trip. Inlining the
+        // tenant is safe: a `TenantId` holds only `a-z`, `0-9` and `-`.
         let (tenant, platform) = match &scope {
             TxScope::Tenant(tenant) => (tenant.as_str(), "off"),
             TxScope::Platform => ("", "on"),
         };
-        sqlx::query(
-            "select set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true)",
-        )
-        .bind(tenant)
-        .bind(platform)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
+        let tx = self
+            .pool
+            .begin_with(format!(
+                "begin; select set_config('app.tenant_id', '{tenant}', true), \
+                 set_config('app.platform', '{platform}', true)"
+            ))
+            .await
+            .map_err(store_error)?;
         Ok(Box::new(tx::PgTx::new(tx)))
     }
 }

@@ -27,11 +27,24 @@ use crate::errors::store_error;
 
 pub(crate) struct PgTx {
     tx: Transaction<'static, Postgres>,
+    /// Heads this transaction has locked, as it last wrote them: while the row lock is
+    /// held nobody else can change them, so appends need not read them again.
+    heads: std::collections::HashMap<String, Head>,
+}
+
+#[derive(Clone, sqlx::FromRow)]
+struct Head {
+    audit_seq: i64,
+    audit_hash: String,
+    event_position: i64,
 }
 
 impl PgTx {
     pub(crate) fn new(tx: Transaction<'static, Postgres>) -> Self {
-        Self { tx }
+        Self {
+            tx,
+            heads: std::collections::HashMap::new(),
+        }
     }
 }
 
@@ -385,9 +398,13 @@ const FACTS_QUERY: &str = "select \
     left join accounts ta on ta.tenant_id = $1 and ta.user_id = $5";
 
 impl PgTx {
-    /// Locks a partition's head row (creating it at first use) until commit, and reads it.
-    async fn lock_head(&mut self, partition: &Partition) -> Result<(i64, String, i64), StoreError> {
-        sqlx::query_as(
+    /// Locks a partition's head row (creating it at first use) until commit, and reads it
+    /// once; later calls in the transaction use what it holds.
+    async fn lock_head(&mut self, partition: &Partition) -> Result<Head, StoreError> {
+        if let Some(head) = self.heads.get(partition_name(partition)) {
+            return Ok(head.clone());
+        }
+        let head: Head = sqlx::query_as(
             "insert into partition_heads (partition) values ($1) \
              on conflict (partition) do update set partition = excluded.partition \
              returning audit_seq, audit_hash, event_position",
@@ -395,7 +412,10 @@ impl PgTx {
         .bind(partition_name(partition))
         .fetch_one(&mut *self.tx)
         .await
-        .map_err(store_error)
+        .map_err(store_error)?;
+        self.heads
+            .insert(partition_name(partition).to_owned(), head.clone());
+        Ok(head)
     }
 
     async fn values(
@@ -716,27 +736,21 @@ impl StoreTx for PgTx {
     }
 
     async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError> {
+        let names: Vec<&str> = member.roles.iter().map(RoleName::as_str).collect();
         self.execute(
             sqlx::query(
-                "insert into accounts (tenant_id, user_id, state, version, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6)",
+                "with account as ( \
+                     insert into accounts (tenant_id, user_id, state, version, created_at, updated_at) \
+                     values ($1, $2, $3, $4, $5, $6)) \
+                 insert into memberships (tenant_id, user_id, role) \
+                 select $1, $2, unnest($7::text[])",
             )
             .bind(member.tenant.as_str())
             .bind(member.user_id.as_uuid())
             .bind(member.state.as_str())
             .bind(i64::try_from(member.version).unwrap_or(i64::MAX))
             .bind(member.created_at)
-            .bind(member.updated_at),
-        )
-        .await?;
-        let names: Vec<&str> = member.roles.iter().map(RoleName::as_str).collect();
-        self.execute(
-            sqlx::query(
-                "insert into memberships (tenant_id, user_id, role) \
-                 select $1, $2, unnest($3::text[])",
-            )
-            .bind(member.tenant.as_str())
-            .bind(member.user_id.as_uuid())
+            .bind(member.updated_at)
             .bind(&names),
         )
         .await
@@ -1341,9 +1355,9 @@ impl StoreTx for PgTx {
     }
 
     async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError> {
-        let (seq, prev_hash, _) = self.lock_head(&draft.partition).await?;
-        let seq = u64::try_from(seq).map_err(|_| corrupt("audit seq"))? + 1;
-        let record = AuditRecord::seal(draft, seq, &prev_hash);
+        let mut head = self.lock_head(&draft.partition).await?;
+        let seq = u64::try_from(head.audit_seq).map_err(|_| corrupt("audit seq"))? + 1;
+        let record = AuditRecord::seal(draft, seq, &head.audit_hash);
         sqlx::query(
             "with head as (update partition_heads set audit_seq = $2, audit_hash = $15 \
                            where partition = $1) \
@@ -1370,6 +1384,9 @@ impl StoreTx for PgTx {
         .execute(&mut *self.tx)
         .await
         .map_err(store_error)?;
+        head.audit_seq += 1;
+        head.audit_hash.clone_from(&record.hash);
+        self.heads.insert(record.partition.name().to_owned(), head);
         Ok(record)
     }
 
@@ -1406,30 +1423,29 @@ impl StoreTx for PgTx {
     }
 
     /// No `RETURNING` on the event row: a tenant transaction may append to the platform
-    /// feed but not read it back (row-level security), so the position comes from the head.
+    /// feed but not read it back (row-level security).
     async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError> {
-        let position: i64 = sqlx::query_scalar(
-            "with head as ( \
-                 insert into partition_heads (partition, event_position) values ($1, 1) \
-                 on conflict (partition) do update \
-                     set event_position = partition_heads.event_position + 1 \
-                 returning event_position) \
-             , appended as ( \
-                 insert into outbox_events (partition, position, tenant_id, event_id, \
-                     event_type, subject, time, data) \
-                 select $1, head.event_position, $2, $3, $4, $5, $6, $7 from head) \
-             select event_position from head",
+        let mut head = self.lock_head(&draft.partition).await?;
+        let position = head.event_position + 1;
+        sqlx::query(
+            "with head as (update partition_heads set event_position = $2 where partition = $1) \
+             insert into outbox_events (partition, position, tenant_id, event_id, event_type, \
+                 subject, time, data) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(draft.partition.name())
+        .bind(position)
         .bind(draft.partition.tenant().map(TenantId::as_str))
         .bind(draft.id.as_uuid())
         .bind(draft.event_type)
         .bind(&draft.subject)
         .bind(domain::audit::truncate_to_micros(draft.time))
         .bind(&draft.data)
-        .fetch_one(&mut *self.tx)
+        .execute(&mut *self.tx)
         .await
         .map_err(store_error)?;
+        head.event_position = position;
+        self.heads.insert(draft.partition.name().to_owned(), head);
         Ok(Event::place(
             draft,
             u64::try_from(position).map_err(|_| corrupt("event position"))?,

@@ -756,7 +756,11 @@ impl StoreTx for MemTx {
             return Err(StoreError::Duplicate("api_key"));
         }
         if let Some(creator) = &key.created_by {
-            if !self.working.members.contains_key(&(key.tenant.clone(), *creator)) {
+            if !self
+                .working
+                .members
+                .contains_key(&(key.tenant.clone(), *creator))
+            {
                 return Err(StoreError::Missing("member"));
             }
         }

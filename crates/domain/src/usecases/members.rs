@@ -267,11 +267,6 @@ impl Engine {
         };
         Self::validate_roles(tx.as_mut(), tenant, &roles).await?;
         Self::require_aal2_for_admin_change(op, &BTreeSet::new(), &roles)?;
-        if let UserRef::Id(user_id) = &input.user {
-            if tx.get_member(tenant, user_id).await?.is_some() {
-                return Err(Error::MemberExists);
-            }
-        }
         let (user, invitation_token, mut events) =
             resolve_or_invite(self, tx.as_mut(), &input.user).await?;
         op.target.id = user.id.to_string();

@@ -1,0 +1,330 @@
+//! `cargo xtask bench store`: member-add transactions per second through the engine on
+//! PostgreSQL (change + audit record + event, `synchronous_commit` on) at 1, 8 and 32
+//! concurrent clients, beside pgbench running the equivalent inserts in one transaction
+//! against the same database in the same run.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapters_pg::PgStore;
+use domain::ids::{Assurance, DisplayName, RoleName, TenantId, UserId};
+use domain::ports::{
+    Clock, IdGenerator, PasswordHasher, SecretGenerator, StoreError, TotpVerifier,
+};
+use domain::usecases::{
+    AddMember, Caller, CreateTenant, Engine, EngineConfig, Ports, Principal, UserRef,
+};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
+use time::OffsetDateTime;
+
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        domain::audit::truncate_to_micros(OffsetDateTime::now_utc())
+    }
+}
+
+struct V7Ids;
+
+impl IdGenerator for V7Ids {
+    fn new_v7(&self) -> uuid::Uuid {
+        uuid::Uuid::now_v7()
+    }
+}
+
+/// The member-add path hashes no password and checks no TOTP; these are never called.
+struct Unused;
+
+impl SecretGenerator for Unused {
+    fn token(&self) -> String {
+        uuid::Uuid::now_v7().simple().to_string()
+    }
+    fn totp_secret(&self) -> String {
+        String::new()
+    }
+}
+
+#[async_trait::async_trait]
+impl PasswordHasher for Unused {
+    async fn hash(&self, password: &str) -> Result<String, StoreError> {
+        Ok(password.to_owned())
+    }
+    async fn verify(&self, _password: &str, _hash: Option<&str>) -> bool {
+        false
+    }
+}
+
+impl TotpVerifier for Unused {
+    fn verify(&self, _secret: &str, _code: &str, _now: OffsetDateTime) -> Option<u64> {
+        None
+    }
+    fn provisioning_uri(&self, _secret: &str, _account: &str) -> String {
+        String::new()
+    }
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+fn server_url() -> String {
+    std::env::var("USER_ENGINE_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn database_url(name: &str) -> String {
+    let mut url = server_url();
+    if let Some(slash) = url.rfind('/') {
+        url.truncate(slash);
+    }
+    format!("{url}/{name}")
+}
+
+const MAX_CLIENTS: usize = 32;
+const CLIENT_COUNTS: [usize; 3] = [1, 8, MAX_CLIENTS];
+/// Users pre-created per client, round and second: more than one client can add.
+const USERS_PER_CLIENT_SECOND: i64 = 1_000;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Failure> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some("store") {
+        return Err("usage: bench store [seconds per run, default 5]".into());
+    }
+    let seconds: u64 = args.get(1).and_then(|text| text.parse().ok()).unwrap_or(5);
+    let name = format!("ue_bench_{}", std::process::id());
+    let server: PgConnectOptions = server_url().parse()?;
+    let mut admin = PgConnection::connect_with(&server.clone().disable_statement_logging()).await?;
+    admin
+        .execute(format!("create database {name}").as_str())
+        .await?;
+    let result = run(&name, seconds).await;
+    admin
+        .execute(format!("drop database if exists {name} with (force)").as_str())
+        .await?;
+    result
+}
+
+async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
+    let owner = sqlx::PgPool::connect(&database_url(name)).await?;
+    adapters_pg::migrate(&owner).await?;
+    let commit: String = sqlx::query_scalar("show synchronous_commit")
+        .fetch_one(&owner)
+        .await?;
+    println!("# store benchmark: {seconds} s per run, synchronous_commit = {commit}");
+    let per_client = USERS_PER_CLIENT_SECOND * i64::try_from(seconds)?;
+    let root = seed(&owner, MAX_CLIENTS, per_client).await?;
+    println!("| clients | engine member-adds/s | pgbench tx/s | ratio |");
+    println!("|---:|---:|---:|---:|");
+    for (round, clients) in CLIENT_COUNTS.into_iter().enumerate() {
+        let engine_rate = engine_run(name, &root, clients, round, seconds, per_client).await?;
+        let pgbench_rate = pgbench_run(name, clients, seconds)?;
+        println!(
+            "| {clients} | {engine_rate:.0} | {pgbench_rate:.0} | {:.2} |",
+            engine_rate / pgbench_rate
+        );
+    }
+    owner.close().await;
+    Ok(())
+}
+
+/// One tenant per client (its own partition head), users to add, and the pgbench tables.
+async fn seed(owner: &sqlx::PgPool, clients: usize, per_client: i64) -> Result<Caller, Failure> {
+    let root_id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "insert into users (user_id, email, state, platform_roles, created_at, updated_at) \
+         values ($1, 'root@bench.example', 'active', array['platform_root'], now(), now())",
+    )
+    .bind(root_id)
+    .execute(owner)
+    .await?;
+    let root = Caller {
+        principal: Principal::User {
+            user_id: UserId::from_generated(root_id),
+            assurance: Assurance::Aal2,
+            session: None,
+        },
+        request_id: "bench".to_owned(),
+    };
+    let engine = engine(&database_url_of(owner), 4).await?;
+    for client in 0..clients {
+        let admin = UserId::from_generated(uuid::Uuid::now_v7());
+        sqlx::query(
+            "insert into users (user_id, email, state, created_at, updated_at) \
+             values ($1, $2, 'active', now(), now())",
+        )
+        .bind(admin.as_uuid())
+        .bind(format!("admin{client}@bench.example"))
+        .execute(owner)
+        .await?;
+        for prefix in ["engine", "pgbench"] {
+            engine
+                .create_tenant(
+                    &root,
+                    CreateTenant {
+                        id: TenantId::parse(&format!("{prefix}-{client}"))?,
+                        display_name: DisplayName::parse("Bench")?,
+                        admin: UserRef::Id(admin),
+                    },
+                )
+                .await?;
+        }
+    }
+    // Engine rounds draw disjoint ranges; pgbench takes users from the start by sequence.
+    let total = per_client * i64::try_from(clients * CLIENT_COUNTS.len())?;
+    for statement in [
+        "create table bench_users (n bigint primary key, user_id uuid not null)",
+        "create sequence bench_seq",
+        "grant select on bench_users to user_engine_app",
+        "grant usage on sequence bench_seq to user_engine_app",
+    ] {
+        sqlx::query(statement).execute(owner).await?;
+    }
+    sqlx::query(
+        "with made as ( \
+             insert into users (user_id, email, state, created_at, updated_at) \
+             select gen_random_uuid(), 'u' || n || '@bench.example', 'active', now(), now() \
+             from generate_series(1, $1) as n returning user_id) \
+         insert into bench_users (n, user_id) \
+         select row_number() over (), user_id from made",
+    )
+    .bind(total)
+    .execute(owner)
+    .await?;
+    sqlx::query("analyze").execute(owner).await?;
+    Ok(root)
+}
+
+fn database_url_of(pool: &sqlx::PgPool) -> String {
+    let options = pool.connect_options();
+    database_url(options.get_database().unwrap_or("postgres"))
+}
+
+async fn engine(url: &str, connections: u32) -> Result<Engine, Failure> {
+    let store = PgStore::connect(url, connections).await?;
+    Ok(Engine::new(
+        Ports {
+            store: Arc::new(store),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(V7Ids),
+            secrets: Arc::new(Unused),
+            passwords: Arc::new(Unused),
+            totp: Arc::new(Unused),
+        },
+        EngineConfig::default(),
+    ))
+}
+
+/// `clients` tasks, each adding existing users to its own tenant for `seconds`.
+async fn engine_run(
+    name: &str,
+    root: &Caller,
+    clients: usize,
+    round: usize,
+    seconds: u64,
+    per_client: i64,
+) -> Result<f64, Failure> {
+    let engine = engine(&database_url(name), u32::try_from(clients)?).await?;
+    let owner = sqlx::PgPool::connect(&database_url(name)).await?;
+    let added = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        // Each (round, client) draws from its own range of the pre-made users.
+        let first = 1 + per_client * i64::try_from(round * MAX_CLIENTS + client)?;
+        let users: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "select user_id from bench_users where n >= $1 and n < $2 order by n",
+        )
+        .bind(first)
+        .bind(first + per_client)
+        .fetch_all(&owner)
+        .await?;
+        let engine = engine.clone();
+        let root = root.clone();
+        let added = added.clone();
+        let tenant = TenantId::parse(&format!("engine-{client}"))?;
+        tasks.push(tokio::spawn(async move {
+            let member: BTreeSet<RoleName> = BTreeSet::from([RoleName::member()]);
+            for user in users {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let input = AddMember {
+                    user: UserRef::Id(UserId::from_generated(user)),
+                    roles: member.clone(),
+                };
+                if engine.add_member(&root, &tenant, input).await.is_ok() {
+                    added.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    for task in tasks {
+        task.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    owner.close().await;
+    Ok(added.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
+/// The same inserts as a member add (head lock, account, membership, audit record,
+/// event, head update), as the service role, one transaction each.
+const PGBENCH_SCRIPT: &str = r"BEGIN;
+SET LOCAL ROLE user_engine_app;
+SELECT set_config('app.tenant_id', 'pgbench-' || :client_id, true);
+SELECT user_id AS uid FROM bench_users WHERE n = (SELECT nextval('bench_seq')) \gset
+INSERT INTO partition_heads (partition) VALUES ('pgbench-' || :client_id) ON CONFLICT (partition) DO UPDATE SET partition = excluded.partition RETURNING audit_seq, audit_hash, event_position;
+INSERT INTO accounts (tenant_id, user_id, state, version, created_at, updated_at) VALUES ('pgbench-' || :client_id, :uid, 'active', 1, now(), now());
+INSERT INTO memberships (tenant_id, user_id, role) VALUES ('pgbench-' || :client_id, :uid, 'member');
+WITH head AS (UPDATE partition_heads SET audit_seq = audit_seq + 1, audit_hash = md5(random()::text) || md5(random()::text) WHERE partition = 'pgbench-' || :client_id RETURNING audit_seq, audit_hash) INSERT INTO audit_records (partition, seq, tenant_id, audit_id, at, actor_type, actor_id, action, target_type, target_id, outcome, reason, request_id, prev_hash, hash) SELECT 'pgbench-' || :client_id, head.audit_seq, 'pgbench-' || :client_id, gen_random_uuid(), now(), 'user', 'bench', 'member.add', 'member', :uid, 'allowed', 'platform_root', 'bench', head.audit_hash, head.audit_hash FROM head;
+WITH head AS (UPDATE partition_heads SET event_position = event_position + 1 WHERE partition = 'pgbench-' || :client_id RETURNING event_position) INSERT INTO outbox_events (partition, position, tenant_id, event_id, event_type, subject, time, data) SELECT 'pgbench-' || :client_id, head.event_position, 'pgbench-' || :client_id, gen_random_uuid(), 'membership.added', :uid, now(), '{}'::jsonb FROM head;
+COMMIT;
+";
+
+fn pgbench_run(name: &str, clients: usize, seconds: u64) -> Result<f64, Failure> {
+    let script = std::env::temp_dir().join(format!("user-engine-bench-{}.sql", std::process::id()));
+    std::fs::write(&script, PGBENCH_SCRIPT)?;
+    let server: PgConnectOptions = server_url().parse()?;
+    let output = Command::new("pgbench")
+        .args([
+            "--no-vacuum",
+            "--protocol=prepared",
+            "--host",
+            server.get_host(),
+            "--port",
+            &server.get_port().to_string(),
+            "--username",
+            server.get_username(),
+            "--client",
+            &clients.to_string(),
+            "--jobs",
+            &clients.min(2).to_string(),
+            "--time",
+            &seconds.to_string(),
+            "--file",
+        ])
+        .arg(&script)
+        .arg(name)
+        .output()?;
+    std::fs::remove_file(&script).ok();
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "pgbench failed: {}{}",
+            text,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    text.lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix("tps = ")?;
+            rest.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .ok_or_else(|| format!("no tps in pgbench output: {text}").into())
+}
