@@ -10,5 +10,6 @@
 
 pub mod behaviour;
 pub mod harness;
+pub mod http;
 pub mod pg;
 pub mod scenario;

@@ -98,9 +98,14 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    /// The pool, for readiness checks and tests.
+    /// The pool, for tests and tools.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Whether the database answers a trivial query (for readiness checks).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("select 1").execute(&self.pool).await.is_ok()
     }
 }
 

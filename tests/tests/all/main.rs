@@ -12,6 +12,7 @@ mod behaviour_fake;
 mod behaviour_pg;
 mod decision_properties;
 mod differential;
+mod http_api;
 mod model;
 mod pg_concurrency;
 mod pg_isolation;

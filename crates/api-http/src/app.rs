@@ -1,0 +1,309 @@
+//! The application: shared state, the router of every route of SPEC §4, and the
+//! request-context middleware (request id, metrics, access log).
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use domain::ids::Email;
+use domain::usecases::Engine;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::errors::{ApiError, REQUEST_ID};
+use crate::extract::MAX_BODY_BYTES;
+use crate::metrics::Metrics;
+use crate::routes;
+
+/// Whether the service can do its work (the database answers), for `/readyz`.
+pub trait Readiness: Send + Sync {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+}
+
+impl Readiness for adapters_pg::PgStore {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(self.ping())
+    }
+}
+
+/// Login attempts allowed per email and per client address.
+#[derive(Debug)]
+pub struct LoginLimits {
+    by_email: DefaultKeyedRateLimiter<String>,
+    by_address: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl LoginLimits {
+    /// `per_minute` attempts per email and per address, with that many in a burst.
+    pub fn per_minute(per_minute: NonZeroU32) -> Self {
+        let quota = Quota::per_minute(per_minute);
+        Self {
+            by_email: RateLimiter::keyed(quota),
+            by_address: RateLimiter::keyed(quota),
+        }
+    }
+
+    fn wait(
+        result: Result<(), governor::NotUntil<governor::clock::QuantaInstant>>,
+    ) -> Result<(), ApiError> {
+        result.map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::rate_limited(wait.as_secs().max(1))
+        })
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub readiness: Arc<dyn Readiness>,
+    pub metrics: Arc<Metrics>,
+    pub login_limits: Arc<LoginLimits>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State with default metrics and a login limit of 10 attempts a minute.
+    pub fn new(engine: Engine, readiness: Arc<dyn Readiness>) -> Self {
+        Self::with_login_limit(engine, readiness, NonZeroU32::MIN.saturating_add(9))
+    }
+
+    pub fn with_login_limit(
+        engine: Engine,
+        readiness: Arc<dyn Readiness>,
+        per_minute: NonZeroU32,
+    ) -> Self {
+        Self {
+            engine,
+            readiness,
+            // Registering four fresh metrics in a fresh registry cannot clash.
+            metrics: Arc::new(Metrics::new().unwrap_or_else(|_| unreachable_metrics())),
+            login_limits: Arc::new(LoginLimits::per_minute(per_minute)),
+        }
+    }
+
+    /// Counts a login attempt for the email and the client address (429 past the quota).
+    pub fn check_login_rate(&self, email: &Email, address: Option<IpAddr>) -> Result<(), ApiError> {
+        LoginLimits::wait(
+            self.login_limits
+                .by_email
+                .check_key(&email.as_str().to_owned()),
+        )?;
+        if let Some(address) = address {
+            LoginLimits::wait(self.login_limits.by_address.check_key(&address))?;
+        }
+        Ok(())
+    }
+}
+
+#[allow(
+    clippy::panic,
+    reason = "metric names are constants; a clash is a programming error"
+)]
+fn unreachable_metrics() -> Metrics {
+    panic!("metric registration failed")
+}
+
+/// The router of the whole API.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/auth/password", post(routes::login))
+        .route("/auth/totp", post(routes::step_up))
+        .route("/auth/invitation", post(routes::accept_invitation))
+        .route("/auth/session", axum::routing::delete(routes::logout))
+        .route("/me", get(routes::me))
+        .route("/me/totp", post(routes::enroll_totp))
+        .route("/me/totp/confirm", post(routes::confirm_totp))
+        .route("/me/password", put(routes::change_password))
+        .route(
+            "/tenants",
+            post(routes::create_tenant).get(routes::list_tenants),
+        )
+        .route(
+            "/tenants/{tenant}",
+            get(routes::get_tenant).patch(routes::patch_tenant),
+        )
+        .route(
+            "/tenants/{tenant}/scopes",
+            get(routes::get_scopes).put(routes::put_scopes),
+        )
+        .route("/tenants/{tenant}/roles", get(routes::list_roles))
+        .route(
+            "/tenants/{tenant}/roles/{role}",
+            put(routes::put_role).delete(routes::delete_role),
+        )
+        .route(
+            "/tenants/{tenant}/members",
+            get(routes::list_members).post(routes::add_member),
+        )
+        .route(
+            "/tenants/{tenant}/members/{user}",
+            get(routes::get_member)
+                .patch(routes::patch_member)
+                .delete(routes::remove_member),
+        )
+        .route(
+            "/tenants/{tenant}/members/{user}/profile",
+            get(routes::member_profile),
+        )
+        .route(
+            "/tenants/{tenant}/members/{user}/profile/{key}",
+            put(routes::put_member_value).delete(routes::delete_member_value),
+        )
+        .route(
+            "/tenants/{tenant}/profile/{key}",
+            put(routes::put_tenant_default).delete(routes::delete_tenant_default),
+        )
+        .route(
+            "/tenants/{tenant}/api-keys",
+            post(routes::create_api_key).get(routes::list_api_keys),
+        )
+        .route(
+            "/tenants/{tenant}/api-keys/{key}",
+            axum::routing::delete(routes::revoke_api_key),
+        )
+        .route("/tenants/{tenant}/authorize", post(routes::authorize))
+        .route(
+            "/tenants/{tenant}/authorize/batch",
+            post(routes::authorize_batch),
+        )
+        .route("/tenants/{tenant}/audit", get(routes::tenant_audit))
+        .route("/tenants/{tenant}/events", get(routes::tenant_events))
+        .route("/users", post(routes::create_user))
+        .route(
+            "/users/{user}",
+            get(routes::get_user).patch(routes::patch_user),
+        )
+        .route(
+            "/users/{user}/platform-roles",
+            put(routes::put_platform_roles),
+        )
+        .route(
+            "/users/{user}/profile/{key}",
+            put(routes::put_platform_value).delete(routes::delete_platform_value),
+        )
+        .route(
+            "/catalog/scopes",
+            get(routes::list_catalog).post(routes::add_catalog_scope),
+        )
+        .route("/profile-schema", get(routes::list_schema))
+        .route(
+            "/profile-schema/{key}",
+            get(routes::get_schema_entry).put(routes::put_schema_entry),
+        )
+        .route("/audit", get(routes::platform_audit));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::no_route() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the route does not take this method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.readiness.ready().await {
+        "ready".into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the database does not answer",
+        )
+        .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Gives each request an id (task-local, for error bodies, and `x-request-id`), a
+/// tracing span with its route, a log line, and its metrics.
+async fn request_context(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let tenant = tenant_of(request.uri().path()).map(str::to_owned);
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        tenant = tenant.as_deref().unwrap_or("")
+    );
+    let mut response = REQUEST_ID
+        .scope(
+            request_id.clone(),
+            tracing::Instrument::instrument(next.run(request), span.clone()),
+        )
+        .await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .request(&route, &method, status, elapsed.as_secs_f64());
+    if route.ends_with("/auth/password") && status == 401 {
+        state.metrics.login_failure();
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "request"
+        )
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// The tenant a `/v1/tenants/{tenant}/…` path names, for the log span.
+fn tenant_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/tenants/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|tenant| !tenant.is_empty())
+}
+
+/// The client's address, when the server was started with connect info.
+pub fn client_address(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    request_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+}

@@ -1,0 +1,138 @@
+//! Every failure as RFC 9457 `application/problem+json` (SPEC §5), in one place.
+//!
+//! The request id comes from the task-local set by the request-context middleware, so
+//! every error body carries it, including extractor rejections.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use domain::ports::StoreError;
+use domain::Error;
+
+tokio::task_local! {
+    /// The id of the request being handled.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id (empty outside a request).
+pub fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// An HTTP error: status, SPEC §5 code, a human detail, and for 403 the decision reason.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub reason: Option<&'static str>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            reason: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+    }
+
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid bearer token is required",
+        )
+    }
+
+    /// 404 `not_found` for unknown routes.
+    pub fn no_route() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+
+    /// 429 `rate_limited` with the seconds to wait.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many attempts; retry later",
+            )
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        self.status.canonical_reason().unwrap_or("Error")
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match &error {
+            Error::Store(store) => {
+                // Logged once here; the client sees no internals.
+                tracing::error!(error = %store, "store failure");
+                let (status, detail) = match store {
+                    StoreError::Conflict => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the request conflicted with another; retry it",
+                    ),
+                    _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+                };
+                Self::new(status, "internal", detail)
+            }
+            Error::Forbidden(reason) => Self {
+                reason: Some(reason.as_str()),
+                ..Self::new(status, "forbidden", error.to_string())
+            },
+            _ => Self::new(status, error.code(), error.to_string()),
+        }
+    }
+}
+
+impl From<domain::ids::FormatError> for ApiError {
+    fn from(error: domain::ids::FormatError) -> Self {
+        Error::Format(error).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({
+            "type": format!("urn:user-engine:problem:{}", self.code),
+            "title": self.title(),
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": self.detail,
+            "request_id": request_id(),
+        });
+        if let (Some(reason), Some(object)) = (self.reason, body.as_object_mut()) {
+            object.insert("reason".to_owned(), reason.into());
+        }
+        let mut response = (self.status, body.to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+/// A handler's result.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,11 @@
+//! user-engine's HTTP API: the axum router for every route of SPEC §4, authentication,
+//! problem+json errors, and the production adapters of the domain's ports.
+
+pub mod app;
+pub mod config;
+pub mod dto;
+pub mod errors;
+pub mod extract;
+pub mod metrics;
+pub mod routes;
+pub mod security;

@@ -1,0 +1,352 @@
+//! The `user-engine` binary: `serve`, `migrate` and `bootstrap`, over one layered
+//! configuration (see `api_http::config`).
+//!
+//! Failures end the process with status 1 and one line on stderr; logs go to stderr too,
+//! so what `migrate` and `bootstrap` print on stdout stays machine-readable.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters_pg::PgStore;
+use api_http::app::{router, AppState};
+use api_http::config::{self, Config, LogFormat, Secret};
+use clap::{Parser, Subcommand};
+use domain::ids::{Email, Password};
+use domain::model::User;
+use domain::usecases::Engine;
+use sqlx::migrate::Migrate;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tracing_subscriber::EnvFilter;
+
+/// A multi-tenant user engine: users, tenants, memberships, profiles, authorization.
+#[derive(Debug, Parser)]
+#[command(name = "user-engine", version, after_help = config::settings_help())]
+struct Cli {
+    /// TOML configuration file, layered between the defaults and the environment
+    /// [env: USER_ENGINE_CONFIG]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the HTTP API
+    ///
+    /// Migrates the database, creates the first platform_root when
+    /// USER_ENGINE_BOOTSTRAP_EMAIL and USER_ENGINE_BOOTSTRAP_PASSWORD are set, then serves
+    /// until SIGTERM or Ctrl-C, letting requests in flight finish.
+    #[command(after_help = config::settings_help())]
+    Serve,
+    /// Applies the pending database migrations and prints which were applied
+    ///
+    /// Connects as the user of USER_ENGINE_DATABASE_URL, which must own the schema.
+    #[command(after_help = config::settings_help())]
+    Migrate,
+    /// Creates the first platform_root if none exists and prints the result
+    ///
+    /// Idempotent: when a platform_root exists nothing changes. Migrates first. The
+    /// password comes from USER_ENGINE_BOOTSTRAP_PASSWORD (or the config file), never
+    /// from a flag, so it stays out of shell history and process listings.
+    #[command(after_help = config::settings_help())]
+    Bootstrap {
+        /// The root's email [default: USER_ENGINE_BOOTSTRAP_EMAIL]
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            // One line, whatever a lower layer's error put in it.
+            let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("user-engine: error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let env = config::process_env().map_err(|error| error.to_string())?;
+    let config = Config::load(cli.config.as_deref(), &env).map_err(|error| error.to_string())?;
+    init_tracing(&config)?;
+    warn_unknown_variables(&env);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => migrate(&config).await,
+        Command::Bootstrap { email } => bootstrap(&config, email.as_deref()).await,
+    }
+}
+
+fn init_tracing(config: &Config) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&config.log_level)
+        .map_err(|error| format!("invalid setting USER_ENGINE_LOG: {error}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        // Colours only for a person at a terminal; they garble files and collectors.
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+    installed.map_err(|error| format!("cannot initialise logging: {error}"))
+}
+
+fn warn_unknown_variables(env: &BTreeMap<String, String>) {
+    for variable in config::unknown_variables(env.keys()) {
+        tracing::warn!(
+            %variable,
+            "unknown USER_ENGINE_ variable ignored; `user-engine --help` lists the settings"
+        );
+    }
+}
+
+fn log_effective_config(config: &Config) {
+    let file = config.file.as_ref().map(|path| path.display().to_string());
+    tracing::info!(
+        config_file = file.as_deref().unwrap_or("none"),
+        listen = %config.listen,
+        database_url = config.database_url.as_ref().map_or("unset", |_| "<redacted>"),
+        max_connections = config.max_connections,
+        log_format = %config.log_format,
+        log_level = %config.log_level,
+        step_up_ttl_seconds = config.step_up_ttl_seconds,
+        session_ttl_seconds = config.session_ttl_seconds,
+        session_idle_seconds = config.session_idle_seconds,
+        invitation_ttl_seconds = config.invitation_ttl_seconds,
+        bootstrap_email = config.bootstrap_email.as_ref().map_or("unset".to_owned(), ToString::to_string),
+        bootstrap_password = config.bootstrap_password.as_ref().map_or("unset", |_| "<redacted>"),
+        login_rate_per_minute = config.login_rate_per_minute,
+        "effective configuration"
+    );
+}
+
+fn database_url(config: &Config) -> Result<&Secret, String> {
+    config.database_url.as_ref().ok_or_else(|| {
+        "no database configured: set USER_ENGINE_DATABASE_URL=postgres://user:password@host:5432/database \
+         (or database_url in the config file); the embedded store is not available yet"
+            .to_owned()
+    })
+}
+
+/// Runs the migrations as the URL's own user (the schema owner) over a short-lived
+/// pool of its own: the store's pool switches every connection to the service role,
+/// which cannot create tables and does not exist before the first migration. Returns
+/// the migrations this run applied, as `version description`.
+async fn run_migrations(url: &Secret) -> Result<Vec<String>, String> {
+    let options = url
+        .expose()
+        .parse::<PgConnectOptions>()
+        .map_err(|error| format!("invalid setting USER_ENGINE_DATABASE_URL: {error}"))?
+        // Idempotent DDL (`create … if not exists`) raises notices on every start that
+        // would read as news in the log; warnings and errors still come through.
+        .options([("client_min_messages", "warning")]);
+    let owner = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot connect to the database of USER_ENGINE_DATABASE_URL ({error}); \
+                 check its host, port, user and password and that PostgreSQL is running"
+            )
+        })?;
+    let before = {
+        let mut connection = owner
+            .acquire()
+            .await
+            .map_err(|error| format!("cannot connect to the database: {error}"))?;
+        connection
+            .ensure_migrations_table()
+            .await
+            .map_err(|error| format!("cannot read the applied migrations: {error}"))?;
+        connection
+            .list_applied_migrations()
+            .await
+            .map_err(|error| format!("cannot read the applied migrations: {error}"))?
+    };
+    adapters_pg::migrate(&owner)
+        .await
+        .map_err(|error| format!("migrating the database failed: {error}"))?;
+    owner.close().await;
+    Ok(adapters_pg::MIGRATOR
+        .iter()
+        .filter(|migration| !migration.migration_type.is_down_migration())
+        .filter(|migration| {
+            !before
+                .iter()
+                .any(|applied| applied.version == migration.version)
+        })
+        .map(|migration| format!("{} {}", migration.version, migration.description))
+        .collect())
+}
+
+/// Migrates, then connects the store's pool and builds the engine on it.
+async fn open(config: &Config) -> Result<(PgStore, Engine, Vec<String>), String> {
+    let url = database_url(config)?;
+    let applied = run_migrations(url).await?;
+    let store = PgStore::connect(url.expose(), config.max_connections)
+        .await
+        .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+    let ports = api_http::security::production_ports(Arc::new(store.clone()));
+    let engine = Engine::new(ports, config.engine_config());
+    Ok((store, engine, applied))
+}
+
+async fn bootstrap_root(
+    engine: &Engine,
+    email: Email,
+    password: &Secret,
+) -> Result<Option<User>, String> {
+    let password = Password::parse(password.expose())
+        .map_err(|error| format!("invalid setting USER_ENGINE_BOOTSTRAP_PASSWORD: {error}"))?;
+    let request_id = uuid::Uuid::now_v7().to_string();
+    engine
+        .bootstrap(email, password, &request_id)
+        .await
+        .map_err(|error| format!("creating the first platform_root failed: {error}"))
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    log_effective_config(&config);
+    // Both or neither: with only one, the operator meant to bootstrap and would
+    // otherwise find out only when no one can log in.
+    let bootstrap =
+        match (&config.bootstrap_email, &config.bootstrap_password) {
+            (Some(email), Some(password)) => Some((email.clone(), password)),
+            (None, None) => None,
+            (Some(_), None) => return Err(
+                "USER_ENGINE_BOOTSTRAP_EMAIL is set but USER_ENGINE_BOOTSTRAP_PASSWORD is not; \
+                        set both to create the first platform_root, or neither"
+                    .to_owned(),
+            ),
+            (None, Some(_)) => return Err(
+                "USER_ENGINE_BOOTSTRAP_PASSWORD is set but USER_ENGINE_BOOTSTRAP_EMAIL is not; \
+                        set both to create the first platform_root, or neither"
+                    .to_owned(),
+            ),
+        };
+    let (store, engine, applied) = open(&config).await?;
+    tracing::info!(
+        applied_count = applied.len(),
+        applied = %applied.join(", "),
+        "database migrated"
+    );
+    if let Some((email, password)) = bootstrap {
+        match bootstrap_root(&engine, email, password).await? {
+            Some(user) => {
+                tracing::info!(user_id = %user.id, email = %user.email, "created the first platform_root")
+            }
+            None => tracing::info!(
+                "a platform_root already exists; bootstrap left everything unchanged"
+            ),
+        }
+    }
+    let login_rate = std::num::NonZeroU32::new(config.login_rate_per_minute)
+        .unwrap_or(std::num::NonZeroU32::MIN);
+    let state = AppState::with_login_limit(engine, Arc::new(store.clone()), login_rate);
+    let app = router(state);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot listen on {} ({error}); set USER_ENGINE_LISTEN to a free address",
+                config.listen
+            )
+        })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|error| format!("cannot read the bound address: {error}"))?;
+    tracing::info!(address = %bound, "listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|error| format!("the http server failed: {error}"))?;
+    store.pool().close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (what orchestrators send) or Ctrl-C; axum then stops accepting
+/// and lets requests in flight finish.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            // Without the handler only SIGTERM can stop the server, which is still a
+            // graceful path, so wait on that instead of exiting.
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for sigterm");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("ctrl-c received, shutting down"),
+        () = terminate => tracing::info!("sigterm received, shutting down"),
+    }
+}
+
+async fn migrate(config: &Config) -> Result<(), String> {
+    let url = database_url(config)?;
+    let applied = run_migrations(url).await?;
+    if applied.is_empty() {
+        println!("database already up to date; no migration applied");
+    } else {
+        for migration in &applied {
+            println!("applied {migration}");
+        }
+    }
+    println!("default scope catalog and profile schema present");
+    Ok(())
+}
+
+async fn bootstrap(config: &Config, email_flag: Option<&str>) -> Result<(), String> {
+    let email = match email_flag {
+        Some(text) => Email::parse(text).map_err(|error| format!("invalid --email: {error}"))?,
+        None => config.bootstrap_email.clone().ok_or_else(|| {
+            "no email for the first platform_root: pass --email or set USER_ENGINE_BOOTSTRAP_EMAIL".to_owned()
+        })?,
+    };
+    let password = config.bootstrap_password.as_ref().ok_or_else(|| {
+        "no password for the first platform_root: set USER_ENGINE_BOOTSTRAP_PASSWORD \
+         (never a flag, so it stays out of shell history and process listings)"
+            .to_owned()
+    })?;
+    let (store, engine, _) = open(config).await?;
+    let created = bootstrap_root(&engine, email, password).await;
+    store.pool().close().await;
+    match created? {
+        Some(user) => println!("created platform_root {} (user id {})", user.email, user.id),
+        None => println!("a platform_root already exists; nothing changed"),
+    }
+    Ok(())
+}

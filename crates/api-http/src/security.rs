@@ -1,0 +1,530 @@
+//! Production adapters of the domain's ports: argon2id password hashing, RFC 6238 TOTP,
+//! random secrets, the system clock and UUID v7 ids.
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Argon2, Params};
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use domain::ports::{
+    Clock, IdGenerator, PasswordHasher, SecretGenerator, Store, StoreError, TotpVerifier,
+};
+use domain::usecases::Ports;
+use rand::rngs::OsRng;
+use rand::RngCore as _;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The wall clock in UTC, truncated to microseconds like every stored timestamp, so a
+/// value read back from PostgreSQL equals the one the use case saw.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        domain::audit::truncate_to_micros(OffsetDateTime::now_utc())
+    }
+}
+
+/// UUID v7 values from the system clock and OS randomness.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct V7Ids;
+
+impl IdGenerator for V7Ids {
+    fn new_v7(&self) -> Uuid {
+        Uuid::now_v7()
+    }
+}
+
+/// Secrets from the operating system's CSPRNG.
+///
+/// The port cannot fail, so if the OS refuses randomness `OsRng` panics inside `rand`:
+/// failing the request is the only safe outcome, a weak token never is.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsSecrets;
+
+/// Bytes of a session, invitation or API key token (256 bits).
+const TOKEN_BYTES: usize = 32;
+/// Bytes of a TOTP secret: the 160 bits RFC 4226 §4 recommends.
+const TOTP_SECRET_BYTES: usize = 20;
+
+impl SecretGenerator for OsSecrets {
+    fn token(&self) -> String {
+        let mut bytes = [0_u8; TOKEN_BYTES];
+        OsRng.fill_bytes(&mut bytes);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn totp_secret(&self) -> String {
+        let mut bytes = [0_u8; TOTP_SECRET_BYTES];
+        OsRng.fill_bytes(&mut bytes);
+        base32_encode(&bytes)
+    }
+}
+
+/// RFC 4648 base32 without padding, the form authenticator apps expect in `otpauth://`
+/// URIs. Small enough to keep here rather than add a crate for it.
+fn base32_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let mut buffer: u32 = 0;
+    let mut bits: u32 = 0;
+    for byte in bytes {
+        buffer = (buffer << 8) | u32::from(*byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(base32_digit(buffer >> bits));
+        }
+        // Only the bits not yet emitted are kept, so the buffer never overflows.
+        buffer &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(base32_digit(buffer << (5 - bits)));
+    }
+    out
+}
+
+/// The RFC 4648 alphabet symbol of the low five bits of `value`.
+fn base32_digit(value: u32) -> char {
+    let value = value & 0x1f;
+    let (base, offset) = if value < 26 {
+        (b'A', value)
+    } else {
+        (b'2', value - 26)
+    };
+    // `offset` is below 26, so the sum stays inside the alphabet.
+    char::from(base + u8::try_from(offset).unwrap_or(0))
+}
+
+/// argon2id password hashing, PHC string output, run on tokio's blocking pool.
+#[derive(Debug, Clone)]
+pub struct Argon2Hasher {
+    params: Params,
+    /// A hash of a fixed password with the same parameters, computed on first need; an
+    /// unknown user is verified against it so the response costs the same work.
+    dummy: Arc<OnceLock<Option<String>>>,
+}
+
+impl Argon2Hasher {
+    /// OWASP's argon2id recommendation: 19 MiB of memory, 2 passes, 1 lane.
+    pub const OWASP_M_COST_KIB: u32 = 19_456;
+    pub const OWASP_T_COST: u32 = 2;
+    pub const OWASP_P_COST: u32 = 1;
+
+    pub fn new(params: Params) -> Self {
+        Self {
+            params,
+            dummy: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The production parameters (OWASP: m=19456 KiB, t=2, p=1).
+    pub fn owasp() -> Self {
+        // These constants are valid argon2 parameters; the fallback is argon2's own
+        // default, which has the same values.
+        let params = Params::new(
+            Self::OWASP_M_COST_KIB,
+            Self::OWASP_T_COST,
+            Self::OWASP_P_COST,
+            None,
+        )
+        .unwrap_or(Params::DEFAULT);
+        Self::new(params)
+    }
+
+    fn argon2(params: Params) -> Argon2<'static> {
+        Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+    }
+
+    fn hash_blocking(
+        params: Params,
+        password: &[u8],
+    ) -> Result<String, argon2::password_hash::Error> {
+        let salt = SaltString::generate(&mut OsRng);
+        Ok(Self::argon2(params)
+            .hash_password(password, &salt)?
+            .to_string())
+    }
+
+    /// Constant-time check of `password` against a parsed PHC string. The parameters
+    /// come from the string, so hashes made with older parameters keep verifying.
+    fn verify_blocking(params: Params, password: &[u8], phc: &PasswordHash<'_>) -> bool {
+        Self::argon2(params).verify_password(password, phc).is_ok()
+    }
+}
+
+impl Default for Argon2Hasher {
+    fn default() -> Self {
+        Self::owasp()
+    }
+}
+
+/// The password the dummy hash is made of. Matching it grants nothing: a verification
+/// against the dummy always answers `false`.
+const DUMMY_PASSWORD: &str = "user-engine dummy password for unknown users";
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: &str) -> Result<String, StoreError> {
+        let params = self.params.clone();
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || Self::hash_blocking(params, password.as_bytes()))
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("password hashing task: {error}")))?
+            .map_err(|error| StoreError::Unavailable(format!("password hashing: {error}")))
+    }
+
+    async fn verify(&self, password: &str, hash: Option<&str>) -> bool {
+        let params = self.params.clone();
+        let password = password.to_owned();
+        let stored = hash.map(str::to_owned);
+        let dummy = Arc::clone(&self.dummy);
+        tokio::task::spawn_blocking(move || {
+            let parsed = stored
+                .as_deref()
+                .and_then(|phc| PasswordHash::new(phc).ok());
+            if let Some(parsed) = parsed {
+                return Self::verify_blocking(params, password.as_bytes(), &parsed);
+            }
+            // No (usable) hash: do the same work against the dummy, then refuse. The
+            // first call computes the dummy, which is itself one hash's worth of work,
+            // so it skips the verification to keep the cost equal.
+            let mut computed_now = false;
+            let dummy = dummy.get_or_init(|| {
+                computed_now = true;
+                Self::hash_blocking(params.clone(), DUMMY_PASSWORD.as_bytes()).ok()
+            });
+            if !computed_now {
+                let parsed = dummy.as_deref().and_then(|phc| PasswordHash::new(phc).ok());
+                if let Some(parsed) = parsed {
+                    // The outcome is irrelevant: only the work is wanted.
+                    let _ = Self::verify_blocking(params, password.as_bytes(), &parsed);
+                }
+            }
+            false
+        })
+        .await
+        // A failed task cannot have verified anything.
+        .unwrap_or(false)
+    }
+}
+
+/// RFC 6238 TOTP: HMAC-SHA-1, 6 digits, 30-second steps, one step of drift either way.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RfcTotp;
+
+impl RfcTotp {
+    pub const DIGITS: usize = 6;
+    pub const STEP_SECONDS: u64 = 30;
+    const ISSUER: &'static str = "user-engine";
+
+    /// The generator for a base32 secret, or `None` when the secret is not valid base32
+    /// or shorter than RFC 4226's 128-bit minimum.
+    fn generator(secret: &str) -> Option<totp_rs::TOTP> {
+        let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+            .to_bytes()
+            .ok()?;
+        // Skew 0: drift is handled here, step by step, so the matched step is known.
+        totp_rs::TOTP::new(
+            totp_rs::Algorithm::SHA1,
+            Self::DIGITS,
+            0,
+            Self::STEP_SECONDS,
+            bytes,
+        )
+        .ok()
+    }
+
+    /// The code of one time step.
+    fn code_at_step(generator: &totp_rs::TOTP, step: u64) -> String {
+        generator.generate(step.saturating_mul(Self::STEP_SECONDS))
+    }
+}
+
+impl TotpVerifier for RfcTotp {
+    fn verify(&self, secret: &str, code: &str, now: OffsetDateTime) -> Option<u64> {
+        if code.len() != Self::DIGITS || !code.bytes().all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        let generator = Self::generator(secret)?;
+        let current = u64::try_from(now.unix_timestamp()).ok()? / Self::STEP_SECONDS;
+        // Every candidate is computed and compared, matched or not, so the time taken
+        // says nothing about which step (if any) matched.
+        let mut matched = None;
+        for step in [
+            current.checked_sub(1),
+            Some(current),
+            current.checked_add(1),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let expected = Self::code_at_step(&generator, step);
+            if constant_time_eq(expected.as_bytes(), code.as_bytes()) && matched.is_none() {
+                matched = Some(step);
+            }
+        }
+        matched
+    }
+
+    fn provisioning_uri(&self, secret: &str, account: &str) -> String {
+        format!(
+            "otpauth://totp/{issuer}:{account}?secret={secret}&issuer={issuer}&algorithm=SHA1&digits={digits}&period={period}",
+            issuer = Self::ISSUER,
+            account = percent_encode(account),
+            digits = Self::DIGITS,
+            period = Self::STEP_SECONDS,
+        )
+    }
+}
+
+/// Compares two byte strings without an early exit on the first difference, so the
+/// time taken does not reveal how much of a guess was right.
+fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        // Lengths are public (a TOTP code is always six digits).
+        return false;
+    }
+    let difference = left
+        .iter()
+        .zip(right)
+        .fold(0_u8, |acc, (left, right)| acc | (left ^ right));
+    std::hint::black_box(difference) == 0
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so an email address
+/// (or anything else) is safe in the URI's label.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Every production port around `store`, with OWASP argon2id parameters.
+pub fn production_ports(store: Arc<dyn Store>) -> Ports {
+    Ports {
+        store,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(V7Ids),
+        secrets: Arc::new(OsSecrets),
+        passwords: Arc::new(Argon2Hasher::owasp()),
+        totp: Arc::new(RfcTotp),
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests"
+)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// RFC 6238 appendix B's SHA-1 seed, "12345678901234567890", in base32.
+    const RFC_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+    fn at(unix_seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap()
+    }
+
+    fn code(secret: &str, step: u64) -> String {
+        RfcTotp::code_at_step(&RfcTotp::generator(secret).unwrap(), step)
+    }
+
+    /// The cheapest parameters argon2 accepts, so tests stay fast.
+    fn cheap_hasher() -> Argon2Hasher {
+        Argon2Hasher::new(Params::new(Params::MIN_M_COST, 1, 1, None).unwrap())
+    }
+
+    #[test]
+    fn base32_of_the_rfc_seed_is_the_known_secret() {
+        assert_eq!(base32_encode(b"12345678901234567890"), RFC_SECRET);
+        assert_eq!(base32_encode(b""), "");
+        assert_eq!(base32_encode(b"f"), "MY");
+        assert_eq!(base32_encode(b"foobar"), "MZXW6YTBOI");
+    }
+
+    #[test]
+    fn rfc_6238_sha1_vectors_verify_and_return_their_step() {
+        let totp = RfcTotp;
+        // The 8-digit RFC codes 94287082, 07081804 and 89005924, cut to six digits.
+        assert_eq!(totp.verify(RFC_SECRET, "287082", at(59)), Some(1));
+        assert_eq!(
+            totp.verify(RFC_SECRET, "081804", at(1_111_111_109)),
+            Some(37_037_036)
+        );
+        assert_eq!(
+            totp.verify(RFC_SECRET, "005924", at(1_234_567_890)),
+            Some(41_152_263)
+        );
+    }
+
+    #[test]
+    fn one_step_of_drift_is_accepted_either_way_and_two_are_not() {
+        let totp = RfcTotp;
+        let now = at(1_234_567_890);
+        let current = 1_234_567_890 / 30;
+        for step in [current - 1, current, current + 1] {
+            assert_eq!(
+                totp.verify(RFC_SECRET, &code(RFC_SECRET, step), now),
+                Some(step)
+            );
+        }
+        for step in [current - 2, current + 2] {
+            assert_eq!(totp.verify(RFC_SECRET, &code(RFC_SECRET, step), now), None);
+        }
+    }
+
+    #[test]
+    fn codes_that_are_not_six_ascii_digits_are_rejected() {
+        let totp = RfcTotp;
+        for code in [
+            "",
+            "28708",
+            "2870822",
+            "28708a",
+            " 287082",
+            "287082 ",
+            "+28708",
+            "２８７０８２",
+        ] {
+            assert_eq!(totp.verify(RFC_SECRET, code, at(59)), None, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_code_or_an_unusable_secret_is_rejected() {
+        let totp = RfcTotp;
+        assert_eq!(totp.verify(RFC_SECRET, "287083", at(59)), None);
+        assert_eq!(totp.verify("not base32!", "287082", at(59)), None);
+        // 80 bits: below RFC 4226's minimum.
+        assert_eq!(totp.verify("GEZDGNBVGY3TQOJQ", "287082", at(59)), None);
+        assert_eq!(totp.verify(RFC_SECRET, "287082", at(-59)), None);
+    }
+
+    #[test]
+    fn the_first_step_has_no_earlier_neighbour() {
+        let totp = RfcTotp;
+        assert_eq!(
+            totp.verify(RFC_SECRET, &code(RFC_SECRET, 0), at(0)),
+            Some(0)
+        );
+        assert_eq!(
+            totp.verify(RFC_SECRET, &code(RFC_SECRET, 1), at(0)),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn the_provisioning_uri_names_issuer_account_and_parameters() {
+        assert_eq!(
+            RfcTotp.provisioning_uri(RFC_SECRET, "alice+mfa@example.com"),
+            "otpauth://totp/user-engine:alice%2Bmfa%40example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=user-engine&algorithm=SHA1&digits=6&period=30"
+        );
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_strings() {
+        assert!(constant_time_eq(b"123456", b"123456"));
+        assert!(!constant_time_eq(b"123456", b"123457"));
+        assert!(!constant_time_eq(b"123456", b"12345"));
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_and_not_another() {
+        let hasher = cheap_hasher();
+        let hash = hasher.hash("correct horse battery").await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$"));
+        assert!(hasher.verify("correct horse battery", Some(&hash)).await);
+        assert!(!hasher.verify("correct horse battery!", Some(&hash)).await);
+        // A fresh salt every time.
+        assert_ne!(hasher.hash("correct horse battery").await.unwrap(), hash);
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_malformed_hash_never_verifies() {
+        let hasher = cheap_hasher();
+        // Twice: the first call computes the dummy, the second verifies against it.
+        assert!(!hasher.verify("anything", None).await);
+        assert!(!hasher.verify("anything", None).await);
+        assert!(!hasher.verify(DUMMY_PASSWORD, None).await);
+        assert!(!hasher.verify("anything", Some("not a phc string")).await);
+        assert!(!hasher.verify("anything", Some("")).await);
+    }
+
+    #[tokio::test]
+    async fn owasp_parameters_appear_in_the_phc_string() {
+        let hasher = Argon2Hasher::owasp();
+        let hash = hasher.hash("correct horse battery").await.unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(hasher.verify("correct horse battery", Some(&hash)).await);
+        // A hash made with other parameters still verifies: they come from the string.
+        assert!(
+            cheap_hasher()
+                .verify("correct horse battery", Some(&hash))
+                .await
+        );
+    }
+
+    #[test]
+    fn tokens_are_43_url_safe_chars_and_distinct() {
+        let tokens: HashSet<String> = (0..64).map(|_| OsSecrets.token()).collect();
+        assert_eq!(tokens.len(), 64);
+        for token in &tokens {
+            assert_eq!(token.len(), 43);
+            assert!(token
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'));
+            assert_eq!(URL_SAFE_NO_PAD.decode(token).unwrap().len(), 32);
+        }
+    }
+
+    #[test]
+    fn totp_secrets_are_32_base32_chars_of_160_bits_and_distinct() {
+        let secrets: HashSet<String> = (0..64).map(|_| OsSecrets.totp_secret()).collect();
+        assert_eq!(secrets.len(), 64);
+        for secret in &secrets {
+            assert_eq!(secret.len(), 32);
+            assert!(secret
+                .bytes()
+                .all(|byte| byte.is_ascii_uppercase() || (b'2'..=b'7').contains(&byte)));
+            let bytes = totp_rs::Secret::Encoded(secret.clone()).to_bytes().unwrap();
+            assert_eq!(bytes.len(), 20);
+            // And usable: a code made from it verifies.
+            let now = at(1_767_225_600);
+            let step = 1_767_225_600 / 30;
+            assert_eq!(RfcTotp.verify(secret, &code(secret, step), now), Some(step));
+        }
+    }
+
+    #[test]
+    fn the_clock_is_utc_in_whole_microseconds() {
+        let now = SystemClock.now();
+        assert_eq!(now.offset(), time::UtcOffset::UTC);
+        assert_eq!(now.nanosecond() % 1_000, 0);
+    }
+
+    #[test]
+    fn ids_are_distinct_version_7_uuids() {
+        let first = V7Ids.new_v7();
+        let second = V7Ids.new_v7();
+        assert_eq!(first.get_version_num(), 7);
+        assert_ne!(first, second);
+    }
+}

@@ -1,0 +1,157 @@
+//! HTTP test support: `spawn_app` starts the real service on port 0 with a database of
+//! its own, and `TestApp` speaks to it over real HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use api_http::app::{router, AppState};
+use domain::ids::{Email, Password};
+use domain::usecases::{Engine, EngineConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::pg::TestDb;
+
+/// The platform root every app is bootstrapped with.
+pub const ROOT_EMAIL: &str = "root@example.com";
+pub const ROOT_PASSWORD: &str = "root password 123";
+
+/// A running service and a client for it.
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub engine: Engine,
+    pub db: Arc<TestDb>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A response: status, headers and the JSON body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The problem+json `code`, if the body is a problem.
+    pub fn code(&self) -> Option<&str> {
+        self.body.get("code").and_then(Value::as_str)
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+    }
+}
+
+/// Starts the service with production ports (argon2id, RFC TOTP) on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_login_limit(1000).await
+}
+
+pub async fn spawn_app_with_login_limit(per_minute: u32) -> TestApp {
+    let db = TestDb::create().await;
+    let store = db.store(8).await;
+    let ports = api_http::security::production_ports(Arc::new(store.clone()));
+    let engine = Engine::new(ports, EngineConfig::default());
+    engine
+        .bootstrap(
+            Email::parse(ROOT_EMAIL).expect("email"),
+            Password::parse(ROOT_PASSWORD).expect("password"),
+            "bootstrap",
+        )
+        .await
+        .expect("bootstrap");
+    let state = AppState::with_login_limit(
+        engine.clone(),
+        Arc::new(store),
+        std::num::NonZeroU32::new(per_minute).expect("a positive limit"),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        engine,
+        db: Arc::new(db),
+        server,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        reply(request.send().await.expect("the request is sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Logs in and returns the session token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let reply = self
+            .send(
+                Method::POST,
+                "/v1/auth/password",
+                None,
+                Some(serde_json::json!({ "email": email, "password": password })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "login: {reply:?}");
+        reply.body["token"].as_str().expect("a token").to_owned()
+    }
+
+    pub async fn root_token(&self) -> String {
+        self.login(ROOT_EMAIL, ROOT_PASSWORD).await
+    }
+}
+
+/// Reads a response whole.
+pub async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
