@@ -69,6 +69,7 @@ pub struct AppState {
     pub readiness: Arc<dyn Readiness>,
     pub metrics: Arc<Metrics>,
     pub login_limits: Arc<LoginLimits>,
+    pub idempotency: crate::idempotency::IdempotencyKeys,
 }
 
 impl std::fmt::Debug for AppState {
@@ -94,6 +95,7 @@ impl AppState {
             // Registering four fresh metrics in a fresh registry cannot clash.
             metrics: Arc::new(Metrics::new().unwrap_or_else(|_| unreachable_metrics())),
             login_limits: Arc::new(LoginLimits::per_minute(per_minute)),
+            idempotency: crate::idempotency::IdempotencyKeys::default(),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dto;
 pub mod errors;
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod routes;
 pub mod security;
