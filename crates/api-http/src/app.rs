@@ -214,6 +214,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(crate::openapi::openapi_json))
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -223,6 +224,11 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Inside the request context, so a replay or a refusal still carries a request id.
+        .layer(middleware::from_fn_with_state(
+            state.idempotency.clone(),
+            crate::idempotency::middleware,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

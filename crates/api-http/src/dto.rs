@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use domain::audit::{format_timestamp, AuditRecord};
 use domain::authz::Decision;
@@ -11,117 +12,157 @@ use domain::model::{
 };
 use domain::ports::Page;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
+    #[schema(format = Password)]
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
+    /// The current six-digit TOTP code.
+    #[schema(pattern = "^[0-9]{6}$", example = "123456")]
     pub code: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeBody {
+    #[schema(format = Password)]
     pub current_password: String,
+    /// At least 12 characters.
+    #[schema(format = Password, min_length = 12)]
     pub new_password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationBody {
+    /// The one-time invitation token from the 201 body that invited the user.
     pub token: String,
+    /// At least 12 characters.
+    #[schema(format = Password, min_length = 12)]
     pub password: String,
 }
 
 /// `{email}` or `{user_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserRefBody {
+    #[schema(format = "email")]
     pub email: Option<String>,
+    #[schema(format = "uuid")]
     pub user_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantBody {
+    /// The tenant slug.
+    #[schema(pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$", example = "acme")]
     pub id: String,
     pub display_name: String,
+    /// The first `tenant_admin`: exactly one of `email` (created as `invited` when new)
+    /// and `user_id`.
     pub admin: UserRefBody,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTenantBody {
+    /// Needs `tenant:write`.
     pub display_name: Option<String>,
+    /// `active` or `suspended`; platform only.
+    #[schema(example = "suspended")]
     pub state: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopesBody {
     pub scopes: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberBody {
+    /// Exactly one of `email` and `user_id`; a new email creates an `invited` user.
+    #[schema(format = "email")]
     pub email: Option<String>,
+    #[schema(format = "uuid")]
     pub user_id: Option<String>,
+    /// Tenant role names (default none).
     pub roles: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMemberBody {
     pub roles: Option<Vec<String>>,
+    /// The tenant account state, `active` or `suspended` (needs `accounts:write`).
+    #[schema(example = "suspended")]
     pub state: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValueBody {
+    /// A string of at most 1024 characters, a finite number or a boolean, as the
+    /// profile schema types the key.
+    #[schema(schema_with = crate::openapi::profile_value_schema)]
     pub value: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserBody {
+    #[schema(format = "email")]
     pub email: String,
+    /// Without one the user is `invited` and the 201 body carries an `invitation_token`.
+    #[schema(format = Password, min_length = 12)]
     pub password: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUserBody {
+    /// `active` or `suspended`.
+    #[schema(example = "suspended")]
     pub state: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolesBody {
+    /// Platform roles: `platform_root`, `platform_auditor`.
     pub roles: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewScopeBody {
+    /// Two to four `:`-separated segments of `[a-z][a-z0-9_]*`.
+    #[schema(example = "docs:edit")]
     pub name: String,
     #[serde(default)]
     pub description: String,
     #[serde(default)]
     pub platform_only: bool,
+    /// `aal1` (default) or `aal2`.
+    #[schema(example = "aal1")]
     pub min_assurance: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaBody {
+    /// `string`, `number` or `boolean`.
     #[serde(rename = "type")]
+    #[schema(example = "string")]
     pub value_type: String,
     pub user_editable: bool,
     pub tenant_overridable: bool,
@@ -129,7 +170,7 @@ pub struct SchemaBody {
     pub key: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKeyBody {
     pub name: String,
@@ -137,25 +178,32 @@ pub struct NewApiKeyBody {
 }
 
 /// `{"user_id": …, "assurance": …}` or `{"token": …}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectBody {
+    #[schema(format = "uuid")]
     pub user_id: Option<String>,
+    /// With `user_id`: `aal1` (default) or `aal2`.
     pub assurance: Option<String>,
+    /// A session token, instead of `user_id` and `assurance`.
     pub token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeBody {
     pub subject: SubjectBody,
+    #[schema(example = "docs:edit")]
     pub scope: String,
+    /// The user the action is aimed at, when there is one.
+    #[schema(format = "uuid")]
     pub target_user: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
+    #[schema(max_items = 100)]
     pub checks: Vec<AuthorizeBody>,
 }
 

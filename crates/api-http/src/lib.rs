@@ -8,5 +8,6 @@ pub mod errors;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod security;

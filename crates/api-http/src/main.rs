@@ -1,5 +1,5 @@
-//! The `user-engine` binary: `serve`, `migrate` and `bootstrap`, over one layered
-//! configuration (see `api_http::config`).
+//! The `user-engine` binary: `serve`, `migrate`, `bootstrap` and `openapi`, over one
+//! layered configuration (see `api_http::config`).
 //!
 //! Failures end the process with status 1 and one line on stderr; logs go to stderr too,
 //! so what `migrate` and `bootstrap` print on stdout stays machine-readable.
@@ -61,6 +61,10 @@ enum Command {
         #[arg(long, value_name = "EMAIL")]
         email: Option<String>,
     },
+    /// Prints the OpenAPI 3.1 document of the HTTP API (as served at /openapi.json)
+    ///
+    /// Needs no configuration and no database.
+    Openapi,
 }
 
 #[tokio::main]
@@ -78,6 +82,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    if let Command::Openapi = cli.command {
+        return print_openapi();
+    }
     let env = config::process_env().map_err(|error| error.to_string())?;
     let config = Config::load(cli.config.as_deref(), &env).map_err(|error| error.to_string())?;
     init_tracing(&config)?;
@@ -86,6 +93,20 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(&config).await,
         Command::Bootstrap { email } => bootstrap(&config, email.as_deref()).await,
+        // Printed above, before the configuration is loaded.
+        Command::Openapi => Ok(()),
+    }
+}
+
+/// Prints the OpenAPI document; a reader that stops early (`| head`) is not an error.
+fn print_openapi() -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{}", api_http::openapi::json()).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the document: {error}"))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -25,6 +25,7 @@ use crate::app::AppState;
 use crate::dto::{self, *};
 use crate::errors::{request_id, ApiError, ApiResult};
 use crate::extract::{user_id, ClientAddress, JsonBody, ListParams};
+use crate::openapi as doc;
 
 fn roles(names: &[String]) -> ApiResult<BTreeSet<RoleName>> {
     names
@@ -93,6 +94,19 @@ fn expected_profile(headers: &HeaderMap) -> Option<String> {
 
 // ---- authentication --------------------------------------------------------------
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password",
+    tag = "auth",
+    summary = "Log in with email and password",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "A new session", body = doc::Session),
+        (status = 400, description = "`invalid_email`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`invalid_credentials`: unknown email or wrong password (indistinguishable)"),
+        (status = 429, description = "`rate_limited`: too many attempts for this email or address", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     address: ClientAddress,
@@ -112,6 +126,20 @@ pub async fn login(
     .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/totp",
+    tag = "auth",
+    summary = "Raise the session to aal2 with a TOTP code",
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "The session, now aal2", body = doc::StepUp),
+        (status = 400, description = "`invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`, or `invalid_totp`: wrong or already used code"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn step_up(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -127,6 +155,18 @@ pub async fn step_up(
     .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/me/totp",
+    tag = "auth",
+    summary = "Start TOTP enrolment",
+    responses(
+        (status = 200, description = "A secret to confirm with a code", body = doc::TotpEnrolment),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: not a user session (e.g. an API key); `reason` says why"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn enroll_totp(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let enrolment = state.engine.enroll_totp(&caller).await?;
@@ -136,6 +176,20 @@ pub async fn enroll_totp(State(state): State<AppState>, headers: HeaderMap) -> A
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/me/totp/confirm",
+    tag = "auth",
+    summary = "Confirm TOTP enrolment with a code",
+    request_body = CodeBody,
+    responses(
+        (status = 204, description = "TOTP is enrolled"),
+        (status = 400, description = "`invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`, or `invalid_totp`: wrong code"),
+        (status = 403, description = "`forbidden`: not a user session; `reason` says why"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn confirm_totp(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -146,6 +200,20 @@ pub async fn confirm_totp(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/me/password",
+    tag = "auth",
+    summary = "Change the own password",
+    request_body = PasswordChangeBody,
+    responses(
+        (status = 204, description = "The password is changed"),
+        (status = 400, description = "`invalid_request`: new password under 12 characters, malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`, or `invalid_credentials`: wrong current password"),
+        (status = 403, description = "`forbidden`: not a user session; `reason` says why"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -160,6 +228,18 @@ pub async fn change_password(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/invitation",
+    tag = "auth",
+    summary = "Accept an invitation: set a password and become active",
+    request_body = InvitationBody,
+    responses(
+        (status = 204, description = "The user is active and can log in"),
+        (status = 400, description = "`invalid_request`: password under 12 characters, malformed JSON or an unknown field"),
+        (status = 401, description = "`invalid_credentials`: unknown, used or expired invitation token"),
+    ),
+)]
 pub async fn accept_invitation(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<InvitationBody>,
@@ -172,12 +252,34 @@ pub async fn accept_invitation(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/auth/session",
+    tag = "auth",
+    summary = "Log out (end this session)",
+    responses(
+        (status = 204, description = "The session is ended"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     state.engine.logout(&caller).await?;
     Ok(no_content())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "auth",
+    summary = "Who the caller is",
+    responses(
+        (status = 200, description = "The caller", body = doc::Me),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let me = state.engine.me(&caller).await?;
@@ -203,6 +305,22 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
 
 // ---- tenants ---------------------------------------------------------------------
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "tenants",
+    summary = "Create a tenant with its first admin (`platform:tenants:write`)",
+    request_body = CreateTenantBody,
+    responses(
+        (status = 201, description = "The tenant, its admin, and the admin's invitation token when invited", body = doc::TenantCreated),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_email`, `invalid_user_id`, `invalid_request` (not exactly one of email and user_id, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`: no user with that `user_id`"),
+        (status = 409, description = "`tenant_exists`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create_tenant(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -225,6 +343,22 @@ pub async fn create_tenant(
     Ok(created(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "tenants",
+    summary = "The tenants the caller may see",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
+        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
+    ),
+    responses(
+        (status = 200, description = "One page of tenants", body = doc::TenantPage),
+        (status = 400, description = "`invalid_request`: bad `limit` or `after`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_tenants(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -244,6 +378,23 @@ pub async fn list_tenants(
     Ok(Json(dto::page(&page, dto::tenant)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}",
+    tag = "tenants",
+    summary = "Read a tenant",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    responses(
+        (status = 200, description = "The tenant", body = doc::Tenant),
+        (status = 400, description = "`invalid_tenant_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_tenant(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -254,6 +405,24 @@ pub async fn get_tenant(
     Ok(Json(dto::tenant(&tenant)).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}",
+    tag = "tenants",
+    summary = "Rename (`tenant:write`) or suspend/reactivate (platform) a tenant",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    request_body = PatchTenantBody,
+    responses(
+        (status = 200, description = "The tenant", body = doc::Tenant),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad state or display name, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn patch_tenant(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -280,6 +449,23 @@ pub async fn patch_tenant(
     Ok(Json(dto::tenant(&tenant)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/scopes",
+    tag = "tenants",
+    summary = "The scopes enabled for a tenant (`roles:read`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    responses(
+        (status = 200, description = "The enabled scopes", body = doc::Scopes),
+        (status = 400, description = "`invalid_tenant_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_scopes(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -291,6 +477,24 @@ pub async fn get_scopes(
     Ok(Json(json!({ "scopes": names })).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}/scopes",
+    tag = "tenants",
+    summary = "Set the scopes enabled for a tenant (platform)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    request_body = ScopesBody,
+    responses(
+        (status = 200, description = "The enabled scopes", body = doc::Scopes),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_scope`, `unknown_scope`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_scopes(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -308,6 +512,23 @@ pub async fn put_scopes(
 
 // ---- roles -------------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/roles",
+    tag = "roles",
+    summary = "The tenant's role bindings (`roles:read`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    responses(
+        (status = 200, description = "All bindings in one page (`next_cursor` is null)", body = doc::RolePage),
+        (status = 400, description = "`invalid_tenant_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_roles(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -322,6 +543,25 @@ pub async fn list_roles(
     .into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}/roles/{role}",
+    tag = "roles",
+    summary = "Create or replace a role binding (`roles:write`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("role" = String, Path, description = "The role name", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+    ),
+    request_body = ScopesBody,
+    responses(
+        (status = 200, description = "The binding", body = doc::Role),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_role`, `invalid_scope`, `unknown_scope`, `scope_not_enabled`, `scope_not_assignable`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_role(
     State(state): State<AppState>,
     Path((tenant, role)): Path<(String, String)>,
@@ -337,6 +577,24 @@ pub async fn put_role(
     Ok(Json(dto::role(&binding)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/roles/{role}",
+    tag = "roles",
+    summary = "Delete a role binding (`roles:write`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("role" = String, Path, description = "The role name", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+    ),
+    responses(
+        (status = 204, description = "The binding is deleted"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_role`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, or `not_found`: no such role"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete_role(
     State(state): State<AppState>,
     Path((tenant, role)): Path<(String, String)>,
@@ -350,6 +608,25 @@ pub async fn delete_role(
 
 // ---- members -----------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/members",
+    tag = "members",
+    summary = "List members (`members:read`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
+        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
+    ),
+    responses(
+        (status = 200, description = "One page of members", body = doc::MemberPage),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit` or `after`)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_members(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -370,6 +647,25 @@ pub async fn list_members(
     Ok(Json(dto::page(&page, dto::member)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/members",
+    tag = "members",
+    summary = "Add a member (`members:write`); a new email creates an invited user",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    request_body = AddMemberBody,
+    responses(
+        (status = 201, description = "The member, with a one-time `invitation_token` when the user was invited", body = doc::MemberCreated, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_email`, `invalid_user_id`, `invalid_role`, `unknown_role`, `invalid_request` (not exactly one of email and user_id, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, or `user_not_found`: no user with that `user_id`"),
+        (status = 409, description = "`member_exists`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn add_member(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -394,6 +690,24 @@ pub async fn add_member(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/members/{user}",
+    tag = "members",
+    summary = "Read a member (`members:read`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+    ),
+    responses(
+        (status = 200, description = "The member", body = doc::Member, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, `member_not_found`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_member(
     State(state): State<AppState>,
     Path((tenant, user)): Path<(String, String)>,
@@ -407,6 +721,28 @@ pub async fn get_member(
     Ok(with_etag(dto::member(&member), &dto::member_etag(&member)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}/members/{user}",
+    tag = "members",
+    summary = "Change a member's roles (`members:write`) or account state (`accounts:write`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        ("If-Match" = Option<String>, Header, description = "The member's `ETag` (`\"m<version>\"`); 412 when it no longer matches"),
+    ),
+    request_body = PatchMemberBody,
+    responses(
+        (status = 200, description = "The member", body = doc::Member, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`, `invalid_role`, `unknown_role`, `invalid_request` (bad state, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: e.g. lacking the scope, `aal2` needed to grant or revoke `tenant_admin`, `target_protected`; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, `member_not_found`"),
+        (status = 409, description = "`last_tenant_admin`: the tenant would have no active admin"),
+        (status = 412, description = "`precondition_failed`: `If-Match` does not match"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn patch_member(
     State(state): State<AppState>,
     Path((tenant, user)): Path<(String, String)>,
@@ -433,6 +769,27 @@ pub async fn patch_member(
     Ok(with_etag(dto::member(&member), &dto::member_etag(&member)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/members/{user}",
+    tag = "members",
+    summary = "Remove a member (`members:write`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        ("If-Match" = Option<String>, Header, description = "The member's `ETag` (`\"m<version>\"`); 412 when it no longer matches"),
+    ),
+    responses(
+        (status = 204, description = "The member is removed"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, `member_not_found`"),
+        (status = 409, description = "`last_tenant_admin`: the tenant would have no active admin"),
+        (status = 412, description = "`precondition_failed`: `If-Match` does not match"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     Path((tenant, user)): Path<(String, String)>,
@@ -453,6 +810,24 @@ pub async fn remove_member(
 
 // ---- profiles ----------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/members/{user}/profile",
+    tag = "profiles",
+    summary = "A member's resolved profile (`profiles:read` or self)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+    ),
+    responses(
+        (status = 200, description = "The resolved profile, with the source of each value", body = doc::Profile, headers(("ETag" = String, description = "The resolved profile's strong entity tag"))),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, `member_not_found`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn member_profile(
     State(state): State<AppState>,
     Path((tenant, user)): Path<(String, String)>,
@@ -473,6 +848,28 @@ fn profile_value(value: &Value) -> ApiResult<ProfileValue> {
     Ok(ProfileValue::parse(value)?)
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}/members/{user}/profile/{key}",
+    tag = "profiles",
+    summary = "Set a member override (`profiles:write` or self)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        ("If-Match" = Option<String>, Header, description = "The profile's `ETag` (`\"p<hash>\"`); 412 when it no longer matches"),
+    ),
+    request_body = ValueBody,
+    responses(
+        (status = 200, description = "The resolved profile after the write", body = doc::Profile, headers(("ETag" = String, description = "The resolved profile's strong entity tag"))),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`, `unknown_profile_key`, `invalid_profile_value`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, `member_not_found`"),
+        (status = 412, description = "`precondition_failed`: `If-Match` does not match"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_member_value(
     State(state): State<AppState>,
     Path((tenant, user, key)): Path<(String, String, String)>,
@@ -497,6 +894,27 @@ pub async fn put_member_value(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/members/{user}/profile/{key}",
+    tag = "profiles",
+    summary = "Remove a member override (`profiles:write` or self)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        ("If-Match" = Option<String>, Header, description = "The profile's `ETag` (`\"p<hash>\"`); 412 when it no longer matches"),
+    ),
+    responses(
+        (status = 204, description = "The override is removed"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`, `unknown_profile_key`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, `member_not_found`"),
+        (status = 412, description = "`precondition_failed`: `If-Match` does not match"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete_member_value(
     State(state): State<AppState>,
     Path((tenant, user, key)): Path<(String, String, String)>,
@@ -517,6 +935,25 @@ pub async fn delete_member_value(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}/profile/{key}",
+    tag = "profiles",
+    summary = "Set a tenant default (`tenant:write`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+    ),
+    request_body = ValueBody,
+    responses(
+        (status = 200, description = "The stored default", body = doc::ProfileValue),
+        (status = 400, description = "`invalid_tenant_id`, `unknown_profile_key`, `invalid_profile_value`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_tenant_default(
     State(state): State<AppState>,
     Path((tenant, key)): Path<(String, String)>,
@@ -533,6 +970,24 @@ pub async fn put_tenant_default(
     Ok(Json(json!({ "key": key.as_str(), "value": value.as_json() })).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/profile/{key}",
+    tag = "profiles",
+    summary = "Remove a tenant default (`tenant:write`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+    ),
+    responses(
+        (status = 204, description = "The default is removed"),
+        (status = 400, description = "`invalid_tenant_id`, `unknown_profile_key`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete_tenant_default(
     State(state): State<AppState>,
     Path((tenant, key)): Path<(String, String)>,
@@ -548,6 +1003,21 @@ pub async fn delete_tenant_default(
 
 // ---- users -------------------------------------------------------------------------
 
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    summary = "Create a platform user (`platform:users:write`)",
+    request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "The user, with a one-time `invitation_token` when created without a password", body = doc::UserCreated),
+        (status = 400, description = "`invalid_email`, `invalid_request` (password under 12 characters, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 409, description = "`email_taken`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create_user(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -566,6 +1036,23 @@ pub async fn create_user(
     Ok(created(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user}",
+    tag = "users",
+    summary = "Read a platform user (`platform:users:read`)",
+    params(
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+    ),
+    responses(
+        (status = 200, description = "The user", body = doc::User),
+        (status = 400, description = "`invalid_user_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_user(
     State(state): State<AppState>,
     Path(user): Path<String>,
@@ -577,6 +1064,24 @@ pub async fn get_user(
     Ok(Json(dto::user(&user)).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{user}",
+    tag = "users",
+    summary = "Suspend or reactivate a platform user (`platform:users:write`)",
+    params(
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+    ),
+    request_body = PatchUserBody,
+    responses(
+        (status = 200, description = "The user", body = doc::User),
+        (status = 400, description = "`invalid_user_id`, `invalid_request` (bad state, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn patch_user(
     State(state): State<AppState>,
     Path(user): Path<String>,
@@ -594,6 +1099,24 @@ pub async fn patch_user(
     Ok(Json(dto::user(&user)).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/users/{user}/platform-roles",
+    tag = "users",
+    summary = "Set a user's platform roles (`platform:roles:write`)",
+    params(
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+    ),
+    request_body = RolesBody,
+    responses(
+        (status = 200, description = "The user", body = doc::User),
+        (status = 400, description = "`invalid_user_id`, `invalid_role`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_platform_roles(
     State(state): State<AppState>,
     Path(user): Path<String>,
@@ -616,6 +1139,25 @@ pub async fn put_platform_roles(
     Ok(Json(dto::user(&user)).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/users/{user}/profile/{key}",
+    tag = "profiles",
+    summary = "Set a platform profile value (self or `platform:users:write`)",
+    params(
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+    ),
+    request_body = ValueBody,
+    responses(
+        (status = 200, description = "The stored value", body = doc::ProfileValue),
+        (status = 400, description = "`invalid_user_id`, `unknown_profile_key`, `invalid_profile_value`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_platform_value(
     State(state): State<AppState>,
     Path((user, key)): Path<(String, String)>,
@@ -633,6 +1175,24 @@ pub async fn put_platform_value(
     Ok(Json(json!({ "key": key.as_str(), "value": value.as_json() })).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{user}/profile/{key}",
+    tag = "profiles",
+    summary = "Remove a platform profile value (self or `platform:users:write`)",
+    params(
+        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+    ),
+    responses(
+        (status = 204, description = "The value is removed"),
+        (status = 400, description = "`invalid_user_id`, `unknown_profile_key`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete_platform_value(
     State(state): State<AppState>,
     Path((user, key)): Path<(String, String)>,
@@ -649,6 +1209,17 @@ pub async fn delete_platform_value(
 
 // ---- catalog and schema ------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/v1/catalog/scopes",
+    tag = "catalog",
+    summary = "The scope catalog",
+    responses(
+        (status = 200, description = "All catalog scopes in one page (`next_cursor` is null)", body = doc::CatalogScopePage),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_catalog(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -662,6 +1233,21 @@ pub async fn list_catalog(
     .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/catalog/scopes",
+    tag = "catalog",
+    summary = "Add a catalog scope (`platform:catalog:write`)",
+    request_body = NewScopeBody,
+    responses(
+        (status = 201, description = "The scope", body = doc::CatalogScope),
+        (status = 400, description = "`invalid_scope`, `invalid_request` (bad min_assurance, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 409, description = "`scope_exists`"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn add_catalog_scope(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -683,6 +1269,17 @@ pub async fn add_catalog_scope(
     Ok(created(dto::catalog_scope(&scope)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/profile-schema",
+    tag = "catalog",
+    summary = "The profile schema",
+    responses(
+        (status = 200, description = "All schema entries in one page (`next_cursor` is null)", body = doc::SchemaEntryPage),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_schema(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let schema = state.engine.list_schema(&caller).await?;
@@ -693,6 +1290,22 @@ pub async fn list_schema(State(state): State<AppState>, headers: HeaderMap) -> A
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/profile-schema/{key}",
+    tag = "catalog",
+    summary = "Read one profile schema entry",
+    params(
+        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+    ),
+    responses(
+        (status = 200, description = "The entry", body = doc::SchemaEntry),
+        (status = 400, description = "`invalid_request`: malformed key"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 404, description = "`not_found`: no such key"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_schema_entry(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -704,6 +1317,23 @@ pub async fn get_schema_entry(
     Ok(Json(dto::schema_entry(&entry)).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/profile-schema/{key}",
+    tag = "catalog",
+    summary = "Create or replace a profile schema entry (`platform:catalog:write`)",
+    params(
+        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+    ),
+    request_body = SchemaBody,
+    responses(
+        (status = 200, description = "The entry", body = doc::SchemaEntry),
+        (status = 400, description = "`invalid_request`: malformed key, bad type, body key differs from the path, malformed JSON, unknown field"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_schema_entry(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -731,6 +1361,24 @@ pub async fn put_schema_entry(
 
 // ---- API keys ----------------------------------------------------------------------
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/api-keys",
+    tag = "api-keys",
+    summary = "Create a tenant API key (`api_keys:write`); the key is shown once",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    request_body = NewApiKeyBody,
+    responses(
+        (status = 201, description = "The key, with its secret shown this once", body = doc::ApiKeyCreated),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_scope`, `unknown_scope`, `scope_not_enabled`, `scope_not_assignable`, `invalid_request` (bad name, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create_api_key(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -750,6 +1398,23 @@ pub async fn create_api_key(
     Ok(created(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/api-keys",
+    tag = "api-keys",
+    summary = "List the tenant's API keys (`api_keys:write`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    responses(
+        (status = 200, description = "All live keys in one page (`next_cursor` is null)", body = doc::ApiKeyPage),
+        (status = 400, description = "`invalid_tenant_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_api_keys(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -764,6 +1429,24 @@ pub async fn list_api_keys(
     .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/api-keys/{key}",
+    tag = "api-keys",
+    summary = "Revoke an API key (`api_keys:write`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("key" = String, Path, description = "The API key's id", format = "uuid"),
+    ),
+    responses(
+        (status = 204, description = "The key is revoked"),
+        (status = 400, description = "`invalid_tenant_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, or `not_found`: no such key"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     Path((tenant, key)): Path<(String, String)>,
@@ -803,6 +1486,24 @@ fn check(body: AuthorizeBody) -> ApiResult<AuthzCheck> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/authorize",
+    tag = "authorize",
+    summary = "One authorization decision (`authz:check`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    request_body = AuthorizeBody,
+    responses(
+        (status = 200, description = "The decision, allow or deny, with its reason and facts", body = doc::Decision),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`, `invalid_scope`, `invalid_request` (subject is neither user_id nor token, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn authorize(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -818,6 +1519,24 @@ pub async fn authorize(
     Ok(Json(dto::decision(&decision)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/authorize/batch",
+    tag = "authorize",
+    summary = "Up to 100 decisions, in order (`authz:check`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "The decisions in the order of the checks", body = doc::Decisions),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`, `invalid_scope`, `invalid_request` (over 100 checks, bad subject, malformed JSON, unknown field)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn authorize_batch(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -873,6 +1592,30 @@ fn audit_filter(params: &ListParams) -> ApiResult<AuditFilter> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/audit",
+    tag = "audit",
+    summary = "The tenant's audit trail (`audit:read`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
+        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
+        ("actor" = Option<String>, Query, description = "Only records by this actor id"),
+        ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`"),
+        ("outcome" = Option<doc::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
+        ("from" = Option<String>, Query, description = "Only records at or after this RFC 3339 time", format = DateTime),
+        ("until" = Option<String>, Query, description = "Only records before this RFC 3339 time", format = DateTime),
+    ),
+    responses(
+        (status = 200, description = "One page of audit records", body = doc::AuditRecordPage),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `after`, `outcome`, `from` or `until`)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn tenant_audit(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -889,6 +1632,28 @@ pub async fn tenant_audit(
     Ok(Json(dto::page(&page, dto::audit_record)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    summary = "The platform audit trail (`platform:audit:read`)",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
+        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
+        ("actor" = Option<String>, Query, description = "Only records by this actor id"),
+        ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`"),
+        ("outcome" = Option<doc::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
+        ("from" = Option<String>, Query, description = "Only records at or after this RFC 3339 time", format = DateTime),
+        ("until" = Option<String>, Query, description = "Only records before this RFC 3339 time", format = DateTime),
+    ),
+    responses(
+        (status = 200, description = "One page of audit records", body = doc::AuditRecordPage),
+        (status = 400, description = "`invalid_request` (bad `limit`, `after`, `outcome`, `from` or `until`)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn platform_audit(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -904,6 +1669,25 @@ pub async fn platform_audit(
     Ok(Json(dto::page(&page, dto::audit_record)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/events",
+    tag = "audit",
+    summary = "The tenant's outbox event feed (`events:read`)",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
+        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
+    ),
+    responses(
+        (status = 200, description = "One page of CloudEvents", body = doc::CloudEventPage),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit` or `after`)"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn tenant_events(
     State(state): State<AppState>,
     Path(tenant): Path<String>,

@@ -1,0 +1,1334 @@
+//! The OpenAPI 3.1 description of the HTTP API, generated from the handlers'
+//! `#[utoipa::path]` annotations, served at `/openapi.json` and printed by
+//! `user-engine openapi`.
+//!
+//! Response bodies are built as `serde_json::Value` in `dto`, so the schemas below
+//! describe those bodies field by field; keep them in step with `dto` when a body changes.
+//! Rules that hold for every route are applied once, in [`CommonRules`], rather than
+//! repeated on each handler: every 4xx/5xx carries the problem+json body of SPEC §5,
+//! every JSON body can be refused with 413 and 415, and every POST honours
+//! `Idempotency-Key`.
+
+use std::collections::BTreeMap;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Required, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::dto;
+use crate::routes;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+// ---- schemas of the response bodies (as `dto` builds them) ---------------------------
+//
+// A field the body leaves out when it does not apply is `required = false` and not an
+// `Option` (which would say it can be null); a field written as null is an `Option`.
+
+/// A tenant state.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TenantStateName {
+    Active,
+    Suspended,
+}
+
+/// A user's platform-wide state.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum UserStateName {
+    Invited,
+    Active,
+    Suspended,
+}
+
+/// A member's tenant account state.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum AccountStateName {
+    Active,
+    Suspended,
+}
+
+/// An authentication assurance level.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum AssuranceName {
+    Aal1,
+    Aal2,
+}
+
+/// `{id, display_name, state, created_at, updated_at}`.
+#[derive(Debug, ToSchema)]
+pub struct Tenant {
+    /// The tenant slug.
+    #[schema(pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$", example = "acme")]
+    pub id: String,
+    pub display_name: String,
+    pub state: TenantStateName,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// The 201 body of `POST /v1/tenants`: the tenant, its first admin, and the admin's
+/// one-time invitation token when the admin was created by email.
+#[derive(Debug, ToSchema)]
+pub struct TenantCreated {
+    #[schema(pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$", example = "acme")]
+    pub id: String,
+    pub display_name: String,
+    pub state: TenantStateName,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub admin: Member,
+    /// Present once, when the admin was invited; deliver it to them (valid 7 days).
+    #[schema(required = false)]
+    pub invitation_token: String,
+}
+
+/// `{id, email, state, platform_roles, has_totp, created_at, updated_at}`.
+#[derive(Debug, ToSchema)]
+pub struct User {
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(format = "email")]
+    pub email: String,
+    pub state: UserStateName,
+    /// `platform_root`, `platform_auditor`.
+    pub platform_roles: Vec<String>,
+    pub has_totp: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// The 201 body of `POST /v1/users`.
+#[derive(Debug, ToSchema)]
+pub struct UserCreated {
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(format = "email")]
+    pub email: String,
+    pub state: UserStateName,
+    pub platform_roles: Vec<String>,
+    pub has_totp: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    /// Present once, when the user was created without a password (valid 7 days).
+    #[schema(required = false)]
+    pub invitation_token: String,
+}
+
+/// `{tenant, user_id, email, roles, state, created_at, updated_at, version}`.
+#[derive(Debug, ToSchema)]
+pub struct Member {
+    pub tenant: String,
+    #[schema(format = "uuid")]
+    pub user_id: String,
+    #[schema(format = "email")]
+    pub email: String,
+    pub roles: Vec<String>,
+    pub state: AccountStateName,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    /// Grows with every change; the `ETag` is `"m<version>"`.
+    pub version: u64,
+}
+
+/// The 201 body of `POST /v1/tenants/{tenant}/members`.
+#[derive(Debug, ToSchema)]
+pub struct MemberCreated {
+    pub tenant: String,
+    #[schema(format = "uuid")]
+    pub user_id: String,
+    #[schema(format = "email")]
+    pub email: String,
+    pub roles: Vec<String>,
+    pub state: AccountStateName,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub version: u64,
+    /// Present once, when a new email created an invited user (valid 7 days).
+    #[schema(required = false)]
+    pub invitation_token: String,
+}
+
+/// A role binding `{role, scopes}`.
+#[derive(Debug, ToSchema)]
+pub struct Role {
+    #[schema(example = "tenant_admin")]
+    pub role: String,
+    pub scopes: Vec<String>,
+}
+
+/// `{scopes}`: the scopes enabled for a tenant.
+#[derive(Debug, ToSchema)]
+pub struct Scopes {
+    pub scopes: Vec<String>,
+}
+
+/// A tenant API key `{id, name, scopes, created_at}` (the secret is never shown again).
+#[derive(Debug, ToSchema)]
+pub struct ApiKey {
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// The 201 body of `POST /v1/tenants/{tenant}/api-keys`, with the key shown this once.
+#[derive(Debug, ToSchema)]
+pub struct ApiKeyCreated {
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The bearer secret, `uek_…`; stored only as a hash.
+    #[schema(example = "uek_…")]
+    pub key: String,
+}
+
+/// A new session `{token, expires_at, assurance}`.
+#[derive(Debug, ToSchema)]
+pub struct Session {
+    /// The bearer token; stored only as a hash.
+    pub token: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    pub assurance: AssuranceName,
+}
+
+/// The session after a TOTP step-up.
+#[derive(Debug, ToSchema)]
+pub struct StepUp {
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    pub assurance: AssuranceName,
+    /// Until when `aal2` holds.
+    #[schema(format = DateTime)]
+    pub aal2_until: Option<String>,
+}
+
+/// A TOTP enrolment to confirm with `POST /v1/me/totp/confirm`.
+#[derive(Debug, ToSchema)]
+pub struct TotpEnrolment {
+    /// Base32 secret (RFC 6238, SHA-1, 6 digits, 30 s).
+    pub secret: String,
+    #[schema(example = "otpauth://totp/user-engine:ada@example.com?secret=…")]
+    pub otpauth_uri: String,
+}
+
+/// Who the caller is.
+#[derive(Debug, ToSchema)]
+pub struct Me {
+    /// The user, for a session; null for an API key.
+    pub user: Option<User>,
+    /// The key, for an API key; null for a session.
+    pub api_key: Option<ApiKey>,
+    pub platform_roles: Vec<String>,
+    pub assurance: AssuranceName,
+    pub memberships: Vec<Member>,
+}
+
+/// Where a resolved profile value came from (SPEC §3.4).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ProfileSourceName {
+    TenantMember,
+    Platform,
+    TenantDefault,
+}
+
+/// One resolved profile value.
+#[derive(Debug, ToSchema)]
+pub struct ResolvedValue {
+    #[schema(schema_with = profile_value_schema)]
+    pub value: serde_json::Value,
+    pub source: ProfileSourceName,
+}
+
+/// A resolved profile `{values: {key: {value, source}}}`.
+#[derive(Debug, ToSchema)]
+pub struct Profile {
+    pub values: BTreeMap<String, ResolvedValue>,
+}
+
+/// A stored platform value or tenant default `{key, value}`.
+#[derive(Debug, ToSchema)]
+pub struct ProfileValue {
+    pub key: String,
+    #[schema(schema_with = profile_value_schema)]
+    pub value: serde_json::Value,
+}
+
+/// A catalog scope `{name, description, platform_only, min_assurance}`.
+#[derive(Debug, ToSchema)]
+pub struct CatalogScope {
+    #[schema(example = "docs:edit")]
+    pub name: String,
+    pub description: String,
+    pub platform_only: bool,
+    pub min_assurance: AssuranceName,
+}
+
+/// The type of a profile key.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ProfileTypeName {
+    String,
+    Number,
+    Boolean,
+}
+
+/// A profile schema entry `{key, type, user_editable, tenant_overridable}`.
+#[derive(Debug, ToSchema)]
+pub struct SchemaEntry {
+    pub key: String,
+    #[schema(rename = "type")]
+    pub value_type: ProfileTypeName,
+    pub user_editable: bool,
+    pub tenant_overridable: bool,
+}
+
+/// Who acted.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ActorTypeName {
+    User,
+    ApiKey,
+    System,
+    Anonymous,
+}
+
+/// `{type, id}` of an audit record's actor.
+#[derive(Debug, ToSchema)]
+pub struct AuditActor {
+    #[schema(rename = "type")]
+    pub kind: ActorTypeName,
+    pub id: String,
+}
+
+/// `{type, id}` of what an audited operation acted on.
+#[derive(Debug, ToSchema)]
+pub struct AuditTarget {
+    #[schema(rename = "type", example = "member")]
+    pub kind: String,
+    pub id: String,
+}
+
+/// Whether an audited operation was allowed.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum OutcomeName {
+    Allowed,
+    Denied,
+}
+
+/// One record of a hash-chained audit trail.
+#[derive(Debug, ToSchema)]
+pub struct AuditRecord {
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// Position in its trail, from 1, without gaps.
+    pub seq: u64,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// Null for the platform trail.
+    pub tenant: Option<String>,
+    pub actor: AuditActor,
+    pub action: String,
+    pub target: AuditTarget,
+    pub outcome: OutcomeName,
+    pub reason: String,
+    pub request_id: String,
+    /// Hex SHA-256 of the previous record (64 zeros for the first).
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// allow or deny.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum DecisionName {
+    Allow,
+    Deny,
+}
+
+/// The facts a decision was taken on.
+#[derive(Debug, ToSchema)]
+pub struct DecisionFacts {
+    pub tenant_state: Option<TenantStateName>,
+    pub user_state: Option<UserStateName>,
+    pub platform_roles: Vec<String>,
+    pub account_state: Option<AccountStateName>,
+    pub roles: Vec<String>,
+    pub assurance: AssuranceName,
+    pub scope_enabled: bool,
+    pub platform_only: Option<bool>,
+    pub min_assurance: Option<AssuranceName>,
+    /// For an API key subject: the key's scopes.
+    pub credential_scopes: Option<Vec<String>>,
+    pub target_account_state: Option<AccountStateName>,
+}
+
+/// One authorization decision; a deny is a 200 with its reason.
+#[derive(Debug, ToSchema)]
+pub struct Decision {
+    pub decision: DecisionName,
+    /// A reason code of SPEC §3.2, or `unknown_scope`, `subject_not_found`, `self`,
+    /// `role_binding`, `platform_root`, `platform_auditor`.
+    #[schema(example = "role_binding")]
+    pub reason: String,
+    /// The role that granted the scope, on an allow by role binding.
+    #[schema(required = false)]
+    pub matched_role: String,
+    pub facts: DecisionFacts,
+}
+
+/// `{decisions}` in the order of the checks.
+#[derive(Debug, ToSchema)]
+pub struct Decisions {
+    pub decisions: Vec<Decision>,
+}
+
+/// An outbox event as a CloudEvents 1.0 JSON envelope.
+#[derive(Debug, ToSchema)]
+pub struct CloudEvent {
+    #[schema(example = "1.0")]
+    pub specversion: String,
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(example = "user-engine")]
+    pub source: String,
+    #[schema(rename = "type", example = "member.added")]
+    pub event_type: String,
+    pub subject: String,
+    #[schema(format = DateTime)]
+    pub time: String,
+    #[schema(example = "application/json")]
+    pub datacontenttype: String,
+    /// The tenant, or `_platform`.
+    pub tenant: String,
+    /// Position in the feed; pass the last one back as `after`.
+    pub sequence: u64,
+    pub data: serde_json::Value,
+}
+
+/// One page of a list, `{items, next_cursor}`, for each item schema (concrete types, as
+/// utoipa inlines the arguments of a generic schema instead of referring to them).
+macro_rules! page {
+    ($page:ident, $item:ty, $what:literal) => {
+        #[doc = concat!("One page of ", $what, ": `{items, next_cursor}`.")]
+        #[derive(Debug, ToSchema)]
+        pub struct $page {
+            pub items: Vec<$item>,
+            /// Present when more items follow; pass it back as `after`.
+            pub next_cursor: Option<String>,
+        }
+    };
+}
+
+page!(TenantPage, Tenant, "tenants");
+page!(MemberPage, Member, "members");
+page!(RolePage, Role, "role bindings");
+page!(ApiKeyPage, ApiKey, "API keys");
+page!(CatalogScopePage, CatalogScope, "catalog scopes");
+page!(SchemaEntryPage, SchemaEntry, "profile schema entries");
+page!(AuditRecordPage, AuditRecord, "audit records");
+page!(CloudEventPage, CloudEvent, "events");
+
+/// An RFC 9457 problem (SPEC §5), the body of every error.
+#[derive(Debug, ToSchema)]
+pub struct Problem {
+    #[schema(
+        rename = "type",
+        format = "uri",
+        example = "urn:user-engine:problem:tenant_not_found"
+    )]
+    pub problem_type: String,
+    #[schema(example = "Not Found")]
+    pub title: String,
+    #[schema(example = 404)]
+    pub status: u16,
+    /// The machine-readable code of SPEC §5.
+    #[schema(example = "tenant_not_found")]
+    pub code: String,
+    pub detail: String,
+    pub request_id: String,
+    /// On 403 only: the decision reason (e.g. `platform_root_required`).
+    #[schema(required = false)]
+    pub reason: String,
+}
+
+/// A profile value: a string of at most 1024 characters, a finite number or a boolean.
+pub fn profile_value_schema() -> Schema {
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(1024)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .build(),
+    )
+}
+
+// ---- the document --------------------------------------------------------------------
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "user-engine",
+        description = "Users, tenants, memberships, profiles and authorization decisions \
+                       (SPEC §4). Every error is `application/problem+json` (SPEC §5).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    paths(
+        routes::login,
+        routes::step_up,
+        routes::accept_invitation,
+        routes::logout,
+        routes::me,
+        routes::enroll_totp,
+        routes::confirm_totp,
+        routes::change_password,
+        routes::create_tenant,
+        routes::list_tenants,
+        routes::get_tenant,
+        routes::patch_tenant,
+        routes::get_scopes,
+        routes::put_scopes,
+        routes::list_roles,
+        routes::put_role,
+        routes::delete_role,
+        routes::list_members,
+        routes::add_member,
+        routes::get_member,
+        routes::patch_member,
+        routes::remove_member,
+        routes::member_profile,
+        routes::put_member_value,
+        routes::delete_member_value,
+        routes::put_tenant_default,
+        routes::delete_tenant_default,
+        routes::create_api_key,
+        routes::list_api_keys,
+        routes::revoke_api_key,
+        routes::authorize,
+        routes::authorize_batch,
+        routes::tenant_audit,
+        routes::tenant_events,
+        routes::create_user,
+        routes::get_user,
+        routes::patch_user,
+        routes::put_platform_roles,
+        routes::put_platform_value,
+        routes::delete_platform_value,
+        routes::list_catalog,
+        routes::add_catalog_scope,
+        routes::list_schema,
+        routes::get_schema_entry,
+        routes::put_schema_entry,
+        routes::platform_audit,
+        healthz,
+        readyz,
+        metrics,
+        openapi_json,
+    ),
+    components(schemas(Problem, dto::UserRefBody, dto::SubjectBody)),
+    modifiers(&CommonRules),
+    tags(
+        (name = "auth", description = "Sessions, TOTP, passwords and invitations"),
+        (name = "tenants", description = "Tenants and their enabled scopes"),
+        (name = "roles", description = "Tenant role bindings"),
+        (name = "members", description = "Tenant members and their accounts"),
+        (name = "profiles", description = "Profile values in three layers (SPEC §3.4)"),
+        (name = "api-keys", description = "Tenant API keys"),
+        (name = "authorize", description = "Authorization decisions"),
+        (name = "audit", description = "Audit trails and event feeds"),
+        (name = "users", description = "Platform users"),
+        (name = "catalog", description = "The scope catalog and the profile schema"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The rules every route shares (see the module docs), and the bearer scheme.
+struct CommonRules;
+
+impl Modify for CommonRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token from `POST /v1/auth/password`, or a tenant API key \
+                         (`uek_…`).",
+                    ))
+                    .build(),
+            ),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            if let Some(post) = item.post.as_mut() {
+                idempotent(post);
+            }
+            for operation in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if operation.request_body.is_some() {
+                    add_error(
+                        operation,
+                        "413",
+                        "`payload_too_large`: the body is over 64 KiB",
+                    );
+                    add_error(
+                        operation,
+                        "415",
+                        "`unsupported_media_type`: the body is not `application/json`",
+                    );
+                }
+                problem_bodies(operation);
+                optional_not_null(operation);
+            }
+        }
+    }
+}
+
+/// Adds the `Idempotency-Key` header and its 409 and 422 answers to a POST.
+fn idempotent(operation: &mut Operation) {
+    let header = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "1 to 255 characters, scoped to the caller and the path: a replay returns the \
+             first response (with `Idempotent-Replayed: true`).",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255)),
+        ))
+        .build();
+    operation
+        .parameters
+        .get_or_insert_with(Vec::new)
+        .push(header);
+    add_error(
+        operation,
+        "409",
+        "`idempotency_key_in_use`: a request with this `Idempotency-Key` is still running",
+    );
+    add_error(
+        operation,
+        "422",
+        "`idempotency_key_reused`: this `Idempotency-Key` came with another body",
+    );
+}
+
+/// Adds an error answer, or appends its description to the one the handler declared.
+fn add_error(operation: &mut Operation, status: &str, description: &str) {
+    match operation.responses.responses.get_mut(status) {
+        Some(RefOr::T(response)) => {
+            response.description = format!("{}; {description}", response.description);
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            operation.responses.responses.insert(
+                status.to_owned(),
+                RefOr::T(ResponseBuilder::new().description(description).build()),
+            );
+        }
+    }
+}
+
+/// An optional parameter is left out, never sent as null: drop the `null` type that
+/// `Option<…>` parameters get.
+fn optional_not_null(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
+            if let SchemaType::Array(types) = &object.schema_type {
+                let kept: Vec<Type> = types
+                    .iter()
+                    .filter(|kind| **kind != Type::Null)
+                    .cloned()
+                    .collect();
+                object.schema_type = match kept.as_slice() {
+                    [only] => SchemaType::Type(only.clone()),
+                    _ => SchemaType::Array(kept),
+                };
+            }
+        }
+    }
+}
+
+/// Every 4xx and 5xx answers with a problem+json body (SPEC §5).
+fn problem_bodies(operation: &mut Operation) {
+    for (status, response) in &mut operation.responses.responses {
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if let (true, RefOr::T(response)) = (is_error, response) {
+            response.content.clear();
+            response.content.insert(
+                PROBLEM_JSON.to_owned(),
+                ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "Problem",
+                    ))))
+                    .build(),
+            );
+        }
+    }
+}
+
+// ---- operations routes, documented here because their handlers live in `app` ---------
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process is alive", body = String, content_type = "text/plain"))
+)]
+#[allow(dead_code, reason = "documents the closure app.rs serves at /healthz")]
+fn healthz() {}
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = String, content_type = "text/plain"),
+        (status = 503, description = "`not_ready`: the database does not answer"),
+    )
+)]
+#[allow(dead_code, reason = "documents app::readyz")]
+fn readyz() {}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "Prometheus text format: requests by route and status, latency \
+                       histograms, decisions by reason, login failures",
+        body = String,
+        content_type = "text/plain; version=0.0.4"
+    ))
+)]
+#[allow(dead_code, reason = "documents app::metrics")]
+fn metrics() {}
+
+/// Serves this document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "This OpenAPI 3.1 document", body = Object, content_type = "application/json"))
+)]
+pub async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json()).into_response()
+}
+
+/// The OpenAPI document of the whole API.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as pretty-printed JSON.
+pub fn json() -> String {
+    // Serializing a tree of strings, maps and numbers cannot fail; the fallback keeps
+    // the handler total anyway.
+    document()
+        .to_pretty_json()
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests: a failed lookup is a failed test"
+)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::errors::ApiError;
+
+    /// Every route of the router, `(method, path)`. Kept by hand so a reader sees the
+    /// whole surface; `the_router_and_this_list_agree` checks it against `app.rs`.
+    const ROUTES: &[(&str, &str)] = &[
+        ("post", "/v1/auth/password"),
+        ("post", "/v1/auth/totp"),
+        ("post", "/v1/auth/invitation"),
+        ("delete", "/v1/auth/session"),
+        ("get", "/v1/me"),
+        ("post", "/v1/me/totp"),
+        ("post", "/v1/me/totp/confirm"),
+        ("put", "/v1/me/password"),
+        ("post", "/v1/tenants"),
+        ("get", "/v1/tenants"),
+        ("get", "/v1/tenants/{tenant}"),
+        ("patch", "/v1/tenants/{tenant}"),
+        ("get", "/v1/tenants/{tenant}/scopes"),
+        ("put", "/v1/tenants/{tenant}/scopes"),
+        ("get", "/v1/tenants/{tenant}/roles"),
+        ("put", "/v1/tenants/{tenant}/roles/{role}"),
+        ("delete", "/v1/tenants/{tenant}/roles/{role}"),
+        ("get", "/v1/tenants/{tenant}/members"),
+        ("post", "/v1/tenants/{tenant}/members"),
+        ("get", "/v1/tenants/{tenant}/members/{user}"),
+        ("patch", "/v1/tenants/{tenant}/members/{user}"),
+        ("delete", "/v1/tenants/{tenant}/members/{user}"),
+        ("get", "/v1/tenants/{tenant}/members/{user}/profile"),
+        ("put", "/v1/tenants/{tenant}/members/{user}/profile/{key}"),
+        (
+            "delete",
+            "/v1/tenants/{tenant}/members/{user}/profile/{key}",
+        ),
+        ("put", "/v1/tenants/{tenant}/profile/{key}"),
+        ("delete", "/v1/tenants/{tenant}/profile/{key}"),
+        ("post", "/v1/tenants/{tenant}/api-keys"),
+        ("get", "/v1/tenants/{tenant}/api-keys"),
+        ("delete", "/v1/tenants/{tenant}/api-keys/{key}"),
+        ("post", "/v1/tenants/{tenant}/authorize"),
+        ("post", "/v1/tenants/{tenant}/authorize/batch"),
+        ("get", "/v1/tenants/{tenant}/audit"),
+        ("get", "/v1/tenants/{tenant}/events"),
+        ("post", "/v1/users"),
+        ("get", "/v1/users/{user}"),
+        ("patch", "/v1/users/{user}"),
+        ("put", "/v1/users/{user}/platform-roles"),
+        ("put", "/v1/users/{user}/profile/{key}"),
+        ("delete", "/v1/users/{user}/profile/{key}"),
+        ("get", "/v1/catalog/scopes"),
+        ("post", "/v1/catalog/scopes"),
+        ("get", "/v1/profile-schema"),
+        ("get", "/v1/profile-schema/{key}"),
+        ("put", "/v1/profile-schema/{key}"),
+        ("get", "/v1/audit"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+    ];
+
+    const METHODS: &[&str] = &["get", "post", "put", "patch", "delete", "head", "options"];
+
+    /// Routes that need no bearer token.
+    const PUBLIC: &[&str] = &[
+        "/v1/auth/password",
+        "/v1/auth/invitation",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ];
+
+    fn parsed() -> Value {
+        serde_json::from_str(&json()).unwrap()
+    }
+
+    fn operations(document: &Value) -> Vec<(String, String, &Value)> {
+        let mut found = Vec::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                if METHODS.contains(&method.as_str()) {
+                    found.push((method.clone(), path.clone(), operation));
+                }
+            }
+        }
+        found
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+        list.iter()
+            .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+            .collect()
+    }
+
+    /// The `(method, path)` pairs `app.rs` registers, read from its source: each
+    /// `.route("…", …)` call, its method routers (`get(…)`, `.post(…)`, …), and `/v1`
+    /// for the routes of the nested `v1` router.
+    fn routes_in_app_rs() -> BTreeSet<(String, String)> {
+        let source = include_str!("app.rs");
+        let router = &source[source.find("pub fn router(").unwrap()..];
+        let nest_at = router.find(".nest(\"/v1\", v1)").unwrap();
+        let mut found = BTreeSet::new();
+        let mut rest = router;
+        let mut offset = 0;
+        while let Some(at) = rest.find(".route(") {
+            let call = &rest[at + ".route(".len()..];
+            let mut depth = 1;
+            let end = call
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map(|(index, _)| index)
+                .unwrap();
+            let arguments = &call[..end];
+            let path = arguments.split('"').nth(1).unwrap();
+            let prefix = if offset + at < nest_at { "/v1" } else { "" };
+            for method in METHODS {
+                let token = format!("{method}(");
+                let named = arguments.match_indices(&token).any(|(index, _)| {
+                    arguments[..index]
+                        .chars()
+                        .last()
+                        .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+                });
+                if named {
+                    found.insert(((*method).to_owned(), format!("{prefix}{path}")));
+                }
+            }
+            let consumed = at + ".route(".len() + end;
+            offset += consumed;
+            rest = &rest[consumed..];
+        }
+        found
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1() {
+        let document = parsed();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+        assert_eq!(document["info"]["title"], "user-engine");
+    }
+
+    #[tokio::test]
+    async fn the_route_serves_the_document_as_json() {
+        let response = openapi_json().await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let served: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(served, parsed());
+    }
+
+    #[test]
+    fn the_router_and_this_list_agree() {
+        let in_app = routes_in_app_rs();
+        assert!(in_app.len() >= 40, "app.rs parsing found only {in_app:?}");
+        assert_eq!(in_app, pairs(ROUTES));
+    }
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let documented: BTreeSet<(String, String)> = operations(&parsed())
+            .into_iter()
+            .map(|(method, path, _)| (method, path))
+            .collect();
+        assert_eq!(documented, pairs(ROUTES));
+    }
+
+    #[test]
+    fn every_body_taking_or_changing_operation_documents_a_problem() {
+        let document = parsed();
+        for (method, path, operation) in operations(&document) {
+            if method == "get" && operation.get("requestBody").is_none() {
+                continue;
+            }
+            let responses = operation["responses"].as_object().unwrap();
+            let problem_4xx = responses.iter().any(|(status, response)| {
+                status.starts_with('4')
+                    && response["content"][PROBLEM_JSON]["schema"]["$ref"]
+                        == "#/components/schemas/Problem"
+            });
+            assert!(problem_4xx, "{method} {path} has no 4xx problem response");
+        }
+    }
+
+    #[test]
+    fn every_error_response_is_a_problem() {
+        let document = parsed();
+        for (method, path, operation) in operations(&document) {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let content = response["content"].as_object().unwrap();
+                    assert_eq!(content.len(), 1, "{method} {path} {status}");
+                    assert_eq!(
+                        content[PROBLEM_JSON]["schema"]["$ref"], "#/components/schemas/Problem",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+        let problem = &document["components"]["schemas"]["Problem"];
+        let required: BTreeSet<&str> = problem["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|field| field.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            required,
+            BTreeSet::from(["type", "title", "status", "code", "detail", "request_id"])
+        );
+        assert!(problem["properties"]["reason"].is_object());
+    }
+
+    #[test]
+    fn every_operation_documents_success_and_private_ones_need_a_bearer_token() {
+        let document = parsed();
+        assert_eq!(
+            document["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        for (method, path, operation) in operations(&document) {
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|status| status.starts_with('2')),
+                "{method} {path} documents no success"
+            );
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|list| list.iter().any(|entry| entry.get("bearer").is_some()));
+            let public = PUBLIC.contains(&path.as_str());
+            assert_eq!(secured, !public, "{method} {path} security");
+            if secured {
+                assert!(responses.contains_key("401"), "{method} {path} lacks 401");
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "413", "415"] {
+                    assert!(responses.contains_key(status), "{method} {path} {status}");
+                }
+            }
+            if method == "post" {
+                assert!(responses.contains_key("422"), "{method} {path} lacks 422");
+            }
+        }
+    }
+
+    #[test]
+    fn every_path_parameter_is_described() {
+        let document = parsed();
+        for (method, path, operation) in operations(&document) {
+            let names: BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for name in names {
+                let parameter = parameters
+                    .iter()
+                    .find(|parameter| parameter["in"] == "path" && parameter["name"] == name)
+                    .unwrap_or_else(|| unreachable!("{method} {path} lacks {name}"));
+                assert!(
+                    parameter["description"].is_string(),
+                    "{method} {path} {name}"
+                );
+                let schema = &parameter["schema"];
+                assert!(
+                    schema["pattern"].is_string() || schema["format"] == "uuid",
+                    "{method} {path} {name} has neither a pattern nor a format"
+                );
+            }
+        }
+    }
+
+    /// Domain values to run through `dto`'s builders.
+    mod sample {
+        use std::collections::{BTreeMap, BTreeSet};
+
+        use domain::audit::{Actor, ActorType, AuditRecord, Outcome, Partition};
+        use domain::authz::{Decision, DecisionFacts, Reason};
+        use domain::event::Event;
+        use domain::ids::{
+            Assurance, AuditId, DisplayName, Email, EventId, KeyId, ProfileKey, ProfileType,
+            ProfileValue, RoleName, ScopeName, TenantId, UserId,
+        };
+        use domain::model::{
+            AccountState, ApiKey, CatalogScope, Member, ProfileSource, ResolvedProfile,
+            ResolvedValue, RoleBinding, SchemaEntry, Tenant, TenantState, User, UserState,
+        };
+        use time::OffsetDateTime;
+        use uuid::Uuid;
+
+        const AT: OffsetDateTime = OffsetDateTime::UNIX_EPOCH;
+
+        fn tenant_id() -> TenantId {
+            TenantId::parse("acme").unwrap()
+        }
+
+        pub fn tenant() -> Tenant {
+            Tenant {
+                id: tenant_id(),
+                display_name: DisplayName::parse("Acme").unwrap(),
+                state: TenantState::Active,
+                created_at: AT,
+                updated_at: AT,
+            }
+        }
+
+        pub fn user() -> User {
+            User {
+                id: UserId::from_generated(Uuid::now_v7()),
+                email: Email::parse("ada@example.com").unwrap(),
+                state: UserState::Active,
+                platform_roles: BTreeSet::new(),
+                has_totp: false,
+                created_at: AT,
+                updated_at: AT,
+            }
+        }
+
+        pub fn member() -> Member {
+            Member {
+                tenant: tenant_id(),
+                user_id: UserId::from_generated(Uuid::now_v7()),
+                email: Email::parse("ada@example.com").unwrap(),
+                roles: BTreeSet::from([RoleName::parse("member").unwrap()]),
+                state: AccountState::Active,
+                created_at: AT,
+                updated_at: AT,
+                version: 1,
+            }
+        }
+
+        pub fn role() -> RoleBinding {
+            RoleBinding {
+                role: RoleName::parse("editor").unwrap(),
+                scopes: BTreeSet::from([ScopeName::parse("docs:edit").unwrap()]),
+            }
+        }
+
+        pub fn api_key() -> ApiKey {
+            ApiKey {
+                id: KeyId::from_generated(Uuid::now_v7()),
+                tenant: tenant_id(),
+                name: DisplayName::parse("ci").unwrap(),
+                scopes: BTreeSet::new(),
+                created_by: None,
+                created_at: AT,
+                revoked_at: None,
+            }
+        }
+
+        pub fn profile() -> ResolvedProfile {
+            ResolvedProfile {
+                values: BTreeMap::from([(
+                    ProfileKey::parse("locale").unwrap(),
+                    ResolvedValue {
+                        value: ProfileValue::parse(&serde_json::json!("de")).unwrap(),
+                        source: ProfileSource::TenantDefault,
+                    },
+                )]),
+            }
+        }
+
+        pub fn catalog_scope() -> CatalogScope {
+            CatalogScope {
+                name: ScopeName::parse("docs:edit").unwrap(),
+                description: String::new(),
+                platform_only: false,
+                min_assurance: Assurance::Aal1,
+            }
+        }
+
+        pub fn schema_entry() -> SchemaEntry {
+            SchemaEntry {
+                key: ProfileKey::parse("locale").unwrap(),
+                value_type: ProfileType::String,
+                user_editable: true,
+                tenant_overridable: true,
+            }
+        }
+
+        pub fn decision() -> Decision {
+            Decision {
+                allowed: true,
+                reason: Reason::RoleBinding,
+                matched_role: Some(RoleName::parse("editor").unwrap()),
+                facts: DecisionFacts {
+                    tenant_state: Some(TenantState::Active),
+                    user_state: Some(UserState::Active),
+                    platform_roles: BTreeSet::new(),
+                    account_state: Some(AccountState::Active),
+                    roles: BTreeSet::new(),
+                    assurance: Assurance::Aal1,
+                    scope_enabled: true,
+                    platform_only: Some(false),
+                    min_assurance: Some(Assurance::Aal1),
+                    credential_scopes: None,
+                    target_account_state: None,
+                    target_platform_roles: BTreeSet::new(),
+                },
+            }
+        }
+
+        pub fn audit_record() -> AuditRecord {
+            AuditRecord {
+                id: AuditId::from_generated(Uuid::now_v7()),
+                seq: 1,
+                partition: Partition::Tenant(tenant_id()),
+                at: AT,
+                actor: Actor {
+                    kind: ActorType::User,
+                    id: "someone".to_owned(),
+                },
+                action: "member.add".to_owned(),
+                target_kind: "member".to_owned(),
+                target_id: "someone".to_owned(),
+                outcome: Outcome::Allowed,
+                reason: "role_binding".to_owned(),
+                request_id: String::new(),
+                prev_hash: String::new(),
+                hash: String::new(),
+            }
+        }
+
+        pub fn event() -> Event {
+            Event {
+                id: EventId::from_generated(Uuid::now_v7()),
+                partition: Partition::Tenant(tenant_id()),
+                position: 1,
+                time: AT,
+                event_type: "member.added".to_owned(),
+                subject: "someone".to_owned(),
+                data: serde_json::json!({}),
+            }
+        }
+    }
+
+    fn schema_fields(document: &Value, name: &str) -> BTreeSet<String> {
+        document["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| unreachable!("no schema {name}"))
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn body_fields(body: &Value) -> BTreeSet<String> {
+        body.as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn with(mut fields: BTreeSet<String>, more: &[&str]) -> BTreeSet<String> {
+        fields.extend(more.iter().map(|field| (*field).to_owned()));
+        fields
+    }
+
+    #[test]
+    fn response_schemas_name_the_fields_dto_builds() {
+        let document = parsed();
+        let fields = |name: &str| schema_fields(&document, name);
+        let tenant = body_fields(&dto::tenant(&sample::tenant()));
+        let user = body_fields(&dto::user(&sample::user()));
+        let member = body_fields(&dto::member(&sample::member()));
+        let api_key = body_fields(&dto::api_key(&sample::api_key()));
+        let decision = dto::decision(&sample::decision());
+        let profile = dto::profile(&sample::profile());
+        assert_eq!(fields("Tenant"), tenant);
+        assert_eq!(
+            fields("TenantCreated"),
+            with(tenant, &["admin", "invitation_token"])
+        );
+        assert_eq!(fields("User"), user);
+        assert_eq!(fields("UserCreated"), with(user, &["invitation_token"]));
+        assert_eq!(fields("Member"), member);
+        assert_eq!(fields("MemberCreated"), with(member, &["invitation_token"]));
+        assert_eq!(fields("Role"), body_fields(&dto::role(&sample::role())));
+        assert_eq!(fields("ApiKey"), api_key);
+        assert_eq!(fields("ApiKeyCreated"), with(api_key, &["key"]));
+        assert_eq!(fields("Profile"), body_fields(&profile));
+        assert_eq!(
+            fields("ResolvedValue"),
+            body_fields(&profile["values"]["locale"])
+        );
+        assert_eq!(
+            fields("CatalogScope"),
+            body_fields(&dto::catalog_scope(&sample::catalog_scope()))
+        );
+        assert_eq!(
+            fields("SchemaEntry"),
+            body_fields(&dto::schema_entry(&sample::schema_entry()))
+        );
+        assert_eq!(fields("Decision"), body_fields(&decision));
+        assert_eq!(fields("DecisionFacts"), body_fields(&decision["facts"]));
+        let record = dto::audit_record(&sample::audit_record());
+        assert_eq!(fields("AuditRecord"), body_fields(&record));
+        assert_eq!(fields("AuditActor"), body_fields(&record["actor"]));
+        assert_eq!(fields("AuditTarget"), body_fields(&record["target"]));
+        assert_eq!(
+            fields("CloudEvent"),
+            body_fields(&sample::event().to_cloudevent())
+        );
+        let tenant_page = domain::ports::Page {
+            items: vec![sample::tenant()],
+            next_cursor: None,
+        };
+        let page = body_fields(&dto::page(&tenant_page, dto::tenant));
+        for name in [
+            "TenantPage",
+            "MemberPage",
+            "RolePage",
+            "ApiKeyPage",
+            "CatalogScopePage",
+            "SchemaEntryPage",
+            "AuditRecordPage",
+            "CloudEventPage",
+        ] {
+            assert_eq!(fields(name), page, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_problem_schema_names_the_fields_of_an_error_body() {
+        let document = parsed();
+        let error = ApiError::from(domain::Error::Forbidden(
+            domain::authz::Reason::PlatformRootRequired,
+        ));
+        let response = error.into_response();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(schema_fields(&document, "Problem"), body_fields(&body));
+    }
+}
