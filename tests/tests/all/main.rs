@@ -13,6 +13,7 @@ mod behaviour_pg;
 mod decision_properties;
 mod differential;
 mod http_api;
+mod http_rules;
 mod model;
 mod pg_concurrency;
 mod pg_isolation;
