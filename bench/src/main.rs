@@ -1,7 +1,11 @@
-//! `cargo xtask bench store`: member-add transactions per second through the engine on
-//! PostgreSQL (change + audit record + event, `synchronous_commit` on) at 1, 8 and 32
-//! concurrent clients, beside pgbench running the equivalent inserts in one transaction
-//! against the same database in the same run.
+//! The benchmarks behind `cargo xtask bench`, each beside a baseline of the same run.
+//!
+//! `store`: member-add transactions per second through the engine on PostgreSQL (change +
+//! audit record + event, `synchronous_commit` on) at 1, 8 and 32 concurrent clients,
+//! beside pgbench running the equivalent inserts in one transaction against the same
+//! database. `http`: see `http.rs`.
+
+mod http;
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -68,7 +72,7 @@ impl TotpVerifier for Unused {
     }
 }
 
-type Failure = Box<dyn std::error::Error>;
+type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 fn server_url() -> String {
     std::env::var("USER_ENGINE_TEST_DATABASE_URL")
@@ -76,7 +80,7 @@ fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-fn database_url(name: &str) -> String {
+pub(crate) fn database_url(name: &str) -> String {
     let mut url = server_url();
     if let Some(slash) = url.rfind('/') {
         url.truncate(slash);
@@ -92,8 +96,9 @@ const USERS_PER_CLIENT_SECOND: i64 = 1_000;
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some("store") {
-        return Err("usage: bench store [seconds per run, default 5]".into());
+    let which = args.first().cloned().unwrap_or_default();
+    if which != "store" && which != "http" {
+        return Err("usage: bench store|http [seconds per run, default 5]".into());
     }
     let seconds: u64 = args.get(1).and_then(|text| text.parse().ok()).unwrap_or(5);
     let name = format!("ue_bench_{}", std::process::id());
@@ -102,7 +107,11 @@ async fn main() -> Result<(), Failure> {
     admin
         .execute(format!("create database {name}").as_str())
         .await?;
-    let result = run(&name, seconds).await;
+    let result = if which == "http" {
+        http::run(&name, seconds).await
+    } else {
+        run(&name, seconds).await
+    };
     admin
         .execute(format!("drop database if exists {name} with (force)").as_str())
         .await?;

@@ -23,6 +23,8 @@ fn main() -> ExitCode {
                  db     make sure a PostgreSQL is there for the tests, starting the local cluster\n  \
                  bench store [seconds]\n         \
                         member-add transactions/s on PostgreSQL beside pgbench, same run\n  \
+                 bench http [seconds]\n         \
+                        authorize requests/s beside hello and select routes; logins beside argon2\n  \
                  deps   only the domain dependency ban\n\n\
                  PROPTEST_CASES raises the property-test case counts for long local runs."
             );
