@@ -234,10 +234,10 @@ fn redact(url: &str) -> String {
 /// Runs a benchmark of `bench/` in release mode against the development database.
 fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
-        Some("store") => {
+        Some(which @ ("store" | "http")) => {
             db()?;
             run(
-                "bench store",
+                &format!("bench {which}"),
                 cargo()
                     .args([
                         "run",
@@ -246,11 +246,11 @@ fn bench(args: &[String]) -> Result<(), String> {
                         "--package",
                         "bench",
                         "--",
-                        "store",
+                        which,
                     ])
                     .args(args.get(1..).unwrap_or_default()),
             )
         }
-        _ => Err("usage: cargo xtask bench store [seconds per run]".to_owned()),
+        _ => Err("usage: cargo xtask bench store|http [seconds per run]".to_owned()),
     }
 }

@@ -95,11 +95,21 @@ impl AppState {
         headers: &HeaderMap,
     ) -> Result<(TenantId, Caller), ApiError> {
         let tenant = TenantId::parse(tenant)?;
-        if !self.engine.tenant_exists(&tenant).await? {
-            return Err(domain::Error::TenantNotFound.into());
-        }
-        let caller = self.caller(headers).await?;
-        Ok((tenant, caller))
+        let principal = self
+            .engine
+            .authenticate_for_tenant(&tenant, bearer(headers))
+            .await
+            .map_err(|error| match error {
+                domain::Error::TenantNotFound | domain::Error::Store(_) => ApiError::from(error),
+                _ => ApiError::unauthenticated(),
+            })?;
+        Ok((
+            tenant,
+            Caller {
+                principal,
+                request_id: request_id(),
+            },
+        ))
     }
 }
 

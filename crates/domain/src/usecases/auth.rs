@@ -193,10 +193,41 @@ impl Engine {
             .resolve_token(tx.as_mut(), token)
             .await?
             .ok_or(Error::Unauthenticated)?;
+        self.touch_session(tx, &principal).await?;
+        Ok(principal)
+    }
+
+    /// Resolves a tenant request's tenant and token in one transaction, in the order of
+    /// SPEC §3.1: a missing tenant is `tenant_not_found` before the token is looked at,
+    /// then anything but a live session or key is `unauthenticated`.
+    pub async fn authenticate_for_tenant(
+        &self,
+        tenant: &crate::ids::TenantId,
+        token: Option<&str>,
+    ) -> Result<Principal, Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        if tx.get_tenant(tenant).await?.is_none() {
+            return Err(Error::TenantNotFound);
+        }
+        let token = token.ok_or(Error::Unauthenticated)?;
+        let principal = self
+            .resolve_token(tx.as_mut(), token)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        self.touch_session(tx, &principal).await?;
+        Ok(principal)
+    }
+
+    /// Keeps a session's idle clock running, writing at most once a minute.
+    async fn touch_session(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        principal: &Principal,
+    ) -> Result<(), Error> {
         if let Principal::User {
             session: Some(token_hash),
             ..
-        } = &principal
+        } = principal
         {
             if let Some(mut session) = tx.find_session(token_hash).await? {
                 let now = self.now();
@@ -207,7 +238,7 @@ impl Engine {
                 }
             }
         }
-        Ok(principal)
+        Ok(())
     }
 
     /// Ends the caller's session.

@@ -176,13 +176,6 @@ impl Engine {
         }))
     }
 
-    /// Whether a tenant exists: the step of tenant resolution (SPEC §3.1) that comes
-    /// before authentication. Not audited: it needs no caller.
-    pub async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, Error> {
-        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
-        Ok(tx.get_tenant(tenant).await?.is_some())
-    }
-
     pub async fn get_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<Tenant, Error> {
         let mut op = self.op(
             caller,
