@@ -362,6 +362,10 @@ impl ProfileValue {
                     "a string must be at most 1024 characters",
                 ))
             }
+            // No store keeps NUL in text: refused here rather than failing later.
+            serde_json::Value::String(text) if text.contains('\0') => Err(
+                FormatError::ProfileValue("a string must not contain NUL characters"),
+            ),
             serde_json::Value::String(_) | serde_json::Value::Bool(_) => Ok(Self(input.clone())),
             serde_json::Value::Number(number) => {
                 if number.as_f64().is_some_and(f64::is_finite) {
@@ -507,6 +511,14 @@ mod tests {
     }
 
     // ---- tenant ids ----------------------------------------------------------------
+
+    #[test]
+    fn a_profile_string_with_a_nul_character_is_rejected() {
+        assert_eq!(
+            ProfileValue::parse(&serde_json::json!("a\u{0}b")).map_err(|error| error.code()),
+            Err("invalid_profile_value")
+        );
+    }
 
     #[test]
     fn ordinary_tenant_slugs_are_accepted_unchanged() {

@@ -501,3 +501,37 @@ fn health_readiness_and_metrics_answer() {
         assert!(metrics.contains("route=\"/v1/me\""), "{metrics}");
     });
 }
+
+#[test]
+fn strings_no_store_can_keep_are_refused_with_400_not_500() {
+    run(async {
+        let app = spawn_app().await;
+        let root = app.root_token().await;
+        let admin = tenant_with_admin(&app, &root, "acme").await;
+        let nul_value = app
+            .send(
+                Method::PUT,
+                "/v1/tenants/acme/profile/locale",
+                Some(&admin),
+                Some(json!({ "value": "de\u{0}DE" })),
+            )
+            .await;
+        assert_problem(&nul_value, StatusCode::BAD_REQUEST, "invalid_profile_value");
+        let nul_description = app
+            .post(
+                "/v1/catalog/scopes",
+                &root,
+                json!({ "name": "docs:edit", "description": "edit\u{0}docs" }),
+            )
+            .await;
+        assert_problem(&nul_description, StatusCode::BAD_REQUEST, "invalid_request");
+        let catalog = app.get("/v1/catalog/scopes", &root).await;
+        let names: Vec<&str> = catalog.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|scope| scope["name"].as_str())
+            .collect();
+        assert!(!names.contains(&"docs:edit"), "nothing was added");
+    });
+}

@@ -53,9 +53,9 @@ impl Engine {
         let result = async {
             let mut tx = self.begin(TxScope::Platform).await?;
             self.check(tx.as_mut(), &mut op, platform_write()).await?;
-            if input.description.chars().count() > 1024 {
+            if input.description.chars().count() > 1024 || input.description.contains('\0') {
                 return Err(Error::InvalidRequest(
-                    "description must be at most 1024 characters".to_owned(),
+                    "description must be at most 1024 characters, without NUL".to_owned(),
                 ));
             }
             tx.lock_partition(&Partition::Platform).await?;
