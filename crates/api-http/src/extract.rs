@@ -159,3 +159,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
         Ok(Self(crate::app::client_address(&parts.extensions)))
     }
 }
+
+/// Path parameters whose rejection (say, percent-encoding that is not UTF-8) is a
+/// problem+json 400 like every other bad input.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|rejection| ApiError::invalid(format!("invalid path: {rejection}")))
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,7 +24,7 @@ use domain::usecases::{
 use crate::app::AppState;
 use crate::dto::{self, *};
 use crate::errors::{request_id, ApiError, ApiResult};
-use crate::extract::{user_id, ClientAddress, JsonBody, ListParams};
+use crate::extract::{user_id, ClientAddress, JsonBody, ListParams, Path};
 use crate::openapi as doc;
 
 fn roles(names: &[String]) -> ApiResult<BTreeSet<RoleName>> {

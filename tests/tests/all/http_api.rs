@@ -535,3 +535,13 @@ fn strings_no_store_can_keep_are_refused_with_400_not_500() {
         assert!(!names.contains(&"docs:edit"), "nothing was added");
     });
 }
+
+#[test]
+fn a_path_that_is_not_utf8_is_a_problem_json_400() {
+    run(async {
+        let app = spawn_app().await;
+        let root = app.root_token().await;
+        let reply = app.get("/v1/tenants/%FF%FE/members", &root).await;
+        assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+    });
+}
