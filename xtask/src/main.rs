@@ -58,6 +58,7 @@ fn run(step: &str, command: &mut Command) -> Result<(), String> {
 
 fn ci() -> Result<(), String> {
     db()?;
+    nats()?;
     run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(
         "clippy",
@@ -253,4 +254,52 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
         _ => Err("usage: cargo xtask bench store|http [seconds per run]".to_owned()),
     }
+}
+
+fn nats_listening() -> bool {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], 4222));
+    std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(1)).is_ok()
+}
+
+/// Makes sure NATS with JetStream listens on 127.0.0.1:4222 for the relay tests: starts
+/// `nats-server -js` in the background with a store directory of its own, installing the
+/// Debian package first when the binary is absent.
+fn nats() -> Result<(), String> {
+    if nats_listening() {
+        eprintln!("xtask: nats: listening on 127.0.0.1:4222");
+        return Ok(());
+    }
+    let has_server = Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !has_server {
+        run(
+            "nats: apt-get update",
+            Command::new("apt-get").args(["update", "-qq"]),
+        )?;
+        run(
+            "nats: install nats-server",
+            Command::new("apt-get").args(["install", "-y", "-qq", "nats-server"]),
+        )?;
+    }
+    let store = env::temp_dir().join("user-engine-nats");
+    std::fs::create_dir_all(&store).map_err(|error| format!("nats: store directory: {error}"))?;
+    let log = std::fs::File::create(store.join("nats.log"))
+        .map_err(|error| format!("nats: log file: {error}"))?;
+    Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", "4222", "-js", "-sd"])
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|error| format!("nats: could not start nats-server: {error}"))?;
+    for _ in 0..40 {
+        if nats_listening() {
+            eprintln!("xtask: nats: started nats-server with JetStream");
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    Err("nats-server started but does not listen on 127.0.0.1:4222".to_owned())
 }

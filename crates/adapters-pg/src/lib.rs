@@ -7,6 +7,7 @@
 //! that row-level security applies to.
 
 mod errors;
+pub mod relay;
 mod tx;
 
 use std::time::Duration;

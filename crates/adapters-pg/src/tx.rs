@@ -329,8 +329,9 @@ impl AuditRow {
     }
 }
 
+/// Crate-visible so the relay decodes outbox rows exactly as the feed does.
 #[derive(sqlx::FromRow)]
-struct EventRow {
+pub(crate) struct EventRow {
     position: i64,
     tenant_id: Option<String>,
     event_id: Uuid,
@@ -341,7 +342,7 @@ struct EventRow {
 }
 
 impl EventRow {
-    fn into_event(self) -> Result<Event, StoreError> {
+    pub(crate) fn into_event(self) -> Result<Event, StoreError> {
         Ok(Event {
             id: EventId::from_generated(self.event_id),
             partition: partition_of(self.tenant_id)?,

@@ -117,6 +117,14 @@ const LOGIN_RATE: Setting = Setting {
     default: Some("10"),
     help: "login attempts allowed per minute for one email and for one client address",
 };
+const NATS_URL: Setting = Setting {
+    key: "nats_url",
+    env: "USER_ENGINE_NATS_URL",
+    default: None,
+    help: "NATS server URL, nats://host:4222 (secret, never logged: it may hold credentials); \
+           when set, serve relays outbox events to JetStream (stream USER_ENGINE, subjects \
+           user_engine.>); unset, events stay available through the feed only",
+};
 
 /// Every setting, in the order `--help` and the sample file list them.
 pub const SETTINGS: &[Setting] = &[
@@ -132,6 +140,7 @@ pub const SETTINGS: &[Setting] = &[
     BOOTSTRAP_EMAIL,
     BOOTSTRAP_PASSWORD,
     LOGIN_RATE,
+    NATS_URL,
 ];
 
 /// A value that must never reach a log: `Debug` and `Display` print `<redacted>`.
@@ -197,6 +206,7 @@ pub struct Config {
     pub bootstrap_email: Option<Email>,
     pub bootstrap_password: Option<Secret>,
     pub login_rate_per_minute: u32,
+    pub nats_url: Option<Secret>,
 }
 
 impl Default for Config {
@@ -215,6 +225,7 @@ impl Default for Config {
             bootstrap_email: None,
             bootstrap_password: None,
             login_rate_per_minute: 10,
+            nats_url: None,
         }
     }
 }
@@ -250,6 +261,7 @@ struct FileConfig {
     bootstrap_email: Option<String>,
     bootstrap_password: Option<String>,
     login_rate_per_minute: Option<i64>,
+    nats_url: Option<String>,
 }
 
 /// Where a value came from, for error messages.
@@ -564,6 +576,16 @@ impl Config {
                 |value| RATE.check(value),
             )?
             .unwrap_or(defaults.login_rate_per_minute);
+        let nats_url = layers.resolve(&NATS_URL, true, parsed.nats_url, text, |value| {
+            let value = value.trim().to_owned();
+            // Only plain nats://: the client is built without TLS and websockets to keep
+            // the dependency tree small.
+            if value.starts_with("nats://") {
+                Ok(Secret::new(value))
+            } else {
+                Err("must be a nats:// url, e.g. nats://127.0.0.1:4222".to_owned())
+            }
+        })?;
         Ok(Self {
             file: file.map(|(path, _)| path.to_path_buf()),
             listen,
@@ -578,6 +600,7 @@ impl Config {
             bootstrap_email,
             bootstrap_password,
             login_rate_per_minute,
+            nats_url,
         })
     }
 
@@ -955,6 +978,7 @@ database_url = "postgres://file:filepass@db/file"
                 database_url: None,
                 bootstrap_email: None,
                 bootstrap_password: None,
+                nats_url: None,
                 ..config
             },
             defaults

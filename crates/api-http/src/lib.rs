@@ -2,6 +2,7 @@
 //! problem+json errors, and the production adapters of the domain's ports.
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod dto;
 pub mod errors;
@@ -9,5 +10,6 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod relay;
 pub mod routes;
 pub mod security;

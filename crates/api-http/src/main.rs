@@ -1,7 +1,8 @@
-//! The `user-engine` binary: `serve`, `migrate`, `bootstrap` and `openapi`, over one
-//! layered configuration (see `api_http::config`).
+//! The `user-engine` binary: `serve`, `migrate`, `bootstrap`, `relay`, `openapi` and
+//! `audit verify`, over one layered configuration (see `api_http::config`).
 //!
-//! Failures end the process with status 1 and one line on stderr; logs go to stderr too,
+//! Failures end the process with status 1 (2 for `audit verify`, whose 1 means a broken
+//! trail) and one line on stderr; logs go to stderr too,
 //! so what `migrate` and `bootstrap` print on stdout stays machine-readable.
 
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ use adapters_pg::PgStore;
 use api_http::app::{router, AppState};
 use api_http::config::{self, Config, LogFormat, Secret};
 use clap::{Parser, Subcommand};
-use domain::ids::{Email, Password};
+use domain::ids::{Email, Password, TenantId};
 use domain::model::User;
 use domain::usecases::Engine;
 use sqlx::migrate::Migrate;
@@ -61,24 +62,94 @@ enum Command {
         #[arg(long, value_name = "EMAIL")]
         email: Option<String>,
     },
+    /// Runs only the outbox relay to NATS JetStream (SPEC §6), until SIGTERM or Ctrl-C
+    ///
+    /// Needs USER_ENGINE_DATABASE_URL (an already migrated database) and
+    /// USER_ENGINE_NATS_URL; several relays may run at once. `serve` runs one too when
+    /// USER_ENGINE_NATS_URL is set.
+    #[command(after_help = config::settings_help())]
+    Relay,
     /// Prints the OpenAPI 3.1 document of the HTTP API (as served at /openapi.json)
     ///
     /// Needs no configuration and no database.
     Openapi,
+    /// Audit trail operations
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verifies audit hash chains and names the first modified, deleted or reordered record
+    ///
+    /// Without --tenant, verifies the platform's trail and every tenant's. Prints one
+    /// line per trail; exits 0 when all are intact, 1 when any is broken, 2 when the
+    /// verification itself fails. Reads only; it does not migrate the database.
+    #[command(after_help = config::settings_help())]
+    Verify {
+        /// Verify only this tenant's trail
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Handled apart from `run` because it has three outcomes, not two: a broken trail
+    // (1) must be told apart from a verification that could not run (2).
+    if let Command::Audit(AuditCommand::Verify { tenant }) = &cli.command {
+        return match audit_verify(cli.config.as_deref(), tenant.as_deref()).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(message) => {
+                print_error(&message);
+                ExitCode::from(2)
+            }
+        };
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            // One line, whatever a lower layer's error put in it.
-            let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("user-engine: error: {line}");
+            print_error(&message);
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_error(message: &str) {
+    // One line, whatever a lower layer's error put in it.
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("user-engine: error: {line}");
+}
+
+/// Verifies audit trails and prints the report; `Ok(false)` when any trail is broken.
+async fn audit_verify(
+    config_file: Option<&std::path::Path>,
+    tenant: Option<&str>,
+) -> Result<bool, String> {
+    let tenant = tenant
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(|error| format!("invalid --tenant: {error}"))?;
+    let env = config::process_env().map_err(|error| error.to_string())?;
+    let config = Config::load(config_file, &env).map_err(|error| error.to_string())?;
+    init_tracing(&config)?;
+    warn_unknown_variables(&env);
+    let url = database_url(&config)?;
+    // No migration: verifying is read-only, and an unmigrated database has no trail.
+    let store = PgStore::connect(url.expose(), config.max_connections)
+        .await
+        .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+    let ports = api_http::security::production_ports(Arc::new(store.clone()));
+    let engine = Engine::new(ports, config.engine_config());
+    let verdicts = api_http::audit::verify(&engine, &store, tenant.as_ref()).await;
+    store.pool().close().await;
+    let report = api_http::audit::report(&verdicts?);
+    for line in &report.lines {
+        println!("{line}");
+    }
+    Ok(report.intact)
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -93,8 +164,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(&config).await,
         Command::Bootstrap { email } => bootstrap(&config, email.as_deref()).await,
+        Command::Relay => relay(&config).await,
         // Printed above, before the configuration is loaded.
         Command::Openapi => Ok(()),
+        // Handled in `main`, which needs its report to choose the exit status.
+        Command::Audit(_) => Ok(()),
     }
 }
 
@@ -151,6 +225,7 @@ fn log_effective_config(config: &Config) {
         bootstrap_email = config.bootstrap_email.as_ref().map_or("unset".to_owned(), ToString::to_string),
         bootstrap_password = config.bootstrap_password.as_ref().map_or("unset", |_| "<redacted>"),
         login_rate_per_minute = config.login_rate_per_minute,
+        nats_url = config.nats_url.as_ref().map_or("unset", |_| "<redacted>"),
         "effective configuration"
     );
 }
@@ -279,6 +354,7 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let login_rate = std::num::NonZeroU32::new(config.login_rate_per_minute)
         .unwrap_or(std::num::NonZeroU32::MIN);
+    let relay = spawn_relay(&config, &store).await?;
     let state = AppState::with_login_limit(engine, Arc::new(store.clone()), login_rate);
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -300,8 +376,75 @@ async fn serve(config: Config) -> Result<(), String> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|error| format!("the http server failed: {error}"))?;
+    if let Some((stop, task)) = relay {
+        // The relay holds a pool connection mid-pass; stop it before closing the pool.
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     store.pool().close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn nats_url(config: &Config) -> Result<&Secret, String> {
+    config.nats_url.as_ref().ok_or_else(|| {
+        "no NATS server configured: set USER_ENGINE_NATS_URL=nats://host:4222 \
+         (or nats_url in the config file)"
+            .to_owned()
+    })
+}
+
+/// Starts the outbox relay beside the HTTP API when NATS is configured; returns what
+/// stops it.
+async fn spawn_relay(
+    config: &Config,
+    store: &PgStore,
+) -> Result<
+    Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    String,
+> {
+    let Some(url) = config.nats_url.as_ref() else {
+        tracing::info!(
+            "USER_ENGINE_NATS_URL is unset: events are not relayed to NATS and stay \
+             available through the event feed only"
+        );
+        return Ok(None);
+    };
+    let publisher = api_http::relay::JetStreamPublisher::connect(url.expose()).await?;
+    let relay = adapters_pg::relay::Relay::new(store);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        api_http::relay::run_relay(relay, &publisher, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    tracing::info!("relaying outbox events to NATS JetStream");
+    Ok(Some((stop, task)))
+}
+
+/// `user-engine relay`: the relay alone, so it can be deployed apart from the API.
+async fn relay(config: &Config) -> Result<(), String> {
+    log_effective_config(config);
+    let url = database_url(config)?;
+    let nats = nats_url(config)?;
+    // No migration: the API's deployment owns the schema; a relay only reads and marks
+    // outbox rows, so a small pool is enough.
+    let store = PgStore::connect(url.expose(), config.max_connections.min(4))
+        .await
+        .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+    let publisher = api_http::relay::JetStreamPublisher::connect(nats.expose()).await?;
+    tracing::info!("relaying outbox events to NATS JetStream");
+    api_http::relay::run_relay(
+        adapters_pg::relay::Relay::new(&store),
+        &publisher,
+        shutdown_signal(),
+    )
+    .await;
+    store.pool().close().await;
     Ok(())
 }
 

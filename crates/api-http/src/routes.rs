@@ -1636,8 +1636,9 @@ pub async fn tenant_audit(
     get,
     path = "/v1/audit",
     tag = "audit",
-    summary = "The platform audit trail (`platform:audit:read`)",
+    summary = "The platform audit trail, or with `tenant` any tenant's (`platform:audit:read`)",
     params(
+        ("tenant" = Option<String>, Query, description = "Read this tenant's trail instead of the platform's", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
         ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
         ("actor" = Option<String>, Query, description = "Only records by this actor id"),
@@ -1648,9 +1649,10 @@ pub async fn tenant_audit(
     ),
     responses(
         (status = 200, description = "One page of audit records", body = doc::AuditRecordPage),
-        (status = 400, description = "`invalid_request` (bad `limit`, `after`, `outcome`, `from` or `until`)"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `after`, `outcome`, `from` or `until`)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no tenant of that id"),
     ),
     security(("bearer" = [])),
 )]
@@ -1662,10 +1664,21 @@ pub async fn platform_audit(
     let caller = state.caller(&headers).await?;
     let filter = audit_filter(&params)?;
     let after = parse_position(params.after.as_deref())?;
-    let page = state
-        .engine
-        .platform_audit(&caller, &filter, after, params.limit)
-        .await?;
+    let page = match params.other.get("tenant") {
+        None => {
+            state
+                .engine
+                .platform_audit(&caller, &filter, after, params.limit)
+                .await?
+        }
+        Some(tenant) => {
+            let tenant = TenantId::parse(tenant)?;
+            state
+                .engine
+                .platform_tenant_audit(&caller, &tenant, &filter, after, params.limit)
+                .await?
+        }
+    };
     Ok(Json(dto::page(&page, dto::audit_record)).into_response())
 }
 

@@ -8,6 +8,7 @@
     reason = "tests: a failed expectation aborts the test"
 )]
 
+mod audit_tamper;
 mod behaviour_fake;
 mod behaviour_pg;
 mod decision_properties;
@@ -17,3 +18,4 @@ mod http_rules;
 mod model;
 mod pg_concurrency;
 mod pg_isolation;
+mod relay;

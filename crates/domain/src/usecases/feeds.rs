@@ -70,12 +70,46 @@ impl Engine {
         after: u64,
         limit: usize,
     ) -> Result<Page<AuditRecord>, Error> {
+        self.audit_as_platform(caller, &Partition::Platform, filter, after, limit)
+            .await
+    }
+
+    /// Any tenant's audit trail read with `platform:audit:read` (`platform_auditor`,
+    /// `platform_root`), who see every trail without being members of the tenant.
+    pub async fn platform_tenant_audit(
+        &self,
+        caller: &Caller,
+        tenant: &crate::ids::TenantId,
+        filter: &AuditFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Page<AuditRecord>, Error> {
+        self.audit_as_platform(
+            caller,
+            &Partition::Tenant(tenant.clone()),
+            filter,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    /// Reads one trail under the platform scope check. The read itself is audited in
+    /// the platform's trail: it is a platform role, not tenant membership, that allows it.
+    async fn audit_as_platform(
+        &self,
+        caller: &Caller,
+        partition: &Partition,
+        filter: &AuditFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Page<AuditRecord>, Error> {
         let mut op = self.op(
             caller,
             "audit.read",
             AuditTarget {
                 kind: "audit_trail",
-                id: "_platform".to_owned(),
+                id: partition.name().to_owned(),
             },
             Partition::Platform,
         );
@@ -92,9 +126,12 @@ impl Engine {
                 },
             )
             .await?;
-            let rows = tx
-                .list_audit(&Partition::Platform, filter, after, limit + 1)
-                .await?;
+            // Checked after the scope, so only a platform reader learns which tenants
+            // exist; an unknown tenant is a 404 rather than an empty trail.
+            if let Some(tenant) = partition.tenant() {
+                tx.get_tenant(tenant).await?.ok_or(Error::TenantNotFound)?;
+            }
+            let rows = tx.list_audit(partition, filter, after, limit + 1).await?;
             Ok(paginate(rows, limit, |record: &AuditRecord| {
                 record.seq.to_string()
             }))
@@ -156,5 +193,33 @@ impl Engine {
             records.extend(page);
         }
         Ok(verify_chain(&records).map(|()| records.len() as u64))
+    }
+
+    /// Verifies the platform's trail, then every tenant's in id order. Like
+    /// [`Engine::verify_trail`], an operator command that takes no caller.
+    pub async fn verify_all_trails(
+        &self,
+    ) -> Result<Vec<(Partition, Result<u64, ChainBreak>)>, Error> {
+        // The tenants are listed first, in one platform-scope transaction of their own,
+        // so no listing transaction stays open while the trails are walked.
+        let mut tenants = Vec::new();
+        {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            let mut after = None;
+            loop {
+                let page = tx.list_tenants(after.clone(), 500).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id.clone());
+                tenants.extend(page.into_iter().map(|tenant| tenant.id));
+            }
+        }
+        let mut reports = Vec::with_capacity(tenants.len() + 1);
+        for partition in
+            std::iter::once(Partition::Platform).chain(tenants.into_iter().map(Partition::Tenant))
+        {
+            let verdict = self.verify_trail(&partition).await?;
+            reports.push((partition, verdict));
+        }
+        Ok(reports)
     }
 }

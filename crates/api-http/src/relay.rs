@@ -1,0 +1,159 @@
+//! The outbox relay's NATS side: a JetStream [`EventPublisher`] and the loop that drains
+//! the outbox into it, run inside `serve` or alone as `user-engine relay`.
+//!
+//! Nothing is dropped: a pass that fails leaves its rows unpublished and the loop backs
+//! off and retries, however long NATS stays away. Redelivery after a crash carries the
+//! same `Nats-Msg-Id` (the event id), so JetStream dedupes it within the stream's window
+//! and consumers can dedupe by id beyond it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use adapters_pg::relay::{EventPublisher, Relay};
+use async_nats::jetstream::{self, stream};
+use async_trait::async_trait;
+
+/// The stream of SPEC §6.
+pub const DEFAULT_STREAM: &str = "USER_ENGINE";
+/// The subject root of SPEC §6 (`user_engine.<tenant or _platform>.<type>`).
+pub const DEFAULT_SUBJECT_PREFIX: &str = "user_engine";
+/// Events per relay transaction.
+pub const BATCH: usize = 256;
+/// JetStream's dedupe window for `Nats-Msg-Id`.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Pause when the outbox is empty.
+const IDLE: Duration = Duration::from_millis(200);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Publishes to one JetStream stream and waits for each PubAck.
+#[derive(Debug)]
+pub struct JetStreamPublisher {
+    context: jetstream::Context,
+    stream: String,
+    prefix: String,
+    /// Whether the stream is known to exist; cleared after a failure so the next
+    /// publish checks again (NATS may have restarted without its store).
+    stream_ready: AtomicBool,
+}
+
+impl JetStreamPublisher {
+    /// Connects to `url` with the SPEC's stream and subjects.
+    ///
+    /// # Errors
+    /// When the URL is invalid. An unreachable server is not an error: the client keeps
+    /// reconnecting and publishing fails (and is retried) until it is back.
+    pub async fn connect(url: &str) -> Result<Self, String> {
+        Self::connect_to(url, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX).await
+    }
+
+    /// Connects with another stream name and subject root, so tests can use streams of
+    /// their own (JetStream forbids two streams over overlapping subjects).
+    ///
+    /// # Errors
+    /// As [`JetStreamPublisher::connect`].
+    pub async fn connect_to(url: &str, stream: &str, prefix: &str) -> Result<Self, String> {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .map_err(|error| format!("cannot connect to NATS at {url}: {error}"))?;
+        Ok(Self {
+            context: jetstream::new(client),
+            stream: stream.to_owned(),
+            prefix: prefix.to_owned(),
+            stream_ready: AtomicBool::new(false),
+        })
+    }
+
+    /// Creates the stream over `<prefix>.>` unless it exists.
+    ///
+    /// # Errors
+    /// When JetStream is unreachable or refuses the stream.
+    pub async fn ensure_stream(&self) -> Result<(), String> {
+        self.context
+            .get_or_create_stream(stream::Config {
+                name: self.stream.clone(),
+                subjects: vec![format!("{}.>", self.prefix)],
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| format!("cannot create JetStream stream {}: {error}", self.stream))?;
+        self.stream_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The event's SPEC subject under this publisher's root.
+    fn subject(&self, subject: &str) -> String {
+        match subject.strip_prefix(DEFAULT_SUBJECT_PREFIX) {
+            Some(rest) if rest.starts_with('.') => format!("{}{rest}", self.prefix),
+            _ => subject.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl EventPublisher for JetStreamPublisher {
+    async fn publish(&self, subject: &str, msg_id: &str, payload: Vec<u8>) -> Result<(), String> {
+        if !self.stream_ready.load(Ordering::Acquire) {
+            self.ensure_stream().await?;
+        }
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+        let acked = async {
+            self.context
+                .publish_with_headers(self.subject(subject), headers, payload.into())
+                .await
+                .map_err(|error| error.to_string())?
+                .await
+                .map_err(|error| error.to_string())
+        }
+        .await;
+        if acked.is_err() {
+            self.stream_ready.store(false, Ordering::Release);
+        }
+        acked
+            .map(|_ack| ())
+            .map_err(|error| format!("publishing to {subject} failed: {error}"))
+    }
+}
+
+/// Drains the outbox into `publisher` until `shutdown` resolves: idles briefly when the
+/// outbox is empty and backs off exponentially (100 ms to 5 s) while passes fail.
+pub async fn run_relay(
+    relay: Relay,
+    publisher: &dyn EventPublisher,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let work = async {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            match relay.relay_once(publisher, BATCH).await {
+                Ok(0) => {
+                    backoff = BACKOFF_MIN;
+                    tokio::time::sleep(IDLE).await;
+                }
+                Ok(published) => {
+                    backoff = BACKOFF_MIN;
+                    tracing::debug!(published, "relayed outbox events");
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                        "relay pass failed; the events stay in the outbox and will be retried"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    };
+    // Stopping mid-pass is safe: the dropped transaction rolls back its claims.
+    tokio::select! {
+        () = work => {}
+        () = shutdown => tracing::info!("relay stopped"),
+    }
+}
