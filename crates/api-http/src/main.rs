@@ -354,8 +354,8 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let login_rate = std::num::NonZeroU32::new(config.login_rate_per_minute)
         .unwrap_or(std::num::NonZeroU32::MIN);
-    let relay = spawn_relay(&config, &store).await?;
     let state = AppState::with_login_limit(engine, Arc::new(store.clone()), login_rate);
+    let relay = spawn_relay(&config, &store, state.metrics.clone()).await?;
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -399,6 +399,7 @@ fn nats_url(config: &Config) -> Result<&Secret, String> {
 async fn spawn_relay(
     config: &Config,
     store: &PgStore,
+    metrics: Arc<api_http::metrics::Metrics>,
 ) -> Result<
     Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -417,7 +418,7 @@ async fn spawn_relay(
     let relay = adapters_pg::relay::Relay::new(store);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        api_http::relay::run_relay(relay, &publisher, async {
+        api_http::relay::run_relay(relay, &publisher, Some(metrics), async {
             let _ = stopped.await;
         })
         .await;
@@ -441,6 +442,7 @@ async fn relay(config: &Config) -> Result<(), String> {
     api_http::relay::run_relay(
         adapters_pg::relay::Relay::new(&store),
         &publisher,
+        None,
         shutdown_signal(),
     )
     .await;

@@ -1,8 +1,9 @@
 //! Prometheus metrics: requests by route and status, latency histograms, decisions by
-//! reason, login failures.
+//! reason, login failures, and the outbox relay (published, failures, backlog, lag).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// The service's metrics, in a registry of their own.
@@ -13,6 +14,10 @@ pub struct Metrics {
     latency: HistogramVec,
     decisions: IntCounterVec,
     login_failures: IntCounter,
+    relay_published: IntCounter,
+    relay_failures: IntCounter,
+    relay_backlog: IntGauge,
+    relay_lag: Gauge,
 }
 
 impl Metrics {
@@ -42,16 +47,35 @@ impl Metrics {
             &["reason"],
         )?;
         let login_failures = IntCounter::new("login_failures_total", "Refused logins")?;
+        let relay_published =
+            IntCounter::new("relay_published_total", "Outbox events published to NATS")?;
+        let relay_failures = IntCounter::new(
+            "relay_failures_total",
+            "Relay passes that failed and were retried",
+        )?;
+        let relay_backlog = IntGauge::new("relay_backlog", "Outbox events not yet published")?;
+        let relay_lag = Gauge::new(
+            "relay_lag_seconds",
+            "Age of the oldest unpublished outbox event (0 when none)",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(login_failures.clone()))?;
+        registry.register(Box::new(relay_published.clone()))?;
+        registry.register(Box::new(relay_failures.clone()))?;
+        registry.register(Box::new(relay_backlog.clone()))?;
+        registry.register(Box::new(relay_lag.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
             decisions,
             login_failures,
+            relay_published,
+            relay_failures,
+            relay_backlog,
+            relay_lag,
         })
     }
 
@@ -72,10 +96,56 @@ impl Metrics {
         self.login_failures.inc();
     }
 
+    /// One relay pass: how many events it published, or that it failed.
+    pub fn relay_pass(&self, published: Result<usize, ()>) {
+        match published {
+            Ok(count) => self
+                .relay_published
+                .inc_by(u64::try_from(count).unwrap_or(u64::MAX)),
+            Err(()) => self.relay_failures.inc(),
+        }
+    }
+
+    /// The outbox as the relay last saw it.
+    pub fn relay_backlog(&self, unpublished: u64, oldest_age_seconds: f64) {
+        self.relay_backlog
+            .set(i64::try_from(unpublished).unwrap_or(i64::MAX));
+        self.relay_lag.set(oldest_age_seconds);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_passes_and_the_backlog_show_in_the_exposition() {
+        let metrics = Metrics::new().expect("metrics");
+        metrics.relay_pass(Ok(3));
+        metrics.relay_pass(Ok(2));
+        metrics.relay_pass(Err(()));
+        metrics.relay_backlog(7, 12.5);
+        let text = metrics.render();
+        assert!(
+            text.contains("user_engine_relay_published_total 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("user_engine_relay_failures_total 1"),
+            "{text}"
+        );
+        assert!(text.contains("user_engine_relay_backlog 7"), "{text}");
+        assert!(
+            text.contains("user_engine_relay_lag_seconds 12.5"),
+            "{text}"
+        );
     }
 }

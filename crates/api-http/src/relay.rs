@@ -125,12 +125,25 @@ impl EventPublisher for JetStreamPublisher {
 pub async fn run_relay(
     relay: Relay,
     publisher: &dyn EventPublisher,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let work = async {
         let mut backoff = BACKOFF_MIN;
         loop {
-            match relay.relay_once(publisher, BATCH).await {
+            let pass = relay.relay_once(publisher, BATCH).await;
+            if let Some(metrics) = &metrics {
+                metrics.relay_pass(pass.as_ref().map(|published| *published).map_err(|_| ()));
+                if let Ok((unpublished, oldest)) = relay.backlog().await {
+                    let age = oldest.map_or(0.0, |oldest| {
+                        (time::OffsetDateTime::now_utc() - oldest)
+                            .as_seconds_f64()
+                            .max(0.0)
+                    });
+                    metrics.relay_backlog(unpublished, age);
+                }
+            }
+            match pass {
                 Ok(0) => {
                     backoff = BACKOFF_MIN;
                     tokio::time::sleep(IDLE).await;
