@@ -155,3 +155,56 @@ pub async fn reply(response: reqwest::Response) -> Reply {
         body,
     }
 }
+
+/// Every error is problem+json with the fields of SPEC §5: `type`, a non-empty `title`
+/// and `detail`, `status`, `code`, the `request_id` (also sent as `x-request-id`), and a
+/// `reason` on a 403.
+pub fn assert_problem(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{code}: {reply:?}");
+    assert_eq!(
+        reply.content_type(),
+        Some("application/problem+json"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.code(), Some(code), "{reply:?}");
+    assert_eq!(
+        reply.body.get("type").and_then(Value::as_str),
+        Some(format!("urn:user-engine:problem:{code}").as_str()),
+        "{reply:?}"
+    );
+    assert_eq!(
+        reply.body.get("status").and_then(Value::as_u64),
+        Some(u64::from(status.as_u16())),
+        "{reply:?}"
+    );
+    for field in ["title", "detail"] {
+        assert!(
+            reply
+                .body
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|text| !text.is_empty()),
+            "a non-empty {field}: {reply:?}"
+        );
+    }
+    let request_id = reply
+        .body
+        .get("request_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(!request_id.is_empty(), "a request id: {reply:?}");
+    assert_eq!(
+        reply
+            .headers
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok()),
+        Some(request_id),
+        "{reply:?}"
+    );
+    if status == StatusCode::FORBIDDEN {
+        assert!(
+            reply.body.get("reason").is_some_and(Value::is_string),
+            "a 403 has a reason: {reply:?}"
+        );
+    }
+}

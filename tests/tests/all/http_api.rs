@@ -2,36 +2,8 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tests::http::{spawn_app, spawn_app_with_login_limit, Reply, TestApp};
+use tests::http::{assert_problem, spawn_app, spawn_app_with_login_limit, TestApp};
 use tests::pg::run;
-
-/// Every error is problem+json with the fields of SPEC §5.
-fn assert_problem(reply: &Reply, status: StatusCode, code: &str) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    assert_eq!(
-        reply.content_type(),
-        Some("application/problem+json"),
-        "{reply:?}"
-    );
-    assert_eq!(reply.code(), Some(code), "{reply:?}");
-    assert_eq!(
-        reply.body["type"],
-        json!(format!("urn:user-engine:problem:{code}")),
-        "{reply:?}"
-    );
-    assert_eq!(reply.body["status"], json!(status.as_u16()));
-    assert!(reply.body["title"].is_string());
-    assert!(reply.body["detail"].is_string());
-    let request_id = reply.body["request_id"].as_str().unwrap_or_default();
-    assert!(!request_id.is_empty(), "a request id: {reply:?}");
-    assert_eq!(
-        reply
-            .headers
-            .get("x-request-id")
-            .and_then(|value| value.to_str().ok()),
-        Some(request_id)
-    );
-}
 
 /// Creates a tenant whose admin is a new active user; returns the admin's token.
 async fn tenant_with_admin(app: &TestApp, root: &str, tenant: &str) -> String {

@@ -4,47 +4,12 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tests::http::{reply, spawn_app, spawn_app_with_login_limit, Reply, TestApp, ROOT_PASSWORD};
+use tests::http::{
+    assert_problem, reply, spawn_app, spawn_app_with_login_limit, Reply, TestApp, ROOT_PASSWORD,
+};
 use tests::pg::run;
 
 const PASSWORD: &str = "member password 123";
-
-/// Every error is problem+json with the fields of SPEC §5 (and `reason` on a 403).
-fn assert_problem(reply: &Reply, status: StatusCode, code: &str) {
-    assert_eq!(reply.status, status, "{code}: {reply:?}");
-    assert_eq!(
-        reply.content_type(),
-        Some("application/problem+json"),
-        "{reply:?}"
-    );
-    assert_eq!(reply.code(), Some(code), "{reply:?}");
-    assert_eq!(
-        reply.body["type"],
-        json!(format!("urn:user-engine:problem:{code}")),
-        "{reply:?}"
-    );
-    assert_eq!(reply.body["status"], json!(status.as_u16()), "{reply:?}");
-    assert!(
-        reply.body["title"]
-            .as_str()
-            .is_some_and(|title| !title.is_empty()),
-        "{reply:?}"
-    );
-    assert!(
-        reply.body["detail"]
-            .as_str()
-            .is_some_and(|detail| !detail.is_empty()),
-        "{reply:?}"
-    );
-    let request_id = reply.body["request_id"].as_str().unwrap_or_default();
-    assert!(!request_id.is_empty(), "a request id: {reply:?}");
-    if status == StatusCode::FORBIDDEN {
-        assert!(
-            reply.body["reason"].is_string(),
-            "a 403 has a reason: {reply:?}"
-        );
-    }
-}
 
 /// A 403 `forbidden` whose reason is `reason`.
 fn assert_forbidden(reply: &Reply, reason: &str) {
