@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::catalog::{default_catalog, default_schema};
-use domain::ports::{Store, StoreError, StoreTx, TxScope};
+use domain::ports::{AuthorizeSnapshot, SnapshotQuery, Store, StoreError, StoreTx, TxScope};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool};
 
@@ -128,5 +128,13 @@ impl Store for PgStore {
             .await
             .map_err(store_error)?;
         Ok(Box::new(tx::PgTx::new(tx)))
+    }
+
+    /// One statement, one round trip (see the `authorize_snapshot` SQL function).
+    async fn authorize_snapshot(
+        &self,
+        query: &SnapshotQuery,
+    ) -> Result<AuthorizeSnapshot, StoreError> {
+        tx::authorize_snapshot(&self.pool, query).await
     }
 }

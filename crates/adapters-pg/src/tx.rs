@@ -18,7 +18,10 @@ use domain::model::{
     AccountState, ApiKey, CatalogScope, Credentials, Invitation, Member, PlatformRole, RoleBinding,
     SchemaEntry, Session, Tenant, TenantState, TotpEnrolment, User, UserState,
 };
-use domain::ports::{AuditFilter, FactsQuery, StoreError, StoreTx, SubjectRef};
+use domain::ports::{
+    AuditFilter, AuthorizeSnapshot, Credential, FactsQuery, SnapshotQuery, StoreError,
+    StoreTx, SubjectRef,
+};
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -37,6 +40,124 @@ struct Head {
     audit_seq: i64,
     audit_hash: String,
     event_position: i64,
+}
+
+/// A row of the `authorize_snapshot` SQL function: the credential (repeated on every
+/// row), then one facts row.
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    /// 1 for the caller's own scope, then 2… for the checks in order.
+    ord: i64,
+    session_user_id: Option<Uuid>,
+    session_created_at: Option<OffsetDateTime>,
+    session_expires_at: Option<OffsetDateTime>,
+    session_last_seen_at: Option<OffsetDateTime>,
+    session_aal2_until: Option<OffsetDateTime>,
+    api_key_id: Option<Uuid>,
+    api_key_name: Option<String>,
+    api_key_scopes: Option<Vec<String>>,
+    api_key_created_by: Option<Uuid>,
+    api_key_created_at: Option<OffsetDateTime>,
+    api_key_revoked_at: Option<OffsetDateTime>,
+    #[sqlx(flatten)]
+    facts: FactsRow,
+}
+
+impl SnapshotRow {
+    fn credential(&self, query: &SnapshotQuery) -> Result<Option<Credential>, StoreError> {
+        if let (Some(user_id), Some(created_at), Some(expires_at), Some(last_seen_at)) = (
+            self.session_user_id,
+            self.session_created_at,
+            self.session_expires_at,
+            self.session_last_seen_at,
+        ) {
+            return Ok(Some(Credential::Session(Session::from(SessionRow {
+                token_hash: query.token_hash.clone(),
+                user_id,
+                created_at,
+                expires_at,
+                last_seen_at,
+                aal2_until: self.session_aal2_until,
+            }))));
+        }
+        match (
+            self.api_key_id,
+            &self.api_key_name,
+            &self.api_key_scopes,
+            self.api_key_created_at,
+        ) {
+            (Some(key_id), Some(name), Some(scopes), Some(created_at)) => KeyRow {
+                tenant_id: query.tenant.to_string(),
+                key_id,
+                name: name.clone(),
+                scopes: scopes.clone(),
+                created_by: self.api_key_created_by,
+                created_at,
+                revoked_at: self.api_key_revoked_at,
+            }
+            .into_key()
+            .map(|key| Some(Credential::ApiKey(key))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// [`domain::ports::Store::authorize_snapshot`] in one statement, outside any explicit
+/// transaction: the SQL function sets the tenant for the statement's own transaction.
+pub(crate) async fn authorize_snapshot(
+    pool: &sqlx::PgPool,
+    query: &SnapshotQuery,
+) -> Result<AuthorizeSnapshot, StoreError> {
+    let users: Vec<Uuid> = query.checks.iter().map(|c| *c.user.as_uuid()).collect();
+    let scopes: Vec<&str> = query.checks.iter().map(|c| c.scope.as_str()).collect();
+    let targets: Vec<Option<Uuid>> = query
+        .checks
+        .iter()
+        .map(|c| c.target.map(|target| *target.as_uuid()))
+        .collect();
+    let mut rows: Vec<SnapshotRow> = sqlx::query_as(
+        "select * from authorize_snapshot($1, $2, $3, $4, $5::uuid[], $6::text[], $7::uuid[])",
+    )
+    .bind(query.tenant.as_str())
+    .bind(&query.token_hash)
+    .bind(query.api_key)
+    .bind(query.caller_scope.as_str())
+    .bind(&users)
+    .bind(&scopes)
+    .bind(&targets)
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    rows.sort_unstable_by_key(|row| row.ord);
+    let mut rows = rows.into_iter();
+    let first = rows.next().ok_or_else(|| corrupt("authorize snapshot"))?;
+    let tenant = first
+        .facts
+        .tenant_state
+        .as_deref()
+        .map(|state| TenantState::parse(state).ok_or_else(|| corrupt("tenant state")))
+        .transpose()?;
+    let credential = first.credential(query)?;
+    let caller = match &credential {
+        Some(credential) => Some(first.facts.into_facts(&credential.subject(), None)?),
+        None => None,
+    };
+    let checks = rows
+        .zip(&query.checks)
+        .map(|(row, check)| {
+            row.facts
+                .into_facts(&SubjectRef::User(check.user), check.target)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if checks.len() != query.checks.len() {
+        return Err(corrupt("authorize snapshot"));
+    }
+    Ok(AuthorizeSnapshot {
+        tenant,
+        credential,
+        caller,
+        checks,
+    })
 }
 
 impl PgTx {
@@ -355,9 +476,10 @@ impl EventRow {
     }
 }
 
-/// The facts of one decision, as the single query of `authz_facts` returns them.
+/// The facts of one decision, as a row of the `authz_facts_rows` SQL function (the one
+/// definition of what a decision reads, shared with `authorize_snapshot`).
 #[derive(sqlx::FromRow)]
-struct FactsRow {
+pub(crate) struct FactsRow {
     tenant_state: Option<String>,
     user_state: Option<String>,
     user_platform_roles: Option<Vec<String>>,
@@ -366,7 +488,8 @@ struct FactsRow {
     key_revoked: Option<bool>,
     account_state: Option<String>,
     account_roles: Vec<String>,
-    bound_roles: Vec<String>,
+    /// The tenant's roles bound to the scope.
+    scope_roles: Vec<String>,
     scope_name: Option<String>,
     scope_description: Option<String>,
     scope_platform_only: Option<bool>,
@@ -376,27 +499,91 @@ struct FactsRow {
     target_account_state: Option<String>,
 }
 
-const FACTS_QUERY: &str = "select \
-    (select t.state from tenants t where t.tenant_id = $1) as tenant_state, \
-    u.state as user_state, u.platform_roles as user_platform_roles, \
-    k.tenant_id as key_tenant, k.scopes as key_scopes, (k.revoked_at is not null) as key_revoked, \
-    a.state as account_state, \
-    array(select m.role from memberships m where m.tenant_id = $1 and m.user_id = $2) as account_roles, \
-    array(select distinct m.role from memberships m \
-          join role_binding_scopes b on b.tenant_id = m.tenant_id and b.role = m.role \
-          where m.tenant_id = $1 and m.user_id = $2 and b.scope = $4) as bound_roles, \
-    c.name as scope_name, c.description as scope_description, \
-    c.platform_only as scope_platform_only, c.min_assurance as scope_min_assurance, \
-    exists(select 1 from tenant_scopes s where s.tenant_id = $1 and s.scope = $4) as scope_enabled, \
-    tu.platform_roles as target_platform_roles, \
-    ta.state as target_account_state \
-    from (select 1) as one \
-    left join users u on u.user_id = $2 \
-    left join api_keys k on k.key_id = $3 \
-    left join accounts a on a.tenant_id = $1 and a.user_id = $2 \
-    left join catalog_scopes c on c.name = $4 \
-    left join users tu on tu.user_id = $5 \
-    left join accounts ta on ta.tenant_id = $1 and ta.user_id = $5";
+const FACTS_QUERY: &str = "select * from authz_facts_rows($1, array[$2]::uuid[], \
+    array[$3]::uuid[], array[$4]::text[], array[$5]::uuid[])";
+
+impl FactsRow {
+    /// The domain's facts about `subject` (and `target`, when one is named).
+    pub(crate) fn into_facts(
+        self,
+        subject: &SubjectRef,
+        target: Option<UserId>,
+    ) -> Result<AuthzFacts, StoreError> {
+        let row = self;
+        let subject = match subject {
+            SubjectRef::User(user_id) => match (row.user_state, row.user_platform_roles) {
+                (Some(state), Some(roles)) => Some(SubjectFacts::User {
+                    user_id: *user_id,
+                    state: UserState::parse(&state).ok_or_else(|| corrupt("user state"))?,
+                    platform_roles: platform_roles(&roles)?,
+                }),
+                _ => None,
+            },
+            SubjectRef::ApiKey(key_id) => match (row.key_tenant, row.key_scopes, row.key_revoked) {
+                (Some(tenant), Some(key_scopes), Some(false)) => Some(SubjectFacts::ApiKey {
+                    key_id: *key_id,
+                    tenant: tenant_id(&tenant)?,
+                    scopes: scopes(&key_scopes)?,
+                }),
+                _ => None,
+            },
+        };
+        let account_roles = roles(&row.account_roles)?;
+        let bound_roles = roles(&row.scope_roles)?
+            .intersection(&account_roles)
+            .cloned()
+            .collect();
+        let account = match row.account_state {
+            Some(state) => Some(AccountFacts {
+                state: account_state(&state)?,
+                roles: account_roles,
+            }),
+            None => None,
+        };
+        let scope = match (
+            row.scope_name,
+            row.scope_description,
+            row.scope_platform_only,
+            row.scope_min_assurance,
+        ) {
+            (Some(name), Some(description), Some(platform_only), Some(min_assurance)) => Some(
+                ScopeRow {
+                    name,
+                    description,
+                    platform_only,
+                    min_assurance,
+                }
+                .into_scope()?,
+            ),
+            _ => None,
+        };
+        let target = match (target, row.target_platform_roles) {
+            (Some(user_id), Some(roles)) => Some(TargetFacts {
+                user_id,
+                account_state: row
+                    .target_account_state
+                    .as_deref()
+                    .map(account_state)
+                    .transpose()?,
+                platform_roles: platform_roles(&roles)?,
+            }),
+            _ => None,
+        };
+        Ok(AuthzFacts {
+            tenant_state: row
+                .tenant_state
+                .as_deref()
+                .map(|state| TenantState::parse(state).ok_or_else(|| corrupt("tenant state")))
+                .transpose()?,
+            subject,
+            account,
+            scope,
+            scope_enabled: row.scope_enabled,
+            bound_roles,
+            target,
+        })
+    }
+}
 
 impl PgTx {
     /// Locks a partition's head row (creating it at first use) until commit, and reads it
@@ -466,73 +653,7 @@ impl StoreTx for PgTx {
             .fetch_one(&mut *self.tx)
             .await
             .map_err(store_error)?;
-        let subject = match &query.subject {
-            SubjectRef::User(user_id) => match (row.user_state, row.user_platform_roles) {
-                (Some(state), Some(roles)) => Some(SubjectFacts::User {
-                    user_id: *user_id,
-                    state: UserState::parse(&state).ok_or_else(|| corrupt("user state"))?,
-                    platform_roles: platform_roles(&roles)?,
-                }),
-                _ => None,
-            },
-            SubjectRef::ApiKey(key_id) => match (row.key_tenant, row.key_scopes, row.key_revoked) {
-                (Some(tenant), Some(key_scopes), Some(false)) => Some(SubjectFacts::ApiKey {
-                    key_id: *key_id,
-                    tenant: tenant_id(&tenant)?,
-                    scopes: scopes(&key_scopes)?,
-                }),
-                _ => None,
-            },
-        };
-        let account = match row.account_state {
-            Some(state) => Some(AccountFacts {
-                state: account_state(&state)?,
-                roles: roles(&row.account_roles)?,
-            }),
-            None => None,
-        };
-        let scope = match (
-            row.scope_name,
-            row.scope_description,
-            row.scope_platform_only,
-            row.scope_min_assurance,
-        ) {
-            (Some(name), Some(description), Some(platform_only), Some(min_assurance)) => Some(
-                ScopeRow {
-                    name,
-                    description,
-                    platform_only,
-                    min_assurance,
-                }
-                .into_scope()?,
-            ),
-            _ => None,
-        };
-        let target = match (query.target, row.target_platform_roles) {
-            (Some(user_id), Some(roles)) => Some(TargetFacts {
-                user_id,
-                account_state: row
-                    .target_account_state
-                    .as_deref()
-                    .map(account_state)
-                    .transpose()?,
-                platform_roles: platform_roles(&roles)?,
-            }),
-            _ => None,
-        };
-        Ok(AuthzFacts {
-            tenant_state: row
-                .tenant_state
-                .as_deref()
-                .map(|state| TenantState::parse(state).ok_or_else(|| corrupt("tenant state")))
-                .transpose()?,
-            subject,
-            account,
-            scope,
-            scope_enabled: row.scope_enabled,
-            bound_roles: roles(&row.bound_roles)?,
-            target,
-        })
+        row.into_facts(&query.subject, query.target)
     }
 
     async fn get_tenant(&mut self, tenant: &TenantId) -> Result<Option<Tenant>, StoreError> {

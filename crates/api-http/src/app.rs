@@ -123,6 +123,13 @@ fn unreachable_metrics() -> Metrics {
 
 /// The router of the whole API.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The router of the whole API plus `extra` routes served behind the same middleware
+/// (request context, metrics, idempotency, body limit) — for benchmarks whose baseline
+/// routes must cost what the API's own routes cost around their handlers.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let v1 = Router::new()
         .route("/auth/password", post(routes::login))
         .route("/auth/totp", post(routes::step_up))
@@ -215,6 +222,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(crate::openapi::openapi_json))
+        .merge(extra)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

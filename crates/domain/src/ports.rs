@@ -16,7 +16,7 @@ use crate::event::{Event, EventDraft};
 use crate::ids::{Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
 use crate::model::{
     ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry, Session,
-    Tenant, User,
+    Tenant, TenantState, User,
 };
 
 /// Failures of the store itself. Constraint violations an adapter maps by name; anything
@@ -63,6 +63,61 @@ pub struct FactsQuery {
     pub target: Option<UserId>,
 }
 
+/// What [`Store::authorize_snapshot`] reads: a tenant, the credential a bearer token's
+/// hash names, that credential's facts for `caller_scope`, and the facts of each check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotQuery {
+    pub tenant: TenantId,
+    /// SHA-256 of the bearer token, lowercase hex.
+    pub token_hash: String,
+    /// Whether the token is an API key (looked up among the tenant's keys) rather than
+    /// a session.
+    pub api_key: bool,
+    /// The scope the caller itself needs (`authz:check`).
+    pub caller_scope: ScopeName,
+    /// The checks, each about a user, in order.
+    pub checks: Vec<CheckFactsQuery>,
+}
+
+/// One check of a [`SnapshotQuery`]: facts about `user` for `scope` in the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFactsQuery {
+    pub user: UserId,
+    pub scope: ScopeName,
+    pub target: Option<UserId>,
+}
+
+/// A credential found by its token hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Session(Session),
+    ApiKey(ApiKey),
+}
+
+impl Credential {
+    /// Whom the credential's decisions are about.
+    pub fn subject(&self) -> SubjectRef {
+        match self {
+            Self::Session(session) => SubjectRef::User(session.user_id),
+            Self::ApiKey(key) => SubjectRef::ApiKey(key.id),
+        }
+    }
+}
+
+/// What [`Store::authorize_snapshot`] returns, all read at one point in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeSnapshot {
+    /// The tenant's state, when it exists.
+    pub tenant: Option<TenantState>,
+    /// The credential, when the hash names one visible in the tenant (a session, or a
+    /// key of this tenant, revoked or not).
+    pub credential: Option<Credential>,
+    /// The credential's facts for the caller scope, when there is a credential.
+    pub caller: Option<AuthzFacts>,
+    /// The facts of each check, in the order of the query.
+    pub checks: Vec<AuthzFacts>,
+}
+
 /// One page of a cursor-paginated list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -90,6 +145,69 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// `Unavailable` when the store cannot be reached.
     async fn begin(&self, scope: TxScope) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// Reads everything one authorize request needs, consistently, in the tenant's
+    /// scope: the tenant's state, the credential `token_hash` names (an API key only when it
+    /// belongs to this tenant), the credential's facts for `caller_scope` and the facts
+    /// of every check — each exactly as [`StoreTx::authz_facts`] would gather them. It
+    /// writes nothing.
+    ///
+    /// The default runs those reads in one tenant-scoped transaction; an adapter MAY
+    /// answer in fewer round trips (PostgreSQL does it in one statement) but MUST return
+    /// the same snapshot.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be reached.
+    async fn authorize_snapshot(
+        &self,
+        query: &SnapshotQuery,
+    ) -> Result<AuthorizeSnapshot, StoreError> {
+        let mut tx = self.begin(TxScope::Tenant(query.tenant.clone())).await?;
+        let tenant = tx
+            .get_tenant(&query.tenant)
+            .await?
+            .map(|tenant| tenant.state);
+        let credential = if query.api_key {
+            tx.find_api_key_by_hash(&query.token_hash)
+                .await?
+                .filter(|key| key.tenant == query.tenant)
+                .map(Credential::ApiKey)
+        } else {
+            tx.find_session(&query.token_hash)
+                .await?
+                .map(Credential::Session)
+        };
+        let caller = match &credential {
+            Some(credential) => Some(
+                tx.authz_facts(&FactsQuery {
+                    tenant: Some(query.tenant.clone()),
+                    subject: credential.subject(),
+                    scope: query.caller_scope.clone(),
+                    target: None,
+                })
+                .await?,
+            ),
+            None => None,
+        };
+        let mut checks = Vec::with_capacity(query.checks.len());
+        for check in &query.checks {
+            checks.push(
+                tx.authz_facts(&FactsQuery {
+                    tenant: Some(query.tenant.clone()),
+                    subject: SubjectRef::User(check.user),
+                    scope: check.scope.clone(),
+                    target: check.target,
+                })
+                .await?,
+            );
+        }
+        Ok(AuthorizeSnapshot {
+            tenant,
+            credential,
+            caller,
+            checks,
+        })
+    }
 }
 
 /// One transaction. Nothing it writes is visible to others before [`StoreTx::commit`];

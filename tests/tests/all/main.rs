@@ -9,6 +9,7 @@
 )]
 
 mod audit_tamper;
+mod authorize_paths;
 mod behaviour_fake;
 mod behaviour_pg;
 mod decision_properties;

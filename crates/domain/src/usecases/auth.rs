@@ -29,7 +29,7 @@ pub struct TotpEnrolmentStart {
 }
 
 /// Sessions touched more recently than this are not written back on every request.
-const LAST_SEEN_GRANULARITY: time::Duration = time::Duration::seconds(60);
+pub(super) const LAST_SEEN_GRANULARITY: time::Duration = time::Duration::seconds(60);
 
 impl Engine {
     /// Writes one platform-trail record of an authentication step (and its events) and
@@ -83,12 +83,15 @@ impl Engine {
         password: &str,
         request_id: &str,
     ) -> Result<NewSession, Error> {
+        // Read, then hash with no transaction open: hashing takes milliseconds of CPU,
+        // and a transaction held meanwhile would pin a pooled connection and a snapshot.
         let mut tx = self.begin(TxScope::Platform).await?;
         let user = tx.find_user_by_email(email).await?;
         let credentials = match &user {
             Some(user) => Some(tx.get_credentials(&user.id).await?),
             None => None,
         };
+        drop(tx);
         let hash = credentials
             .as_ref()
             .and_then(|credentials| credentials.password_hash.as_deref());
@@ -106,7 +109,6 @@ impl Engine {
         let user = match user {
             Some(user) if verified && hash.is_some() && user.state == UserState::Active => user,
             _ => {
-                drop(tx);
                 self.refuse_auth(
                     AuthStep {
                         actor,
@@ -130,6 +132,7 @@ impl Engine {
             last_seen_at: now,
             aal2_until: None,
         };
+        let mut tx = self.begin(TxScope::Platform).await?;
         tx.insert_session(&session).await?;
         self.record_auth(
             tx,
@@ -181,7 +184,7 @@ impl Engine {
             }))
     }
 
-    fn session_alive(&self, session: &Session, now: OffsetDateTime) -> bool {
+    pub(super) fn session_alive(&self, session: &Session, now: OffsetDateTime) -> bool {
         now < session.expires_at && now - session.last_seen_at < self.config.session_idle_timeout
     }
 

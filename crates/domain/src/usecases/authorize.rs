@@ -2,14 +2,16 @@
 
 use std::collections::BTreeSet;
 
+use super::api_keys::API_KEY_PREFIX;
+use super::auth::{session_assurance, LAST_SEEN_GRANULARITY};
 use super::tenants::tenant_check;
-use super::{Caller, Engine, Principal};
+use super::{hash_token, Caller, Engine, Principal};
 use crate::audit::{AuditTarget, Partition};
 use crate::authz::{decide, AuthzFacts, AuthzRequest, Decision};
 use crate::catalog::scopes;
 use crate::error::Error;
 use crate::ids::{Assurance, ScopeName, TenantId, UserId};
-use crate::ports::{FactsQuery, StoreTx, TxScope};
+use crate::ports::{CheckFactsQuery, Credential, FactsQuery, SnapshotQuery, StoreTx, TxScope};
 
 /// Most checks one batch may carry.
 pub const MAX_BATCH: usize = 100;
@@ -84,6 +86,103 @@ impl Engine {
         }
         .await;
         self.finish(op, result).await
+    }
+
+    /// The common case of the authorize API, from one store read: a live credential
+    /// whose caller may `authz:check` in an existing tenant, asking about users. Returns
+    /// `None` whenever anything else holds — no such tenant, an unknown, revoked or
+    /// expired credential, a session whose idle clock is due to be written, a caller
+    /// the decision refuses, a check naming a token, a malformed batch — and the caller
+    /// then takes the general path ([`Engine::authenticate_for_tenant`] and
+    /// [`Engine::authorize_batch`]), which answers those cases and records refusals.
+    /// Both paths decide with the same `decide` over the same facts, and this one
+    /// writes nothing, as the general path writes nothing when the caller is allowed.
+    ///
+    /// # Errors
+    /// Only a failing store.
+    pub async fn authorize_fast(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        checks: &[AuthzCheck],
+    ) -> Result<Option<Vec<Decision>>, Error> {
+        if checks.is_empty() || checks.len() > MAX_BATCH {
+            return Ok(None);
+        }
+        let mut queries = Vec::with_capacity(checks.len());
+        for check in checks {
+            let CheckSubject::User { user_id, .. } = &check.subject else {
+                return Ok(None);
+            };
+            queries.push(CheckFactsQuery {
+                user: *user_id,
+                scope: check.scope.clone(),
+                target: check.target,
+            });
+        }
+        let caller_scope = ScopeName::parse(scopes::AUTHZ_CHECK)?;
+        let snapshot = self
+            .ports
+            .store
+            .authorize_snapshot(&SnapshotQuery {
+                tenant: tenant.clone(),
+                token_hash: hash_token(token),
+                api_key: token.starts_with(API_KEY_PREFIX),
+                caller_scope: caller_scope.clone(),
+                checks: queries,
+            })
+            .await?;
+        let now = self.now();
+        let (Some(_), Some(credential), Some(caller_facts)) =
+            (&snapshot.tenant, &snapshot.credential, &snapshot.caller)
+        else {
+            return Ok(None);
+        };
+        let assurance = match credential {
+            Credential::Session(session)
+                if self.session_alive(session, now)
+                    && now - session.last_seen_at < LAST_SEEN_GRANULARITY =>
+            {
+                session_assurance(session, now)
+            }
+            Credential::ApiKey(key) if key.revoked_at.is_none() => Assurance::Aal1,
+            _ => return Ok(None),
+        };
+        let caller_decision = decide(
+            caller_facts,
+            &AuthzRequest {
+                tenant: Some(tenant.clone()),
+                scope: caller_scope,
+                assurance,
+                target: None,
+                self_service: false,
+            },
+        );
+        if !caller_decision.allowed || snapshot.checks.len() != checks.len() {
+            return Ok(None);
+        }
+        Ok(Some(
+            checks
+                .iter()
+                .zip(&snapshot.checks)
+                .map(|(check, facts)| {
+                    let assurance = match &check.subject {
+                        CheckSubject::User { assurance, .. } => *assurance,
+                        CheckSubject::Token(_) => Assurance::Aal1,
+                    };
+                    decide(
+                        facts,
+                        &AuthzRequest {
+                            tenant: Some(tenant.clone()),
+                            scope: check.scope.clone(),
+                            assurance,
+                            target: check.target,
+                            self_service: false,
+                        },
+                    )
+                })
+                .collect(),
+        ))
     }
 
     async fn decide_check(
