@@ -14,6 +14,8 @@ fn main() -> ExitCode {
         Some("db") => db(),
         Some("bench") => bench(args.get(1..).unwrap_or_default()),
         Some("deps") => domain_dependency_ban(),
+        // Its own exit status is the answer (0 ready, 1 degraded, 2 not ready, 3 error).
+        Some("diagnose") => return diagnose(args.get(1..).unwrap_or_default()),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -21,11 +23,16 @@ fn main() -> ExitCode {
                  ci     a database (as db), fmt check, clippy (warnings denied), the domain\n         \
                         dependency ban, all tests\n  \
                  db     make sure a PostgreSQL is there for the tests, starting the local cluster\n  \
-                 bench store [seconds]\n         \
-                        member-add transactions/s on PostgreSQL beside pgbench, same run\n  \
+                 bench store [--store sqlite] [seconds]\n         \
+                        member-add transactions/s on PostgreSQL beside pgbench, same run\n         \
+                        (on SQLite beside the same inserts as raw SQL)\n  \
                  bench http [seconds]\n         \
                         authorize requests/s beside hello and select routes; logins beside argon2\n  \
-                 deps   only the domain dependency ban\n\n\
+                 bench events [seconds]\n         \
+                        outbox relay events/s beside raw JetStream publishes; commit-to-ack lag\n  \
+                 deps   only the domain dependency ban\n  \
+                 diagnose [--tenant T | --all] [--json]\n         \
+                        user-engine diagnose against the development database (default --all)\n\n\
                  PROPTEST_CASES raises the property-test case counts for long local runs."
             );
             Err("unknown task".to_owned())
@@ -229,6 +236,55 @@ fn redact(url: &str) -> String {
             format!("{}://…@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_owned(),
+    }
+}
+
+/// The development database of the README: `USER_ENGINE_DATABASE_URL` when set.
+const DEV_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/user_engine";
+
+/// `user-engine diagnose` against the development database, passing its exit status
+/// through: 0 ready, 1 degraded, 2 not ready, 3 the diagnosis could not run.
+fn diagnose(args: &[String]) -> ExitCode {
+    if let Err(message) = db() {
+        eprintln!("xtask: {message}");
+        return ExitCode::from(3);
+    }
+    let args: Vec<String> = if args.is_empty() {
+        vec!["--all".to_owned()]
+    } else {
+        args.to_vec()
+    };
+    let mut command = cargo();
+    command
+        .args(["run", "--quiet", "--package", "user-engine"])
+        .args(["--", "diagnose"])
+        .args(&args);
+    let configured = env::var("USER_ENGINE_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    if configured.is_none() {
+        command.env("USER_ENGINE_DATABASE_URL", DEV_DATABASE_URL);
+    }
+    eprintln!(
+        "xtask: diagnose on {}",
+        redact(configured.as_deref().unwrap_or(DEV_DATABASE_URL))
+    );
+    match command.status() {
+        Ok(status) => {
+            let code = status.code().and_then(|code| u8::try_from(code).ok());
+            if code == Some(3) {
+                eprintln!(
+                    "xtask: diagnose could not run; the development database must exist and be \
+                     migrated (README, Quickstart: create database user_engine, then \
+                     user-engine migrate), or set USER_ENGINE_DATABASE_URL"
+                );
+            }
+            ExitCode::from(code.unwrap_or(3))
+        }
+        Err(error) => {
+            eprintln!("xtask: diagnose: could not start cargo: {error}");
+            ExitCode::from(3)
+        }
     }
 }
 

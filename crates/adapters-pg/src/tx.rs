@@ -1594,6 +1594,23 @@ impl StoreTx for PgTx {
         rows.into_iter().map(EventRow::into_event).collect()
     }
 
+    /// Served by the partial index `outbox_events_unpublished`; row-level security
+    /// would hide another tenant's rows anyway, the partition filter says which feed.
+    async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError> {
+        let (waiting, oldest): (i64, Option<OffsetDateTime>) = sqlx::query_as(
+            "select count(*), min(time) from outbox_events \
+             where partition = $1 and published_at is null",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(OutboxBacklog {
+            waiting: u64::try_from(waiting).map_err(|_| corrupt("count"))?,
+            oldest,
+        })
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(store_error)
     }

@@ -70,6 +70,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub login_limits: Arc<LoginLimits>,
     pub idempotency: crate::idempotency::IdempotencyKeys,
+    /// What the diagnostics endpoint is told (threshold, relay expected); the binary
+    /// sets it from the configuration.
+    pub diagnostics: diagnostics::Options,
 }
 
 impl std::fmt::Debug for AppState {
@@ -96,6 +99,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new().unwrap_or_else(|_| unreachable_metrics())),
             login_limits: Arc::new(LoginLimits::per_minute(per_minute)),
             idempotency: crate::idempotency::IdempotencyKeys::default(),
+            diagnostics: diagnostics::Options::default(),
         }
     }
 
@@ -193,6 +197,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .route("/tenants/{tenant}/audit", get(routes::tenant_audit))
         .route("/tenants/{tenant}/events", get(routes::tenant_events))
+        .route(
+            "/tenants/{tenant}/diagnostics",
+            get(routes::tenant_diagnostics),
+        )
         .route("/users", post(routes::create_user))
         .route(
             "/users/{user}",

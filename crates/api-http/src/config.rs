@@ -126,6 +126,14 @@ const NATS_URL: Setting = Setting {
            user_engine.>); unset, events stay available through the feed only",
 };
 
+const OUTBOX_LAG_WARN: Setting = Setting {
+    key: "outbox_lag_warn_seconds",
+    env: "USER_ENGINE_OUTBOX_LAG_WARN",
+    default: Some("60"),
+    help: "whole seconds an outbox event may wait for the relay before the outbox.lag \
+           diagnostic warns (checked only when USER_ENGINE_NATS_URL is set)",
+};
+
 /// Every setting, in the order `--help` and the sample file list them.
 pub const SETTINGS: &[Setting] = &[
     LISTEN,
@@ -141,6 +149,7 @@ pub const SETTINGS: &[Setting] = &[
     BOOTSTRAP_PASSWORD,
     LOGIN_RATE,
     NATS_URL,
+    OUTBOX_LAG_WARN,
 ];
 
 /// A value that must never reach a log: `Debug` and `Display` print `<redacted>`.
@@ -207,6 +216,7 @@ pub struct Config {
     pub bootstrap_password: Option<Secret>,
     pub login_rate_per_minute: u32,
     pub nats_url: Option<Secret>,
+    pub outbox_lag_warn_seconds: u32,
 }
 
 impl Default for Config {
@@ -226,6 +236,7 @@ impl Default for Config {
             bootstrap_password: None,
             login_rate_per_minute: 10,
             nats_url: None,
+            outbox_lag_warn_seconds: diagnostics::DEFAULT_OUTBOX_LAG_WARN_SECONDS,
         }
     }
 }
@@ -262,6 +273,7 @@ struct FileConfig {
     bootstrap_password: Option<String>,
     login_rate_per_minute: Option<i64>,
     nats_url: Option<String>,
+    outbox_lag_warn_seconds: Option<i64>,
 }
 
 /// Where a value came from, for error messages.
@@ -586,6 +598,11 @@ impl Config {
                 Err("must be a nats:// url, e.g. nats://127.0.0.1:4222".to_owned())
             }
         })?;
+        let outbox_lag_warn_seconds = ttl(
+            &OUTBOX_LAG_WARN,
+            parsed.outbox_lag_warn_seconds,
+            defaults.outbox_lag_warn_seconds,
+        )?;
         Ok(Self {
             file: file.map(|(path, _)| path.to_path_buf()),
             listen,
@@ -601,7 +618,17 @@ impl Config {
             bootstrap_password,
             login_rate_per_minute,
             nats_url,
+            outbox_lag_warn_seconds,
         })
+    }
+
+    /// What the diagnostics are told: the `outbox.lag` threshold, and whether a relay is
+    /// expected (NATS configured; without it events are served by the feed only).
+    pub fn diagnostics_options(&self) -> diagnostics::Options {
+        diagnostics::Options {
+            outbox_lag_warn: seconds(self.outbox_lag_warn_seconds),
+            relay_expected: self.nats_url.is_some(),
+        }
     }
 
     /// The domain's view of the TTLs.
@@ -828,6 +855,26 @@ database_url = "postgres://file:filepass@db/file"
         assert!(message.contains("max_connections = \"0\""), "{message}");
         assert!(message.contains("/etc/user-engine.toml"), "{message}");
         assert!(message.contains("from 1 to 10000"), "{message}");
+    }
+
+    #[test]
+    fn the_diagnostics_expect_a_relay_only_with_nats_and_take_the_lag_threshold(
+    ) -> Result<(), ConfigError> {
+        let defaults = load(None, &[])?.diagnostics_options();
+        assert_eq!(defaults.outbox_lag_warn, Duration::seconds(60));
+        assert!(!defaults.relay_expected);
+        let relayed = load(
+            Some("outbox_lag_warn_seconds = 30\n"),
+            &[("USER_ENGINE_NATS_URL", "nats://127.0.0.1:4222")],
+        )?
+        .diagnostics_options();
+        assert_eq!(relayed.outbox_lag_warn, Duration::seconds(30));
+        assert!(relayed.relay_expected);
+        assert!(
+            rejection(load(None, &[("USER_ENGINE_OUTBOX_LAG_WARN", "1m")]))
+                .contains("USER_ENGINE_OUTBOX_LAG_WARN")
+        );
+        Ok(())
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod audit;
 pub mod config;
+pub mod diagnose;
 pub mod dto;
 pub mod errors;
 pub mod extract;

@@ -1,8 +1,9 @@
-//! The `user-engine` binary: `serve`, `migrate`, `bootstrap`, `relay`, `openapi` and
-//! `audit verify`, over one layered configuration (see `api_http::config`).
+//! The `user-engine` binary: `serve`, `migrate`, `bootstrap`, `relay`, `openapi`,
+//! `audit verify` and `diagnose`, over one layered configuration (see `api_http::config`).
 //!
 //! Failures end the process with status 1 (2 for `audit verify`, whose 1 means a broken
-//! trail) and one line on stderr; logs go to stderr too,
+//! trail; 3 for `diagnose`, whose 0, 1 and 2 mean ready, degraded and not ready) and one
+//! line on stderr; logs go to stderr too,
 //! so what `migrate` and `bootstrap` print on stdout stays machine-readable.
 
 use std::collections::BTreeMap;
@@ -76,6 +77,27 @@ enum Command {
     /// Audit trail operations
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Checks whether tenants are ready (SPEC §6): admins, scopes, bindings, audit, outbox
+    ///
+    /// Prints one table per tenant (coloured at a terminal; NO_COLOR turns it off), each
+    /// check with what it saw and the exact call or command that fixes it. Exits 0 when
+    /// every tenant is ready, 1 when the worst is degraded, 2 when any is not ready, 3
+    /// when the diagnosis cannot run. Writes nothing (the audit probe is rolled back);
+    /// it does not migrate the database.
+    #[command(after_help = config::settings_help())]
+    Diagnose {
+        /// The tenant to diagnose (or --all)
+        // Exactly one of --tenant and --all is checked in `diagnose`, not by clap, whose
+        // usage errors exit 2: here that means "not ready".
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Diagnose every tenant, then print a summary
+        #[arg(long)]
+        all: bool,
+        /// Print the report as JSON ({tenant, status, checks}; with --all, {tenants, summary})
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +127,16 @@ async fn main() -> ExitCode {
             Err(message) => {
                 print_error(&message);
                 ExitCode::from(2)
+            }
+        };
+    }
+    // Handled apart from `run` too: its exit status is the tenants' readiness.
+    if let Command::Diagnose { tenant, all, json } = &cli.command {
+        return match diagnose(cli.config.as_deref(), tenant.as_deref(), *all, *json).await {
+            Ok(code) => ExitCode::from(code),
+            Err(message) => {
+                print_error(&message);
+                ExitCode::from(api_http::diagnose::EXIT_ERROR)
             }
         };
     }
@@ -152,6 +184,41 @@ async fn audit_verify(
     Ok(report.intact)
 }
 
+/// Diagnoses one tenant or all, prints the tables (or JSON), and returns the exit
+/// status of the worst readiness.
+async fn diagnose(
+    config_file: Option<&std::path::Path>,
+    tenant: Option<&str>,
+    all: bool,
+    json: bool,
+) -> Result<u8, String> {
+    use api_http::diagnose::Target;
+    let target = match (tenant, all) {
+        (Some(tenant), false) => Target::Tenant(
+            TenantId::parse(tenant).map_err(|error| format!("invalid --tenant: {error}"))?,
+        ),
+        (None, true) => Target::All,
+        _ => return Err("give either --tenant TENANT or --all".to_owned()),
+    };
+    let env = config::process_env().map_err(|error| error.to_string())?;
+    let config = Config::load(config_file, &env).map_err(|error| error.to_string())?;
+    init_tracing(&config)?;
+    warn_unknown_variables(&env);
+    // No migration: diagnosing reads (its one append is rolled back).
+    let backend = connect_existing(&config, config.max_connections.min(4)).await?;
+    let ports = api_http::security::production_ports(backend.store());
+    let engine = Engine::new(ports, config.engine_config());
+    let reports = api_http::diagnose::run(&engine, &target, &config.diagnostics_options()).await;
+    backend.close().await;
+    let reports = reports?;
+    let colour = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!(
+        "{}",
+        api_http::diagnose::render(&reports, &target, json, colour)
+    );
+    Ok(api_http::diagnose::exit_code(&reports))
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     if let Command::Openapi = cli.command {
         return print_openapi();
@@ -168,7 +235,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         // Printed above, before the configuration is loaded.
         Command::Openapi => Ok(()),
         // Handled in `main`, which needs its report to choose the exit status.
-        Command::Audit(_) => Ok(()),
+        Command::Audit(_) | Command::Diagnose { .. } => Ok(()),
     }
 }
 
@@ -226,6 +293,7 @@ fn log_effective_config(config: &Config) {
         bootstrap_password = config.bootstrap_password.as_ref().map_or("unset", |_| "<redacted>"),
         login_rate_per_minute = config.login_rate_per_minute,
         nats_url = config.nats_url.as_ref().map_or("unset", |_| "<redacted>"),
+        outbox_lag_warn_seconds = config.outbox_lag_warn_seconds,
         "effective configuration"
     );
 }
@@ -352,10 +420,19 @@ async fn serve(config: Config) -> Result<(), String> {
             ),
         }
     }
+    if !api_http::store::platform_root_exists(backend.store().as_ref()).await? {
+        tracing::warn!(
+            "first start: no platform_root exists yet, so no one can log in; stop, set \
+             USER_ENGINE_BOOTSTRAP_EMAIL and USER_ENGINE_BOOTSTRAP_PASSWORD (at least 12 \
+             characters) and start again, or run `user-engine bootstrap --email EMAIL` with \
+             USER_ENGINE_BOOTSTRAP_PASSWORD set"
+        );
+    }
     let login_rate = std::num::NonZeroU32::new(config.login_rate_per_minute)
         .unwrap_or(std::num::NonZeroU32::MIN);
-    let state = AppState::with_login_limit(engine, Arc::new(store.clone()), login_rate);
-    let relay = spawn_relay(&config, &store, state.metrics.clone()).await?;
+    let mut state = AppState::with_login_limit(engine, backend.readiness(), login_rate);
+    state.diagnostics = config.diagnostics_options();
+    let relay = spawn_relay(&config, &backend, state.metrics.clone()).await?;
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

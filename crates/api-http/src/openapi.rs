@@ -435,6 +435,53 @@ pub struct CloudEvent {
     pub data: serde_json::Value,
 }
 
+/// A tenant's readiness: `not_ready` when any check fails, else `degraded` when any
+/// warns, else `ready`.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ReadinessName {
+    Ready,
+    Degraded,
+    NotReady,
+}
+
+/// One diagnostic check's verdict.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum CheckStatusName {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One check of a diagnostics report.
+#[derive(Debug, ToSchema)]
+pub struct DiagnosticCheck {
+    /// `tenant.active`, `admins.present`, `admins.redundant`, `admins.mfa`,
+    /// `catalog.scopes_enabled`, `bindings.present`, `bindings.valid`,
+    /// `api_keys.scopes_enabled`, `audit.writable`, `audit.chain_intact`, `outbox.lag`.
+    #[schema(example = "admins.redundant")]
+    pub id: String,
+    pub status: CheckStatusName,
+    /// What the check saw.
+    pub detail: String,
+    /// The exact API call or command that turns the check green; null when it passed.
+    #[schema(
+        example = "as a tenant admin at aal2: POST /v1/tenants/acme/members {\"email\":\"<admin email>\",\"roles\":[\"tenant_admin\"]}"
+    )]
+    pub remedy: Option<String>,
+}
+
+/// A tenant's onboarding diagnostics (SPEC §6) `{tenant, status, checks}`.
+#[derive(Debug, ToSchema)]
+pub struct DiagnosticsReport {
+    #[schema(pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$", example = "acme")]
+    pub tenant: String,
+    pub status: ReadinessName,
+    /// Every check, in a fixed order; none is skipped when an earlier one fails.
+    pub checks: Vec<DiagnosticCheck>,
+}
+
 /// One page of a list, `{items, next_cursor}`, for each item schema (concrete types, as
 /// utoipa inlines the arguments of a generic schema instead of referring to them).
 macro_rules! page {
@@ -541,6 +588,7 @@ pub fn profile_value_schema() -> Schema {
         routes::authorize_batch,
         routes::tenant_audit,
         routes::tenant_events,
+        routes::tenant_diagnostics,
         routes::create_user,
         routes::get_user,
         routes::patch_user,
@@ -831,6 +879,7 @@ mod tests {
         ("post", "/v1/tenants/{tenant}/authorize/batch"),
         ("get", "/v1/tenants/{tenant}/audit"),
         ("get", "/v1/tenants/{tenant}/events"),
+        ("get", "/v1/tenants/{tenant}/diagnostics"),
         ("post", "/v1/users"),
         ("get", "/v1/users/{user}"),
         ("patch", "/v1/users/{user}"),
@@ -1299,6 +1348,19 @@ mod tests {
             fields("CloudEvent"),
             body_fields(&sample::event().to_cloudevent())
         );
+        let report = diagnostics::Report {
+            tenant: "acme".to_owned(),
+            status: diagnostics::Status::Ready,
+            checks: vec![diagnostics::Check {
+                id: diagnostics::ids::TENANT_ACTIVE,
+                status: diagnostics::CheckStatus::Pass,
+                detail: "tenant acme is active".to_owned(),
+                remedy: None,
+            }],
+        }
+        .to_json();
+        assert_eq!(fields("DiagnosticsReport"), body_fields(&report));
+        assert_eq!(fields("DiagnosticCheck"), body_fields(&report["checks"][0]));
         let tenant_page = domain::ports::Page {
             items: vec![sample::tenant()],
             next_cursor: None,

@@ -1737,3 +1737,37 @@ pub async fn tenant_events(
         .await?;
     Ok(Json(dto::page(&page, |event| event.to_cloudevent())).into_response())
 }
+
+// ---- diagnostics -------------------------------------------------------------------
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/diagnostics",
+    tag = "tenants",
+    summary = "The tenant's onboarding diagnostics (`diagnostics:read`)",
+    description = "Every check of SPEC §6 and `api_keys.scopes_enabled`, each with what it \
+                   saw and, unless it passed, the exact call that fixes it. The overall \
+                   `status` is `not_ready` when any check fails, else `degraded` when any \
+                   warns, else `ready`; the answer is 200 whatever the status. Writes \
+                   nothing: the `audit.writable` probe is rolled back.",
+    params(
+        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+    ),
+    responses(
+        (status = 200, description = "The report", body = doc::DiagnosticsReport),
+        (status = 400, description = "`invalid_tenant_id`"),
+        (status = 401, description = "`unauthenticated`: no valid bearer token"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn tenant_diagnostics(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
+    let report = diagnostics::diagnose(&state.engine, &caller, &tenant, &state.diagnostics).await?;
+    Ok(Json(report.to_json()).into_response())
+}

@@ -136,6 +136,16 @@ pub struct AuditFilter {
     pub until: Option<OffsetDateTime>,
 }
 
+/// What waits in one tenant's outbox for the relay (what [`StoreTx::outbox_backlog`]
+/// reads, for the `outbox.lag` diagnostic).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    /// Events of the tenant's feed that no relay has marked published yet.
+    pub waiting: u64,
+    /// The `time` of the oldest of them; `None` when none waits.
+    pub oldest: Option<OffsetDateTime>,
+}
+
 /// Opens transactions.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -421,6 +431,17 @@ pub trait StoreTx: Send {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;
+    /// The tenant's outbox backlog: how many events of its feed (partition
+    /// `Tenant(tenant)` only, never the platform's) no relay has marked published yet,
+    /// and the `time` the oldest of them carries. It writes nothing.
+    ///
+    /// An event counts as waiting from its commit until a relay marks it published; an
+    /// adapter that has no relay at all MUST still report every event of the feed as
+    /// waiting (the diagnostics decide whether a relay is expected, not the store).
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be read.
+    async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError>;
 
     /// Makes every write of the transaction durable and visible, or none of them.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

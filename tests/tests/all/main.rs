@@ -13,6 +13,7 @@ mod authorize_paths;
 mod behaviour_fake;
 mod behaviour_pg;
 mod decision_properties;
+mod diagnostics;
 mod differential;
 mod http_api;
 mod http_rules;

@@ -16,7 +16,9 @@ use crate::model::{
     AccountState, ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry,
     Session, Tenant, User,
 };
-use crate::ports::{AuditFilter, FactsQuery, Store, StoreError, StoreTx, SubjectRef, TxScope};
+use crate::ports::{
+    AuditFilter, FactsQuery, OutboxBacklog, Store, StoreError, StoreTx, SubjectRef, TxScope,
+};
 
 /// A member row as stored: the email is joined from the user on read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,9 @@ pub struct MemState {
     pub invitations: BTreeMap<String, Invitation>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,
+    /// Events a relay has marked published (see [`MemStore::publish_all`]); every other
+    /// event waits in the outbox.
+    pub published: BTreeSet<EventId>,
 }
 
 impl MemState {
@@ -123,6 +128,22 @@ impl MemStore {
 impl Default for MemStore {
     fn default() -> Self {
         Self::new()
+    }
+
+    /// What a relay pass that publishes everything does: marks every committed event of
+    /// every feed published; returns how many were waiting.
+    pub async fn publish_all(&self) -> usize {
+        let mut state = self.state.lock().await;
+        let waiting: Vec<EventId> = state
+            .events
+            .values()
+            .flatten()
+            .map(|event| event.id)
+            .filter(|id| !state.published.contains(id))
+            .collect();
+        let count = waiting.len();
+        state.published.extend(waiting);
+        count
     }
 }
 
@@ -941,6 +962,21 @@ impl StoreTx for MemTx {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError> {
+        self.allow(tenant)?;
+        let mut backlog = OutboxBacklog::default();
+        for event in self
+            .working
+            .events_of(&Partition::Tenant(tenant.clone()))
+            .iter()
+            .filter(|event| !self.working.published.contains(&event.id))
+        {
+            backlog.waiting += 1;
+            backlog.oldest = Some(backlog.oldest.map_or(event.time, |at| at.min(event.time)));
+        }
+        Ok(backlog)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
