@@ -10,6 +10,7 @@
 
 pub mod behaviour;
 pub mod harness;
+pub mod nats;
 pub mod http;
 pub mod pg;
 pub mod scenario;

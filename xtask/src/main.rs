@@ -319,16 +319,12 @@ fn nats_listening() -> bool {
 
 /// Makes sure NATS with JetStream listens on 127.0.0.1:4222 for the relay tests: starts
 /// `nats-server -js` in the background with a store directory of its own, installing the
-/// Debian package first when the binary is absent.
+/// Debian package first when the binary is absent. The binary is needed even when a
+/// server already listens: the outage test runs a private server it kills and restarts.
 fn nats() -> Result<(), String> {
-    if nats_listening() {
-        eprintln!("xtask: nats: listening on 127.0.0.1:4222");
-        return Ok(());
-    }
-    let has_server = Command::new("nats-server")
-        .arg("--version")
-        .output()
-        .is_ok();
+    let has_server = ["nats-server", "/usr/sbin/nats-server"]
+        .into_iter()
+        .any(|program| Command::new(program).arg("--version").output().is_ok());
     if !has_server {
         run(
             "nats: apt-get update",
@@ -338,6 +334,10 @@ fn nats() -> Result<(), String> {
             "nats: install nats-server",
             Command::new("apt-get").args(["install", "-y", "-qq", "nats-server"]),
         )?;
+    }
+    if nats_listening() {
+        eprintln!("xtask: nats: listening on 127.0.0.1:4222");
+        return Ok(());
     }
     let store = env::temp_dir().join("user-engine-nats");
     std::fs::create_dir_all(&store).map_err(|error| format!("nats: store directory: {error}"))?;

@@ -17,6 +17,22 @@ use crate::errors::store_error;
 use crate::tx::EventRow;
 use crate::PgStore;
 
+/// One event on its way out: its SPEC subject, its id (the `Nats-Msg-Id`) and its
+/// CloudEvents JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEvent {
+    pub subject: String,
+    pub msg_id: String,
+    pub payload: Vec<u8>,
+}
+
+/// Why a batch was not wholly acknowledged: the first event that failed, by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishFailure {
+    pub msg_id: String,
+    pub message: String,
+}
+
 /// Where the relay sends events.
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
@@ -25,6 +41,26 @@ pub trait EventPublisher: Send + Sync {
     /// # Errors
     /// When the broker is unreachable or refuses the message; the text is for logs.
     async fn publish(&self, subject: &str, msg_id: &str, payload: Vec<u8>) -> Result<(), String>;
+
+    /// Publishes a claimed batch, in order, and returns once the broker acknowledged
+    /// every message. The default publishes one at a time; a publisher that can keep
+    /// several messages in flight SHOULD override it, since waiting for each
+    /// acknowledgement before the next send bounds throughput by the round trip.
+    ///
+    /// # Errors
+    /// MUST fail when any message was not acknowledged, naming one that was not: the
+    /// relay then marks nothing of the batch.
+    async fn publish_batch(&self, batch: Vec<OutgoingEvent>) -> Result<(), PublishFailure> {
+        for event in batch {
+            self.publish(&event.subject, &event.msg_id, event.payload)
+                .await
+                .map_err(|message| PublishFailure {
+                    msg_id: event.msg_id,
+                    message,
+                })?;
+        }
+        Ok(())
+    }
 }
 
 /// Why a relay pass stopped; nothing it claimed was marked published.
@@ -84,8 +120,9 @@ impl Relay {
         }
     }
 
-    /// Claims up to `batch` unpublished events, publishes them in order, and marks them
-    /// published, all in one transaction; returns how many were published.
+    /// Claims up to `batch` unpublished events, publishes them in order (as one
+    /// [`EventPublisher::publish_batch`]), and marks them published once every one was
+    /// acknowledged, all in one transaction; returns how many were published.
     ///
     /// `FOR UPDATE SKIP LOCKED` lets several relays run at once without sending the same
     /// row concurrently: each claims rows the others have not locked.
@@ -118,19 +155,27 @@ impl Relay {
         }
         let mut partitions = Vec::with_capacity(rows.len());
         let mut positions = Vec::with_capacity(rows.len());
+        let mut batch = Vec::with_capacity(rows.len());
         for row in rows {
             let event = row.into_event()?;
             let payload = serde_json::to_vec(&event.to_cloudevent())
                 .map_err(|error| StoreError::Unavailable(error.to_string()))?;
-            let event_id = event.id.to_string();
-            // Dropping `tx` on this early return rolls back, releasing the claims.
-            publisher
-                .publish(&event.nats_subject(), &event_id, payload)
-                .await
-                .map_err(|message| RelayError::Publish { event_id, message })?;
+            batch.push(OutgoingEvent {
+                subject: event.nats_subject(),
+                msg_id: event.id.to_string(),
+                payload,
+            });
             partitions.push(event.partition.name().to_owned());
             positions.push(i64::try_from(event.position).unwrap_or(i64::MAX));
         }
+        // Dropping `tx` on this early return rolls back, releasing the claims.
+        publisher
+            .publish_batch(batch)
+            .await
+            .map_err(|failure| RelayError::Publish {
+                event_id: failure.msg_id,
+                message: failure.message,
+            })?;
         let published = positions.len();
         sqlx::query(
             "update outbox_events o set published_at = now() \
