@@ -19,8 +19,8 @@ use domain::model::{
     SchemaEntry, Session, Tenant, TenantState, TotpEnrolment, User, UserState,
 };
 use domain::ports::{
-    AuditFilter, AuthorizeSnapshot, Credential, FactsQuery, SnapshotQuery, StoreError,
-    StoreTx, SubjectRef,
+    AuditFilter, AuthorizeSnapshot, Credential, FactsQuery, OutboxBacklog, SnapshotQuery,
+    StoreError, StoreTx, SubjectRef,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;

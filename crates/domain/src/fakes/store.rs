@@ -11,7 +11,9 @@ use crate::audit::{AuditDraft, AuditRecord, Partition, GENESIS_HASH};
 use crate::authz::{AccountFacts, AuthzFacts, SubjectFacts, TargetFacts};
 use crate::catalog::{default_catalog, default_schema};
 use crate::event::{Event, EventDraft};
-use crate::ids::{Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
+use crate::ids::{
+    Email, EventId, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId,
+};
 use crate::model::{
     AccountState, ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry,
     Session, Tenant, User,
@@ -123,12 +125,6 @@ impl MemStore {
     pub async fn snapshot(&self) -> MemState {
         self.state.lock().await.clone()
     }
-}
-
-impl Default for MemStore {
-    fn default() -> Self {
-        Self::new()
-    }
 
     /// What a relay pass that publishes everything does: marks every committed event of
     /// every feed published; returns how many were waiting.
@@ -144,6 +140,12 @@ impl Default for MemStore {
         let count = waiting.len();
         state.published.extend(waiting);
         count
+    }
+}
+
+impl Default for MemStore {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
