@@ -3,9 +3,12 @@
 //! `store`: member-add transactions per second through the engine on PostgreSQL (change +
 //! audit record + event, `synchronous_commit` on) at 1, 8 and 32 concurrent clients,
 //! beside pgbench running the equivalent inserts in one transaction against the same
-//! database. `http`: see `http.rs`.
+//! database. `store --store sqlite`: the same on the embedded store, see `sqlite.rs`.
+//! `http`: see `http.rs`. `events`: see `events.rs`.
 
+mod events;
 mod http;
+mod sqlite;
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -97,20 +100,37 @@ const USERS_PER_CLIENT_SECOND: i64 = 1_000;
 async fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let which = args.first().cloned().unwrap_or_default();
-    if which != "store" && which != "http" {
-        return Err("usage: bench store|http [seconds per run, default 5]".into());
+    if !["store", "http", "events"].contains(&which.as_str()) {
+        return Err("usage: bench store|http|events [seconds per run, default 5]".into());
     }
-    let seconds: u64 = args.get(1).and_then(|text| text.parse().ok()).unwrap_or(5);
+    // `--store sqlite` (after `store`) selects the embedded store; the seconds are the
+    // first number.
+    let store = args
+        .iter()
+        .position(|arg| arg == "--store")
+        .and_then(|index| args.get(index + 1))
+        .map_or("postgres", String::as_str);
+    let seconds: u64 = args
+        .iter()
+        .skip(1)
+        .find_map(|text| text.parse().ok())
+        .unwrap_or(5);
+    match (which.as_str(), store) {
+        // Needs no PostgreSQL: return before creating a database there.
+        ("store", "sqlite") => return sqlite::run(seconds).await,
+        (_, "postgres") => {}
+        _ => return Err(format!("unknown --store {store}: postgres or sqlite").into()),
+    }
     let name = format!("ue_bench_{}", std::process::id());
     let server: PgConnectOptions = server_url().parse()?;
     let mut admin = PgConnection::connect_with(&server.clone().disable_statement_logging()).await?;
     admin
         .execute(format!("create database {name}").as_str())
         .await?;
-    let result = if which == "http" {
-        http::run(&name, seconds).await
-    } else {
-        run(&name, seconds).await
+    let result = match which.as_str() {
+        "http" => http::run(&name, seconds).await,
+        "events" => events::run(&name, seconds).await,
+        _ => run(&name, seconds).await,
     };
     admin
         .execute(format!("drop database if exists {name} with (force)").as_str())
@@ -215,9 +235,14 @@ fn database_url_of(pool: &sqlx::PgPool) -> String {
 
 async fn engine(url: &str, connections: u32) -> Result<Engine, Failure> {
     let store = PgStore::connect(url, connections).await?;
-    Ok(Engine::new(
+    Ok(engine_on(Arc::new(store)))
+}
+
+/// The engine over a store, with the system clock, UUID v7 ids and unused secrets.
+fn engine_on(store: Arc<dyn domain::ports::Store>) -> Engine {
+    Engine::new(
         Ports {
-            store: Arc::new(store),
+            store,
             clock: Arc::new(SystemClock),
             ids: Arc::new(V7Ids),
             secrets: Arc::new(Unused),
@@ -225,7 +250,7 @@ async fn engine(url: &str, connections: u32) -> Result<Engine, Failure> {
             totp: Arc::new(Unused),
         },
         EngineConfig::default(),
-    ))
+    )
 }
 
 /// `clients` tasks, each adding existing users to its own tenant for `seconds`.

@@ -1,20 +1,51 @@
 //! HTTP test support: `spawn_app` starts the real service on port 0 with a database of
-//! its own, and `TestApp` speaks to it over real HTTP.
+//! its own (`spawn_app_on` chooses PostgreSQL or the embedded SQLite store), and
+//! `TestApp` speaks to it over real HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use api_http::app::{router, AppState};
+use api_http::app::{router, AppState, Readiness};
 use domain::ids::{Email, Password};
+use domain::ports::Store;
 use domain::usecases::{Engine, EngineConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::pg::TestDb;
+use crate::sqlite::TestFile;
 
 /// The platform root every app is bootstrapped with.
 pub const ROOT_EMAIL: &str = "root@example.com";
 pub const ROOT_PASSWORD: &str = "root password 123";
+
+/// Which store a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Postgres,
+    Sqlite,
+}
+
+/// The database behind a test app, kept as long as the app.
+#[derive(Debug, Clone)]
+pub enum AppDb {
+    Postgres(Arc<TestDb>),
+    Sqlite(Arc<TestFile>),
+}
+
+impl AppDb {
+    /// A connection as the PostgreSQL owner, for tests that inspect or tamper with
+    /// PostgreSQL directly; such tests run on PostgreSQL only.
+    pub async fn owner_connection(&self) -> sqlx::PgConnection {
+        match self {
+            Self::Postgres(db) => db.owner_connection().await,
+            Self::Sqlite(file) => panic!(
+                "a PostgreSQL owner connection asked of an app on SQLite ({})",
+                file.path.display()
+            ),
+        }
+    }
+}
 
 /// A running service and a client for it.
 #[derive(Debug)]
@@ -22,7 +53,7 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     pub engine: Engine,
-    pub db: Arc<TestDb>,
+    pub db: AppDb,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -53,15 +84,44 @@ impl Reply {
     }
 }
 
-/// Starts the service with production ports (argon2id, RFC TOTP) on a fresh database.
+/// Starts the service with production ports (argon2id, RFC TOTP) on a fresh PostgreSQL
+/// database.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with_login_limit(1000).await
+    spawn_app_with(StoreKind::Postgres, 1000).await
+}
+
+/// Starts the service on a fresh database of the given store.
+pub async fn spawn_app_on(store: StoreKind) -> TestApp {
+    spawn_app_with(store, 1000).await
 }
 
 pub async fn spawn_app_with_login_limit(per_minute: u32) -> TestApp {
-    let db = TestDb::create().await;
-    let store = db.store(8).await;
-    let ports = api_http::security::production_ports(Arc::new(store.clone()));
+    spawn_app_with(StoreKind::Postgres, per_minute).await
+}
+
+/// Starts the service on a fresh database of `kind`, allowing `per_minute` logins.
+pub async fn spawn_app_with(kind: StoreKind, per_minute: u32) -> TestApp {
+    let (db, store, readiness): (AppDb, Arc<dyn Store>, Arc<dyn Readiness>) = match kind {
+        StoreKind::Postgres => {
+            let db = TestDb::create().await;
+            let store = db.store(8).await;
+            (
+                AppDb::Postgres(Arc::new(db)),
+                Arc::new(store.clone()),
+                Arc::new(store),
+            )
+        }
+        StoreKind::Sqlite => {
+            let file = TestFile::new();
+            let store = file.store().await;
+            (
+                AppDb::Sqlite(Arc::new(file)),
+                Arc::new(store.clone()),
+                Arc::new(store),
+            )
+        }
+    };
+    let ports = api_http::security::production_ports(store);
     let engine = Engine::new(ports, EngineConfig::default());
     engine
         .bootstrap(
@@ -73,7 +133,7 @@ pub async fn spawn_app_with_login_limit(per_minute: u32) -> TestApp {
         .expect("bootstrap");
     let state = AppState::with_login_limit(
         engine.clone(),
-        Arc::new(store),
+        readiness,
         std::num::NonZeroU32::new(per_minute).expect("a positive limit"),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -88,7 +148,7 @@ pub async fn spawn_app_with_login_limit(per_minute: u32) -> TestApp {
         address,
         client: reqwest::Client::new(),
         engine,
-        db: Arc::new(db),
+        db,
         server,
     }
 }

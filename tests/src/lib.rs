@@ -10,7 +10,8 @@
 
 pub mod behaviour;
 pub mod harness;
-pub mod nats;
 pub mod http;
+pub mod nats;
 pub mod pg;
 pub mod scenario;
+pub mod sqlite;

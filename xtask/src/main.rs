@@ -291,8 +291,14 @@ fn diagnose(args: &[String]) -> ExitCode {
 /// Runs a benchmark of `bench/` in release mode against the development database.
 fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
-        Some(which @ ("store" | "http")) => {
-            db()?;
+        Some(which @ ("store" | "http" | "events")) => {
+            // The embedded store needs no PostgreSQL.
+            if !args.windows(2).any(|pair| pair == ["--store", "sqlite"]) {
+                db()?;
+            }
+            if which == "events" {
+                nats()?;
+            }
             run(
                 &format!("bench {which}"),
                 cargo()
@@ -308,7 +314,10 @@ fn bench(args: &[String]) -> Result<(), String> {
                     .args(args.get(1..).unwrap_or_default()),
             )
         }
-        _ => Err("usage: cargo xtask bench store|http [seconds per run]".to_owned()),
+        _ => Err(
+            "usage: cargo xtask bench store [--store sqlite]|http|events [seconds per run]"
+                .to_owned(),
+        ),
     }
 }
 

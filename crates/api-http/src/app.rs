@@ -35,6 +35,12 @@ impl Readiness for adapters_pg::PgStore {
     }
 }
 
+impl Readiness for adapters_sqlite::SqliteStore {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(self.ping())
+    }
+}
+
 /// Login attempts allowed per email and per client address.
 #[derive(Debug)]
 pub struct LoginLimits {

@@ -51,9 +51,17 @@ const DATABASE_URL: Setting = Setting {
     key: "database_url",
     env: "USER_ENGINE_DATABASE_URL",
     default: None,
-    help: "PostgreSQL URL, postgres://user:password@host:5432/database (secret, never logged); \
-           required until the embedded store lands; its user must own the schema, since \
-           serve, migrate and bootstrap run the migrations",
+    help: "where the data lives: postgres://user:password@host:5432/database selects \
+           PostgreSQL (its user must own the schema, since serve, migrate and bootstrap run \
+           the migrations), sqlite://path/to/file.db an embedded SQLite file; unset, the \
+           embedded store in USER_ENGINE_DATA_DIR (secret, never logged)",
+};
+const DATA_DIR: Setting = Setting {
+    key: "data_dir",
+    env: "USER_ENGINE_DATA_DIR",
+    default: Some("./user-engine-data"),
+    help: "directory of the embedded store, created if missing; its file user-engine.db \
+           holds every tenant's data (used only when USER_ENGINE_DATABASE_URL is unset)",
 };
 const MAX_CONNECTIONS: Setting = Setting {
     key: "max_connections",
@@ -138,6 +146,7 @@ const OUTBOX_LAG_WARN: Setting = Setting {
 pub const SETTINGS: &[Setting] = &[
     LISTEN,
     DATABASE_URL,
+    DATA_DIR,
     MAX_CONNECTIONS,
     LOG_FORMAT,
     LOG_LEVEL,
@@ -205,6 +214,8 @@ pub struct Config {
     pub file: Option<PathBuf>,
     pub listen: SocketAddr,
     pub database_url: Option<Secret>,
+    /// The embedded store's directory, used when `database_url` is unset.
+    pub data_dir: PathBuf,
     pub max_connections: u32,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -225,6 +236,7 @@ impl Default for Config {
             file: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
+            data_dir: PathBuf::from("./user-engine-data"),
             max_connections: 16,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
@@ -262,6 +274,7 @@ impl std::error::Error for ConfigError {}
 struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
+    data_dir: Option<String>,
     max_connections: Option<i64>,
     log_format: Option<String>,
     log_level: Option<String>,
@@ -489,12 +502,24 @@ impl Config {
             .unwrap_or(defaults.listen);
         let database_url =
             layers.resolve(&DATABASE_URL, true, parsed.database_url, text, |value| {
-                if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+                if value.starts_with("postgres://")
+                    || value.starts_with("postgresql://")
+                    || value.starts_with("sqlite://")
+                {
                     Ok(Secret::new(value))
                 } else {
-                    Err("must be a postgres:// or postgresql:// url".to_owned())
+                    Err("must be a postgres://, postgresql:// or sqlite:// url".to_owned())
                 }
             })?;
+        let data_dir = layers
+            .resolve(&DATA_DIR, false, parsed.data_dir, text, |value| {
+                if value.trim().is_empty() {
+                    Err("must name a directory".to_owned())
+                } else {
+                    Ok(PathBuf::from(value))
+                }
+            })?
+            .unwrap_or(defaults.data_dir.clone());
         let max_connections = layers
             .resolve(
                 &MAX_CONNECTIONS,
@@ -607,6 +632,7 @@ impl Config {
             file: file.map(|(path, _)| path.to_path_buf()),
             listen,
             database_url,
+            data_dir,
             max_connections,
             log_format,
             log_level,
@@ -750,6 +776,35 @@ database_url = "postgres://file:filepass@db/file"
     }
 
     #[test]
+    fn the_database_url_takes_postgres_or_sqlite_and_the_data_dir_has_a_default(
+    ) -> Result<(), ConfigError> {
+        let defaults = load(None, &[])?;
+        assert_eq!(defaults.database_url, None);
+        assert_eq!(defaults.data_dir, PathBuf::from("./user-engine-data"));
+        for url in [
+            "postgres://u@db/x",
+            "postgresql://u@db/x",
+            "sqlite://data/x.db",
+        ] {
+            let config = load(None, &[("USER_ENGINE_DATABASE_URL", url)])?;
+            assert_eq!(config.database_url.as_ref().map(Secret::expose), Some(url));
+        }
+        let config = load(Some("data_dir = \"/var/lib/user-engine\"\n"), &[])?;
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/user-engine"));
+        let config = load(None, &[("USER_ENGINE_DATA_DIR", "/srv/ue")])?;
+        assert_eq!(config.data_dir, PathBuf::from("/srv/ue"));
+        let refused = rejection(load(None, &[("USER_ENGINE_DATABASE_URL", "mysql://x")]));
+        assert!(refused.contains("sqlite://"), "{refused}");
+        assert!(
+            !refused.contains("mysql"),
+            "a secret is not echoed: {refused}"
+        );
+        assert!(rejection(load(None, &[("USER_ENGINE_DATA_DIR", "  ")]))
+            .contains("USER_ENGINE_DATA_DIR"));
+        Ok(())
+    }
+
+    #[test]
     fn variables_override_the_file() -> Result<(), ConfigError> {
         let config = load(
             Some(FILE),
@@ -808,6 +863,26 @@ database_url = "postgres://file:filepass@db/file"
     }
 
     #[test]
+    fn the_diagnostics_expect_a_relay_only_with_nats_and_take_the_lag_threshold(
+    ) -> Result<(), ConfigError> {
+        let defaults = load(None, &[])?.diagnostics_options();
+        assert_eq!(defaults.outbox_lag_warn, Duration::seconds(60));
+        assert!(!defaults.relay_expected);
+        let relayed = load(
+            Some("outbox_lag_warn_seconds = 30\n"),
+            &[("USER_ENGINE_NATS_URL", "nats://127.0.0.1:4222")],
+        )?
+        .diagnostics_options();
+        assert_eq!(relayed.outbox_lag_warn, Duration::seconds(30));
+        assert!(relayed.relay_expected);
+        assert!(
+            rejection(load(None, &[("USER_ENGINE_OUTBOX_LAG_WARN", "1m")]))
+                .contains("USER_ENGINE_OUTBOX_LAG_WARN")
+        );
+        Ok(())
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug_and_display() -> Result<(), ConfigError> {
         let config = load(
             None,
@@ -855,26 +930,6 @@ database_url = "postgres://file:filepass@db/file"
         assert!(message.contains("max_connections = \"0\""), "{message}");
         assert!(message.contains("/etc/user-engine.toml"), "{message}");
         assert!(message.contains("from 1 to 10000"), "{message}");
-    }
-
-    #[test]
-    fn the_diagnostics_expect_a_relay_only_with_nats_and_take_the_lag_threshold(
-    ) -> Result<(), ConfigError> {
-        let defaults = load(None, &[])?.diagnostics_options();
-        assert_eq!(defaults.outbox_lag_warn, Duration::seconds(60));
-        assert!(!defaults.relay_expected);
-        let relayed = load(
-            Some("outbox_lag_warn_seconds = 30\n"),
-            &[("USER_ENGINE_NATS_URL", "nats://127.0.0.1:4222")],
-        )?
-        .diagnostics_options();
-        assert_eq!(relayed.outbox_lag_warn, Duration::seconds(30));
-        assert!(relayed.relay_expected);
-        assert!(
-            rejection(load(None, &[("USER_ENGINE_OUTBOX_LAG_WARN", "1m")]))
-                .contains("USER_ENGINE_OUTBOX_LAG_WARN")
-        );
-        Ok(())
     }
 
     #[test]

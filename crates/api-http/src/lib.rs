@@ -14,3 +14,4 @@ pub mod openapi;
 pub mod relay;
 pub mod routes;
 pub mod security;
+pub mod store;

@@ -17,6 +17,7 @@ use std::time::Duration;
 use adapters_pg::PgStore;
 use api_http::app::{router, AppState};
 use api_http::config::{self, Config, LogFormat, Secret};
+use api_http::store::{Backend, Location};
 use clap::{Parser, Subcommand};
 use domain::ids::{Email, Password, TenantId};
 use domain::model::User;
@@ -44,12 +45,15 @@ enum Command {
     ///
     /// Migrates the database, creates the first platform_root when
     /// USER_ENGINE_BOOTSTRAP_EMAIL and USER_ENGINE_BOOTSTRAP_PASSWORD are set, then serves
-    /// until SIGTERM or Ctrl-C, letting requests in flight finish.
+    /// until SIGTERM or Ctrl-C, letting requests in flight finish. Without
+    /// USER_ENGINE_DATABASE_URL the data lives in the embedded store,
+    /// USER_ENGINE_DATA_DIR/user-engine.db (created on first start).
     #[command(after_help = config::settings_help())]
     Serve,
     /// Applies the pending database migrations and prints which were applied
     ///
-    /// Connects as the user of USER_ENGINE_DATABASE_URL, which must own the schema.
+    /// Connects as the user of USER_ENGINE_DATABASE_URL, which must own the schema; without
+    /// it, creates or migrates the embedded store in USER_ENGINE_DATA_DIR.
     #[command(after_help = config::settings_help())]
     Migrate,
     /// Creates the first platform_root if none exists and prints the result
@@ -65,7 +69,7 @@ enum Command {
     },
     /// Runs only the outbox relay to NATS JetStream (SPEC §6), until SIGTERM or Ctrl-C
     ///
-    /// Needs USER_ENGINE_DATABASE_URL (an already migrated database) and
+    /// Needs USER_ENGINE_DATABASE_URL (an already migrated PostgreSQL database) and
     /// USER_ENGINE_NATS_URL; several relays may run at once. `serve` runs one too when
     /// USER_ENGINE_NATS_URL is set.
     #[command(after_help = config::settings_help())]
@@ -168,15 +172,13 @@ async fn audit_verify(
     let config = Config::load(config_file, &env).map_err(|error| error.to_string())?;
     init_tracing(&config)?;
     warn_unknown_variables(&env);
-    let url = database_url(&config)?;
     // No migration: verifying is read-only, and an unmigrated database has no trail.
-    let store = PgStore::connect(url.expose(), config.max_connections)
-        .await
-        .map_err(|error| format!("cannot connect the database pool: {error}"))?;
-    let ports = api_http::security::production_ports(Arc::new(store.clone()));
+    let backend = connect_existing(&config, config.max_connections).await?;
+    let store = backend.store();
+    let ports = api_http::security::production_ports(store.clone());
     let engine = Engine::new(ports, config.engine_config());
-    let verdicts = api_http::audit::verify(&engine, &store, tenant.as_ref()).await;
-    store.pool().close().await;
+    let verdicts = api_http::audit::verify(&engine, store.as_ref(), tenant.as_ref()).await;
+    backend.close().await;
     let report = api_http::audit::report(&verdicts?);
     for line in &report.lines {
         println!("{line}");
@@ -282,6 +284,7 @@ fn log_effective_config(config: &Config) {
         config_file = file.as_deref().unwrap_or("none"),
         listen = %config.listen,
         database_url = config.database_url.as_ref().map_or("unset", |_| "<redacted>"),
+        data_dir = %config.data_dir.display(),
         max_connections = config.max_connections,
         log_format = %config.log_format,
         log_level = %config.log_level,
@@ -298,12 +301,36 @@ fn log_effective_config(config: &Config) {
     );
 }
 
-fn database_url(config: &Config) -> Result<&Secret, String> {
-    config.database_url.as_ref().ok_or_else(|| {
-        "no database configured: set USER_ENGINE_DATABASE_URL=postgres://user:password@host:5432/database \
-         (or database_url in the config file); the embedded store is not available yet"
-            .to_owned()
-    })
+/// Why `what` cannot run on the embedded store, and what to do.
+fn needs_postgres(what: &str) -> String {
+    format!(
+        "{what} needs PostgreSQL: set USER_ENGINE_DATABASE_URL=postgres://user:password@host:5432/database; \
+         with the embedded store, events stay available through the event feed \
+         (GET /v1/tenants/{{tenant}}/events)"
+    )
+}
+
+/// The PostgreSQL URL, for what only PostgreSQL supports (the outbox relay).
+fn postgres_url(config: &Config, what: &str) -> Result<Secret, String> {
+    match Location::of(config)? {
+        Location::Postgres(url) => Ok(url),
+        Location::Sqlite { .. } => Err(needs_postgres(what)),
+    }
+}
+
+/// Connects to an existing store without migrating it, for the commands that read.
+async fn connect_existing(config: &Config, connections: u32) -> Result<Backend, String> {
+    match Location::of(config)? {
+        Location::Postgres(url) => PgStore::connect(url.expose(), connections)
+            .await
+            .map(Backend::Postgres)
+            .map_err(|error| format!("cannot connect the database pool: {error}")),
+        Location::Sqlite { options, .. } => {
+            api_http::store::open_existing_sqlite(options, connections)
+                .await
+                .map(Backend::Sqlite)
+        }
+    }
 }
 
 /// Runs the migrations as the URL's own user (the schema owner) over a short-lived
@@ -359,16 +386,32 @@ async fn run_migrations(url: &Secret) -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// Migrates, then connects the store's pool and builds the engine on it.
-async fn open(config: &Config) -> Result<(PgStore, Engine, Vec<String>), String> {
-    let url = database_url(config)?;
-    let applied = run_migrations(url).await?;
-    let store = PgStore::connect(url.expose(), config.max_connections)
-        .await
-        .map_err(|error| format!("cannot connect the database pool: {error}"))?;
-    let ports = api_http::security::production_ports(Arc::new(store.clone()));
+/// Opens the configured store (PostgreSQL, or the embedded SQLite file), migrates it,
+/// and builds the engine on it.
+async fn open(config: &Config) -> Result<(Backend, Engine, Vec<String>), String> {
+    let (backend, applied) = match Location::of(config)? {
+        Location::Postgres(url) => {
+            let applied = run_migrations(&url).await?;
+            let store = PgStore::connect(url.expose(), config.max_connections)
+                .await
+                .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+            (Backend::Postgres(store), applied)
+        }
+        Location::Sqlite { options, path } => {
+            let (store, applied) =
+                api_http::store::open_sqlite(options, config.max_connections).await?;
+            tracing::info!(
+                path = %api_http::store::absolute(&path).display(),
+                "embedded store: every tenant's data lives in this file (with its -wal and \
+                 -shm files while running); for production use PostgreSQL \
+                 (USER_ENGINE_DATABASE_URL=postgres://…)"
+            );
+            (Backend::Sqlite(store), applied)
+        }
+    };
+    let ports = api_http::security::production_ports(backend.store());
     let engine = Engine::new(ports, config.engine_config());
-    Ok((store, engine, applied))
+    Ok((backend, engine, applied))
 }
 
 async fn bootstrap_root(
@@ -404,7 +447,7 @@ async fn serve(config: Config) -> Result<(), String> {
                     .to_owned(),
             ),
         };
-    let (store, engine, applied) = open(&config).await?;
+    let (backend, engine, applied) = open(&config).await?;
     tracing::info!(
         applied_count = applied.len(),
         applied = %applied.join(", "),
@@ -458,7 +501,7 @@ async fn serve(config: Config) -> Result<(), String> {
         let _ = stop.send(());
         let _ = task.await;
     }
-    store.pool().close().await;
+    backend.close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -475,7 +518,7 @@ fn nats_url(config: &Config) -> Result<&Secret, String> {
 /// stops it.
 async fn spawn_relay(
     config: &Config,
-    store: &PgStore,
+    backend: &Backend,
     metrics: Arc<api_http::metrics::Metrics>,
 ) -> Result<
     Option<(
@@ -490,6 +533,11 @@ async fn spawn_relay(
              available through the event feed only"
         );
         return Ok(None);
+    };
+    let Some(store) = backend.postgres() else {
+        return Err(needs_postgres(
+            "relaying events to NATS (USER_ENGINE_NATS_URL)",
+        ));
     };
     let publisher = api_http::relay::JetStreamPublisher::connect(url.expose()).await?;
     let relay = adapters_pg::relay::Relay::new(store);
@@ -507,7 +555,7 @@ async fn spawn_relay(
 /// `user-engine relay`: the relay alone, so it can be deployed apart from the API.
 async fn relay(config: &Config) -> Result<(), String> {
     log_effective_config(config);
-    let url = database_url(config)?;
+    let url = postgres_url(config, "the relay")?;
     let nats = nats_url(config)?;
     // No migration: the API's deployment owns the schema; a relay only reads and marks
     // outbox rows, so a small pool is enough.
@@ -559,8 +607,18 @@ async fn shutdown_signal() {
 }
 
 async fn migrate(config: &Config) -> Result<(), String> {
-    let url = database_url(config)?;
-    let applied = run_migrations(url).await?;
+    let applied = match Location::of(config)? {
+        Location::Postgres(url) => run_migrations(&url).await?,
+        Location::Sqlite { options, path } => {
+            let (store, applied) = api_http::store::open_sqlite(options, 1).await?;
+            store.close().await;
+            println!(
+                "embedded store at {}",
+                api_http::store::absolute(&path).display()
+            );
+            applied
+        }
+    };
     if applied.is_empty() {
         println!("database already up to date; no migration applied");
     } else {
@@ -584,9 +642,9 @@ async fn bootstrap(config: &Config, email_flag: Option<&str>) -> Result<(), Stri
          (never a flag, so it stays out of shell history and process listings)"
             .to_owned()
     })?;
-    let (store, engine, _) = open(config).await?;
+    let (backend, engine, _) = open(config).await?;
     let created = bootstrap_root(&engine, email, password).await;
-    store.pool().close().await;
+    backend.close().await;
     match created? {
         Some(user) => println!("created platform_root {} (user id {})", user.email, user.id),
         None => println!("a platform_root already exists; nothing changed"),

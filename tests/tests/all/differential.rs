@@ -2,14 +2,15 @@
 //! and to PostgreSQL must give identical observable results — every step's outcome and
 //! the data reads saw, and at the end every audit trail (hashes included), event feed,
 //! member list, binding and enabled scope, read straight from each store.
+//! [`same_as_in_memory`] is the comparison; `differential_sqlite` runs it on SQLite.
 
 use domain::audit::Partition;
 use domain::ports::{AuditFilter, StoreTx, TxScope};
 use proptest::prelude::*;
 use tests::harness::Harness;
-use tests::scenario::{setup, step, World};
+use tests::scenario::{setup, step, Step, World};
 
-fn cases() -> u32 {
+pub(crate) fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|cases| cases.parse().ok())
@@ -69,6 +70,26 @@ async fn observable(world: &World) -> Vec<String> {
     seen
 }
 
+/// Runs `steps` on a fresh in-memory store and on `store`, and asserts that every step
+/// and the final observable state are the same.
+pub(crate) async fn same_as_in_memory(steps: &[Step], store: Harness) {
+    let mut fake = setup(Harness::fake().0).await;
+    let mut other = setup(store).await;
+    for (index, step) in steps.iter().enumerate() {
+        let caller = fake.caller(step);
+        let in_memory = fake.run(step, &caller).await;
+        let caller = other.caller(step);
+        let in_store = other.run(step, &caller).await;
+        assert_eq!(in_memory, in_store, "step {index}: {step:?}");
+    }
+    let expected = observable(&fake).await;
+    let actual = observable(&other).await;
+    assert_eq!(expected.len(), actual.len());
+    for (expected, actual) in expected.iter().zip(&actual) {
+        assert_eq!(expected, actual);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(),
@@ -82,21 +103,7 @@ proptest! {
         steps in prop::collection::vec(step(), 200)
     ) {
         tests::pg::run(async {
-            let mut fake = setup(Harness::fake().0).await;
-            let mut postgres = setup(tests::pg::harness().await).await;
-            for (index, step) in steps.iter().enumerate() {
-                let caller = fake.caller(step);
-                let in_memory = fake.run(step, &caller).await;
-                let caller = postgres.caller(step);
-                let on_postgres = postgres.run(step, &caller).await;
-                assert_eq!(in_memory, on_postgres, "step {index}: {step:?}");
-            }
-            let expected = observable(&fake).await;
-            let actual = observable(&postgres).await;
-            assert_eq!(expected.len(), actual.len());
-            for (expected, actual) in expected.iter().zip(&actual) {
-                assert_eq!(expected, actual);
-            }
+            same_as_in_memory(&steps, tests::pg::harness().await).await;
         });
     }
 }

@@ -104,11 +104,11 @@ impl ModelAdmin {
 }
 
 const RACING_TASKS: u64 = 50;
-const RACE_ROUNDS: u64 = 3;
+pub(crate) const RACE_ROUNDS: u64 = 3;
 
 /// Runs one round: a fresh tenant with three active admins (and two plain members),
 /// fifty tasks attacking them at once, then every check of the round.
-async fn race_round(h: &Harness, root: &Caller, round: u64) {
+pub(crate) async fn race_round(h: &Harness, root: &Caller, round: u64) {
     let id = format!("race-{round}");
     let (tenant, first_admin) = h.tenant(root, &id).await;
     let second = h
@@ -526,84 +526,7 @@ fn eight_concurrent_writers_in_one_tenant_leave_a_verified_trail_and_a_gapless_f
     tests::pg::run(async {
         let db = TestDb::create().await;
         let h = Harness::new(Arc::new(db.store(8).await));
-        let root = h.root().await;
-        let (tenant, admin) = h.tenant(&root, "busy").await;
-        let trail_before = tenant_trail(&h, &root, &tenant).await.len();
-
-        let barrier = Arc::new(Barrier::new(WRITERS));
-        let handles: Vec<_> = (0..WRITERS)
-            .map(|writer| {
-                tokio::spawn(write_members(
-                    h.clone(),
-                    admin.clone(),
-                    tenant.clone(),
-                    writer,
-                    barrier.clone(),
-                ))
-            })
-            .collect();
-        let mut total = Tally::default();
-        for handle in handles {
-            let tally = handle
-                .await
-                .expect("a writer ran to the end")
-                .unwrap_or_else(|failure| panic!("a writer failed: {failure}"));
-            total.adds += tally.adds;
-            total.updates += tally.updates;
-            total.effective_role_changes += tally.effective_role_changes;
-        }
-        assert_eq!(total.adds, WRITERS * ADDS_PER_WRITER);
-
-        // The trail: every committed request has its record, seq 1..=n, and the chain holds.
-        let trail = tenant_trail(&h, &root, &tenant).await;
-        let seqs: Vec<u64> = trail.iter().map(|record| record.seq).collect();
-        assert_gapless("audit seqs", &seqs);
-        assert_eq!(
-            trail.len(),
-            trail_before + total.adds + total.updates,
-            "one audit record per committed add and role change"
-        );
-        assert!(trail
-            .iter()
-            .all(|record| record.outcome == Outcome::Allowed));
-        assert_eq!(
-            h.engine
-                .verify_trail(&Partition::Tenant(tenant.clone()))
-                .await,
-            Ok(Ok(trail.len() as u64)),
-            "the audit chain verifies over every record"
-        );
-
-        // The feed: positions 1..=m, one event per membership change that changed something.
-        let feed = tenant_feed(&h, &root, &tenant).await;
-        let positions: Vec<u64> = feed.iter().map(|event| event.position).collect();
-        assert_gapless("feed positions", &positions);
-        assert_eq!(count_type(&feed, types::TENANT_CREATED), 1);
-        assert_eq!(
-            count_type(&feed, types::MEMBERSHIP_ADDED),
-            1 + total.adds,
-            "the first admin and every add"
-        );
-        assert_eq!(
-            count_type(&feed, types::MEMBERSHIP_ROLES_CHANGED),
-            total.effective_role_changes,
-            "every effective role change and no other"
-        );
-        assert_eq!(
-            feed.len(),
-            2 + total.adds + total.effective_role_changes,
-            "tenant.created, the first admin, every add and every effective role change"
-        );
-
-        let members = all_members(&h, &root, &tenant).await;
-        assert_eq!(members.len(), 1 + total.adds);
-        assert_eq!(
-            members
-                .iter()
-                .filter(|member| member.is_active_admin())
-                .count(),
-            1 + total.effective_role_changes
-        );
+        let adds = concurrent_writers(&h).await;
 
         // The tenant transactions also appended user.created to the platform feed, whose
         // head they locked too: that feed has no gaps either, and the platform chain holds.
@@ -626,15 +549,98 @@ fn eight_concurrent_writers_in_one_tenant_leave_a_verified_trail_and_a_gapless_f
         .fetch_one(&mut owner)
         .await
         .expect("platform events counted");
-        assert_eq!(
-            invited as usize, total.adds,
-            "one user.created per new email"
-        );
+        assert_eq!(invited as usize, adds, "one user.created per new email");
         assert!(
             matches!(h.engine.verify_trail(&Partition::Platform).await, Ok(Ok(_))),
             "the platform chain verifies"
         );
     });
+}
+
+/// Eight writers add members to one new tenant `busy` at once and change some of their
+/// roles; then the tenant's trail, feed and members are checked. Returns the number of
+/// members added (each a new user, so one `user.created` each in the platform feed).
+pub(crate) async fn concurrent_writers(h: &Harness) -> usize {
+    let h = h.clone();
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "busy").await;
+    let trail_before = tenant_trail(&h, &root, &tenant).await.len();
+
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            tokio::spawn(write_members(
+                h.clone(),
+                admin.clone(),
+                tenant.clone(),
+                writer,
+                barrier.clone(),
+            ))
+        })
+        .collect();
+    let mut total = Tally::default();
+    for handle in handles {
+        let tally = handle
+            .await
+            .expect("a writer ran to the end")
+            .unwrap_or_else(|failure| panic!("a writer failed: {failure}"));
+        total.adds += tally.adds;
+        total.updates += tally.updates;
+        total.effective_role_changes += tally.effective_role_changes;
+    }
+    assert_eq!(total.adds, WRITERS * ADDS_PER_WRITER);
+
+    // The trail: every committed request has its record, seq 1..=n, and the chain holds.
+    let trail = tenant_trail(&h, &root, &tenant).await;
+    let seqs: Vec<u64> = trail.iter().map(|record| record.seq).collect();
+    assert_gapless("audit seqs", &seqs);
+    assert_eq!(
+        trail.len(),
+        trail_before + total.adds + total.updates,
+        "one audit record per committed add and role change"
+    );
+    assert!(trail
+        .iter()
+        .all(|record| record.outcome == Outcome::Allowed));
+    assert_eq!(
+        h.engine
+            .verify_trail(&Partition::Tenant(tenant.clone()))
+            .await,
+        Ok(Ok(trail.len() as u64)),
+        "the audit chain verifies over every record"
+    );
+
+    // The feed: positions 1..=m, one event per membership change that changed something.
+    let feed = tenant_feed(&h, &root, &tenant).await;
+    let positions: Vec<u64> = feed.iter().map(|event| event.position).collect();
+    assert_gapless("feed positions", &positions);
+    assert_eq!(count_type(&feed, types::TENANT_CREATED), 1);
+    assert_eq!(
+        count_type(&feed, types::MEMBERSHIP_ADDED),
+        1 + total.adds,
+        "the first admin and every add"
+    );
+    assert_eq!(
+        count_type(&feed, types::MEMBERSHIP_ROLES_CHANGED),
+        total.effective_role_changes,
+        "every effective role change and no other"
+    );
+    assert_eq!(
+        feed.len(),
+        2 + total.adds + total.effective_role_changes,
+        "tenant.created, the first admin, every add and every effective role change"
+    );
+
+    let members = all_members(&h, &root, &tenant).await;
+    assert_eq!(members.len(), 1 + total.adds);
+    assert_eq!(
+        members
+            .iter()
+            .filter(|member| member.is_active_admin())
+            .count(),
+        1 + total.effective_role_changes
+    );
+    total.adds
 }
 
 // ---------------------------------------------------------------------------------------
