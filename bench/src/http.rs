@@ -186,8 +186,12 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     );
     let peak_after_requests = peak_resident_mib();
 
-    // Logins beside raw argon2id with the same parameters, both at two in flight per core.
-    let concurrency = 4;
+    // Logins beside raw argon2id with the same parameters: four logins in flight (two
+    // per core; `BENCH_LOGINS_IN_FLIGHT` sets another number for an experiment).
+    let concurrency = std::env::var("BENCH_LOGINS_IN_FLIGHT")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(4);
     let login_url = format!("{base}/v1/auth/password");
     let logins = load(concurrency, seconds, move |client| {
         client

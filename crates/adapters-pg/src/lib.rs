@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::catalog::{default_catalog, default_schema};
-use domain::ports::{AuthorizeSnapshot, SnapshotQuery, Store, StoreError, StoreTx, TxScope};
+use domain::ids::Email;
+use domain::ports::{
+    AuthorizeSnapshot, LoginRecord, SnapshotQuery, Store, StoreError, StoreTx, TxScope,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool};
 
@@ -128,6 +131,11 @@ impl Store for PgStore {
             .await
             .map_err(store_error)?;
         Ok(Box::new(tx::PgTx::new(tx)))
+    }
+
+    /// One statement, no transaction.
+    async fn find_login(&self, email: &Email) -> Result<Option<LoginRecord>, StoreError> {
+        tx::find_login(&self.pool, email).await
     }
 
     /// One statement, one round trip (see the `authorize_snapshot` SQL function).

@@ -19,8 +19,8 @@ use domain::model::{
     SchemaEntry, Session, Tenant, TenantState, TotpEnrolment, User, UserState,
 };
 use domain::ports::{
-    AuditFilter, AuthorizeSnapshot, Credential, FactsQuery, OutboxBacklog, SnapshotQuery,
-    StoreError, StoreTx, SubjectRef,
+    AuditFilter, AuthorizeSnapshot, Credential, FactsQuery, LoginRecord, OutboxBacklog,
+    SnapshotQuery, StoreError, StoreTx, SubjectRef,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -100,6 +100,38 @@ impl SnapshotRow {
             _ => Ok(None),
         }
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct LoginRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: Option<String>,
+}
+
+/// [`domain::ports::Store::find_login`] in one statement, outside any transaction:
+/// users and their credentials are platform tables, which row-level security does not
+/// cover, so no setting is needed.
+pub(crate) async fn find_login(
+    pool: &sqlx::PgPool,
+    email: &Email,
+) -> Result<Option<LoginRecord>, StoreError> {
+    let row: Option<LoginRow> = sqlx::query_as(&format!(
+        "select u.*, (select c.password_hash from user_credentials c \
+                      where c.user_id = u.user_id) as password_hash \
+         from (select {USER_COLUMNS} from users where lower(email) = lower($1)) as u"
+    ))
+    .bind(email.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    row.map(|row| {
+        Ok(LoginRecord {
+            user: row.user.into_user()?,
+            password_hash: row.password_hash,
+        })
+    })
+    .transpose()
 }
 
 /// [`domain::ports::Store::authorize_snapshot`] in one statement, outside any explicit

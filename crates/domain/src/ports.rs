@@ -118,6 +118,13 @@ pub struct AuthorizeSnapshot {
     pub checks: Vec<AuthzFacts>,
 }
 
+/// A user and their password hash, as a login reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRecord {
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
 /// One page of a cursor-paginated list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -155,6 +162,26 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// `Unavailable` when the store cannot be reached.
     async fn begin(&self, scope: TxScope) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// Reads the user `email` names (case-insensitively) and their password hash, for
+    /// a login. It writes nothing.
+    ///
+    /// The default runs the reads in one platform transaction; an adapter MAY answer in
+    /// one statement (PostgreSQL does: users and credentials are platform tables).
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be reached.
+    async fn find_login(&self, email: &Email) -> Result<Option<LoginRecord>, StoreError> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let Some(user) = tx.find_user_by_email(email).await? else {
+            return Ok(None);
+        };
+        let credentials = tx.get_credentials(&user.id).await?;
+        Ok(Some(LoginRecord {
+            user,
+            password_hash: credentials.password_hash,
+        }))
+    }
 
     /// Reads everything one authorize request needs, consistently, in the tenant's
     /// scope: the tenant's state, the credential `token_hash` names (an API key only when it

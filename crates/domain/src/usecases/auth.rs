@@ -85,16 +85,11 @@ impl Engine {
     ) -> Result<NewSession, Error> {
         // Read, then hash with no transaction open: hashing takes milliseconds of CPU,
         // and a transaction held meanwhile would pin a pooled connection and a snapshot.
-        let mut tx = self.begin(TxScope::Platform).await?;
-        let user = tx.find_user_by_email(email).await?;
-        let credentials = match &user {
-            Some(user) => Some(tx.get_credentials(&user.id).await?),
-            None => None,
+        let (user, hash) = match self.ports.store.find_login(email).await? {
+            Some(record) => (Some(record.user), record.password_hash),
+            None => (None, None),
         };
-        drop(tx);
-        let hash = credentials
-            .as_ref()
-            .and_then(|credentials| credentials.password_hash.as_deref());
+        let hash = hash.as_deref();
         let verified = self.ports.passwords.verify(password, hash).await;
         let target = AuditTarget {
             kind: "user",
