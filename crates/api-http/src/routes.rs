@@ -1712,7 +1712,7 @@ pub async fn platform_audit(
     params(
         ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
-        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
+        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page, or the `sequence` of the last event seen: the last page has no `next_cursor`, and a reader polling the end of the feed resumes from its last event's `sequence`"),
     ),
     responses(
         (status = 200, description = "One page of CloudEvents", body = doc::CloudEventPage),
