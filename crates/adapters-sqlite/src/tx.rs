@@ -95,43 +95,6 @@ impl SqliteTx {
         }
     }
 
-    /// Refuses tenant rows outside the transaction's tenant: SQLite has no row-level
-    /// security, so the adapter is the last line, as in the in-memory store.
-    fn allow(&self, tenant: &TenantId) -> Result<(), StoreError> {
-        match &self.scope {
-            TxScope::Platform => Ok(()),
-            TxScope::Tenant(scoped) if scoped == tenant => Ok(()),
-            TxScope::Tenant(scoped) => Err(StoreError::Unavailable(format!(
-                "tenant scope: transaction of tenant {scoped} touched tenant {tenant}"
-            ))),
-        }
-    }
-
-    /// Whether a row of `tenant` is visible, for lookups that name no tenant (they
-    /// filter such rows out rather than failing).
-    fn visible(&self, tenant: &TenantId) -> bool {
-        match &self.scope {
-            TxScope::Platform => true,
-            TxScope::Tenant(scoped) => scoped == tenant,
-        }
-    }
-
-    fn allow_partition(&self, partition: &Partition) -> Result<(), StoreError> {
-        match partition {
-            Partition::Tenant(tenant) => self.allow(tenant),
-            Partition::Platform => Ok(()),
-        }
-    }
-
-    fn require_platform(&self) -> Result<(), StoreError> {
-        match &self.scope {
-            TxScope::Platform => Ok(()),
-            TxScope::Tenant(tenant) => Err(StoreError::Unavailable(format!(
-                "tenant scope: transaction of tenant {tenant} asked a platform-wide read"
-            ))),
-        }
-    }
-
     /// Whether a query returns a row, on the writer (existence checks before writes).
     async fn exists(&mut self, sql: &str, binds: &[&str]) -> Result<bool, StoreError> {
         let connection = self.write().await?;
@@ -675,13 +638,13 @@ const FACTS_QUERY: &str = "select \
 impl StoreTx for SqliteTx {
     async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError> {
         // There is one writer: holding it locks every partition.
-        self.allow_partition(partition)?;
+        self.scope.allow_partition(partition)?;
         self.write().await.map(|_| ())
     }
 
     async fn authz_facts(&mut self, query: &FactsQuery) -> Result<AuthzFacts, StoreError> {
         if let Some(tenant) = &query.tenant {
-            self.allow(tenant)?;
+            self.scope.allow(tenant)?;
         }
         let (user, key) = match &query.subject {
             SubjectRef::User(user) => (Some(user.to_string()), None),
@@ -711,7 +674,7 @@ impl StoreTx for SqliteTx {
                     let tenant = tenant_id(&tenant)?;
                     // A key of another tenant is invisible here, as under row-level
                     // security.
-                    if self.visible(&tenant) {
+                    if self.scope.sees(&tenant) {
                         Some(SubjectFacts::ApiKey {
                             key_id: *key_id,
                             tenant,
@@ -776,7 +739,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn get_tenant(&mut self, tenant: &TenantId) -> Result<Option<Tenant>, StoreError> {
-        if !self.visible(tenant) {
+        if !self.scope.sees(tenant) {
             return Ok(None);
         }
         let connection = self.read().await?;
@@ -791,7 +754,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
-        self.allow(&tenant.id)?;
+        self.scope.allow(&tenant.id)?;
         if self
             .exists(
                 "select 1 from tenant_tombstones where tenant_id = ?1",
@@ -817,7 +780,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn update_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
-        self.allow(&tenant.id)?;
+        self.scope.allow(&tenant.id)?;
         let updated = self
             .execute(
                 sqlx::query(
@@ -841,7 +804,7 @@ impl StoreTx for SqliteTx {
         after: Option<TenantId>,
         limit_to: usize,
     ) -> Result<Vec<Tenant>, StoreError> {
-        self.require_platform()?;
+        self.scope.require_platform()?;
         let connection = self.read().await?;
         let rows: Vec<TenantRow> = sqlx::query_as(&format!(
             "select {TENANT_COLUMNS} from tenants \
@@ -859,7 +822,7 @@ impl StoreTx for SqliteTx {
         &mut self,
         tenant: &TenantId,
     ) -> Result<BTreeSet<ScopeName>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let connection = self.read().await?;
         let names: Vec<String> =
             sqlx::query_scalar("select scope from tenant_scopes where tenant_id = ?1")
@@ -878,7 +841,7 @@ impl StoreTx for SqliteTx {
         tenant: &TenantId,
         scope_names: &BTreeSet<ScopeName>,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         self.require_tenant(tenant).await?;
         let names = json_names(scope_names.iter().map(ScopeName::as_str));
         self.require_scopes(&names).await?;
@@ -898,7 +861,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn list_bindings(&mut self, tenant: &TenantId) -> Result<Vec<RoleBinding>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let connection = self.read().await?;
         let rows: Vec<(String, String)> = sqlx::query_as(
             "select b.role, (select json_group_array(s.scope) from role_binding_scopes s \
@@ -924,7 +887,7 @@ impl StoreTx for SqliteTx {
         tenant: &TenantId,
         binding: &RoleBinding,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         self.require_tenant(tenant).await?;
         let names = json_names(binding.scopes.iter().map(ScopeName::as_str));
         self.require_scopes(&names).await?;
@@ -961,7 +924,7 @@ impl StoreTx for SqliteTx {
         tenant: &TenantId,
         role: &RoleName,
     ) -> Result<bool, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         self.execute(
             sqlx::query("delete from role_bindings where tenant_id = ?1 and role = ?2")
                 .bind(tenant.as_str())
@@ -976,7 +939,7 @@ impl StoreTx for SqliteTx {
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<Option<Member>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let connection = self.read().await?;
         let row: Option<MemberRow> = sqlx::query_as(&format!(
             "{MEMBER_SELECT} where a.tenant_id = ?1 and a.user_id = ?2"
@@ -995,7 +958,7 @@ impl StoreTx for SqliteTx {
         after: Option<UserId>,
         limit_to: usize,
     ) -> Result<Vec<Member>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let connection = self.read().await?;
         let rows: Vec<MemberRow> = sqlx::query_as(&format!(
             "{MEMBER_SELECT} where a.tenant_id = ?1 and (?2 is null or a.user_id > ?2) \
@@ -1011,7 +974,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError> {
-        self.allow(&member.tenant)?;
+        self.scope.allow(&member.tenant)?;
         self.require_tenant(&member.tenant).await?;
         self.require_user(&member.user_id).await?;
         let user = member.user_id.to_string();
@@ -1051,7 +1014,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn update_member(&mut self, member: &Member) -> Result<(), StoreError> {
-        self.allow(&member.tenant)?;
+        self.scope.allow(&member.tenant)?;
         let user = member.user_id.to_string();
         let updated = self
             .execute(
@@ -1089,7 +1052,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn delete_member(&mut self, tenant: &TenantId, user: &UserId) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         // Memberships and tenant profile values go by cascade; the account's API keys
         // forget their creator (trigger accounts_forget_key_creator).
         let deleted = self
@@ -1106,7 +1069,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn count_active_admins(&mut self, tenant: &TenantId) -> Result<u64, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let connection = self.read().await?;
         let count: i64 = sqlx::query_scalar(
             "select count(*) from accounts a where a.tenant_id = ?1 and a.state = 'active' \
@@ -1121,7 +1084,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn memberships_of(&mut self, user: &UserId) -> Result<Vec<Member>, StoreError> {
-        self.require_platform()?;
+        self.scope.require_platform()?;
         let connection = self.read().await?;
         let rows: Vec<MemberRow> = sqlx::query_as(&format!(
             "{MEMBER_SELECT} where a.user_id = ?1 order by a.tenant_id"
@@ -1385,7 +1348,7 @@ impl StoreTx for SqliteTx {
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         self.values(
             "select key, value from member_profile_values where tenant_id = ?1 and user_id = ?2",
             &[tenant.as_str(), &user.to_string()],
@@ -1400,7 +1363,7 @@ impl StoreTx for SqliteTx {
         key: &ProfileKey,
         value: &ProfileValue,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         self.require_member(tenant, user).await?;
         self.require_profile_key(key).await?;
         self.execute(
@@ -1424,7 +1387,7 @@ impl StoreTx for SqliteTx {
         user: &UserId,
         key: &ProfileKey,
     ) -> Result<bool, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         self.execute(
             sqlx::query(
                 "delete from member_profile_values where tenant_id = ?1 and user_id = ?2 and key = ?3",
@@ -1441,7 +1404,7 @@ impl StoreTx for SqliteTx {
         &mut self,
         tenant: &TenantId,
     ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         self.values(
             "select key, value from tenant_profile_defaults where tenant_id = ?1",
             &[tenant.as_str()],
@@ -1455,7 +1418,7 @@ impl StoreTx for SqliteTx {
         key: &ProfileKey,
         value: &ProfileValue,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         self.require_tenant(tenant).await?;
         self.require_profile_key(key).await?;
         self.execute(
@@ -1476,7 +1439,7 @@ impl StoreTx for SqliteTx {
         tenant: &TenantId,
         key: &ProfileKey,
     ) -> Result<bool, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         self.execute(
             sqlx::query("delete from tenant_profile_defaults where tenant_id = ?1 and key = ?2")
                 .bind(tenant.as_str())
@@ -1533,7 +1496,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn insert_api_key(&mut self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
-        self.allow(&key.tenant)?;
+        self.scope.allow(&key.tenant)?;
         let id = key.id.to_string();
         if self
             .exists(
@@ -1578,7 +1541,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn list_api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let connection = self.read().await?;
         let rows: Vec<KeyRow> = sqlx::query_as(&format!(
             "{KEY_SELECT} where k.tenant_id = ?1 order by k.key_id"
@@ -1595,7 +1558,7 @@ impl StoreTx for SqliteTx {
         tenant: &TenantId,
         key: &KeyId,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let connection = self.read().await?;
         let row: Option<KeyRow> = sqlx::query_as(&format!(
             "{KEY_SELECT} where k.tenant_id = ?1 and k.key_id = ?2"
@@ -1614,7 +1577,7 @@ impl StoreTx for SqliteTx {
         key: &KeyId,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let updated = self
             .execute(
                 sqlx::query(
@@ -1642,7 +1605,7 @@ impl StoreTx for SqliteTx {
             .await
             .map_err(store_error)?;
         let key = row.map(KeyRow::into_key).transpose()?;
-        Ok(key.filter(|key| self.visible(&key.tenant)))
+        Ok(key.filter(|key| self.scope.sees(&key.tenant)))
     }
 
     async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
@@ -1747,7 +1710,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError> {
-        self.allow_partition(&draft.partition)?;
+        self.scope.allow_partition(&draft.partition)?;
         let connection = self.write().await?;
         // Writers are serialised, so the last record read here stays the last one.
         let last: Option<(i64, String)> = sqlx::query_as(
@@ -1799,7 +1762,7 @@ impl StoreTx for SqliteTx {
         after_seq: u64,
         limit_to: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.allow_partition(partition)?;
+        self.scope.allow_partition(partition)?;
         let connection = self.read().await?;
         let rows: Vec<AuditRow> = sqlx::query_as(
             "select partition, seq, tenant_id, audit_id, at, actor_type, actor_id, action, \
@@ -1827,7 +1790,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError> {
-        self.allow_partition(&draft.partition)?;
+        self.scope.allow_partition(&draft.partition)?;
         let connection = self.write().await?;
         let last: i64 = sqlx::query_scalar(
             "select coalesce(max(position), 0) from outbox_events where partition = ?1",
@@ -1863,7 +1826,7 @@ impl StoreTx for SqliteTx {
         after: u64,
         limit_to: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        self.allow_partition(partition)?;
+        self.scope.allow_partition(partition)?;
         let connection = self.read().await?;
         let rows: Vec<EventRow> = sqlx::query_as(
             "select position, tenant_id, event_id, event_type, subject, time, data \
@@ -1880,7 +1843,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let connection = self.read().await?;
         let (waiting, oldest): (i64, Option<i64>) = sqlx::query_as(
             "select count(*), min(time) from outbox_events \

@@ -46,6 +46,58 @@ pub enum TxScope {
     Platform,
 }
 
+impl TxScope {
+    /// Whether rows of `tenant` may be touched: a tenant transaction reaching another
+    /// tenant's rows is refused. PostgreSQL's row-level security enforces this in the
+    /// database; stores without it (the in-memory fake, SQLite) call this before every
+    /// tenant-scoped read or write.
+    ///
+    /// # Errors
+    /// `Unavailable` naming both tenants.
+    pub fn allow(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        match self {
+            Self::Platform => Ok(()),
+            Self::Tenant(scoped) if scoped == tenant => Ok(()),
+            Self::Tenant(scoped) => Err(StoreError::Unavailable(format!(
+                "tenant scope: transaction of tenant {scoped} touched tenant {tenant}"
+            ))),
+        }
+    }
+
+    /// Whether a row of `tenant` is visible, for lookups that name no tenant: they
+    /// filter other tenants' rows out rather than failing, as row-level security does.
+    pub fn sees(&self, tenant: &TenantId) -> bool {
+        match self {
+            Self::Platform => true,
+            Self::Tenant(scoped) => scoped == tenant,
+        }
+    }
+
+    /// [`TxScope::allow`] for a trail or feed; the platform's is open to every scope.
+    ///
+    /// # Errors
+    /// `Unavailable` for another tenant's partition.
+    pub fn allow_partition(&self, partition: &Partition) -> Result<(), StoreError> {
+        match partition {
+            Partition::Tenant(tenant) => self.allow(tenant),
+            Partition::Platform => Ok(()),
+        }
+    }
+
+    /// Refuses a platform-wide read (every tenant's rows) in a tenant transaction.
+    ///
+    /// # Errors
+    /// `Unavailable` in a tenant scope.
+    pub fn require_platform(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Platform => Ok(()),
+            Self::Tenant(tenant) => Err(StoreError::Unavailable(format!(
+                "tenant scope: transaction of tenant {tenant} asked a platform-wide read"
+            ))),
+        }
+    }
+}
+
 /// Who a decision is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubjectRef {

@@ -168,44 +168,6 @@ struct MemTx {
     scope: TxScope,
 }
 
-impl MemTx {
-    /// Refuses tenant rows outside the transaction's tenant, as RLS would hide them.
-    fn allow(&self, tenant: &TenantId) -> Result<(), StoreError> {
-        match &self.scope {
-            TxScope::Platform => Ok(()),
-            TxScope::Tenant(scoped) if scoped == tenant => Ok(()),
-            TxScope::Tenant(scoped) => Err(StoreError::Unavailable(format!(
-                "row-level security: transaction of tenant {scoped} touched tenant {tenant}"
-            ))),
-        }
-    }
-
-    /// Whether a row of `tenant` is visible at all, for lookups that name no tenant
-    /// (row-level security filters them rather than failing).
-    fn visible(&self, tenant: &TenantId) -> bool {
-        match &self.scope {
-            TxScope::Platform => true,
-            TxScope::Tenant(scoped) => scoped == tenant,
-        }
-    }
-
-    fn allow_partition(&self, partition: &Partition) -> Result<(), StoreError> {
-        match partition {
-            Partition::Tenant(tenant) => self.allow(tenant),
-            Partition::Platform => Ok(()),
-        }
-    }
-
-    fn require_platform(&self) -> Result<(), StoreError> {
-        match &self.scope {
-            TxScope::Platform => Ok(()),
-            TxScope::Tenant(tenant) => Err(StoreError::Unavailable(format!(
-                "row-level security: transaction of tenant {tenant} asked a platform-wide read"
-            ))),
-        }
-    }
-}
-
 fn values_where<K: Ord + Clone, P: Fn(&K) -> Option<ProfileKey>>(
     map: &BTreeMap<K, ProfileValue>,
     select: P,
@@ -219,12 +181,12 @@ fn values_where<K: Ord + Clone, P: Fn(&K) -> Option<ProfileKey>>(
 impl StoreTx for MemTx {
     async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError> {
         // The store-wide lock is already held for the whole transaction.
-        self.allow_partition(partition)
+        self.scope.allow_partition(partition)
     }
 
     async fn authz_facts(&mut self, query: &FactsQuery) -> Result<AuthzFacts, StoreError> {
         if let Some(tenant) = &query.tenant {
-            self.allow(tenant)?;
+            self.scope.allow(tenant)?;
         }
         let state = &self.working;
         let tenant_state = query
@@ -245,7 +207,7 @@ impl StoreTx for MemTx {
                 state
                     .api_keys
                     .get(key_id)
-                    .filter(|(key, _)| key.revoked_at.is_none() && self.visible(&key.tenant))
+                    .filter(|(key, _)| key.revoked_at.is_none() && self.scope.sees(&key.tenant))
                     .map(|(key, _)| SubjectFacts::ApiKey {
                         key_id: key.id,
                         tenant: key.tenant.clone(),
@@ -319,7 +281,7 @@ impl StoreTx for MemTx {
     }
 
     async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
-        self.allow(&tenant.id)?;
+        self.scope.allow(&tenant.id)?;
         if !self.working.used_tenant_ids.insert(tenant.id.clone()) {
             return Err(StoreError::Duplicate("tenant"));
         }
@@ -330,7 +292,7 @@ impl StoreTx for MemTx {
     }
 
     async fn update_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
-        self.allow(&tenant.id)?;
+        self.scope.allow(&tenant.id)?;
         match self.working.tenants.get_mut(&tenant.id) {
             Some(stored) => {
                 *stored = tenant.clone();
@@ -345,7 +307,7 @@ impl StoreTx for MemTx {
         after: Option<TenantId>,
         limit: usize,
     ) -> Result<Vec<Tenant>, StoreError> {
-        self.require_platform()?;
+        self.scope.require_platform()?;
         Ok(self
             .working
             .tenants
@@ -360,7 +322,7 @@ impl StoreTx for MemTx {
         &mut self,
         tenant: &TenantId,
     ) -> Result<BTreeSet<ScopeName>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self
             .working
             .enabled
@@ -374,7 +336,7 @@ impl StoreTx for MemTx {
         tenant: &TenantId,
         scopes: &BTreeSet<ScopeName>,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         if !self.working.tenants.contains_key(tenant) {
             return Err(StoreError::Missing("tenant"));
         }
@@ -383,7 +345,7 @@ impl StoreTx for MemTx {
     }
 
     async fn list_bindings(&mut self, tenant: &TenantId) -> Result<Vec<RoleBinding>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self
             .working
             .bindings
@@ -401,7 +363,7 @@ impl StoreTx for MemTx {
         tenant: &TenantId,
         binding: &RoleBinding,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         if !self.working.tenants.contains_key(tenant) {
             return Err(StoreError::Missing("tenant"));
         }
@@ -417,7 +379,7 @@ impl StoreTx for MemTx {
         tenant: &TenantId,
         role: &RoleName,
     ) -> Result<bool, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self
             .working
             .bindings
@@ -430,7 +392,7 @@ impl StoreTx for MemTx {
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<Option<Member>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self.working.member(tenant, user))
     }
 
@@ -440,7 +402,7 @@ impl StoreTx for MemTx {
         after: Option<UserId>,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self
             .working
             .members_of(tenant)
@@ -451,7 +413,7 @@ impl StoreTx for MemTx {
     }
 
     async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError> {
-        self.allow(&member.tenant)?;
+        self.scope.allow(&member.tenant)?;
         if !self.working.tenants.contains_key(&member.tenant) {
             return Err(StoreError::Missing("tenant"));
         }
@@ -476,7 +438,7 @@ impl StoreTx for MemTx {
     }
 
     async fn update_member(&mut self, member: &Member) -> Result<(), StoreError> {
-        self.allow(&member.tenant)?;
+        self.scope.allow(&member.tenant)?;
         match self
             .working
             .members
@@ -494,7 +456,7 @@ impl StoreTx for MemTx {
     }
 
     async fn delete_member(&mut self, tenant: &TenantId, user: &UserId) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         if self
             .working
             .members
@@ -518,7 +480,7 @@ impl StoreTx for MemTx {
     }
 
     async fn count_active_admins(&mut self, tenant: &TenantId) -> Result<u64, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self
             .working
             .members
@@ -532,7 +494,7 @@ impl StoreTx for MemTx {
     }
 
     async fn memberships_of(&mut self, user: &UserId) -> Result<Vec<Member>, StoreError> {
-        self.require_platform()?;
+        self.scope.require_platform()?;
         Ok(self
             .working
             .members
@@ -656,7 +618,7 @@ impl StoreTx for MemTx {
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(values_where(
             &self.working.member_values,
             |(value_tenant, value_user, key)| {
@@ -672,7 +634,7 @@ impl StoreTx for MemTx {
         key: &ProfileKey,
         value: &ProfileValue,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         if !self.working.members.contains_key(&(tenant.clone(), *user)) {
             return Err(StoreError::Missing("member"));
         }
@@ -688,7 +650,7 @@ impl StoreTx for MemTx {
         user: &UserId,
         key: &ProfileKey,
     ) -> Result<bool, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self
             .working
             .member_values
@@ -700,7 +662,7 @@ impl StoreTx for MemTx {
         &mut self,
         tenant: &TenantId,
     ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(values_where(
             &self.working.tenant_defaults,
             |(value_tenant, key)| (value_tenant == tenant).then(|| key.clone()),
@@ -713,7 +675,7 @@ impl StoreTx for MemTx {
         key: &ProfileKey,
         value: &ProfileValue,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         if !self.working.tenants.contains_key(tenant) {
             return Err(StoreError::Missing("tenant"));
         }
@@ -728,7 +690,7 @@ impl StoreTx for MemTx {
         tenant: &TenantId,
         key: &ProfileKey,
     ) -> Result<bool, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self
             .working
             .tenant_defaults
@@ -774,7 +736,7 @@ impl StoreTx for MemTx {
     }
 
     async fn insert_api_key(&mut self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
-        self.allow(&key.tenant)?;
+        self.scope.allow(&key.tenant)?;
         if self.working.api_keys.contains_key(&key.id) {
             return Err(StoreError::Duplicate("api_key"));
         }
@@ -794,7 +756,7 @@ impl StoreTx for MemTx {
     }
 
     async fn list_api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self
             .working
             .api_keys
@@ -809,7 +771,7 @@ impl StoreTx for MemTx {
         tenant: &TenantId,
         key: &KeyId,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         Ok(self
             .working
             .api_keys
@@ -824,7 +786,7 @@ impl StoreTx for MemTx {
         key: &KeyId,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         match self.working.api_keys.get_mut(key) {
             Some((stored, _)) if &stored.tenant == tenant => {
                 stored.revoked_at = Some(at);
@@ -842,7 +804,7 @@ impl StoreTx for MemTx {
             .working
             .api_keys
             .values()
-            .find(|(key, hash)| hash == secret_hash && self.visible(&key.tenant))
+            .find(|(key, hash)| hash == secret_hash && self.scope.sees(&key.tenant))
             .map(|(key, _)| key.clone()))
     }
 
@@ -890,7 +852,7 @@ impl StoreTx for MemTx {
     }
 
     async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError> {
-        self.allow_partition(&draft.partition)?;
+        self.scope.allow_partition(&draft.partition)?;
         let trail = self
             .working
             .audit
@@ -911,7 +873,7 @@ impl StoreTx for MemTx {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.allow_partition(partition)?;
+        self.scope.allow_partition(partition)?;
         Ok(self
             .working
             .audit_of(partition)
@@ -938,7 +900,7 @@ impl StoreTx for MemTx {
     }
 
     async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError> {
-        self.allow_partition(&draft.partition)?;
+        self.scope.allow_partition(&draft.partition)?;
         let feed = self
             .working
             .events
@@ -955,7 +917,7 @@ impl StoreTx for MemTx {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        self.allow_partition(partition)?;
+        self.scope.allow_partition(partition)?;
         Ok(self
             .working
             .events_of(partition)
@@ -967,7 +929,7 @@ impl StoreTx for MemTx {
     }
 
     async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError> {
-        self.allow(tenant)?;
+        self.scope.allow(tenant)?;
         let mut backlog = OutboxBacklog::default();
         for event in self
             .working
