@@ -18,8 +18,8 @@ use adapters_pg::relay::{EventPublisher, OutgoingEvent, PublishFailure, Relay};
 use adapters_pg::PgStore;
 use api_http::relay::{run_relay, JetStreamPublisher, BATCH};
 use async_nats::jetstream::{self, stream};
-use domain::ids::{Assurance, DisplayName, RoleName, TenantId, UserId};
-use domain::usecases::{AddMember, Caller, CreateTenant, Engine, Principal, UserRef};
+use domain::ids::{DisplayName, RoleName, TenantId, UserId};
+use domain::usecases::{AddMember, Caller, CreateTenant, Engine, UserRef};
 use sqlx::Executor;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -111,22 +111,7 @@ struct Seeded {
 }
 
 async fn seed(owner: &sqlx::PgPool, engine: &Engine, seconds: u64) -> Result<Seeded, Failure> {
-    let root_id = uuid::Uuid::now_v7();
-    sqlx::query(
-        "insert into users (user_id, email, state, platform_roles, created_at, updated_at) \
-         values ($1, 'root@bench.example', 'active', array['platform_root'], now(), now())",
-    )
-    .bind(root_id)
-    .execute(owner)
-    .await?;
-    let root = Caller {
-        principal: Principal::User {
-            user_id: UserId::from_generated(root_id),
-            assurance: Assurance::Aal2,
-            session: None,
-        },
-        request_id: "bench".to_owned(),
-    };
+    let root = crate::insert_root(owner).await?;
     let admin = uuid::Uuid::now_v7();
     sqlx::query(
         "insert into users (user_id, email, state, created_at, updated_at) \

@@ -161,8 +161,20 @@ async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-/// One tenant per client (its own partition head), users to add, and the pgbench tables.
-async fn seed(owner: &sqlx::PgPool, clients: usize, per_client: i64) -> Result<Caller, Failure> {
+/// The platform root every benchmark acts as, at `aal2`.
+fn root_caller(root_id: uuid::Uuid) -> Caller {
+    Caller {
+        principal: Principal::User {
+            user_id: UserId::from_generated(root_id),
+            assurance: Assurance::Aal2,
+            session: None,
+        },
+        request_id: "bench".to_owned(),
+    }
+}
+
+/// Inserts a platform root straight into PostgreSQL (no password needed) and returns it.
+async fn insert_root(owner: &sqlx::PgPool) -> Result<Caller, Failure> {
     let root_id = uuid::Uuid::now_v7();
     sqlx::query(
         "insert into users (user_id, email, state, platform_roles, created_at, updated_at) \
@@ -171,14 +183,12 @@ async fn seed(owner: &sqlx::PgPool, clients: usize, per_client: i64) -> Result<C
     .bind(root_id)
     .execute(owner)
     .await?;
-    let root = Caller {
-        principal: Principal::User {
-            user_id: UserId::from_generated(root_id),
-            assurance: Assurance::Aal2,
-            session: None,
-        },
-        request_id: "bench".to_owned(),
-    };
+    Ok(root_caller(root_id))
+}
+
+/// One tenant per client (its own partition head), users to add, and the pgbench tables.
+async fn seed(owner: &sqlx::PgPool, clients: usize, per_client: i64) -> Result<Caller, Failure> {
+    let root = insert_root(owner).await?;
     let engine = engine(&database_url_of(owner), 4).await?;
     for client in 0..clients {
         let admin = UserId::from_generated(uuid::Uuid::now_v7());

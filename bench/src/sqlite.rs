@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters_sqlite::SqliteStore;
-use domain::ids::{Assurance, DisplayName, RoleName, TenantId, UserId};
-use domain::usecases::{AddMember, Caller, CreateTenant, Engine, Principal, UserRef};
+use domain::ids::{DisplayName, RoleName, TenantId, UserId};
+use domain::usecases::{AddMember, Caller, CreateTenant, Engine, UserRef};
 use sqlx::sqlite::{SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::Mutex;
@@ -99,14 +99,7 @@ async fn seed(engine: &Engine, raw: &mut SqliteConnection) -> Result<Caller, Fai
         .bind(root_id.to_string())
         .execute(&mut *raw)
         .await?;
-    let root = Caller {
-        principal: Principal::User {
-            user_id: UserId::from_generated(root_id),
-            assurance: Assurance::Aal2,
-            session: None,
-        },
-        request_id: "bench".to_owned(),
-    };
+    let root = crate::root_caller(root_id);
     for client in 0..MAX_CLIENTS {
         let admin = uuid::Uuid::now_v7();
         sqlx::query(
