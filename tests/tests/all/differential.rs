@@ -10,11 +10,22 @@ use proptest::prelude::*;
 use tests::harness::Harness;
 use tests::scenario::{setup, step, Step, World};
 
-pub(crate) fn cases() -> u32 {
+fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|cases| cases.parse().ok())
         .map_or(12, |cases: u32| (cases / 16).max(12))
+}
+
+/// The differential tests' proptest settings: few cases (each is 200 steps on a real
+/// store), and bounded shrinking.
+pub(crate) fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(),
+        max_shrink_iters: 100,
+        max_shrink_time: 60_000,
+        ..ProptestConfig::default()
+    }
 }
 
 /// Everything a store holds that a client could observe, in a comparable form.
@@ -91,12 +102,7 @@ pub(crate) async fn same_as_in_memory(steps: &[Step], store: Harness) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
-        max_shrink_iters: 100,
-        max_shrink_time: 60_000,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config())]
 
     #[test]
     fn the_same_steps_give_the_same_results_in_memory_and_on_postgres(

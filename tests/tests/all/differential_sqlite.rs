@@ -4,15 +4,10 @@
 use proptest::prelude::*;
 use tests::scenario::step;
 
-use crate::differential::{cases, same_as_in_memory};
+use crate::differential::{config, same_as_in_memory};
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
-        max_shrink_iters: 100,
-        max_shrink_time: 60_000,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config())]
 
     #[test]
     fn the_same_steps_give_the_same_results_in_memory_and_on_sqlite(
