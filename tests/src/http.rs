@@ -10,7 +10,7 @@ use domain::ids::{Email, Password};
 use domain::ports::Store;
 use domain::usecases::{Engine, EngineConfig};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::pg::TestDb;
 use crate::sqlite::TestFile;
@@ -267,4 +267,79 @@ pub fn assert_problem(reply: &Reply, status: StatusCode, code: &str) {
             "a 403 has a reason: {reply:?}"
         );
     }
+}
+
+pub fn assert_status(reply: &Reply, status: StatusCode) {
+    assert_eq!(reply.status, status, "{reply:?}");
+}
+
+/// A string field of a JSON object.
+pub fn text<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} in {value}"))
+}
+
+/// Creates an active user with `password` through the API and returns its id.
+pub async fn new_user(app: &TestApp, root: &str, email: &str, password: &str) -> String {
+    let created = app
+        .post(
+            "/v1/users",
+            root,
+            json!({ "email": email, "password": password }),
+        )
+        .await;
+    assert_status(&created, StatusCode::CREATED);
+    text(&created.body, "id").to_owned()
+}
+
+/// The RFC 6238 generator of an enrolment, as an authenticator app holds it.
+#[derive(Debug)]
+pub struct Authenticator(pub totp_rs::TOTP);
+
+impl Authenticator {
+    /// The code of the step `offset` seconds from now.
+    pub fn code(&self, offset: i64) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() + offset;
+        self.0.generate(u64::try_from(now).expect("after 1970"))
+    }
+
+    /// A six-digit code that no step of the ±1 window accepts.
+    pub fn wrong_code(&self) -> String {
+        let valid = [
+            self.code(-60),
+            self.code(-30),
+            self.code(0),
+            self.code(30),
+            self.code(60),
+        ];
+        (0..)
+            .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
+            .find(|code| !valid.contains(code))
+            .expect("a wrong code")
+    }
+}
+
+/// Enrols and confirms TOTP for the session's user: the session becomes `aal2`.
+pub async fn enrol_totp(app: &TestApp, token: &str) -> Authenticator {
+    let enrolment = app
+        .send(Method::POST, "/v1/me/totp", Some(token), None)
+        .await;
+    assert_status(&enrolment, StatusCode::OK);
+    assert!(text(&enrolment.body, "otpauth_uri").starts_with("otpauth://totp/"));
+    let secret = totp_rs::Secret::Encoded(text(&enrolment.body, "secret").to_owned())
+        .to_bytes()
+        .expect("a base32 secret");
+    let authenticator = Authenticator(
+        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 0, 30, secret).expect("a generator"),
+    );
+    let confirmed = app
+        .post(
+            "/v1/me/totp/confirm",
+            token,
+            json!({ "code": authenticator.code(0) }),
+        )
+        .await;
+    assert_status(&confirmed, StatusCode::NO_CONTENT);
+    authenticator
 }

@@ -6,8 +6,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tests::http::{
-    assert_problem, reply, spawn_app, spawn_app_on, spawn_app_with, Reply, StoreKind, TestApp,
-    ROOT_PASSWORD,
+    assert_problem, assert_status, enrol_totp, new_user, reply, spawn_app, spawn_app_on,
+    spawn_app_with, text, Authenticator, Reply, StoreKind, TestApp, ROOT_PASSWORD,
 };
 use tests::pg::run;
 
@@ -19,10 +19,6 @@ fn assert_forbidden(reply: &Reply, reason: &str) {
     assert_eq!(reply.body["reason"], reason, "{reply:?}");
 }
 
-fn assert_status(reply: &Reply, status: StatusCode) {
-    assert_eq!(reply.status, status, "{reply:?}");
-}
-
 fn etag(reply: &Reply) -> String {
     reply
         .headers
@@ -30,12 +26,6 @@ fn etag(reply: &Reply) -> String {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_else(|| panic!("an ETag: {reply:?}"))
         .to_owned()
-}
-
-fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("{field} in {value}"))
 }
 
 /// Sends a request with extra headers.
@@ -69,23 +59,10 @@ async fn delete(app: &TestApp, path: &str, token: &str) -> Reply {
     app.send(Method::DELETE, path, Some(token), None).await
 }
 
-/// Creates an active user with [`PASSWORD`] and returns its id.
-async fn new_user(app: &TestApp, root: &str, email: &str) -> String {
-    let created = app
-        .post(
-            "/v1/users",
-            root,
-            json!({ "email": email, "password": PASSWORD }),
-        )
-        .await;
-    assert_status(&created, StatusCode::CREATED);
-    text(&created.body, "id").to_owned()
-}
-
 /// Creates a tenant whose first admin is a new active user: (admin token, admin id).
 async fn tenant_with_admin(app: &TestApp, root: &str, tenant: &str) -> (String, String) {
     let email = format!("admin@{tenant}.example");
-    let admin_id = new_user(app, root, &email).await;
+    let admin_id = new_user(app, root, &email, PASSWORD).await;
     let created = app
         .post(
             "/v1/tenants",
@@ -107,56 +84,6 @@ async fn add_member(app: &TestApp, token: &str, tenant: &str, user_id: &str, rol
         )
         .await;
     assert_status(&added, StatusCode::CREATED);
-}
-
-/// The RFC 6238 generator of an enrolment, as an authenticator app holds it.
-struct Authenticator(totp_rs::TOTP);
-
-impl Authenticator {
-    /// The code of the step `offset` seconds from now.
-    fn code(&self, offset: i64) -> String {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp() + offset;
-        self.0.generate(u64::try_from(now).expect("after 1970"))
-    }
-
-    /// A six-digit code that no step of the ±1 window accepts.
-    fn wrong_code(&self) -> String {
-        let valid = [
-            self.code(-60),
-            self.code(-30),
-            self.code(0),
-            self.code(30),
-            self.code(60),
-        ];
-        (0..)
-            .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
-            .find(|code| !valid.contains(code))
-            .expect("a wrong code")
-    }
-}
-
-/// Enrols and confirms TOTP for the session's user: the session becomes `aal2`.
-async fn enrol_totp(app: &TestApp, token: &str) -> Authenticator {
-    let enrolment = app
-        .send(Method::POST, "/v1/me/totp", Some(token), None)
-        .await;
-    assert_status(&enrolment, StatusCode::OK);
-    assert!(text(&enrolment.body, "otpauth_uri").starts_with("otpauth://totp/"));
-    let secret = totp_rs::Secret::Encoded(text(&enrolment.body, "secret").to_owned())
-        .to_bytes()
-        .expect("a base32 secret");
-    let authenticator = Authenticator(
-        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 0, 30, secret).expect("a generator"),
-    );
-    let confirmed = app
-        .post(
-            "/v1/me/totp/confirm",
-            token,
-            json!({ "code": authenticator.code(0) }),
-        )
-        .await;
-    assert_status(&confirmed, StatusCode::NO_CONTENT);
-    authenticator
 }
 
 /// Raises a session to `aal2` with the next step's code (a step is accepted once).
@@ -468,7 +395,7 @@ async fn a_member_profile_resolves_member_value_then_platform_value_then_tenant_
     let app = spawn_app_on(store).await;
     let root = app.root_token().await;
     let (admin, _) = tenant_with_admin(&app, &root, "acme").await;
-    let dev = new_user(&app, &root, "dev@acme.example").await;
+    let dev = new_user(&app, &root, "dev@acme.example", PASSWORD).await;
     add_member(&app, &admin, "acme", &dev, json!(["member"])).await;
     let dev_token = app.login("dev@acme.example", PASSWORD).await;
     let profile_path = format!("/v1/tenants/acme/members/{dev}/profile");
@@ -789,11 +716,11 @@ async fn the_authorize_api_answers_every_reachable_reason_with_its_facts_and_kee
     let root_id = my_id(&app, &root).await;
     enrol_totp(&app, &root).await;
     let (admin, admin_id) = tenant_with_admin(&app, &root, "acme").await;
-    let dev = new_user(&app, &root, "dev@acme.example").await;
-    let parked = new_user(&app, &root, "parked@acme.example").await;
-    let banned = new_user(&app, &root, "banned@acme.example").await;
-    let auditor = new_user(&app, &root, "auditor@example.com").await;
-    let outsider = new_user(&app, &root, "outsider@example.com").await;
+    let dev = new_user(&app, &root, "dev@acme.example", PASSWORD).await;
+    let parked = new_user(&app, &root, "parked@acme.example", PASSWORD).await;
+    let banned = new_user(&app, &root, "banned@acme.example", PASSWORD).await;
+    let auditor = new_user(&app, &root, "auditor@example.com", PASSWORD).await;
+    let outsider = new_user(&app, &root, "outsider@example.com", PASSWORD).await;
     for user in [&dev, &parked, &banned] {
         add_member(&app, &admin, "acme", user, json!(["member"])).await;
     }
@@ -1617,7 +1544,7 @@ fn totp_codes_are_accepted_once_and_aal2_lapses_with_the_step_up_and_the_session
     run(async {
         let app = spawn_app().await;
         let root = app.root_token().await;
-        new_user(&app, &root, "dev@example.com").await;
+        new_user(&app, &root, "dev@example.com", PASSWORD).await;
         let session = app.login("dev@example.com", PASSWORD).await;
         assert_eq!(app.get("/v1/me", &session).await.body["assurance"], "aal1");
         let no_enrolment = app

@@ -18,6 +18,7 @@ mod diagnostics;
 mod differential;
 mod differential_sqlite;
 mod feed_load;
+mod fresh_decisions;
 mod http_api;
 mod http_rules;
 mod model;
