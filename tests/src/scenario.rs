@@ -338,8 +338,8 @@ pub struct World {
     pub tenants: Vec<TenantId>,
     /// Root, auditor, three first admins, extra users: targets and actors.
     pub users: Vec<UserId>,
-    /// API keys as (key id, tenant).
-    pub keys: Vec<(KeyId, TenantId)>,
+    /// API keys as (key id, tenant, secret); the first ones are each tenant's seed key.
+    pub keys: Vec<(KeyId, TenantId, String)>,
 }
 
 /// What a step returned, beyond success: the data a read saw.
@@ -402,7 +402,7 @@ pub async fn setup(h: Harness) -> World {
             )
             .await
             .expect("key");
-        keys.push((key.key.id, tenant.clone()));
+        keys.push((key.key.id, tenant.clone(), key.secret));
         tenants.push(tenant);
     }
     for index in 0..EXTRA_USERS {
@@ -417,6 +417,70 @@ pub async fn setup(h: Harness) -> World {
 }
 
 impl World {
+    /// What the authorize API's common path (`Engine::authorize_fast`) answers right now
+    /// for each tenant's seed key, in its own tenant and in the next one, about every
+    /// user for a few scopes (some naming a target), in `Debug` form: compared across
+    /// stores after every step, it shows a store serving facts from before a change
+    /// (the PostgreSQL store's facts cache) as a difference from the in-memory store.
+    /// Wherever it answers, the general path must give the same decisions.
+    pub async fn fast_decisions(&self) -> Vec<String> {
+        let scopes = [
+            "members:read",
+            "members:write",
+            "authz:check",
+            "platform:users:read",
+        ];
+        let checks: Vec<AuthzCheck> = self
+            .users
+            .iter()
+            .enumerate()
+            .flat_map(|(index, user)| {
+                scopes
+                    .iter()
+                    .enumerate()
+                    .map(move |(nth, name)| AuthzCheck {
+                        subject: CheckSubject::User {
+                            user_id: *user,
+                            assurance: Assurance::Aal1,
+                        },
+                        scope: scope(name),
+                        target: (nth % 2 == 1).then(|| self.users[(index + 1) % self.users.len()]),
+                    })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for (index, (key_id, own, secret)) in self.keys.iter().take(TENANTS.len()).enumerate() {
+            let next = &self.tenants[(index + 1) % self.tenants.len()];
+            for tenant in [own, next] {
+                let fast = self
+                    .h
+                    .engine
+                    .authorize_fast(tenant, secret, &checks)
+                    .await
+                    .expect("store");
+                if let Some(decisions) = &fast {
+                    assert_eq!(tenant, own, "a key answered in another tenant");
+                    let caller = Caller {
+                        principal: Principal::ApiKey {
+                            key_id: *key_id,
+                            tenant: own.clone(),
+                        },
+                        request_id: "fast".to_owned(),
+                    };
+                    let general = self
+                        .h
+                        .engine
+                        .authorize_batch(&caller, tenant, checks.clone())
+                        .await
+                        .expect("the general path allows what the fast path answered");
+                    assert_eq!(decisions, &general);
+                }
+                seen.push(format!("{tenant}: {fast:?}"));
+            }
+        }
+        seen
+    }
+
     pub fn caller(&self, step: &Step) -> Caller {
         let assurance = if step.aal2 {
             Assurance::Aal2
@@ -430,7 +494,7 @@ impl World {
                 session: None,
             }
         } else {
-            let (key_id, tenant) = &self.keys[(step.actor - self.users.len()) % self.keys.len()];
+            let (key_id, tenant, _) = &self.keys[(step.actor - self.users.len()) % self.keys.len()];
             Principal::ApiKey {
                 key_id: *key_id,
                 tenant: tenant.clone(),
@@ -657,11 +721,11 @@ impl World {
                     )
                     .await?;
                 assert_eq!(created.key.tenant, tenant(*t));
-                new_key = Some((created.key.id, tenant(*t)));
+                new_key = Some((created.key.id, tenant(*t), created.secret));
                 Ok(())
             }
             Action::RevokeApiKey { tenant: t, key } => {
-                let (key_id, _) = self.keys[*key % self.keys.len()].clone();
+                let key_id = self.keys[*key % self.keys.len()].0;
                 engine.revoke_api_key(caller, &tenant(*t), &key_id).await
             }
             Action::CreateTenant { serial, user: u } => engine

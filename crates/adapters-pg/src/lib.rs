@@ -7,9 +7,11 @@
 //! that row-level security applies to.
 
 mod errors;
+mod facts_cache;
 pub mod relay;
 mod tx;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool};
 
 pub use errors::store_error;
+use facts_cache::FactsCache;
 
 /// The role the service's queries run as (created by the migrations).
 pub const SERVICE_ROLE: &str = "user_engine_app";
@@ -73,6 +76,9 @@ pub async fn migrate(owner: &PgPool) -> Result<(), StoreError> {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The authorize API's facts, served again only while the partition heads they were
+    /// read with are unchanged (see `facts_cache`); shared by the clones of a store.
+    facts: Arc<FactsCache>,
 }
 
 impl PgStore {
@@ -99,7 +105,10 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(store_error)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            facts: Arc::default(),
+        })
     }
 
     /// The pool, for tests and tools.
@@ -138,11 +147,13 @@ impl Store for PgStore {
         tx::find_login(&self.pool, email).await
     }
 
-    /// One statement, one round trip (see the `authorize_snapshot` SQL function).
+    /// One statement, one round trip: a probe of the partition heads when the facts
+    /// cache holds the query's facts and they still hold, else the `authorize_snapshot`
+    /// SQL function.
     async fn authorize_snapshot(
         &self,
         query: &SnapshotQuery,
     ) -> Result<AuthorizeSnapshot, StoreError> {
-        tx::authorize_snapshot(&self.pool, query).await
+        tx::authorize_snapshot(&self.pool, &self.facts, query).await
     }
 }

@@ -27,6 +27,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::errors::store_error;
+use crate::facts_cache::{FactsCache, Heads};
 
 pub(crate) struct PgTx {
     tx: Transaction<'static, Postgres>,
@@ -48,6 +49,10 @@ struct Head {
 struct SnapshotRow {
     /// 1 for the caller's own scope, then 2… for the checks in order.
     ord: i64,
+    tenant_audit_seq: Option<i64>,
+    tenant_event_position: Option<i64>,
+    platform_audit_seq: Option<i64>,
+    platform_event_position: Option<i64>,
     session_user_id: Option<Uuid>,
     session_created_at: Option<OffsetDateTime>,
     session_expires_at: Option<OffsetDateTime>,
@@ -64,6 +69,13 @@ struct SnapshotRow {
 }
 
 impl SnapshotRow {
+    fn heads(&self) -> Heads {
+        Heads {
+            tenant: self.tenant_audit_seq.zip(self.tenant_event_position),
+            platform: self.platform_audit_seq.zip(self.platform_event_position),
+        }
+    }
+
     fn credential(&self, query: &SnapshotQuery) -> Result<Option<Credential>, StoreError> {
         if let (Some(user_id), Some(created_at), Some(expires_at), Some(last_seen_at)) = (
             self.session_user_id,
@@ -134,12 +146,78 @@ pub(crate) async fn find_login(
     .transpose()
 }
 
-/// [`domain::ports::Store::authorize_snapshot`] in one statement, outside any explicit
-/// transaction: the SQL function sets the tenant for the statement's own transaction.
+/// A row of the `authorize_probe` SQL function: one partition head, and the session the
+/// token hash names (repeated on every row).
+#[derive(sqlx::FromRow)]
+struct ProbeRow {
+    partition: Option<String>,
+    audit_seq: Option<i64>,
+    event_position: Option<i64>,
+    session_user_id: Option<Uuid>,
+    session_created_at: Option<OffsetDateTime>,
+    session_expires_at: Option<OffsetDateTime>,
+    session_last_seen_at: Option<OffsetDateTime>,
+    session_aal2_until: Option<OffsetDateTime>,
+}
+
+/// [`domain::ports::Store::authorize_snapshot`]: from the facts cache when a probe of
+/// the partition heads (and the session) shows the cached facts still hold, else in one
+/// statement that also refreshes the cache. Both run outside any explicit transaction:
+/// the SQL functions set the tenant for the statement's own transaction.
 pub(crate) async fn authorize_snapshot(
     pool: &sqlx::PgPool,
+    cache: &FactsCache,
     query: &SnapshotQuery,
 ) -> Result<AuthorizeSnapshot, StoreError> {
+    if let Some(cached) = cache.heads_for(query) {
+        let session_hash = (!query.api_key).then_some(query.token_hash.as_str());
+        let rows: Vec<ProbeRow> = sqlx::query_as("select * from authorize_probe($1, $2)")
+            .bind(query.tenant.as_str())
+            .bind(session_hash)
+            .fetch_all(pool)
+            .await
+            .map_err(store_error)?;
+        let mut heads = Heads::default();
+        let mut session = None;
+        for row in rows {
+            let head = row.audit_seq.zip(row.event_position);
+            match row.partition.as_deref() {
+                Some("_platform") => heads.platform = head,
+                Some(partition) if partition == query.tenant.as_str() => heads.tenant = head,
+                _ => {}
+            }
+            if let (Some(user_id), Some(created_at), Some(expires_at), Some(last_seen_at)) = (
+                row.session_user_id,
+                row.session_created_at,
+                row.session_expires_at,
+                row.session_last_seen_at,
+            ) {
+                session = Some(Session::from(SessionRow {
+                    token_hash: query.token_hash.clone(),
+                    user_id,
+                    created_at,
+                    expires_at,
+                    last_seen_at,
+                    aal2_until: row.session_aal2_until,
+                }));
+            }
+        }
+        if heads == cached {
+            if let Some(snapshot) = cache.answer(query, heads, session) {
+                return Ok(snapshot);
+            }
+        }
+    }
+    let (heads, snapshot) = read_snapshot(pool, query).await?;
+    cache.keep(query, heads, &snapshot);
+    Ok(snapshot)
+}
+
+/// The `authorize_snapshot` statement, and the heads it read the facts with.
+async fn read_snapshot(
+    pool: &sqlx::PgPool,
+    query: &SnapshotQuery,
+) -> Result<(Heads, AuthorizeSnapshot), StoreError> {
     let users: Vec<Uuid> = query.checks.iter().map(|c| *c.user.as_uuid()).collect();
     let scopes: Vec<&str> = query.checks.iter().map(|c| c.scope.as_str()).collect();
     let targets: Vec<Option<Uuid>> = query
@@ -163,6 +241,7 @@ pub(crate) async fn authorize_snapshot(
     rows.sort_unstable_by_key(|row| row.ord);
     let mut rows = rows.into_iter();
     let first = rows.next().ok_or_else(|| corrupt("authorize snapshot"))?;
+    let heads = first.heads();
     let tenant = first
         .facts
         .tenant_state
@@ -184,12 +263,15 @@ pub(crate) async fn authorize_snapshot(
     if checks.len() != query.checks.len() {
         return Err(corrupt("authorize snapshot"));
     }
-    Ok(AuthorizeSnapshot {
-        tenant,
-        credential,
-        caller,
-        checks,
-    })
+    Ok((
+        heads,
+        AuthorizeSnapshot {
+            tenant,
+            credential,
+            caller,
+            checks,
+        },
+    ))
 }
 
 impl PgTx {

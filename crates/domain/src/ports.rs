@@ -99,7 +99,7 @@ impl TxScope {
 }
 
 /// Who a decision is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SubjectRef {
     User(UserId),
     ApiKey(KeyId),

@@ -1,7 +1,9 @@
 //! The differential property test: the same random steps applied to the in-memory fake
 //! and to PostgreSQL must give identical observable results — every step's outcome and
 //! the data reads saw, and at the end every audit trail (hashes included), event feed,
-//! member list, binding and enabled scope, read straight from each store.
+//! member list, binding and enabled scope, read straight from each store. After every
+//! step the authorize API's common path is asked the same checks on both, so a store
+//! serving decision facts from before a change (a stale cache) shows as a difference.
 //! [`same_as_in_memory`] is the comparison; `differential_sqlite` runs it on SQLite.
 
 use domain::audit::Partition;
@@ -92,6 +94,11 @@ pub(crate) async fn same_as_in_memory(steps: &[Step], store: Harness) {
         let caller = other.caller(step);
         let in_store = other.run(step, &caller).await;
         assert_eq!(in_memory, in_store, "step {index}: {step:?}");
+        assert_eq!(
+            fake.fast_decisions().await,
+            other.fast_decisions().await,
+            "authorize's common path after step {index}: {step:?}"
+        );
     }
     let expected = observable(&fake).await;
     let actual = observable(&other).await;
