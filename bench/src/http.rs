@@ -17,21 +17,47 @@ use crate::{database_url, Failure};
 
 const CONNECTIONS: usize = 64;
 
-/// Requests/s and latency percentiles of one load run.
+/// How many slices each measurement is cut into: the slices of a work and of its
+/// baselines alternate, so that every figure sees the same machine (on a shared machine
+/// the cores' speed drifts by several percent from one ten-second window to the next).
+const SLICES: u32 = 4;
+
+/// Successful requests and their latencies over one or more load runs.
+#[derive(Default)]
 struct Load {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
 }
 
-/// `connections` tasks each sending requests back to back on their own connection.
+impl Load {
+    fn add(&mut self, run: Self) {
+        self.elapsed += run.elapsed;
+        self.latencies.extend(run.latencies);
+    }
+
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// The latency at `fraction` of the sorted latencies.
+    fn at(&mut self, fraction: f64) -> Duration {
+        self.latencies.sort_unstable();
+        let index = ((self.latencies.len() as f64) * fraction) as usize;
+        self.latencies
+            .get(index.min(self.latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// `connections` tasks each sending requests back to back on their own connection for
+/// `duration`.
 async fn load(
     connections: usize,
-    seconds: u64,
-    request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    duration: Duration,
+    request: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>,
 ) -> Result<Load, Failure> {
-    let request = Arc::new(request);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
@@ -57,21 +83,13 @@ async fn load(
     for task in tasks {
         latencies.extend(task.await??);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let at = |fraction: f64| {
-        let index = ((latencies.len() as f64) * fraction) as usize;
-        latencies
-            .get(index.min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
     Ok(Load {
-        per_second: latencies.len() as f64 / elapsed,
-        p50: at(0.50),
-        p99: at(0.99),
+        elapsed: started.elapsed(),
+        latencies,
     })
 }
+
+type Request = Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>;
 
 pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     let owner = sqlx::PgPool::connect(&database_url(name)).await?;
@@ -162,27 +180,36 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
         json!({ "subject": { "user_id": member, "assurance": "aal1" }, "scope": "tenant:read" });
 
     println!(
-        "# HTTP benchmark: {seconds} s per run, {CONNECTIONS} HTTP connections, \
-         a pool of {connections} database connections"
+        "# HTTP benchmark: {seconds} s per figure in {SLICES} slices alternating with its \
+         baselines', {CONNECTIONS} HTTP connections, a pool of {connections} database connections"
     );
     println!("| route | requests/s | p50 | p99 |");
     println!("|---|---:|---:|---:|");
     let hello_url = format!("{base}/bench/hello");
-    let hello = load(CONNECTIONS, seconds, move |client| client.get(&hello_url)).await?;
-    print_load("hello JSON (baseline)", &hello);
     let select_url = format!("{base}/bench/select");
-    let select = load(CONNECTIONS, seconds, move |client| client.get(&select_url)).await?;
-    print_load("one indexed single-row select (baseline)", &select);
     let authorize_url = format!("{base}/v1/tenants/bench/authorize");
-    let authorize = load(CONNECTIONS, seconds, move |client| {
-        client.post(&authorize_url).bearer_auth(&key).json(&body)
-    })
-    .await?;
-    print_load("POST /v1/tenants/{t}/authorize (API key)", &authorize);
+    let routes: [Request; 3] = [
+        Arc::new(move |client: &reqwest::Client| client.get(&hello_url)),
+        Arc::new(move |client: &reqwest::Client| client.get(&select_url)),
+        Arc::new(move |client: &reqwest::Client| {
+            client.post(&authorize_url).bearer_auth(&key).json(&body)
+        }),
+    ];
+    let slice = Duration::from_secs(seconds) / SLICES;
+    let mut loads: [Load; 3] = Default::default();
+    for _ in 0..SLICES {
+        for (route, total) in routes.iter().zip(&mut loads) {
+            total.add(load(CONNECTIONS, slice, route.clone()).await?);
+        }
+    }
+    let [mut hello, mut select, mut authorize] = loads;
+    print_load("hello JSON (baseline)", &mut hello);
+    print_load("one indexed single-row select (baseline)", &mut select);
+    print_load("POST /v1/tenants/{t}/authorize (API key)", &mut authorize);
     println!(
         "\nauthorize / single-row select = {:.2} (target ≥ 0.5); authorize / hello = {:.2}",
-        authorize.per_second / select.per_second,
-        authorize.per_second / hello.per_second
+        authorize.per_second() / select.per_second(),
+        authorize.per_second() / hello.per_second()
     );
     let peak_after_requests = peak_resident_mib();
 
@@ -193,25 +220,33 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
         .and_then(|value| value.parse().ok())
         .unwrap_or(4);
     let login_url = format!("{base}/v1/auth/password");
-    let logins = load(concurrency, seconds, move |client| {
+    let login: Request = Arc::new(move |client: &reqwest::Client| {
         client
             .post(&login_url)
             .json(&json!({ "email": "root@bench.example", "password": "bench root password" }))
-    })
-    .await?;
-    let peak_after_logins = peak_resident_mib();
-    // Raw hashing: the crate's verification at one per core and at the logins'
-    // concurrency, and one per core over reused working memory as the service does;
-    // the best of the three is the baseline.
+    });
+    // Raw hashing: one per core over reused working memory, as the service verifies,
+    // alternating with the logins; then the crate's verification at one per core and at
+    // the logins' concurrency, once each. The best of the three is the baseline.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let per_core = raw_argon2(cores, seconds, false).await?;
-    let hashes = raw_argon2(concurrency, seconds, false).await?;
-    let reused = raw_argon2(cores, seconds, true).await?;
+    let mut logins = Load::default();
+    let mut reused = 0.0;
+    let mut peak_after_logins = 0;
+    for index in 0..SLICES {
+        logins.add(load(concurrency, slice, login.clone()).await?);
+        if index == 0 {
+            // Before the raw hashing adds working memory of its own to the process.
+            peak_after_logins = peak_resident_mib();
+        }
+        reused += raw_argon2(cores, slice, true).await? / f64::from(SLICES);
+    }
+    let per_core = raw_argon2(cores, Duration::from_secs(seconds), false).await?;
+    let hashes = raw_argon2(concurrency, Duration::from_secs(seconds), false).await?;
     let best = per_core.max(hashes).max(reused);
     println!("\n| work | per second |\n|---|---:|");
     println!(
         "| logins over HTTP ({concurrency} in flight) | {:.1} |",
-        logins.per_second
+        logins.per_second()
     );
     println!("| raw argon2id verifications ({cores} in flight, one per core) | {per_core:.1} |");
     println!("| raw argon2id verifications ({concurrency} in flight) | {hashes:.1} |");
@@ -220,11 +255,12 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     );
     println!(
         "\nlogins / raw argon2id (the best raw figure) = {:.2} (target ≥ 0.9)",
-        logins.per_second / best
+        logins.per_second() / best
     );
     println!(
         "\npeak resident memory of the bench process (server and load generator): \
-         {peak_after_requests} MiB after the request runs, {peak_after_logins} MiB after the logins"
+         {peak_after_requests} MiB after the request runs, {peak_after_logins} MiB after the first \
+         slice of logins"
     );
     server.abort();
     owner.close().await;
@@ -251,12 +287,12 @@ fn peak_resident_mib() -> u64 {
         .map_or(0, |kib| kib / 1024)
 }
 
-fn print_load(route: &str, load: &Load) {
+fn print_load(route: &str, load: &mut Load) {
     println!(
         "| {route} | {:.0} | {:.2} ms | {:.2} ms |",
-        load.per_second,
-        load.p50.as_secs_f64() * 1000.0,
-        load.p99.as_secs_f64() * 1000.0
+        load.per_second(),
+        load.at(0.50).as_secs_f64() * 1000.0,
+        load.at(0.99).as_secs_f64() * 1000.0
     );
 }
 
@@ -285,7 +321,11 @@ async fn login(
 /// the crate's `verify_password` (fresh working memory each time) or, with
 /// `reuse_memory`, each slot looping on one thread over one working buffer, as the
 /// service verifies.
-async fn raw_argon2(concurrency: usize, seconds: u64, reuse_memory: bool) -> Result<f64, Failure> {
+async fn raw_argon2(
+    concurrency: usize,
+    duration: Duration,
+    reuse_memory: bool,
+) -> Result<f64, Failure> {
     use argon2::password_hash::{
         Output, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
     };
@@ -300,7 +340,7 @@ async fn raw_argon2(concurrency: usize, seconds: u64, reuse_memory: bool) -> Res
         .hash_password(b"bench root password", &salt)
         .map_err(|error| error.to_string())?
         .to_string();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
