@@ -98,21 +98,84 @@ fn base32_digit(value: u32) -> char {
     char::from(base + u8::try_from(offset).unwrap_or(0))
 }
 
-/// argon2id password hashing, PHC string output, run on tokio's blocking pool.
+/// A unit of hashing work, given the working memory of the thread that runs it.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// One thread per core that does nothing but hash, each with its own working memory
+/// (19 MiB at the OWASP parameters) kept for its lifetime. Hashing is pure CPU and
+/// memory bandwidth, so running more at once than there are cores only makes each slower
+/// and evicts the others' memory from the caches; waiting jobs queue without holding a
+/// thread, and a thread that finishes one takes the next at once, without a round trip
+/// through the async runtime. The threads end when the last hasher is dropped.
+#[derive(Debug)]
+struct HashingThreads {
+    /// `None` when no thread could be started: jobs then run on tokio's blocking pool.
+    jobs: Option<Mutex<std::sync::mpsc::Sender<Job>>>,
+}
+
+impl HashingThreads {
+    fn start(count: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut started = 0;
+        for index in 0..count {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || {
+                    let mut memory = Vec::new();
+                    loop {
+                        // One idle thread waits on the queue, the others on its lock.
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else {
+                            // Every sender is gone: the hasher was dropped.
+                            return;
+                        };
+                        // A job that panics loses its answer (the caller sees a failed
+                        // task), not the thread.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            job(&mut memory);
+                        }));
+                    }
+                });
+            started += usize::from(spawned.is_ok());
+        }
+        Self {
+            jobs: (started > 0).then(|| Mutex::new(jobs)),
+        }
+    }
+
+    /// Runs `work` on a hashing thread; `None` if it could not run or failed.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Option<T> {
+        let Some(jobs) = &self.jobs else {
+            // No thread: fresh working memory on the blocking pool, as a last resort.
+            return tokio::task::spawn_blocking(move || work(&mut Vec::new()))
+                .await
+                .ok();
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = answer.send(work(memory));
+        });
+        jobs.lock().ok()?.send(job).ok()?;
+        answered.await.ok()
+    }
+}
+
+/// argon2id password hashing, PHC string output, on threads of its own (one per core).
 #[derive(Debug, Clone)]
 pub struct Argon2Hasher {
     params: Params,
     /// A hash of a fixed password with the same parameters, computed on first need; an
     /// unknown user is verified against it so the response costs the same work.
     dummy: Arc<OnceLock<Option<String>>>,
-    /// One permit per core: hashing is pure CPU and memory bandwidth, so running more
-    /// hashes at once than there are cores only makes each slower (and evicts the others'
-    /// 19 MiB from the caches); the rest wait their turn without holding a thread.
-    permits: Arc<tokio::sync::Semaphore>,
-    /// Verification's working memory (19 MiB at the OWASP parameters), kept between
-    /// logins: at most one buffer per permit, so the process holds a fixed amount
-    /// instead of every blocking thread's allocator keeping one it freed.
-    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    threads: Arc<HashingThreads>,
 }
 
 impl Argon2Hasher {
@@ -126,20 +189,8 @@ impl Argon2Hasher {
         Self {
             params,
             dummy: Arc::new(OnceLock::new()),
-            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
-            memory: Arc::new(Mutex::new(Vec::new())),
+            threads: Arc::new(HashingThreads::start(cores)),
         }
-    }
-
-    /// Runs hashing work on the blocking pool once a core is free; `None` if the task
-    /// failed.
-    async fn on_a_core<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
-        // The semaphore is never closed, so acquiring only ever waits.
-        let _permit = self.permits.acquire().await.ok()?;
-        tokio::task::spawn_blocking(work).await.ok()
     }
 
     /// The production parameters (OWASP: m=19456 KiB, t=2, p=1).
@@ -170,27 +221,9 @@ impl Argon2Hasher {
             .to_string())
     }
 
-    /// Constant-time check of `password` against a parsed PHC string, in working
-    /// memory taken from (and returned to) `memory`. The algorithm, version and
-    /// parameters come from the string, so hashes made with older parameters keep
-    /// verifying.
-    fn verify_blocking(
-        memory: &Mutex<Vec<Vec<Block>>>,
-        password: &[u8],
-        phc: &PasswordHash<'_>,
-    ) -> bool {
-        let mut blocks = memory
-            .lock()
-            .ok()
-            .and_then(|mut buffers| buffers.pop())
-            .unwrap_or_default();
-        let verified = Self::verify_in(&mut blocks, password, phc).unwrap_or(false);
-        if let Ok(mut buffers) = memory.lock() {
-            buffers.push(blocks);
-        }
-        verified
-    }
-
+    /// Constant-time check of `password` against a parsed PHC string, in the hashing
+    /// thread's working memory. The algorithm, version and parameters come from the
+    /// string, so hashes made with older parameters keep verifying.
     fn verify_in(blocks: &mut Vec<Block>, password: &[u8], phc: &PasswordHash<'_>) -> Option<bool> {
         let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else {
             return Some(false);
@@ -231,7 +264,8 @@ impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &str) -> Result<String, StoreError> {
         let params = self.params.clone();
         let password = password.to_owned();
-        self.on_a_core(move || Self::hash_blocking(params, password.as_bytes()))
+        self.threads
+            .run(move |_| Self::hash_blocking(params, password.as_bytes()))
             .await
             .ok_or_else(|| StoreError::Unavailable("password hashing task failed".to_owned()))?
             .map_err(|error| StoreError::Unavailable(format!("password hashing: {error}")))
@@ -242,34 +276,34 @@ impl PasswordHasher for Argon2Hasher {
         let password = password.to_owned();
         let stored = hash.map(str::to_owned);
         let dummy = Arc::clone(&self.dummy);
-        let memory = Arc::clone(&self.memory);
-        self.on_a_core(move || {
-            let parsed = stored
-                .as_deref()
-                .and_then(|phc| PasswordHash::new(phc).ok());
-            if let Some(parsed) = parsed {
-                return Self::verify_blocking(&memory, password.as_bytes(), &parsed);
-            }
-            // No (usable) hash: do the same work against the dummy, then refuse. The
-            // first call computes the dummy, which is itself one hash's worth of work,
-            // so it skips the verification to keep the cost equal.
-            let mut computed_now = false;
-            let dummy = dummy.get_or_init(|| {
-                computed_now = true;
-                Self::hash_blocking(params.clone(), DUMMY_PASSWORD.as_bytes()).ok()
-            });
-            if !computed_now {
-                let parsed = dummy.as_deref().and_then(|phc| PasswordHash::new(phc).ok());
+        self.threads
+            .run(move |memory| {
+                let parsed = stored
+                    .as_deref()
+                    .and_then(|phc| PasswordHash::new(phc).ok());
                 if let Some(parsed) = parsed {
-                    // The outcome is irrelevant: only the work is wanted.
-                    let _ = Self::verify_blocking(&memory, password.as_bytes(), &parsed);
+                    return Self::verify_in(memory, password.as_bytes(), &parsed).unwrap_or(false);
                 }
-            }
-            false
-        })
-        .await
-        // A failed task cannot have verified anything.
-        .unwrap_or(false)
+                // No (usable) hash: do the same work against the dummy, then refuse. The
+                // first call computes the dummy, which is itself one hash's worth of work,
+                // so it skips the verification to keep the cost equal.
+                let mut computed_now = false;
+                let dummy = dummy.get_or_init(|| {
+                    computed_now = true;
+                    Self::hash_blocking(params.clone(), DUMMY_PASSWORD.as_bytes()).ok()
+                });
+                if !computed_now {
+                    let parsed = dummy.as_deref().and_then(|phc| PasswordHash::new(phc).ok());
+                    if let Some(parsed) = parsed {
+                        // The outcome is irrelevant: only the work is wanted.
+                        let _ = Self::verify_in(memory, password.as_bytes(), &parsed);
+                    }
+                }
+                false
+            })
+            .await
+            // A failed task cannot have verified anything.
+            .unwrap_or(false)
     }
 }
 
@@ -544,8 +578,6 @@ mod tests {
                 .verify_password(b"legacy password", &parsed)
                 .is_ok());
         }
-        // One verification at a time here, so one buffer was made and reused.
-        assert_eq!(hasher.memory.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
