@@ -343,3 +343,30 @@ pub async fn enrol_totp(app: &TestApp, token: &str) -> Authenticator {
     assert_status(&confirmed, StatusCode::NO_CONTENT);
     authenticator
 }
+
+/// Makes each named `async fn(StoreKind)` of the calling module a test on PostgreSQL and
+/// one on the embedded SQLite store, as `MODULE::postgres::NAME` and
+/// `MODULE::sqlite::NAME`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            use $crate::http::StoreKind;
+            $(
+                #[test]
+                fn $name() {
+                    $crate::pg::run(super::$name(StoreKind::Postgres));
+                }
+            )*
+        }
+        mod sqlite {
+            use $crate::http::StoreKind;
+            $(
+                #[test]
+                fn $name() {
+                    $crate::pg::run(super::$name(StoreKind::Sqlite));
+                }
+            )*
+        }
+    };
+}

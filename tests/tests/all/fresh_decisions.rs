@@ -641,30 +641,7 @@ async fn revoking_the_api_key_or_ending_the_session_refuses_its_very_next_call(s
 
 // Every test above runs on PostgreSQL and on the embedded SQLite store, as
 // `fresh_decisions::postgres::NAME` and `fresh_decisions::sqlite::NAME`.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use tests::http::StoreKind;
-            $(
-                #[test]
-                fn $name() {
-                    tests::pg::run(super::$name(StoreKind::Postgres));
-                }
-            )*
-        }
-        mod sqlite {
-            use tests::http::StoreKind;
-            $(
-                #[test]
-                fn $name() {
-                    tests::pg::run(super::$name(StoreKind::Sqlite));
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+tests::on_both_stores!(
     suspending_the_account_denies_the_very_next_decision_and_reactivating_allows_it,
     removing_the_member_denies_the_very_next_decision_and_adding_them_back_allows_it,
     adding_a_user_allows_the_very_next_decision_after_warmed_denials,

@@ -493,30 +493,7 @@ async fn a_path_that_is_not_utf8_is_a_problem_json_400(store: StoreKind) {
 
 // Every test above runs on PostgreSQL and on the embedded SQLite store, as
 // `http_api::postgres::NAME` and `http_api::sqlite::NAME`.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use tests::http::StoreKind;
-            $(
-                #[test]
-                fn $name() {
-                    tests::pg::run(super::$name(StoreKind::Postgres));
-                }
-            )*
-        }
-        mod sqlite {
-            use tests::http::StoreKind;
-            $(
-                #[test]
-                fn $name() {
-                    tests::pg::run(super::$name(StoreKind::Sqlite));
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+tests::on_both_stores!(
     the_quickstart_works_from_bootstrap_to_an_authorize_decision,
     bad_input_gets_a_problem_json_and_changes_nothing,
     another_tenants_admin_member_and_key_get_404_and_change_nothing,

@@ -1506,30 +1506,7 @@ async fn every_error_code_the_api_can_produce_is_a_problem_json(store: StoreKind
 
 // Every test above runs on PostgreSQL and on the embedded SQLite store, as
 // `http_rules::postgres::NAME` and `http_rules::sqlite::NAME`.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use tests::http::StoreKind;
-            $(
-                #[test]
-                fn $name() {
-                    tests::pg::run(super::$name(StoreKind::Postgres));
-                }
-            )*
-        }
-        mod sqlite {
-            use tests::http::StoreKind;
-            $(
-                #[test]
-                fn $name() {
-                    tests::pg::run(super::$name(StoreKind::Sqlite));
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+tests::on_both_stores!(
     a_tenant_admin_performs_every_tenant_admin_operation_with_its_audit_record_and_event,
     a_member_profile_resolves_member_value_then_platform_value_then_tenant_default,
     membership_changes_keep_one_admin_and_granting_or_revoking_tenant_admin_needs_aal2,
