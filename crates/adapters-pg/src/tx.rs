@@ -53,11 +53,8 @@ struct SnapshotRow {
     tenant_event_position: Option<i64>,
     platform_audit_seq: Option<i64>,
     platform_event_position: Option<i64>,
-    session_user_id: Option<Uuid>,
-    session_created_at: Option<OffsetDateTime>,
-    session_expires_at: Option<OffsetDateTime>,
-    session_last_seen_at: Option<OffsetDateTime>,
-    session_aal2_until: Option<OffsetDateTime>,
+    #[sqlx(flatten)]
+    session: SessionColumns,
     api_key_id: Option<Uuid>,
     api_key_name: Option<String>,
     api_key_scopes: Option<Vec<String>>,
@@ -77,20 +74,8 @@ impl SnapshotRow {
     }
 
     fn credential(&self, query: &SnapshotQuery) -> Result<Option<Credential>, StoreError> {
-        if let (Some(user_id), Some(created_at), Some(expires_at), Some(last_seen_at)) = (
-            self.session_user_id,
-            self.session_created_at,
-            self.session_expires_at,
-            self.session_last_seen_at,
-        ) {
-            return Ok(Some(Credential::Session(Session::from(SessionRow {
-                token_hash: query.token_hash.clone(),
-                user_id,
-                created_at,
-                expires_at,
-                last_seen_at,
-                aal2_until: self.session_aal2_until,
-            }))));
+        if let Some(session) = self.session.session(&query.token_hash) {
+            return Ok(Some(Credential::Session(session)));
         }
         match (
             self.api_key_id,
@@ -153,11 +138,32 @@ struct ProbeRow {
     partition: Option<String>,
     audit_seq: Option<i64>,
     event_position: Option<i64>,
+    #[sqlx(flatten)]
+    session: SessionColumns,
+}
+
+/// The `session_*` columns of `authorize_snapshot` and `authorize_probe`: the session the
+/// token hash names, all null when there is none.
+#[derive(sqlx::FromRow)]
+struct SessionColumns {
     session_user_id: Option<Uuid>,
     session_created_at: Option<OffsetDateTime>,
     session_expires_at: Option<OffsetDateTime>,
     session_last_seen_at: Option<OffsetDateTime>,
     session_aal2_until: Option<OffsetDateTime>,
+}
+
+impl SessionColumns {
+    fn session(&self, token_hash: &str) -> Option<Session> {
+        Some(Session::from(SessionRow {
+            token_hash: token_hash.to_owned(),
+            user_id: self.session_user_id?,
+            created_at: self.session_created_at?,
+            expires_at: self.session_expires_at?,
+            last_seen_at: self.session_last_seen_at?,
+            aal2_until: self.session_aal2_until,
+        }))
+    }
 }
 
 /// [`domain::ports::Store::authorize_snapshot`]: from the facts cache when a probe of
@@ -186,20 +192,8 @@ pub(crate) async fn authorize_snapshot(
                 Some(partition) if partition == query.tenant.as_str() => heads.tenant = head,
                 _ => {}
             }
-            if let (Some(user_id), Some(created_at), Some(expires_at), Some(last_seen_at)) = (
-                row.session_user_id,
-                row.session_created_at,
-                row.session_expires_at,
-                row.session_last_seen_at,
-            ) {
-                session = Some(Session::from(SessionRow {
-                    token_hash: query.token_hash.clone(),
-                    user_id,
-                    created_at,
-                    expires_at,
-                    last_seen_at,
-                    aal2_until: row.session_aal2_until,
-                }));
+            if let Some(found) = row.session.session(&query.token_hash) {
+                session = Some(found);
             }
         }
         if heads == cached {
