@@ -92,6 +92,7 @@ impl From<Error> for ApiError {
                 };
                 Self::new(status, "internal", detail)
             }
+            Error::RateLimited { retry_after_secs } => Self::rate_limited(*retry_after_secs),
             Error::Forbidden(reason) => Self {
                 reason: Some(reason.as_str()),
                 ..Self::new(status, "forbidden", error.to_string())
@@ -125,6 +126,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        // RFC 6750 §3: every 401 names the scheme the client should authenticate with.
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
         if let Some(seconds) = self.retry_after {
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -16,6 +16,7 @@ pub enum Reason {
     SubjectNotFound,
     UnknownScope,
     SubjectSuspended,
+    SubjectInvited,
     PlatformRootRequired,
     TenantSuspended,
     NotAMember,
@@ -26,6 +27,9 @@ pub enum Reason {
     CredentialScopeMissing,
     TargetNotInTenant,
     TargetProtected,
+    /// A grant (roles, key scopes, bindings) includes a scope the caller is not allowed
+    /// itself (SPEC §3.3); decided by `decide` per scope, reported by the use case.
+    ExceedsCaller,
     // Allows.
     PlatformRoot,
     PlatformAuditor,
@@ -39,6 +43,7 @@ impl Reason {
             Self::SubjectNotFound => "subject_not_found",
             Self::UnknownScope => "unknown_scope",
             Self::SubjectSuspended => "subject_suspended",
+            Self::SubjectInvited => "subject_invited",
             Self::PlatformRootRequired => "platform_root_required",
             Self::TenantSuspended => "tenant_suspended",
             Self::NotAMember => "not_a_member",
@@ -49,6 +54,7 @@ impl Reason {
             Self::CredentialScopeMissing => "credential_scope_missing",
             Self::TargetNotInTenant => "target_not_in_tenant",
             Self::TargetProtected => "target_protected",
+            Self::ExceedsCaller => "exceeds_caller",
             Self::PlatformRoot => "platform_root",
             Self::PlatformAuditor => "platform_auditor",
             Self::SelfService => "self",
@@ -226,10 +232,13 @@ pub fn decide(facts: &AuthzFacts, request: &AuthzRequest) -> Decision {
     };
     let assurance_ok = request.assurance >= scope.min_assurance;
 
-    // 1. A platform-suspended user is refused everything.
+    // 1. A platform-suspended user is refused everything, and so is an invited one
+    //    until the invitation is accepted.
     if let SubjectFacts::User { state, .. } = subject {
-        if *state == UserState::Suspended {
-            return deny(Reason::SubjectSuspended);
+        match state {
+            UserState::Suspended => return deny(Reason::SubjectSuspended),
+            UserState::Invited => return deny(Reason::SubjectInvited),
+            UserState::Active => {}
         }
     }
 
@@ -547,6 +556,7 @@ mod tests {
             (Reason::SubjectNotFound, "subject_not_found"),
             (Reason::UnknownScope, "unknown_scope"),
             (Reason::SubjectSuspended, "subject_suspended"),
+            (Reason::SubjectInvited, "subject_invited"),
             (Reason::PlatformRootRequired, "platform_root_required"),
             (Reason::TenantSuspended, "tenant_suspended"),
             (Reason::NotAMember, "not_a_member"),
@@ -557,6 +567,7 @@ mod tests {
             (Reason::CredentialScopeMissing, "credential_scope_missing"),
             (Reason::TargetNotInTenant, "target_not_in_tenant"),
             (Reason::TargetProtected, "target_protected"),
+            (Reason::ExceedsCaller, "exceeds_caller"),
             (Reason::PlatformRoot, "platform_root"),
             (Reason::PlatformAuditor, "platform_auditor"),
             (Reason::SelfService, "self"),

@@ -74,6 +74,15 @@ pub enum Error {
     /// 409 `last_tenant_admin`.
     #[error("the tenant must keep at least one active tenant admin")]
     LastTenantAdmin,
+    /// 409 `last_platform_root`.
+    #[error("the platform must keep at least one active platform root")]
+    LastPlatformRoot,
+    /// 400 `invalid_cursor`: forged, or from another list or tenant.
+    #[error("the cursor is not one this list gave out")]
+    InvalidCursor,
+    /// 429 `rate_limited`, with the seconds to wait before the next attempt.
+    #[error("too many attempts; retry later")]
+    RateLimited { retry_after_secs: u64 },
     /// 412 `precondition_failed`.
     #[error("the resource changed since it was read")]
     PreconditionFailed,
@@ -113,6 +122,9 @@ impl Error {
             Self::EmailTaken => "email_taken",
             Self::ScopeExists => "scope_exists",
             Self::LastTenantAdmin => "last_tenant_admin",
+            Self::LastPlatformRoot => "last_platform_root",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::RateLimited { .. } => "rate_limited",
             Self::PreconditionFailed => "precondition_failed",
             Self::Store(_) => "internal",
         }
@@ -128,7 +140,8 @@ impl Error {
             | Self::UnknownProfileKey(_)
             | Self::InvalidProfileValue(_)
             | Self::ScopeNotAssignable(_)
-            | Self::ScopeNotEnabled(_) => 400,
+            | Self::ScopeNotEnabled(_)
+            | Self::InvalidCursor => 400,
             Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidTotp => 401,
             Self::Forbidden(_) => 403,
             Self::TenantNotFound | Self::MemberNotFound | Self::UserNotFound | Self::NotFound => {
@@ -138,8 +151,10 @@ impl Error {
             | Self::MemberExists
             | Self::EmailTaken
             | Self::ScopeExists
-            | Self::LastTenantAdmin => 409,
+            | Self::LastTenantAdmin
+            | Self::LastPlatformRoot => 409,
             Self::PreconditionFailed => 412,
+            Self::RateLimited { .. } => 429,
             Self::Store(_) => 500,
         }
     }
