@@ -21,16 +21,16 @@ use crate::harness::{at, email, password, role_name, roles, scope, tenant_id, us
 /// Every audit record of a tenant's trail, read by a platform root.
 pub async fn tenant_trail(h: &Harness, root: &Caller, tenant: &TenantId) -> Vec<AuditRecord> {
     let mut records = Vec::new();
-    let mut after = 0;
+    let mut after: Option<String> = None;
     loop {
         let page = h
             .engine
-            .tenant_audit(root, tenant, &AuditFilter::default(), after, 200)
+            .tenant_audit(root, tenant, &AuditFilter::default(), after.as_deref(), 200)
             .await
             .expect("root reads the trail");
         records.extend(page.items);
         match page.next_cursor {
-            Some(cursor) => after = cursor.parse().expect("numeric cursor"),
+            Some(cursor) => after = Some(cursor),
             None => return records,
         }
     }
@@ -39,18 +39,19 @@ pub async fn tenant_trail(h: &Harness, root: &Caller, tenant: &TenantId) -> Vec<
 /// Every event of a tenant's feed, read by a platform root.
 pub async fn tenant_feed(h: &Harness, root: &Caller, tenant: &TenantId) -> Vec<Event> {
     let mut events = Vec::new();
-    let mut after = 0;
+    let mut after: Option<String> = None;
     loop {
         let page = h
             .engine
-            .tenant_events(root, tenant, after, 200)
+            .tenant_events(root, tenant, after.as_deref(), 200)
             .await
             .expect("root reads the feed");
-        events.extend(page.items);
-        match page.next_cursor {
-            Some(cursor) => after = cursor.parse().expect("numeric cursor"),
-            None => return events,
+        // The feed always gives a cursor to resume from; an empty page is its end.
+        if page.items.is_empty() {
+            return events;
         }
+        events.extend(page.items);
+        after = Some(page.next_cursor.expect("the feed always gives a cursor"));
     }
 }
 
@@ -215,7 +216,7 @@ pub async fn a_non_member_gets_tenant_not_found_and_the_trail_keeps_the_true_rea
     assert_eq!(last.actor.id, user_of(&globex_admin).to_string());
     let platform = h
         .engine
-        .platform_audit(&root, &AuditFilter::default(), 0, 200)
+        .platform_audit(&root, &AuditFilter::default(), None, 200)
         .await
         .expect("platform trail");
     let probe = platform
@@ -314,7 +315,7 @@ pub async fn tenant_admins_are_refused_every_platform_only_operation(h: Harness)
     );
     assert_eq!(
         h.engine
-            .platform_audit(&admin, &AuditFilter::default(), 0, 10)
+            .platform_audit(&admin, &AuditFilter::default(), None, 10)
             .await
             .map(|_| ()),
         forbidden
@@ -1049,7 +1050,7 @@ pub async fn api_keys_never_exceed_their_creator(h: Harness) {
             .create_api_key(&holder, &tenant, wide)
             .await
             .map(|_| ()),
-        Err(Error::Forbidden(Reason::MissingScope))
+        Err(Error::Forbidden(Reason::ExceedsCaller))
     );
     let platform = NewApiKey {
         name: DisplayName::parse("platform").expect("name"),
@@ -1612,19 +1613,22 @@ pub async fn audit_chains_verify_and_feeds_page_in_order(h: Harness) {
         Ok(Ok(_))
     ));
     let mut positions = Vec::new();
-    let mut after = 0;
+    let mut after: Option<String> = None;
     loop {
         let page = h
             .engine
-            .tenant_events(&admin, &tenant, after, 7)
+            .tenant_events(&admin, &tenant, after.as_deref(), 7)
             .await
             .expect("page");
         assert!(page.items.len() <= 7);
-        positions.extend(page.items.iter().map(|event| event.position));
-        match page.next_cursor {
-            Some(cursor) => after = cursor.parse().expect("cursor"),
-            None => break,
+        let cursor = page.next_cursor.expect("the feed always gives a cursor");
+        if page.items.is_empty() {
+            // At the end the cursor stays where the reader was.
+            assert_eq!(after.as_deref(), Some(cursor.as_str()));
+            break;
         }
+        positions.extend(page.items.iter().map(|event| event.position));
+        after = Some(cursor);
     }
     let expected: Vec<u64> = (1..=positions.len() as u64).collect();
     assert_eq!(positions, expected, "positions start at 1 with no gap");
@@ -1643,6 +1647,375 @@ pub async fn audit_chains_verify_and_feeds_page_in_order(h: Harness) {
 
 /// Defines one `#[test]` per behaviour scenario. `$run` drives a future to completion;
 /// `$harness` is an async block producing a fresh [`Harness`].
+/// SPEC §3.3: removing or suspending an active admin revokes `tenant_admin`, and
+/// reactivating a suspended one gives it back, so each takes what granting takes: the
+/// admin right (a tenant admin or a platform root) at `aal2`, whatever path reaches it.
+pub async fn removing_or_suspending_an_admin_needs_the_admin_right_at_aal2(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let admin_aal1 = at(&admin, Assurance::Aal1);
+    let other = h.user(&root, "other@acme.example").await;
+    h.engine
+        .add_member(
+            &admin,
+            &tenant,
+            AddMember {
+                user: UserRef::Id(other),
+                roles: roles(&["tenant_admin"]),
+            },
+        )
+        .await
+        .expect("a second admin");
+    h.engine
+        .put_role(
+            &admin,
+            &tenant,
+            &role_name("manager"),
+            [scope("members:write"), scope("accounts:write")]
+                .into_iter()
+                .collect(),
+        )
+        .await
+        .expect("bound");
+    let manager = h
+        .member(
+            &root,
+            &admin,
+            &tenant,
+            "manager@acme.example",
+            &["member", "manager"],
+        )
+        .await;
+    let manager_aal2 = at(&manager, Assurance::Aal2);
+    let suspend = MemberChange {
+        state: Some(AccountState::Suspended),
+        ..MemberChange::default()
+    };
+    let reactivate = MemberChange {
+        state: Some(AccountState::Active),
+        ..MemberChange::default()
+    };
+    for caller in [&manager, &manager_aal2] {
+        assert_eq!(
+            h.engine.remove_member(caller, &tenant, &other, None).await,
+            Err(Error::Forbidden(Reason::ExceedsCaller))
+        );
+        assert_eq!(
+            h.engine
+                .update_member(caller, &tenant, &other, suspend.clone())
+                .await
+                .map(|_| ()),
+            Err(Error::Forbidden(Reason::ExceedsCaller))
+        );
+    }
+    assert_eq!(
+        h.engine
+            .remove_member(&admin_aal1, &tenant, &other, None)
+            .await,
+        Err(Error::Forbidden(Reason::InsufficientAssurance))
+    );
+    assert_eq!(
+        h.engine
+            .update_member(&admin_aal1, &tenant, &other, suspend.clone())
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::InsufficientAssurance))
+    );
+    let untouched = h
+        .engine
+        .get_member(&root, &tenant, &other)
+        .await
+        .expect("still there");
+    assert!(untouched.is_active_admin(), "{untouched:?}");
+    // The manager still manages members who are not admins.
+    let plain = h
+        .member(&root, &admin, &tenant, "plain@acme.example", &["member"])
+        .await;
+    h.engine
+        .update_member(&manager, &tenant, &user_of(&plain), suspend.clone())
+        .await
+        .expect("a manager suspends a plain member");
+    h.engine
+        .remove_member(&manager, &tenant, &user_of(&plain), None)
+        .await
+        .expect("a manager removes a plain member");
+    // An admin at aal2 suspends; reactivating takes the same right; removal too.
+    h.engine
+        .update_member(&admin, &tenant, &other, suspend)
+        .await
+        .expect("suspended at aal2");
+    assert_eq!(
+        h.engine
+            .update_member(&manager_aal2, &tenant, &other, reactivate.clone())
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::ExceedsCaller))
+    );
+    h.engine
+        .update_member(&root, &tenant, &other, reactivate)
+        .await
+        .expect("a root reactivates");
+    h.engine
+        .remove_member(&admin, &tenant, &other, None)
+        .await
+        .expect("removed at aal2");
+}
+
+/// SPEC §3.3: nobody grants more than they hold — roles (by the scopes they bind, every
+/// enabled scope for `tenant_admin`), a key's scopes and a binding's scopes are each
+/// checked against what the caller is allowed at that moment; roots are exempt.
+pub async fn nobody_grants_roles_bindings_or_key_scopes_beyond_their_own(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let admin_aal1 = at(&admin, Assurance::Aal1);
+    for (role, scopes) in [
+        ("keymaker", vec!["api_keys:write"]),
+        ("recruiter", vec!["members:write"]),
+        ("binder", vec!["roles:write"]),
+    ] {
+        h.engine
+            .put_role(
+                &admin,
+                &tenant,
+                &role_name(role),
+                scopes.into_iter().map(scope).collect(),
+            )
+            .await
+            .expect("bound");
+    }
+    let recruiter = h
+        .member(
+            &root,
+            &admin,
+            &tenant,
+            "r@acme.example",
+            &["member", "recruiter"],
+        )
+        .await;
+    let recruiter_aal2 = at(&recruiter, Assurance::Aal2);
+    let own_id = user_of(&recruiter);
+    let escalate = |extra: &str| MemberChange {
+        roles: Some(roles(&["member", "recruiter", extra])),
+        ..MemberChange::default()
+    };
+    assert_eq!(
+        h.engine
+            .update_member(&recruiter, &tenant, &own_id, escalate("keymaker"))
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::ExceedsCaller)),
+        "members:write does not give itself api_keys:write"
+    );
+    assert_eq!(
+        h.engine
+            .update_member(&recruiter_aal2, &tenant, &own_id, escalate("tenant_admin"))
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::ExceedsCaller)),
+        "only an admin or a root grants tenant_admin, even at aal2"
+    );
+    let newcomer = h.user(&root, "n@acme.example").await;
+    assert_eq!(
+        h.engine
+            .add_member(
+                &recruiter,
+                &tenant,
+                AddMember {
+                    user: UserRef::Id(newcomer),
+                    roles: roles(&["keymaker"]),
+                },
+            )
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::ExceedsCaller))
+    );
+    let unchanged = h
+        .engine
+        .get_member(&root, &tenant, &own_id)
+        .await
+        .expect("member");
+    assert_eq!(unchanged.roles, roles(&["member", "recruiter"]));
+    // What the recruiter holds, it may grant.
+    h.engine
+        .add_member(
+            &recruiter,
+            &tenant,
+            AddMember {
+                user: UserRef::Id(newcomer),
+                roles: roles(&["member", "recruiter"]),
+            },
+        )
+        .await
+        .expect("grants what it holds");
+    // roles:write needs aal2, so an admin at aal1 does not hold it at that moment.
+    let binder = h.user(&root, "b@acme.example").await;
+    let grant_binder = AddMember {
+        user: UserRef::Id(binder),
+        roles: roles(&["member", "binder"]),
+    };
+    assert_eq!(
+        h.engine
+            .add_member(&admin_aal1, &tenant, grant_binder.clone())
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::ExceedsCaller))
+    );
+    h.engine
+        .add_member(&admin, &tenant, grant_binder)
+        .await
+        .expect("an admin at aal2 holds every enabled scope");
+    // A binder binds only what it holds.
+    let binder = Harness::as_user(binder, Assurance::Aal2);
+    assert_eq!(
+        h.engine
+            .put_role(
+                &binder,
+                &tenant,
+                &role_name("helper"),
+                [scope("api_keys:write")].into_iter().collect(),
+            )
+            .await
+            .map(|_| ()),
+        Err(Error::Forbidden(Reason::ExceedsCaller))
+    );
+    h.engine
+        .put_role(
+            &binder,
+            &tenant,
+            &role_name("helper"),
+            [scope("tenant:read")].into_iter().collect(),
+        )
+        .await
+        .expect("binds what it holds");
+    // Platform roots are exempt: at aal1 a root still grants a role bound to roles:write.
+    let late = h.user(&root, "late@acme.example").await;
+    h.engine
+        .add_member(
+            &at(&root, Assurance::Aal1),
+            &tenant,
+            AddMember {
+                user: UserRef::Id(late),
+                roles: roles(&["binder"]),
+            },
+        )
+        .await
+        .expect("roots are exempt");
+}
+
+/// SPEC §3.3: the platform always keeps an active platform root, whoever asks.
+pub async fn the_platform_keeps_an_active_platform_root(h: Harness) {
+    let root = h.root().await;
+    let first = user_of(&root);
+    assert_eq!(
+        h.engine
+            .set_user_state(&root, &first, UserState::Suspended)
+            .await
+            .map(|_| ()),
+        Err(Error::LastPlatformRoot)
+    );
+    for roles in [BTreeSet::new(), BTreeSet::from([PlatformRole::Auditor])] {
+        assert_eq!(
+            h.engine
+                .set_platform_roles(&root, &first, roles)
+                .await
+                .map(|_| ()),
+            Err(Error::LastPlatformRoot)
+        );
+    }
+    let second = h.user(&root, "second@example.com").await;
+    h.engine
+        .set_platform_roles(&root, &second, BTreeSet::from([PlatformRole::Root]))
+        .await
+        .expect("a second root");
+    h.engine
+        .set_user_state(&root, &first, UserState::Suspended)
+        .await
+        .expect("with a second root the first may go");
+    let second_root = Harness::as_user(second, Assurance::Aal2);
+    assert_eq!(
+        h.engine
+            .set_platform_roles(&second_root, &second, BTreeSet::new())
+            .await
+            .map(|_| ()),
+        Err(Error::LastPlatformRoot),
+        "a suspended root does not count"
+    );
+    assert_eq!(
+        h.engine
+            .set_user_state(&second_root, &second, UserState::Suspended)
+            .await
+            .map(|_| ()),
+        Err(Error::LastPlatformRoot)
+    );
+    h.engine
+        .set_user_state(&second_root, &first, UserState::Active)
+        .await
+        .expect("reactivated");
+    h.engine
+        .set_platform_roles(&second_root, &second, BTreeSet::new())
+        .await
+        .expect("now another active root remains");
+}
+
+/// SPEC §3.2 step 1 and §4: an invited user is denied `subject_invited`; an API key
+/// given as `subject.token` is no subject (`subject_not_found`).
+pub async fn the_authorize_api_denies_invited_users_and_keys_as_subjects(h: Harness) {
+    let root = h.root().await;
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let invited = h
+        .engine
+        .add_member(
+            &admin,
+            &tenant,
+            AddMember {
+                user: UserRef::Email(email("new@acme.example")),
+                roles: roles(&["member"]),
+            },
+        )
+        .await
+        .expect("invited")
+        .member
+        .user_id;
+    let key = h
+        .engine
+        .create_api_key(
+            &admin,
+            &tenant,
+            NewApiKey {
+                name: DisplayName::parse("reader").expect("name"),
+                scopes: [scope("tenant:read")].into_iter().collect(),
+            },
+        )
+        .await
+        .expect("key");
+    for (subject, reason) in [
+        (
+            CheckSubject::User {
+                user_id: invited,
+                assurance: Assurance::Aal1,
+            },
+            Reason::SubjectInvited,
+        ),
+        (CheckSubject::Token(key.secret), Reason::SubjectNotFound),
+    ] {
+        let decision = h
+            .engine
+            .authorize(
+                &admin,
+                &tenant,
+                AuthzCheck {
+                    subject,
+                    scope: scope("tenant:read"),
+                    target: None,
+                },
+            )
+            .await
+            .expect("a decision");
+        assert!(!decision.allowed);
+        assert_eq!(decision.reason, reason);
+    }
+}
+
 #[macro_export]
 macro_rules! behaviour_suite {
     ($run:path, $harness:expr) => {
@@ -1670,6 +2043,10 @@ macro_rules! behaviour_suite {
             passwords_change_only_with_the_current_one,
             a_refusal_writes_one_denied_record_and_nothing_else,
             audit_chains_verify_and_feeds_page_in_order,
+            removing_or_suspending_an_admin_needs_the_admin_right_at_aal2,
+            nobody_grants_roles_bindings_or_key_scopes_beyond_their_own,
+            the_platform_keeps_an_active_platform_root,
+            the_authorize_api_denies_invited_users_and_keys_as_subjects,
         );
     };
     (@tests $run:path, $harness:expr; $($name:ident,)*) => {

@@ -1,6 +1,7 @@
 //! Random scenarios shared by the model-based test and the differential test: random
-//! actors (platform root, platform auditor, tenant admins, members, outsiders, tenant
-//! API keys) calling random use cases across three tenants, on any store.
+//! actors (two platform roots, a platform auditor, tenant admins, members holding
+//! `members:write` or `api_keys:write` without being admins, outsiders, tenant API keys)
+//! at `aal1` or `aal2`, calling random use cases across three tenants, on any store.
 
 use std::collections::BTreeSet;
 
@@ -20,7 +21,22 @@ use proptest::prelude::*;
 use serde_json::json;
 
 pub const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
-pub const ROLE_POOL: [&str; 4] = ["tenant_admin", "member", "editor", "ghost"];
+pub const ROLE_POOL: [&str; 6] = [
+    "tenant_admin",
+    "member",
+    "editor",
+    "ghost",
+    "recruiter",
+    "keymaker",
+];
+/// What the setup binds the non-admin roles of [`ROLE_POOL`] to in every tenant.
+pub const RECRUITER_SCOPES: [&str; 2] = ["members:write", "accounts:write"];
+pub const KEYMAKER_SCOPES: [&str; 1] = ["api_keys:write"];
+/// Extra users the setup makes a second platform root, a recruiter and a keymaker (in
+/// every tenant, with `member` too); the rest start as outsiders.
+pub const SECOND_ROOT: usize = 5;
+pub const RECRUITER: usize = 6;
+pub const KEYMAKER: usize = 7;
 pub const SCOPE_POOL: [&str; 8] = [
     "members:read",
     "members:write",
@@ -320,10 +336,14 @@ pub fn step() -> impl Strategy<Value = Step> {
         })
 }
 
-/// Role sets: mostly built-in roles, sometimes `editor` (bound only after a `PutRole`)
-/// or the never-bound `ghost`.
+/// Role sets: mostly built-in roles, sometimes `editor` (bound only after a `PutRole`),
+/// the never-bound `ghost`, or the setup's `recruiter` and `keymaker`.
 pub fn roles_mask() -> impl Strategy<Value = u8> {
-    prop_oneof![4 => 1..4_u8, 1 => any::<u8>()]
+    prop_oneof![
+        4 => 1..4_u8,
+        2 => (0..4_u8, 4..6_u8).prop_map(|(low, role)| low | (1 << role)),
+        1 => any::<u8>(),
+    ]
 }
 
 /// Scope sets: mostly assignable ones, sometimes a platform-only one.
@@ -407,6 +427,42 @@ pub async fn setup(h: Harness) -> World {
     }
     for index in 0..EXTRA_USERS {
         users.push(h.user(&root, &format!("user{index}@example.com")).await);
+    }
+    h.engine
+        .set_platform_roles(
+            &root,
+            &users[SECOND_ROOT],
+            BTreeSet::from([PlatformRole::Root]),
+        )
+        .await
+        .expect("a second root");
+    for tenant in &tenants {
+        for (role, scopes, holder) in [
+            ("recruiter", &RECRUITER_SCOPES[..], RECRUITER),
+            ("keymaker", &KEYMAKER_SCOPES[..], KEYMAKER),
+        ] {
+            let role = RoleName::parse(role).expect("role");
+            h.engine
+                .put_role(
+                    &root,
+                    tenant,
+                    &role,
+                    scopes.iter().map(|name| scope(name)).collect(),
+                )
+                .await
+                .expect("bound");
+            h.engine
+                .add_member(
+                    &root,
+                    tenant,
+                    AddMember {
+                        user: UserRef::Id(users[holder]),
+                        roles: BTreeSet::from([RoleName::member(), role]),
+                    },
+                )
+                .await
+                .expect("a non-admin holder");
+        }
     }
     World {
         h,
@@ -763,7 +819,7 @@ impl World {
             }
             Action::ReadAudit { tenant: t } => {
                 let page = engine
-                    .tenant_audit(caller, &tenant(*t), &AuditFilter::default(), 0, 200)
+                    .tenant_audit(caller, &tenant(*t), &AuditFilter::default(), None, 200)
                     .await?;
                 observed = Observed::Read(format!("{page:?}"));
                 assert!(page
@@ -773,7 +829,7 @@ impl World {
                 Ok(())
             }
             Action::ReadEvents { tenant: t } => {
-                let page = engine.tenant_events(caller, &tenant(*t), 0, 200).await?;
+                let page = engine.tenant_events(caller, &tenant(*t), None, 200).await?;
                 observed = Observed::Read(format!("{page:?}"));
                 assert!(page
                     .items

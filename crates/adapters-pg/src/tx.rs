@@ -1183,6 +1183,17 @@ impl StoreTx for PgTx {
         u64::try_from(count).map_err(|_| corrupt("count"))
     }
 
+    async fn count_active_platform_roots(&mut self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "select count(*) from users \
+             where 'platform_root' = any(platform_roles) and state = 'active'",
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
     async fn list_catalog(&mut self) -> Result<Vec<CatalogScope>, StoreError> {
         let rows: Vec<ScopeRow> = sqlx::query_as(
             "select name, description, platform_only, min_assurance from catalog_scopes \

@@ -1252,6 +1252,18 @@ impl StoreTx for SqliteTx {
         u64::try_from(count).map_err(|_| corrupt("count"))
     }
 
+    async fn count_active_platform_roots(&mut self) -> Result<u64, StoreError> {
+        let connection = self.read().await?;
+        let count: i64 = sqlx::query_scalar(
+            "select count(*) from user_platform_roles join users using (user_id) \
+             where role = 'platform_root' and state = 'active'",
+        )
+        .fetch_one(connection)
+        .await
+        .map_err(store_error)?;
+        u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
     async fn list_catalog(&mut self) -> Result<Vec<CatalogScope>, StoreError> {
         let connection = self.read().await?;
         let rows: Vec<ScopeRow> = sqlx::query_as(

@@ -17,8 +17,8 @@ use domain::ids::{
 use domain::model::{AccountState, PlatformRole, SchemaEntry, TenantState, UserState};
 use domain::ports::AuditFilter;
 use domain::usecases::{
-    parse_position, AddMember, AuthzCheck, CheckSubject, CreateTenant, MemberChange, NewApiKey,
-    NewCatalogScope, NewUser, TenantChange, UserRef,
+    AddMember, AuthzCheck, CheckSubject, CreateTenant, MemberChange, NewApiKey, NewCatalogScope,
+    NewUser, TenantChange, UserRef,
 };
 
 use crate::app::AppState;
@@ -354,7 +354,7 @@ pub async fn create_tenant(
     ),
     responses(
         (status = 200, description = "One page of tenants", body = doc::TenantPage),
-        (status = 400, description = "`invalid_request`: bad `limit` or `after`"),
+        (status = 400, description = "`invalid_request`: bad `limit`; `invalid_cursor`: an `after` this list did not give out"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
     ),
     security(("bearer" = [])),
@@ -365,15 +365,9 @@ pub async fn list_tenants(
     params: ListParams,
 ) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
-    let after = params
-        .after
-        .as_deref()
-        .map(TenantId::parse)
-        .transpose()
-        .map_err(|_| ApiError::invalid("after must be a cursor from a previous page"))?;
     let page = state
         .engine
-        .list_tenants(&caller, after.as_ref(), params.limit)
+        .list_tenants(&caller, params.after.as_deref(), params.limit)
         .await?;
     Ok(Json(dto::page(&page, dto::tenant)).into_response())
 }
@@ -620,7 +614,7 @@ pub async fn delete_role(
     ),
     responses(
         (status = 200, description = "One page of members", body = doc::MemberPage),
-        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit` or `after`)"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
         (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
@@ -634,15 +628,9 @@ pub async fn list_members(
     params: ListParams,
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
-    let after = params
-        .after
-        .as_deref()
-        .map(user_id)
-        .transpose()
-        .map_err(|_| ApiError::invalid("after must be a cursor from a previous page"))?;
     let page = state
         .engine
-        .list_members(&caller, &tenant, after.as_ref(), params.limit)
+        .list_members(&caller, &tenant, params.after.as_deref(), params.limit)
         .await?;
     Ok(Json(dto::page(&page, dto::member)).into_response())
 }
@@ -1631,7 +1619,7 @@ fn audit_filter(params: &ListParams) -> ApiResult<AuditFilter> {
     ),
     responses(
         (status = 200, description = "One page of audit records", body = doc::AuditRecordPage),
-        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `after`, `outcome`, `from` or `until`)"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `outcome`, `from` or `until`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
         (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
@@ -1646,7 +1634,7 @@ pub async fn tenant_audit(
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let filter = audit_filter(&params)?;
-    let after = parse_position(params.after.as_deref())?;
+    let after = params.after.as_deref();
     let page = state
         .engine
         .tenant_audit(&caller, &tenant, &filter, after, params.limit)
@@ -1671,7 +1659,7 @@ pub async fn tenant_audit(
     ),
     responses(
         (status = 200, description = "One page of audit records", body = doc::AuditRecordPage),
-        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `after`, `outcome`, `from` or `until`)"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `outcome`, `from` or `until`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
         (status = 404, description = "`tenant_not_found`: no tenant of that id"),
@@ -1685,7 +1673,7 @@ pub async fn platform_audit(
 ) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let filter = audit_filter(&params)?;
-    let after = parse_position(params.after.as_deref())?;
+    let after = params.after.as_deref();
     let page = match params.other.get("tenant") {
         None => {
             state
@@ -1712,11 +1700,11 @@ pub async fn platform_audit(
     params(
         ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
-        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page, or the `sequence` of the last event seen: the last page has no `next_cursor`, and a reader polling the end of the feed resumes from its last event's `sequence`"),
+        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor). Every page has one, the last page too: a reader polling the end of the feed resumes from it"),
     ),
     responses(
         (status = 200, description = "One page of CloudEvents", body = doc::CloudEventPage),
-        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit` or `after`)"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
         (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
@@ -1730,7 +1718,7 @@ pub async fn tenant_events(
     params: ListParams,
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
-    let after = parse_position(params.after.as_deref())?;
+    let after = params.after.as_deref();
     let page = state
         .engine
         .tenant_events(&caller, &tenant, after, params.limit)

@@ -622,17 +622,32 @@ mod tests {
     }
 
     #[test]
-    fn invited_and_active_users_are_not_denied_subject_suspended() {
-        for state in [UserState::Invited, UserState::Active] {
-            let facts = AuthzFacts {
-                subject: Some(user(state, &[])),
-                ..member_facts(tenant_scope("members:write"))
-            };
-            assert_eq!(
-                outcome(&facts, &request("members:write")),
-                allow(Reason::RoleBinding)
-            );
-        }
+    fn an_invited_user_is_denied_subject_invited_until_the_invitation_is_accepted() {
+        let facts = AuthzFacts {
+            subject: Some(user(UserState::Invited, &[])),
+            ..member_facts(tenant_scope("members:write"))
+        };
+        assert_eq!(
+            outcome(&facts, &request("members:write")),
+            deny(Reason::SubjectInvited)
+        );
+        // Step 1 comes before the platform roles of step 2.
+        let facts = AuthzFacts {
+            subject: Some(user(UserState::Invited, &[PlatformRole::Root])),
+            ..member_facts(tenant_scope("members:write"))
+        };
+        assert_eq!(
+            outcome(&facts, &request("members:write")),
+            deny(Reason::SubjectInvited)
+        );
+        let facts = AuthzFacts {
+            subject: Some(user(UserState::Active, &[])),
+            ..member_facts(tenant_scope("members:write"))
+        };
+        assert_eq!(
+            outcome(&facts, &request("members:write")),
+            allow(Reason::RoleBinding)
+        );
     }
 
     #[test]

@@ -229,11 +229,15 @@ impl RoleName {
     pub const TENANT_ADMIN: &'static str = "tenant_admin";
     pub const MEMBER: &'static str = "member";
 
+    /// Names starting with `platform` are reserved for platform roles (SPEC §3.3), so a
+    /// tenant role can never be mistaken for one.
     pub fn parse(input: &str) -> Result<Self, FormatError> {
-        is_short_name(input)
+        (is_short_name(input) && !input.starts_with(Self::RESERVED_PREFIX))
             .then(|| Self(input.to_owned()))
             .ok_or(FormatError::Role)
     }
+
+    pub const RESERVED_PREFIX: &'static str = "platform";
 
     pub fn tenant_admin() -> Self {
         Self(Self::TENANT_ADMIN.to_owned())
@@ -938,6 +942,11 @@ mod tests {
             "rôle",
             " editor",
             "doc:editor",
+            // Reserved for platform roles (SPEC §3.3).
+            "platform_root",
+            "platform_auditor",
+            "platform",
+            "platformer",
         ] {
             assert_eq!(RoleName::parse(input), Err(FormatError::Role), "{input:?}");
             assert_eq!(

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod authz;
 pub mod catalog;
+pub mod cursor;
 pub mod error;
 pub mod event;
 pub mod ids;

@@ -393,6 +393,10 @@ pub trait StoreTx: Send {
         credentials: &Credentials,
     ) -> Result<(), StoreError>;
     async fn count_platform_roots(&mut self) -> Result<u64, StoreError>;
+    /// Platform roots whose user is `active`: the `last_platform_root` invariant keeps
+    /// this at one or more. Callers lock the platform partition first, so concurrent
+    /// changes count one after the other.
+    async fn count_active_platform_roots(&mut self) -> Result<u64, StoreError>;
 
     // Catalog and profile schema.
     /// The catalog ordered by name.

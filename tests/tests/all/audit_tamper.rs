@@ -288,7 +288,7 @@ fn platform_readers_read_any_tenants_trail_and_tenant_admins_do_not() {
         let filter = AuditFilter::default();
 
         let page = engine
-            .platform_tenant_audit(&trail.root, &trail.tenant, &filter, 0, 200)
+            .platform_tenant_audit(&trail.root, &trail.tenant, &filter, None, 200)
             .await
             .expect("platform_root reads the tenant's trail");
         assert!(page.items.len() as u64 >= trail.records);
@@ -308,19 +308,19 @@ fn platform_readers_read_any_tenants_trail_and_tenant_admins_do_not() {
             .expect("auditor role granted");
         let auditor = Harness::as_user(auditor, Assurance::Aal1);
         let page = engine
-            .platform_tenant_audit(&auditor, &trail.other, &filter, 0, 200)
+            .platform_tenant_audit(&auditor, &trail.other, &filter, None, 200)
             .await
             .expect("platform_auditor reads another tenant's trail");
         assert!(!page.items.is_empty());
 
         let denied = engine
-            .platform_tenant_audit(&trail.admin, &trail.other, &filter, 0, 200)
+            .platform_tenant_audit(&trail.admin, &trail.other, &filter, None, 200)
             .await
             .expect_err("a tenant admin has no platform scope");
         assert!(matches!(denied, Error::Forbidden(_)), "{denied:?}");
 
         let unknown = engine
-            .platform_tenant_audit(&trail.root, &tenant_id("nobody"), &filter, 0, 200)
+            .platform_tenant_audit(&trail.root, &tenant_id("nobody"), &filter, None, 200)
             .await
             .expect_err("no such tenant");
         assert!(matches!(unknown, Error::TenantNotFound), "{unknown:?}");

@@ -304,16 +304,12 @@ fn platform_role_allows(case: &Case) -> bool {
         || (holds(subject, PlatformRole::Auditor) && case.request.scope.is_read())
 }
 
-/// Makes the subject a user with no platform role who is not platform-suspended.
+/// Makes the subject an active user (neither suspended nor invited) with no platform role.
 fn plain_user(subject: SubjectFacts) -> SubjectFacts {
     match subject {
-        SubjectFacts::User { user_id, state, .. } => SubjectFacts::User {
+        SubjectFacts::User { user_id, .. } => SubjectFacts::User {
             user_id,
-            state: if state == UserState::Suspended {
-                UserState::Active
-            } else {
-                state
-            },
+            state: UserState::Active,
             platform_roles: BTreeSet::new(),
         },
         key @ SubjectFacts::ApiKey { .. } => key,
@@ -357,11 +353,11 @@ fn allow_is_explained(case: &Case, decision: &Decision) -> Result<(), TestCaseEr
         !matches!(
             subject,
             SubjectFacts::User {
-                state: UserState::Suspended,
+                state: UserState::Suspended | UserState::Invited,
                 ..
             }
         ),
-        "allowed a platform-suspended user"
+        "allowed a platform-suspended or invited user"
     );
 
     match decision.reason {
@@ -496,6 +492,7 @@ proptest! {
                     Reason::SubjectNotFound
                         | Reason::UnknownScope
                         | Reason::SubjectSuspended
+                        | Reason::SubjectInvited
                         | Reason::PlatformRootRequired
                 ),
                 "expected platform_root_required, got {:?}", decision.reason
@@ -528,6 +525,7 @@ proptest! {
                 decision.reason,
                 Reason::UnknownScope
                     | Reason::SubjectSuspended
+                    | Reason::SubjectInvited
                     | Reason::PlatformRootRequired
                     | Reason::TenantSuspended
                     | Reason::NotAMember
@@ -601,6 +599,7 @@ proptest! {
                     Reason::SubjectNotFound
                         | Reason::UnknownScope
                         | Reason::SubjectSuspended
+                        | Reason::SubjectInvited
                         | Reason::PlatformRootRequired
                         | Reason::TenantSuspended
                 ),
@@ -634,6 +633,7 @@ proptest! {
                     decision.reason,
                     Reason::UnknownScope
                         | Reason::SubjectSuspended
+                        | Reason::SubjectInvited
                         | Reason::PlatformRootRequired
                         | Reason::TenantSuspended
                         | Reason::NotAMember
@@ -807,10 +807,11 @@ proptest! {
 
 /// Every reason `decide` can give, in declaration order. The `match` below stops the
 /// build when a variant is added without being listed here.
-const ALL_REASONS: [Reason; 17] = [
+const ALL_REASONS: [Reason; 18] = [
     Reason::SubjectNotFound,
     Reason::UnknownScope,
     Reason::SubjectSuspended,
+    Reason::SubjectInvited,
     Reason::PlatformRootRequired,
     Reason::TenantSuspended,
     Reason::NotAMember,
@@ -832,6 +833,7 @@ const fn listed(reason: Reason) -> bool {
         Reason::SubjectNotFound
         | Reason::UnknownScope
         | Reason::SubjectSuspended
+        | Reason::SubjectInvited
         | Reason::PlatformRootRequired
         | Reason::TenantSuspended
         | Reason::NotAMember
@@ -846,6 +848,8 @@ const fn listed(reason: Reason) -> bool {
         | Reason::PlatformAuditor
         | Reason::SelfService
         | Reason::RoleBinding => true,
+        // Given by the grant rules of the use cases, never by `decide`.
+        Reason::ExceedsCaller => false,
     }
 }
 

@@ -66,6 +66,27 @@ async fn the_quickstart_works_from_bootstrap_to_an_authorize_decision(store: Sto
     assert_eq!(added.body["roles"], json!(["member"]));
     assert!(added.headers.get("etag").is_some());
     let member = added.body["user_id"].as_str().expect("user id").to_owned();
+    let invited = app
+        .post(
+            "/v1/tenants/acme/authorize",
+            &admin,
+            json!({ "subject": { "user_id": member, "assurance": "aal1" }, "scope": "tenant:read" }),
+        )
+        .await;
+    assert_eq!(invited.body["decision"], "deny", "{invited:?}");
+    assert_eq!(invited.body["reason"], "subject_invited");
+    let accepted = app
+        .send(
+            Method::POST,
+            "/v1/auth/invitation",
+            None,
+            Some(json!({
+                "token": added.body["invitation_token"].as_str().expect("invited"),
+                "password": "dev password 1234",
+            })),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::NO_CONTENT, "{accepted:?}");
     let decision = app
             .post(
                 "/v1/tenants/acme/authorize",

@@ -306,7 +306,19 @@ async fn a_tenant_admin_performs_every_tenant_admin_operation_with_its_audit_rec
         StatusCode::NO_CONTENT,
     );
 
-    // Decisions.
+    // Decisions, once the invited member has accepted (until then: subject_invited).
+    let accepted = app
+        .send(
+            Method::POST,
+            "/v1/auth/invitation",
+            None,
+            Some(json!({
+                "token": text(&added.body, "invitation_token"),
+                "password": "dev password 1234",
+            })),
+        )
+        .await;
+    assert_status(&accepted, StatusCode::NO_CONTENT);
     let check = json!({ "subject": { "user_id": dev }, "scope": "members:read" });
     let decision = app
         .post("/v1/tenants/acme/authorize", &admin, check.clone())
@@ -561,11 +573,12 @@ async fn membership_changes_keep_one_admin_and_granting_or_revoking_tenant_admin
     let root = app.root_token().await;
     let (admin, admin_id) = tenant_with_admin(&app, &root, "acme").await;
     let admin_path = format!("/v1/tenants/acme/members/{admin_id}");
+    let dev = new_user(&app, &root, "dev@acme.example", PASSWORD).await;
     let added = app
         .post(
             "/v1/tenants/acme/members",
             &admin,
-            json!({ "email": "dev@acme.example" }),
+            json!({ "user_id": dev }),
         )
         .await;
     assert_status(&added, StatusCode::CREATED);
@@ -721,6 +734,15 @@ async fn the_authorize_api_answers_every_reachable_reason_with_its_facts_and_kee
     let banned = new_user(&app, &root, "banned@acme.example", PASSWORD).await;
     let auditor = new_user(&app, &root, "auditor@example.com", PASSWORD).await;
     let outsider = new_user(&app, &root, "outsider@example.com", PASSWORD).await;
+    let invited = app
+        .post(
+            "/v1/tenants/acme/members",
+            &admin,
+            json!({ "email": "invitee@acme.example" }),
+        )
+        .await;
+    assert_status(&invited, StatusCode::CREATED);
+    let invitee = text(&invited.body, "user_id").to_owned();
     for user in [&dev, &parked, &banned] {
         add_member(&app, &admin, "acme", user, json!(["member"])).await;
     }
@@ -846,15 +868,16 @@ async fn the_authorize_api_answers_every_reachable_reason_with_its_facts_and_kee
             "deny",
             "insufficient_assurance",
         ),
+        // `subject.token` names a session: an API key there is no subject (SPEC §4).
         (
             json!({ "subject": { "token": key }, "scope": "members:write" }),
             "deny",
-            "credential_scope_missing",
+            "subject_not_found",
         ),
         (
             json!({ "subject": { "token": key }, "scope": "members:read" }),
-            "allow",
-            "role_binding",
+            "deny",
+            "subject_not_found",
         ),
         (
             json!({ "subject": user(&admin_id, "aal1"), "scope": "members:write", "target_user": outsider }),
@@ -885,6 +908,11 @@ async fn the_authorize_api_answers_every_reachable_reason_with_its_facts_and_kee
             json!({ "subject": user(&dev, "aal1"), "scope": "tenant:read" }),
             "allow",
             "role_binding",
+        ),
+        (
+            json!({ "subject": user(&invitee, "aal1"), "scope": "tenant:read" }),
+            "deny",
+            "subject_invited",
         ),
     ];
     let mut decisions = Vec::new();
@@ -928,7 +956,11 @@ async fn the_authorize_api_answers_every_reachable_reason_with_its_facts_and_kee
     assert_eq!(facts(9)["assurance"], "aal1");
     assert_eq!(facts(9)["min_assurance"], "aal2");
     assert_eq!(facts(9)["roles"], json!(["tenant_admin"]));
-    assert_eq!(facts(10)["credential_scopes"], json!(["members:read"]));
+    assert_eq!(
+        facts(10)["credential_scopes"],
+        Value::Null,
+        "a key is no subject"
+    );
     assert_eq!(facts(12)["target_account_state"], Value::Null);
     assert_eq!(facts(13)["target_account_state"], "active");
     assert_eq!(decisions[17]["matched_role"], "member");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use domain::audit::{verify_chain, Outcome, Partition};
 use domain::fakes::{MemState, MemStore};
-use domain::ids::{ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
+use domain::ids::{Assurance, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
 use domain::model::{AccountState, PlatformRole, ProfileSource, TenantState, UserState};
 use domain::usecases::{Caller, Principal};
 use domain::Error;
@@ -181,6 +181,188 @@ fn standing(state: &MemState, caller: &Caller, tenant: Option<&TenantId>) -> Sta
     }
 }
 
+/// What the caller is allowed in the tenant, after SPEC §3.2 but written independently of
+/// `decide`; `None` for an active platform root, whom the grant rules exempt.
+fn allowed_scopes(
+    state: &MemState,
+    caller: &Caller,
+    tenant: &TenantId,
+) -> Option<BTreeSet<ScopeName>> {
+    let Some(tenant_row) = state.tenants.get(tenant) else {
+        return Some(BTreeSet::new());
+    };
+    let enabled = state.enabled.get(tenant).cloned().unwrap_or_default();
+    let reachable = |name: &ScopeName, assurance: Assurance| {
+        state
+            .catalog
+            .get(name)
+            .is_some_and(|scope| scope.min_assurance <= assurance)
+    };
+    let active_tenant = tenant_row.state == TenantState::Active;
+    match &caller.principal {
+        Principal::User {
+            user_id, assurance, ..
+        } => {
+            let user = state.users.get(user_id).expect("actor exists");
+            if user.state != UserState::Active {
+                return Some(BTreeSet::new());
+            }
+            if user.platform_roles.contains(&PlatformRole::Root) {
+                return None;
+            }
+            let mut allowed = BTreeSet::new();
+            if user.platform_roles.contains(&PlatformRole::Auditor) {
+                allowed.extend(
+                    state
+                        .catalog
+                        .keys()
+                        .filter(|name| name.is_read() && reachable(name, *assurance))
+                        .cloned(),
+                );
+            }
+            let account = state
+                .members
+                .get(&(tenant.clone(), *user_id))
+                .filter(|row| active_tenant && row.state == AccountState::Active);
+            if let Some(row) = account {
+                let bound: BTreeSet<ScopeName> = if row.roles.iter().any(RoleName::is_tenant_admin)
+                {
+                    enabled.clone()
+                } else {
+                    row.roles
+                        .iter()
+                        .filter_map(|role| state.bindings.get(&(tenant.clone(), role.clone())))
+                        .flatten()
+                        .filter(|name| enabled.contains(*name))
+                        .cloned()
+                        .collect()
+                };
+                allowed.extend(bound.into_iter().filter(|name| reachable(name, *assurance)));
+            }
+            Some(allowed)
+        }
+        Principal::ApiKey {
+            key_id,
+            tenant: key_tenant,
+        } => Some(
+            state
+                .api_keys
+                .get(key_id)
+                .filter(|(key, _)| {
+                    active_tenant && key_tenant == tenant && key.revoked_at.is_none()
+                })
+                .map(|(key, _)| {
+                    key.scopes
+                        .iter()
+                        .filter(|name| enabled.contains(*name) && reachable(name, Assurance::Aal1))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+/// The scopes a role binds in the tenant; every enabled scope for `tenant_admin`.
+fn role_scopes(state: &MemState, tenant: &TenantId, role: &RoleName) -> BTreeSet<ScopeName> {
+    if role.is_tenant_admin() {
+        state.enabled.get(tenant).cloned().unwrap_or_default()
+    } else {
+        state
+            .bindings
+            .get(&(tenant.clone(), role.clone()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// SPEC §3.3 after a successful step in `tenant`: nothing granted (roles by their scopes
+/// at that moment, key scopes, binding scopes) exceeds what the caller was allowed, and
+/// who holds `tenant_admin` changed only by an admin or a root at `aal2`.
+fn check_grants(
+    before: &MemState,
+    after: &MemState,
+    caller: &Caller,
+    tenant: &TenantId,
+    context: &str,
+) {
+    if let Some(allowed) = allowed_scopes(before, caller, tenant) {
+        for (key, row) in after.members.iter().filter(|((t, _), _)| t == tenant) {
+            let had = before
+                .members
+                .get(key)
+                .map(|row| row.roles.clone())
+                .unwrap_or_default();
+            for role in row.roles.difference(&had) {
+                let granted = role_scopes(before, tenant, role);
+                assert!(
+                    granted.is_subset(&allowed),
+                    "granted {role} ({granted:?}) beyond what the granter holds ({allowed:?}): {context}"
+                );
+            }
+        }
+        for (id, (key, _)) in &after.api_keys {
+            if &key.tenant == tenant && !before.api_keys.contains_key(id) {
+                assert!(
+                    key.scopes.is_subset(&allowed),
+                    "a key with {:?} beyond its creator's {allowed:?}: {context}",
+                    key.scopes
+                );
+            }
+        }
+        for ((t, role), scopes) in after.bindings.iter().filter(|((t, _), _)| t == tenant) {
+            let had = before.bindings.get(&(t.clone(), role.clone()));
+            let added: BTreeSet<&ScopeName> = scopes
+                .iter()
+                .filter(|name| had.is_none_or(|had| !had.contains(*name)))
+                .collect();
+            assert!(
+                added.iter().all(|name| allowed.contains(*name)),
+                "bound {added:?} to {role} beyond the binder's {allowed:?}: {context}"
+            );
+        }
+    }
+    let holds_admin = |row: Option<&domain::fakes::MemberRow>| {
+        row.is_some_and(|row| row.roles.iter().any(RoleName::is_tenant_admin))
+    };
+    let active_admin = |row: Option<&domain::fakes::MemberRow>| {
+        row.is_some_and(|row| {
+            row.state == AccountState::Active && row.roles.iter().any(RoleName::is_tenant_admin)
+        })
+    };
+    let accounts: BTreeSet<&(TenantId, UserId)> = before
+        .members
+        .keys()
+        .chain(after.members.keys())
+        .filter(|(t, _)| t == tenant)
+        .collect();
+    let admin_changed = accounts.into_iter().any(|key| {
+        holds_admin(before.members.get(key)) != holds_admin(after.members.get(key))
+            || active_admin(before.members.get(key)) != active_admin(after.members.get(key))
+    });
+    if admin_changed {
+        let Principal::User {
+            user_id, assurance, ..
+        } = &caller.principal
+        else {
+            panic!("a key changed who holds tenant_admin: {context}");
+        };
+        assert_eq!(
+            *assurance,
+            Assurance::Aal2,
+            "tenant_admin changed hands without aal2: {context}"
+        );
+        let root = before
+            .users
+            .get(user_id)
+            .is_some_and(|user| user.platform_roles.contains(&PlatformRole::Root));
+        assert!(
+            root || active_admin(before.members.get(&(tenant.clone(), *user_id))),
+            "tenant_admin changed hands by a non-admin: {context}"
+        );
+    }
+}
+
 async fn check_step(world: &mut World, store: &MemStore, step: &Step) {
     let caller = world.caller(step);
     let tenant = step
@@ -324,6 +506,20 @@ async fn check_step(world: &mut World, store: &MemStore, step: &Step) {
             }
         }
     }
+
+    if let (Ok(_), Some(tenant)) = (&result, &tenant) {
+        if !step.action.is_read() {
+            check_grants(&before, &after, &caller, tenant, &context);
+        }
+    }
+
+    // The platform keeps an active platform root.
+    assert!(
+        after.users.values().any(|user| {
+            user.state == UserState::Active && user.platform_roles.contains(&PlatformRole::Root)
+        }),
+        "the last active platform root went: {context}"
+    );
 
     // Every active tenant keeps an active admin.
     for (id, tenant_row) in &after.tenants {

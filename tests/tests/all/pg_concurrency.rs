@@ -764,7 +764,7 @@ async fn read_and_check(h: Harness, fixtures: Arc<Vec<Fixture>>, index: u64) -> 
         3 => {
             let page = h
                 .engine
-                .tenant_events(&caller, tenant, 0, 200)
+                .tenant_events(&caller, tenant, None, 200)
                 .await
                 .map_err(|error| context(&format!("tenant_events failed: {error:?}")))?;
             let foreign = page.items.iter().find(|event| {
@@ -790,7 +790,7 @@ async fn read_and_check(h: Harness, fixtures: Arc<Vec<Fixture>>, index: u64) -> 
         4 => {
             let page = h
                 .engine
-                .tenant_audit(&caller, tenant, &AuditFilter::default(), 0, 200)
+                .tenant_audit(&caller, tenant, &AuditFilter::default(), None, 200)
                 .await
                 .map_err(|error| context(&format!("tenant_audit failed: {error:?}")))?;
             if let Some(record) = page.items.iter().find(|record| {

@@ -583,6 +583,20 @@ impl StoreTx for MemTx {
             .count() as u64)
     }
 
+    async fn count_active_platform_roots(&mut self) -> Result<u64, StoreError> {
+        Ok(self
+            .working
+            .users
+            .values()
+            .filter(|user| {
+                user.state == crate::model::UserState::Active
+                    && user
+                        .platform_roles
+                        .contains(&crate::model::PlatformRole::Root)
+            })
+            .count() as u64)
+    }
+
     async fn list_catalog(&mut self) -> Result<Vec<CatalogScope>, StoreError> {
         Ok(self.working.catalog.values().cloned().collect())
     }

@@ -91,30 +91,8 @@ impl Engine {
                 return Err(Error::ScopeNotEnabled(name.to_string()));
             }
         }
-        for name in &input.scopes {
-            let query = crate::ports::FactsQuery {
-                tenant: Some(tenant.clone()),
-                subject: op.caller.principal.subject(),
-                scope: name.clone(),
-                target: None,
-            };
-            let facts = tx.authz_facts(&query).await?;
-            let decision = crate::authz::decide(
-                &facts,
-                &crate::authz::AuthzRequest {
-                    tenant: Some(tenant.clone()),
-                    scope: name.clone(),
-                    // Keys act at aal1; what needs more they can never use.
-                    assurance: op.caller.principal.assurance(),
-                    target: None,
-                    self_service: false,
-                },
-            );
-            if !decision.allowed {
-                op.denied_by = Some(decision.reason.as_str());
-                return Err(Error::Forbidden(decision.reason));
-            }
-        }
+        self.require_caller_holds(tx.as_mut(), op, tenant, &input.scopes)
+            .await?;
         op.allowed_by = Some(granted.reason.as_str());
         let partition = Partition::Tenant(tenant.clone());
         tx.lock_partition(&partition).await?;

@@ -17,7 +17,7 @@ use crate::ports::{CheckFactsQuery, Credential, FactsQuery, SnapshotQuery, Store
 pub const MAX_BATCH: usize = 100;
 
 /// Whom a check is about: a user at an assurance the caller vouches for, or a session
-/// token (or API key) the engine resolves itself.
+/// token the engine resolves itself (an API key there is answered `subject_not_found`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckSubject {
     User {
@@ -197,7 +197,11 @@ impl Engine {
                 assurance,
                 session: None,
             }),
-            CheckSubject::Token(token) => self.resolve_token(tx, &token).await?,
+            // `subject.token` names a session (SPEC §4): an API key there is no subject.
+            CheckSubject::Token(token) => self
+                .resolve_token(tx, &token)
+                .await?
+                .filter(|principal| matches!(principal, Principal::User { .. })),
         };
         let request = |assurance| AuthzRequest {
             tenant: Some(tenant.clone()),

@@ -4,19 +4,10 @@ use super::tenants::tenant_check;
 use super::{paginate, Caller, Check, Engine};
 use crate::audit::{verify_chain, AuditRecord, AuditTarget, ChainBreak, Partition};
 use crate::catalog::scopes;
+use crate::cursor::{self, List};
 use crate::error::Error;
 use crate::event::Event;
 use crate::ports::{AuditFilter, Page, TxScope};
-
-/// Parses a numeric cursor (`seq` or feed position); absent means from the start.
-pub fn parse_position(cursor: Option<&str>) -> Result<u64, Error> {
-    match cursor {
-        None => Ok(0),
-        Some(text) => text.parse().map_err(|_| {
-            Error::InvalidRequest("after must be a cursor from a previous page".to_owned())
-        }),
-    }
-}
 
 fn scope_of(partition: &Partition) -> TxScope {
     match partition {
@@ -32,7 +23,7 @@ impl Engine {
         caller: &Caller,
         tenant: &crate::ids::TenantId,
         filter: &AuditFilter,
-        after: u64,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Page<AuditRecord>, Error> {
         let partition = Partition::Tenant(tenant.clone());
@@ -53,9 +44,10 @@ impl Engine {
                 tenant_check(tenant, scopes::AUDIT_READ),
             )
             .await?;
+            let after = cursor::decode_number(List::Audit, partition.name(), after)?;
             let rows = tx.list_audit(&partition, filter, after, limit + 1).await?;
             Ok(paginate(rows, limit, |record: &AuditRecord| {
-                record.seq.to_string()
+                cursor::encode(List::Audit, partition.name(), &record.seq.to_string())
             }))
         }
         .await;
@@ -67,7 +59,7 @@ impl Engine {
         &self,
         caller: &Caller,
         filter: &AuditFilter,
-        after: u64,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Page<AuditRecord>, Error> {
         self.audit_as_platform(caller, &Partition::Platform, filter, after, limit)
@@ -81,7 +73,7 @@ impl Engine {
         caller: &Caller,
         tenant: &crate::ids::TenantId,
         filter: &AuditFilter,
-        after: u64,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Page<AuditRecord>, Error> {
         self.audit_as_platform(
@@ -101,7 +93,7 @@ impl Engine {
         caller: &Caller,
         partition: &Partition,
         filter: &AuditFilter,
-        after: u64,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Page<AuditRecord>, Error> {
         let mut op = self.op(
@@ -131,9 +123,10 @@ impl Engine {
             if let Some(tenant) = partition.tenant() {
                 tx.get_tenant(tenant).await?.ok_or(Error::TenantNotFound)?;
             }
+            let after = cursor::decode_number(List::Audit, partition.name(), after)?;
             let rows = tx.list_audit(partition, filter, after, limit + 1).await?;
             Ok(paginate(rows, limit, |record: &AuditRecord| {
-                record.seq.to_string()
+                cursor::encode(List::Audit, partition.name(), &record.seq.to_string())
             }))
         }
         .await;
@@ -145,7 +138,7 @@ impl Engine {
         &self,
         caller: &Caller,
         tenant: &crate::ids::TenantId,
-        after: u64,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Event>, Error> {
         let partition = Partition::Tenant(tenant.clone());
@@ -166,10 +159,21 @@ impl Engine {
                 tenant_check(tenant, scopes::EVENTS_READ),
             )
             .await?;
+            let after = cursor::decode_number(List::Events, partition.name(), after)?;
             let rows = tx.list_events(&partition, after, limit + 1).await?;
-            Ok(paginate(rows, limit, |event: &Event| {
-                event.position.to_string()
-            }))
+            let position = |event: &Event| {
+                cursor::encode(List::Events, partition.name(), &event.position.to_string())
+            };
+            let mut page = paginate(rows, limit, position);
+            // The feed always says where to resume (SPEC §4): on its last page, after
+            // its last event, or where the reader already was.
+            if page.next_cursor.is_none() {
+                page.next_cursor = Some(page.items.last().map_or_else(
+                    || cursor::encode(List::Events, partition.name(), &after.to_string()),
+                    position,
+                ));
+            }
+            Ok(page)
         }
         .await;
         self.finish(op, result).await

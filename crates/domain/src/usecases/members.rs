@@ -8,12 +8,13 @@ use serde_json::json;
 use super::tenants::tenant_check;
 use super::{hash_token, paginate, user_target, Caller, Check, Engine, Op};
 use crate::audit::Partition;
-use crate::authz::Reason;
+use crate::authz::{DecisionFacts, Reason};
 use crate::catalog::scopes;
+use crate::cursor::{self, List};
 use crate::error::Error;
 use crate::event::{types, EventDraft};
-use crate::ids::{Assurance, Email, RoleName, TenantId, UserId};
-use crate::model::{AccountState, Credentials, Invitation, Member, User, UserState};
+use crate::ids::{Assurance, Email, RoleName, ScopeName, TenantId, UserId};
+use crate::model::{AccountState, Credentials, Invitation, Member, PlatformRole, User, UserState};
 use crate::ports::{Page, StoreError, StoreTx, TxScope};
 
 /// A user named by id (must exist) or by email (created as `invited` when new).
@@ -147,26 +148,83 @@ impl Engine {
         }
     }
 
-    /// Granting or revoking `tenant_admin` needs `aal2` (SPEC §3.3).
-    fn require_aal2_for_admin_change(
-        op: &mut Op<'_>,
-        before: &BTreeSet<RoleName>,
-        after: &BTreeSet<RoleName>,
-    ) -> Result<(), Error> {
-        let admin_changed = before.iter().any(RoleName::is_tenant_admin)
-            != after.iter().any(RoleName::is_tenant_admin);
-        if admin_changed && op.caller.principal.assurance() < Assurance::Aal2 {
-            op.denied_by = Some(Reason::InsufficientAssurance.as_str());
-            return Err(Error::Forbidden(Reason::InsufficientAssurance));
+    /// The scopes `roles` bind in the tenant: every enabled scope for `tenant_admin`,
+    /// the binding's scopes for any other role.
+    async fn scopes_of_roles(
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        roles: &BTreeSet<RoleName>,
+    ) -> Result<BTreeSet<ScopeName>, Error> {
+        let mut granted = BTreeSet::new();
+        if roles.is_empty() {
+            return Ok(granted);
         }
-        Ok(())
+        if roles.iter().any(RoleName::is_tenant_admin) {
+            granted.extend(tx.enabled_scopes(tenant).await?);
+        }
+        for binding in tx.list_bindings(tenant).await? {
+            if roles.contains(&binding.role) {
+                granted.extend(binding.scopes);
+            }
+        }
+        Ok(granted)
+    }
+
+    /// Who holds `tenant_admin` changes only by a tenant admin (an active account holding
+    /// it) or a platform root, at `aal2` (SPEC §3.3): granting it, demoting, removing or
+    /// suspending an active admin, reactivating a suspended one.
+    fn require_admin_right(op: &mut Op<'_>, caller: &DecisionFacts) -> Result<(), Error> {
+        let root = caller.platform_roles.contains(&PlatformRole::Root);
+        let admin = caller.account_state == Some(AccountState::Active)
+            && caller.roles.iter().any(RoleName::is_tenant_admin);
+        let reason = if !root && !admin {
+            Reason::ExceedsCaller
+        } else if op.caller.principal.assurance() < Assurance::Aal2 {
+            Reason::InsufficientAssurance
+        } else {
+            return Ok(());
+        };
+        op.denied_by = Some(reason.as_str());
+        Err(Error::Forbidden(reason))
+    }
+
+    /// What a change of roles or state grants: `tenant_admin`'s right (when who holds it
+    /// changes) and every scope the added roles bind.
+    async fn require_grant_right(
+        &self,
+        tx: &mut dyn StoreTx,
+        op: &mut Op<'_>,
+        caller: &DecisionFacts,
+        tenant: &TenantId,
+        before: Option<&Member>,
+        after: &Member,
+    ) -> Result<(), Error> {
+        let holds_admin = |member: &Member| member.roles.iter().any(RoleName::is_tenant_admin);
+        let admin_changed = match before {
+            None => holds_admin(after),
+            Some(before) => {
+                holds_admin(before) != holds_admin(after)
+                    || before.is_active_admin() != after.is_active_admin()
+            }
+        };
+        if admin_changed {
+            Self::require_admin_right(op, caller)?;
+        }
+        let added: BTreeSet<RoleName> = after
+            .roles
+            .iter()
+            .filter(|role| before.is_none_or(|before| !before.roles.contains(*role)))
+            .cloned()
+            .collect();
+        let granted = Self::scopes_of_roles(tx, tenant, &added).await?;
+        self.require_caller_holds(tx, op, tenant, &granted).await
     }
 
     pub async fn list_members(
         &self,
         caller: &Caller,
         tenant: &TenantId,
-        after: Option<&UserId>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Member>, Error> {
         let mut op = self.op(
@@ -183,9 +241,16 @@ impl Engine {
                 tenant_check(tenant, scopes::MEMBERS_READ),
             )
             .await?;
-            let rows = tx.list_members(tenant, after.copied(), limit + 1).await?;
+            // Decoded after the check: an outsider learns nothing from a cursor either.
+            let after = after
+                .map(|after| {
+                    let position = cursor::decode(List::Members, tenant.as_str(), after)?;
+                    UserId::parse(&position).map_err(|_| Error::InvalidCursor)
+                })
+                .transpose()?;
+            let rows = tx.list_members(tenant, after, limit + 1).await?;
             Ok(paginate(rows, limit, |member: &Member| {
-                member.user_id.to_string()
+                cursor::encode(List::Members, tenant.as_str(), &member.user_id.to_string())
             }))
         }
         .await;
@@ -256,7 +321,8 @@ impl Engine {
         input: AddMember,
     ) -> Result<AddedMember, Error> {
         let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
-        self.check(tx.as_mut(), op, tenant_check(tenant, scopes::MEMBERS_WRITE))
+        let granted = self
+            .check(tx.as_mut(), op, tenant_check(tenant, scopes::MEMBERS_WRITE))
             .await?;
         let partition = Partition::Tenant(tenant.clone());
         tx.lock_partition(&partition).await?;
@@ -266,7 +332,6 @@ impl Engine {
             input.roles
         };
         Self::validate_roles(tx.as_mut(), tenant, &roles).await?;
-        Self::require_aal2_for_admin_change(op, &BTreeSet::new(), &roles)?;
         let (user, invitation_token, mut events) =
             resolve_or_invite(self, tx.as_mut(), &input.user).await?;
         op.target.id = user.id.to_string();
@@ -284,6 +349,8 @@ impl Engine {
             updated_at: now,
             version: 1,
         };
+        self.require_grant_right(tx.as_mut(), op, &granted.facts, tenant, None, &member)
+            .await?;
         tx.insert_member(&member)
             .await
             .map_err(|error| match error {
@@ -335,14 +402,18 @@ impl Engine {
             target: Some(user),
             self_service: false,
         };
-        if change.roles.is_some() || change.state.is_none() {
+        // Roles need `members:write`, state `accounts:write`; the last check's facts
+        // describe the caller for the grant rules below.
+        if change.roles.is_some() && change.state.is_some() {
             self.check(tx.as_mut(), op, target_check(scopes::MEMBERS_WRITE))
                 .await?;
         }
-        if change.state.is_some() {
-            self.check(tx.as_mut(), op, target_check(scopes::ACCOUNTS_WRITE))
-                .await?;
-        }
+        let scope = if change.state.is_some() {
+            scopes::ACCOUNTS_WRITE
+        } else {
+            scopes::MEMBERS_WRITE
+        };
+        let granted = self.check(tx.as_mut(), op, target_check(scope)).await?;
         let partition = Partition::Tenant(tenant.clone());
         tx.lock_partition(&partition).await?;
         let before = tx
@@ -364,7 +435,6 @@ impl Engine {
                 ));
             }
             Self::validate_roles(tx.as_mut(), tenant, &roles).await?;
-            Self::require_aal2_for_admin_change(op, &before.roles, &roles)?;
             if roles != before.roles {
                 let role_names: Vec<&str> = roles.iter().map(RoleName::as_str).collect();
                 events.push(self.event(
@@ -387,12 +457,30 @@ impl Engine {
             }
             after.state = state;
         }
+        // Granting or taking the role itself needs aal2 before anything else; then the
+        // invariant, refused whoever asks; then the rest of the grant rules.
+        let holds_admin = |member: &Member| member.roles.iter().any(RoleName::is_tenant_admin);
+        if holds_admin(&before) != holds_admin(&after)
+            && op.caller.principal.assurance() < Assurance::Aal2
+        {
+            op.denied_by = Some(Reason::InsufficientAssurance.as_str());
+            return Err(Error::Forbidden(Reason::InsufficientAssurance));
+        }
         if before.is_active_admin()
             && !after.is_active_admin()
             && tx.count_active_admins(tenant).await? <= 1
         {
             return Err(Error::LastTenantAdmin);
         }
+        self.require_grant_right(
+            tx.as_mut(),
+            op,
+            &granted.facts,
+            tenant,
+            Some(&before),
+            &after,
+        )
+        .await?;
         if !events.is_empty() {
             after.updated_at = self.now();
             after.version = before.version + 1;
@@ -418,17 +506,18 @@ impl Engine {
         );
         let result = async {
             let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
-            self.check(
-                tx.as_mut(),
-                &mut op,
-                Check {
-                    tenant: Some(tenant),
-                    scope: scopes::MEMBERS_WRITE,
-                    target: Some(user),
-                    self_service: false,
-                },
-            )
-            .await?;
+            let granted = self
+                .check(
+                    tx.as_mut(),
+                    &mut op,
+                    Check {
+                        tenant: Some(tenant),
+                        scope: scopes::MEMBERS_WRITE,
+                        target: Some(user),
+                        self_service: false,
+                    },
+                )
+                .await?;
             let partition = Partition::Tenant(tenant.clone());
             tx.lock_partition(&partition).await?;
             let member = tx
@@ -440,6 +529,10 @@ impl Engine {
             }
             if member.is_active_admin() && tx.count_active_admins(tenant).await? <= 1 {
                 return Err(Error::LastTenantAdmin);
+            }
+            // Removing an admin revokes `tenant_admin` (SPEC §3.3), as demoting does.
+            if member.roles.iter().any(RoleName::is_tenant_admin) {
+                Self::require_admin_right(&mut op, &granted.facts)?;
             }
             tx.delete_member(tenant, user).await?;
             let event = self.event(

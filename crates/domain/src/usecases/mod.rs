@@ -18,6 +18,7 @@ mod roles;
 mod tenants;
 mod users;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
@@ -28,17 +29,17 @@ pub use auth::{session_assurance, NewSession, NewSessionState, TotpEnrolmentStar
 pub use authorize::{AuthzCheck, CheckSubject, MAX_BATCH};
 pub use catalog::NewCatalogScope;
 pub use diagnostics::{AdminFacts, AuditProbe, TenantFacts, TrailFacts, AUDIT_PROBE_ACTION};
-pub use feeds::parse_position;
 pub use members::{AddMember, AddedMember, MemberChange, UserRef};
 pub use profiles::profile_etag;
 pub use tenants::{CreateTenant, CreatedTenant, TenantChange};
 pub use users::{CreatedUser, Me, NewUser};
 
 use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
-use crate::authz::{decide, Decision, Reason, SubjectFacts};
+use crate::authz::{decide, AuthzFacts, Decision, Reason, SubjectFacts};
 use crate::error::Error;
 use crate::event::EventDraft;
 use crate::ids::{Assurance, AuditId, EventId, KeyId, ScopeName, TenantId, UserId};
+use crate::model::PlatformRole;
 use crate::ports::{
     Clock, FactsQuery, IdGenerator, Page, PasswordHasher, SecretGenerator, Store, StoreTx,
     SubjectRef, TotpVerifier, TxScope,
@@ -279,19 +280,55 @@ impl Engine {
         op.denied_by = Some(decision.reason.as_str());
         // Someone with no standing in the tenant learns nothing about it (SPEC §3.1):
         // whatever the reason, the answer is the one a missing tenant gets.
-        let outsider = check.tenant.is_some()
-            && decision.facts.platform_roles.is_empty()
-            && match &facts.subject {
-                Some(SubjectFacts::User { .. }) => facts.account.is_none(),
-                Some(SubjectFacts::ApiKey { tenant, .. }) => Some(tenant) != check.tenant,
-                None => true,
-            };
         Err(match decision.reason {
             Reason::SubjectNotFound => Error::Unauthenticated,
-            _ if outsider => Error::TenantNotFound,
+            _ if check.tenant.is_some_and(|tenant| outsider(&facts, tenant)) => {
+                Error::TenantNotFound
+            }
             Reason::TargetNotInTenant => Error::MemberNotFound,
             reason => Error::Forbidden(reason),
         })
+    }
+
+    /// SPEC §3.3, nobody grants more than they hold: every scope of a grant (the scopes
+    /// roles bind, a key's scopes, a binding's scopes) must be one `decide` allows the
+    /// caller in the tenant right now. Platform roots are exempt. Refuses with 403
+    /// `exceeds_caller`.
+    async fn require_caller_holds(
+        &self,
+        tx: &mut dyn StoreTx,
+        op: &mut Op<'_>,
+        tenant: &TenantId,
+        granted: &BTreeSet<ScopeName>,
+    ) -> Result<(), Error> {
+        for scope in granted {
+            let facts = tx
+                .authz_facts(&FactsQuery {
+                    tenant: Some(tenant.clone()),
+                    subject: op.caller.principal.subject(),
+                    scope: scope.clone(),
+                    target: None,
+                })
+                .await?;
+            let decision = decide(
+                &facts,
+                &crate::authz::AuthzRequest {
+                    tenant: Some(tenant.clone()),
+                    scope: scope.clone(),
+                    assurance: op.caller.principal.assurance(),
+                    target: None,
+                    self_service: false,
+                },
+            );
+            if decision.facts.platform_roles.contains(&PlatformRole::Root) {
+                return Ok(());
+            }
+            if !decision.allowed {
+                op.denied_by = Some(Reason::ExceedsCaller.as_str());
+                return Err(Error::Forbidden(Reason::ExceedsCaller));
+            }
+        }
+        Ok(())
     }
 
     /// Writes the success record and events, then commits.
@@ -345,6 +382,20 @@ impl Engine {
             subject,
             data,
         }
+    }
+}
+
+/// Someone with no standing in the tenant — not a member, no platform role, not one of
+/// its keys — who must learn nothing about it (SPEC §3.1, §3.6).
+fn outsider(facts: &AuthzFacts, tenant: &TenantId) -> bool {
+    match &facts.subject {
+        Some(SubjectFacts::User { platform_roles, .. }) => {
+            platform_roles.is_empty() && facts.account.is_none()
+        }
+        Some(SubjectFacts::ApiKey {
+            tenant: key_tenant, ..
+        }) => key_tenant != tenant,
+        None => true,
     }
 }
 

@@ -116,6 +116,20 @@ impl Engine {
                 .await?
                 .into_iter()
                 .find(|existing| &existing.role == role);
+            // A binding grants its scopes to every holder of the role: nobody binds a
+            // scope they are not allowed themselves (SPEC §3.3).
+            let added: BTreeSet<ScopeName> = binding
+                .scopes
+                .iter()
+                .filter(|scope| {
+                    current
+                        .as_ref()
+                        .is_none_or(|current| !current.scopes.contains(*scope))
+                })
+                .cloned()
+                .collect();
+            self.require_caller_holds(tx.as_mut(), &mut op, tenant, &added)
+                .await?;
             let mut events = Vec::new();
             if current.as_ref() != Some(&binding) {
                 tx.put_binding(tenant, &binding).await?;

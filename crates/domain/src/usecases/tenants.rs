@@ -8,11 +8,12 @@ use super::members::{resolve_or_invite, UserRef};
 use super::{paginate, tenant_target, Caller, Check, Engine, Op};
 use crate::audit::Partition;
 use crate::catalog::{default_bindings, default_enabled_scopes, scopes};
+use crate::cursor::{self, List};
 use crate::error::Error;
 use crate::event::types;
 use crate::ids::{DisplayName, RoleName, ScopeName, TenantId};
 use crate::model::{AccountState, Member, Tenant, TenantState};
-use crate::ports::{Page, StoreError, TxScope};
+use crate::ports::{FactsQuery, Page, StoreError, TxScope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateTenant {
@@ -140,9 +141,16 @@ impl Engine {
     pub async fn list_tenants(
         &self,
         caller: &Caller,
-        after: Option<&TenantId>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Tenant>, Error> {
+        let after = after
+            .map(|cursor| {
+                let position = cursor::decode(List::Tenants, Partition::Platform.name(), cursor)?;
+                TenantId::parse(&position).map_err(|_| Error::InvalidCursor)
+            })
+            .transpose()?;
+        let after = after.as_ref();
         let mut tx = self.begin(TxScope::Platform).await?;
         let rows = match &caller.principal {
             super::Principal::ApiKey { tenant, .. } => {
@@ -172,8 +180,29 @@ impl Engine {
             }
         };
         Ok(paginate(rows, limit, |tenant: &Tenant| {
-            tenant.id.to_string()
+            cursor::encode(
+                List::Tenants,
+                Partition::Platform.name(),
+                tenant.id.as_str(),
+            )
         }))
+    }
+
+    /// Whether the caller may learn that the tenant exists: a member (in any account
+    /// state), a platform role holder, or one of the tenant's keys. For everyone else a
+    /// malformed header, precondition or body on a tenant route must answer like a
+    /// missing tenant (SPEC §3.6); the HTTP layer asks only when a request fails so.
+    pub async fn sees_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<bool, Error> {
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let facts = tx
+            .authz_facts(&FactsQuery {
+                tenant: Some(tenant.clone()),
+                subject: caller.principal.subject(),
+                scope: ScopeName::parse(scopes::TENANT_READ)?,
+                target: None,
+            })
+            .await?;
+        Ok(facts.tenant_state.is_some() && !super::outsider(&facts, tenant))
     }
 
     pub async fn get_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<Tenant, Error> {

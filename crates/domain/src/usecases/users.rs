@@ -50,6 +50,11 @@ fn platform_check<'a>(
     }
 }
 
+/// An active user holding `platform_root`: the kind the platform must keep one of.
+fn is_active_root(user: &User) -> bool {
+    user.state == UserState::Active && user.platform_roles.contains(&PlatformRole::Root)
+}
+
 impl Engine {
     pub async fn create_user(&self, caller: &Caller, input: NewUser) -> Result<CreatedUser, Error> {
         let mut op = self.op(
@@ -152,6 +157,12 @@ impl Engine {
                 }
                 _ => {}
             }
+            if is_active_root(&record)
+                && state != UserState::Active
+                && tx.count_active_platform_roots().await? <= 1
+            {
+                return Err(Error::LastPlatformRoot);
+            }
             let mut events = Vec::new();
             if record.state != state {
                 record.state = state;
@@ -194,6 +205,12 @@ impl Engine {
             .await?;
             tx.lock_partition(&Partition::Platform).await?;
             let mut record = tx.get_user(user).await?.ok_or(Error::UserNotFound)?;
+            if is_active_root(&record)
+                && !roles.contains(&PlatformRole::Root)
+                && tx.count_active_platform_roots().await? <= 1
+            {
+                return Err(Error::LastPlatformRoot);
+            }
             let mut events = Vec::new();
             if record.platform_roles != roles {
                 let names: Vec<&str> = roles.iter().map(PlatformRole::as_str).collect();
