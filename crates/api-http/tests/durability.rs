@@ -176,7 +176,12 @@ impl Client {
         loop {
             let (status, body) = self.get(&format!("{path}?limit=200{after}"), token).await;
             assert_eq!(status, 200, "{path}: {body}");
-            items.extend(body["items"].as_array().expect("items").iter().cloned());
+            let page = body["items"].as_array().expect("items");
+            // The event feed gives a cursor on its last page too: an empty page ends it.
+            if page.is_empty() {
+                return items;
+            }
+            items.extend(page.iter().cloned());
             match body["next_cursor"].as_str() {
                 Some(cursor) => after = format!("&after={cursor}"),
                 None => return items,

@@ -96,13 +96,13 @@ async fn read_feed(
             last_position = position;
             seen.ids.push(event["id"].as_str().unwrap().to_owned());
         }
-        // The last page carries no cursor; a reader at the tail continues after the
-        // feed position (`sequence`) of the last event it saw.
-        after = match page.body["next_cursor"].as_str() {
-            Some(cursor) => Some(cursor.to_owned()),
-            None if last_position > 0 => Some(last_position.to_string()),
-            None => after,
-        };
+        // Every page carries the cursor to resume from, the last page too (SPEC §4).
+        after = Some(
+            page.body["next_cursor"]
+                .as_str()
+                .expect("the feed always gives a cursor")
+                .to_owned(),
+        );
         if items.is_empty() && finished {
             return seen;
         }
