@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 use crate::pg::TestDb;
 use crate::sqlite::TestFile;
 
+/// The password the HTTP tests give the users they create.
+pub const PASSWORD: &str = "member password 123";
+
 /// The platform root every app is bootstrapped with.
 pub const ROOT_EMAIL: &str = "root@example.com";
 pub const ROOT_PASSWORD: &str = "root password 123";
@@ -342,6 +345,86 @@ pub async fn enrol_totp(app: &TestApp, token: &str) -> Authenticator {
         .await;
     assert_status(&confirmed, StatusCode::NO_CONTENT);
     authenticator
+}
+
+/// A 403 `forbidden` whose reason is `reason`.
+pub fn assert_forbidden(reply: &Reply, reason: &str) {
+    assert_problem(reply, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(reply.body["reason"], reason, "{reply:?}");
+}
+
+pub fn etag(reply: &Reply) -> String {
+    reply
+        .headers
+        .get("etag")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_else(|| panic!("an ETag: {reply:?}"))
+        .to_owned()
+}
+
+/// Sends a request with extra headers.
+pub async fn send_with(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    reply(request.send().await.expect("the request is sent")).await
+}
+
+pub async fn put(app: &TestApp, path: &str, token: &str, body: Value) -> Reply {
+    app.send(Method::PUT, path, Some(token), Some(body)).await
+}
+
+pub async fn patch(app: &TestApp, path: &str, token: &str, body: Value) -> Reply {
+    app.send(Method::PATCH, path, Some(token), Some(body)).await
+}
+
+pub async fn delete(app: &TestApp, path: &str, token: &str) -> Reply {
+    app.send(Method::DELETE, path, Some(token), None).await
+}
+
+/// Creates a tenant whose first admin is a new active user: (admin token, admin id).
+pub async fn tenant_with_admin(app: &TestApp, root: &str, tenant: &str) -> (String, String) {
+    let email = format!("admin@{tenant}.example");
+    let admin_id = new_user(app, root, &email, PASSWORD).await;
+    let created = app
+        .post(
+            "/v1/tenants",
+            root,
+            json!({ "id": tenant, "display_name": "Tenant", "admin": { "user_id": admin_id } }),
+        )
+        .await;
+    assert_status(&created, StatusCode::CREATED);
+    (app.login(&email, PASSWORD).await, admin_id)
+}
+
+/// Adds an existing user to a tenant with roles.
+pub async fn add_member(app: &TestApp, token: &str, tenant: &str, user_id: &str, roles: Value) {
+    let added = app
+        .post(
+            &format!("/v1/tenants/{tenant}/members"),
+            token,
+            json!({ "user_id": user_id, "roles": roles }),
+        )
+        .await;
+    assert_status(&added, StatusCode::CREATED);
+}
+
+/// The id of the session's user.
+pub async fn my_id(app: &TestApp, token: &str) -> String {
+    let me = app.get("/v1/me", token).await;
+    assert_status(&me, StatusCode::OK);
+    text(&me.body["user"], "id").to_owned()
 }
 
 /// Makes each named `async fn(StoreKind)` of the calling module a test on PostgreSQL and

@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
-use domain::ids::Email;
+use domain::ids::{Email, TenantId};
 use domain::usecases::Engine;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -251,6 +251,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             state.idempotency.clone(),
             crate::idempotency::middleware,
         ))
+        // Outside idempotency, so a malformed `Idempotency-Key` is judged like any input.
+        .layer(middleware::from_fn_with_state(state.clone(), tenant_gate))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
@@ -289,6 +291,7 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let tenant = tenant_of(request.uri().path()).map(str::to_owned);
+    let api = request.uri().path().starts_with("/v1/");
     let started = Instant::now();
     let span = tracing::info_span!(
         "request",
@@ -321,7 +324,56 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    // API answers carry session tokens, keys, invitation tokens and TOTP secrets, and
+    // the rest is one caller's view: no cache keeps any of them (SPEC §3.6).
+    if api {
+        response
+            .headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
     response
+}
+
+/// SPEC §3.6: for a caller who may not see the tenant, every malformed header,
+/// precondition or body on a tenant route answers the 404 a missing tenant gets, so the
+/// order of checks tells an outsider nothing. Handlers may read their input before the
+/// tenant is resolved; this layer looks at a tenant route's client error afterwards
+/// and, only then, resolves the tenant and the caller as SPEC §3.1 orders them.
+async fn tenant_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(tenant) = tenant_of(request.uri().path()).and_then(|slug| TenantId::parse(slug).ok())
+    else {
+        return next.run(request).await;
+    };
+    let token = crate::extract::bearer(request.headers()).map(str::to_owned);
+    let response = next.run(request).await;
+    if !matches!(response.status().as_u16(), 400 | 412 | 413 | 415 | 422) {
+        return response;
+    }
+    let principal = match state
+        .engine
+        .authenticate_for_tenant(&tenant, token.as_deref())
+        .await
+    {
+        Ok(principal) => principal,
+        // A failing store leaves the answer as it was; the next request decides.
+        Err(domain::Error::Store(_)) => return response,
+        Err(domain::Error::TenantNotFound) => {
+            return ApiError::from(domain::Error::TenantNotFound).into_response()
+        }
+        Err(domain::Error::RateLimited { retry_after_secs }) => {
+            return ApiError::rate_limited(retry_after_secs).into_response()
+        }
+        Err(_) => return ApiError::unauthenticated().into_response(),
+    };
+    let caller = domain::usecases::Caller {
+        principal,
+        request_id: crate::errors::request_id(),
+    };
+    match state.engine.sees_tenant(&caller, &tenant).await {
+        Ok(false) => ApiError::from(domain::Error::TenantNotFound).into_response(),
+        Ok(true) | Err(_) => response,
+    }
 }
 
 /// The tenant a `/v1/tenants/{tenant}/…` path names, for the log span.

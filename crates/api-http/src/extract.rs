@@ -9,7 +9,9 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use domain::ids::{TenantId, UserId};
 use domain::usecases::Caller;
-use serde::de::DeserializeOwned;
+use serde::de::value::{MapDeserializer, SeqDeserializer};
+use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Visitor};
+use serde_json::Value;
 
 use crate::app::AppState;
 use crate::errors::{request_id, ApiError};
@@ -53,9 +55,104 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     ApiError::invalid(format!("the body could not be read: {rejection}"))
                 }
             })?;
-        serde_json::from_slice(&bytes)
+        serde_json::from_slice::<Value>(&bytes)
+            .and_then(|value| T::deserialize(ObjectsOnly(value)))
             .map(JsonBody)
             .map_err(|error| ApiError::invalid(format!("invalid JSON body: {error}")))
+    }
+}
+
+/// A parsed JSON value that deserializes as `serde_json::Value` does, except that a
+/// struct is read only from an object, at every depth. Serde's derived `Deserialize`
+/// also reads a struct from an array, field by field in order, so without this
+/// `["root@example.com","…"]` would log in (SPEC §4: an array is not an object).
+struct ObjectsOnly(Value);
+
+impl<'de> IntoDeserializer<'de, serde_json::Error> for ObjectsOnly {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> Deserializer<'de> for ObjectsOnly {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Array(items) => {
+                let mut items = SeqDeserializer::new(items.into_iter().map(ObjectsOnly));
+                let value = visitor.visit_seq(&mut items)?;
+                items.end()?;
+                Ok(value)
+            }
+            Value::Object(fields) => {
+                let mut fields = MapDeserializer::new(
+                    fields
+                        .into_iter()
+                        .map(|(key, value)| (key, ObjectsOnly(value))),
+                );
+                let value = visitor.visit_map(&mut fields)?;
+                fields.end()?;
+                Ok(value)
+            }
+            other => other.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match &self.0 {
+            Value::Object(_) => self.deserialize_any(visitor),
+            other => Err(de::Error::invalid_type(unexpected(other), &"a JSON object")),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        // The request bodies have only unit-variant enums, read from strings.
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf unit unit_struct seq tuple tuple_struct map identifier ignored_any
+    }
+}
+
+/// What a value is, for "invalid type" messages.
+fn unexpected(value: &Value) -> de::Unexpected<'_> {
+    match value {
+        Value::Null => de::Unexpected::Unit,
+        Value::Bool(boolean) => de::Unexpected::Bool(*boolean),
+        Value::Number(_) => de::Unexpected::Other("number"),
+        Value::String(text) => de::Unexpected::Str(text),
+        Value::Array(_) => de::Unexpected::Seq,
+        Value::Object(_) => de::Unexpected::Map,
     }
 }
 
@@ -173,5 +270,54 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             .await
             .map(|axum::extract::Path(value)| Self(value))
             .map_err(|rejection| ApiError::invalid(format!("invalid path: {rejection}")))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::{json, Value};
+
+    use super::ObjectsOnly;
+    use crate::dto::{BatchBody, CreateTenantBody, LoginBody, ScopesBody, ValueBody};
+
+    fn read<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, serde_json::Error> {
+        T::deserialize(ObjectsOnly(value))
+    }
+
+    #[test]
+    fn an_array_is_not_read_as_an_object_at_any_depth() {
+        assert!(read::<LoginBody>(json!(["root@example.com", "change me please"])).is_err());
+        let nested = json!({"id": "arr", "display_name": "Arr", "admin": ["a@example.com", null]});
+        assert!(read::<CreateTenantBody>(nested).is_err());
+        let top = json!(["arr", "Arr", {"email": "a@example.com"}]);
+        assert!(read::<CreateTenantBody>(top).is_err());
+        let checks = json!({"checks": [["docs:edit"]]});
+        assert!(read::<BatchBody>(checks).is_err());
+    }
+
+    #[test]
+    fn objects_lists_and_values_read_as_before() {
+        let login: LoginBody =
+            read(json!({"email": "root@example.com", "password": "pw"})).unwrap();
+        assert_eq!(login.email, "root@example.com");
+        let tenant: CreateTenantBody = read(
+            json!({"id": "acme", "display_name": "Acme", "admin": {"email": "a@example.com"}}),
+        )
+        .unwrap();
+        assert_eq!(tenant.admin.email.as_deref(), Some("a@example.com"));
+        let scopes: ScopesBody = read(json!({"scopes": ["docs:edit", "tenant:read"]})).unwrap();
+        assert_eq!(scopes.scopes.len(), 2);
+        let value: ValueBody = read(json!({"value": 3.5})).unwrap();
+        assert_eq!(value.value, json!(3.5));
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_still_refused() {
+        assert!(read::<LoginBody>(json!({"email": "a@b.c", "password": "p", "x": 1})).is_err());
+        assert!(read::<ScopesBody>(json!({"scopes": "docs:edit"})).is_err());
+        assert!(read::<ScopesBody>(json!({"scopes": {"0": "docs:edit"}})).is_err());
+        assert!(read::<LoginBody>(json!("root@example.com")).is_err());
     }
 }

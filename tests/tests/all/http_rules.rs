@@ -6,85 +6,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tests::http::{
-    assert_problem, assert_status, enrol_totp, new_user, reply, spawn_app, spawn_app_on,
-    spawn_app_with, text, Authenticator, Reply, StoreKind, TestApp, ROOT_PASSWORD,
+    add_member, assert_forbidden, assert_problem, assert_status, delete, enrol_totp, etag, my_id,
+    new_user, patch, put, reply, send_with, spawn_app, spawn_app_on, spawn_app_with,
+    tenant_with_admin, text, Authenticator, StoreKind, TestApp, PASSWORD, ROOT_PASSWORD,
 };
 use tests::pg::run;
-
-const PASSWORD: &str = "member password 123";
-
-/// A 403 `forbidden` whose reason is `reason`.
-fn assert_forbidden(reply: &Reply, reason: &str) {
-    assert_problem(reply, StatusCode::FORBIDDEN, "forbidden");
-    assert_eq!(reply.body["reason"], reason, "{reply:?}");
-}
-
-fn etag(reply: &Reply) -> String {
-    reply
-        .headers
-        .get("etag")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_else(|| panic!("an ETag: {reply:?}"))
-        .to_owned()
-}
-
-/// Sends a request with extra headers.
-async fn send_with(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> Reply {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    reply(request.send().await.expect("the request is sent")).await
-}
-
-async fn put(app: &TestApp, path: &str, token: &str, body: Value) -> Reply {
-    app.send(Method::PUT, path, Some(token), Some(body)).await
-}
-
-async fn patch(app: &TestApp, path: &str, token: &str, body: Value) -> Reply {
-    app.send(Method::PATCH, path, Some(token), Some(body)).await
-}
-
-async fn delete(app: &TestApp, path: &str, token: &str) -> Reply {
-    app.send(Method::DELETE, path, Some(token), None).await
-}
-
-/// Creates a tenant whose first admin is a new active user: (admin token, admin id).
-async fn tenant_with_admin(app: &TestApp, root: &str, tenant: &str) -> (String, String) {
-    let email = format!("admin@{tenant}.example");
-    let admin_id = new_user(app, root, &email, PASSWORD).await;
-    let created = app
-        .post(
-            "/v1/tenants",
-            root,
-            json!({ "id": tenant, "display_name": "Tenant", "admin": { "user_id": admin_id } }),
-        )
-        .await;
-    assert_status(&created, StatusCode::CREATED);
-    (app.login(&email, PASSWORD).await, admin_id)
-}
-
-/// Adds an existing user to a tenant with roles.
-async fn add_member(app: &TestApp, token: &str, tenant: &str, user_id: &str, roles: Value) {
-    let added = app
-        .post(
-            &format!("/v1/tenants/{tenant}/members"),
-            token,
-            json!({ "user_id": user_id, "roles": roles }),
-        )
-        .await;
-    assert_status(&added, StatusCode::CREATED);
-}
 
 /// Raises a session to `aal2` with the next step's code (a step is accepted once).
 async fn step_up(app: &TestApp, token: &str, authenticator: &Authenticator) {
@@ -97,12 +23,6 @@ async fn step_up(app: &TestApp, token: &str, authenticator: &Authenticator) {
         .await;
     assert_status(&stepped, StatusCode::OK);
     assert_eq!(stepped.body["assurance"], "aal2");
-}
-
-async fn my_id(app: &TestApp, token: &str) -> String {
-    let me = app.get("/v1/me", token).await;
-    assert_status(&me, StatusCode::OK);
-    text(&me.body["user"], "id").to_owned()
 }
 
 /// The tenant's whole audit trail (one page of 200 is enough for a test).

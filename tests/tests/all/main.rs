@@ -20,6 +20,7 @@ mod differential_sqlite;
 mod feed_load;
 mod fresh_decisions;
 mod http_api;
+mod http_hardening;
 mod http_rules;
 mod model;
 mod pg_concurrency;
