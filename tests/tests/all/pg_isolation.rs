@@ -999,3 +999,39 @@ fn a_failure_injected_after_the_change_but_before_commit_leaves_no_change_no_aud
         assert_ne!(after.head.1, before.head.1, "the chain head moved");
     });
 }
+
+#[test]
+fn reserved_platform_role_names_are_refused_as_tenant_roles_by_the_schema() {
+    tests::pg::run(async {
+        let setup = TwoTenants::create().await;
+        let mut owner = setup.db.owner_connection().await;
+        let (b, user) = (setup.b.as_str(), setup.b_member);
+        for role in ["platform_root", "platformer"] {
+            assert_eq!(
+                violated(
+                    execute(
+                        &mut owner,
+                        &format!(
+                            "insert into memberships (tenant_id, user_id, role) \
+                             values ('{b}', '{user}', '{role}')"
+                        )
+                    )
+                    .await
+                ),
+                "memberships_role_not_reserved"
+            );
+            assert_eq!(
+                violated(
+                    execute(
+                        &mut owner,
+                        &format!(
+                            "insert into role_bindings (tenant_id, role) values ('{b}', '{role}')"
+                        )
+                    )
+                    .await
+                ),
+                "role_bindings_role_not_reserved"
+            );
+        }
+    });
+}

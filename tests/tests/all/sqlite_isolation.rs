@@ -938,3 +938,41 @@ fn eight_concurrent_writers_in_one_tenant_leave_a_verified_trail_and_a_gapless_f
         ));
     });
 }
+
+#[test]
+fn reserved_platform_role_names_are_refused_as_tenant_roles_by_the_schema() {
+    tests::pg::run(async {
+        let setup = TwoTenants::create().await;
+        let mut connection = setup.file.connection().await;
+        let (b, user) = (setup.b.as_str(), setup.b_member);
+        for role in ["platform_root", "platformer"] {
+            let membership = message(
+                execute(
+                    &mut connection,
+                    &format!(
+                        "insert into memberships (tenant_id, user_id, role) \
+                         values ('{b}', '{user}', '{role}')"
+                    ),
+                )
+                .await,
+            );
+            assert!(
+                membership.contains("memberships_role_not_reserved"),
+                "{membership}"
+            );
+            let binding = message(
+                execute(
+                    &mut connection,
+                    &format!(
+                        "insert into role_bindings (tenant_id, role) values ('{b}', '{role}')"
+                    ),
+                )
+                .await,
+            );
+            assert!(
+                binding.contains("role_bindings_role_not_reserved"),
+                "{binding}"
+            );
+        }
+    });
+}
