@@ -288,6 +288,16 @@ async fn a_json_array_is_never_read_as_an_object(store: StoreKind) {
     assert_status(&created, StatusCode::CREATED);
 }
 
+/// A malformed request: method, path of tenant `T`, body, extra headers, and the status
+/// a member of the tenant gets for it.
+type Probe = (
+    Method,
+    String,
+    Option<&'static str>,
+    Vec<(&'static str, &'static str)>,
+    u16,
+);
+
 /// SPEC §3.6: an outsider learns nothing from the order of checks — every malformed
 /// header, precondition, body, path or query on an existing tenant's route answers the
 /// 404 a missing tenant gets, while a member gets the real 4xx.
@@ -298,8 +308,7 @@ async fn an_outsider_gets_tenant_not_found_for_every_malformed_input(store: Stor
     new_user(&app, &root, "outsider@example.com", PASSWORD).await;
     let outsider = app.login("outsider@example.com", PASSWORD).await;
     let member = |tenant: &str| format!("/v1/tenants/{tenant}/members/{admin_id}");
-    // (method, path of tenant T, body, headers, what a member gets)
-    let probes: Vec<(Method, String, Option<&str>, Vec<(&str, &str)>, u16)> = vec![
+    let probes: Vec<Probe> = vec![
         (
             Method::PATCH,
             member("T"),
