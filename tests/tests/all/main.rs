@@ -21,6 +21,7 @@ mod feed_load;
 mod fresh_decisions;
 mod http_api;
 mod http_rules;
+mod http_secrets;
 mod model;
 mod pg_concurrency;
 mod pg_isolation;
