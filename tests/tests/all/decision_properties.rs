@@ -846,6 +846,7 @@ const fn listed(reason: Reason) -> bool {
         | Reason::PlatformAuditor
         | Reason::SelfService
         | Reason::RoleBinding => true,
+        Reason::SubjectInvited | Reason::ExceedsCaller => false,
     }
 }
 
