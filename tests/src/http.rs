@@ -239,6 +239,12 @@ impl TestApp {
         serve(self.db.clone(), store, readiness, self.options.clone()).await
     }
 
+    /// The store this node runs on, for tests of the store's contracts under
+    /// concurrency with data made through the API.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.node.store.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }

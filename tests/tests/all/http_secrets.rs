@@ -224,6 +224,82 @@ async fn one_totp_code_sent_on_eight_sessions_at_once_raises_exactly_one_to_aal2
     }
 }
 
+/// The store operations behind the two tests above, with the interleaving forced: a
+/// second transaction tries the secret while the first has used it and not committed.
+/// Over HTTP the password hashing in front of an acceptance staggers the requests, so
+/// this is where a check-then-write implementation would show.
+async fn a_secret_used_by_an_uncommitted_transaction_cannot_be_used_again(store: StoreKind) {
+    use domain::ports::TxScope;
+    use std::time::Duration;
+
+    let app = spawn_app_on(store).await;
+    let root = app.root_token().await;
+    let created = app
+        .post(
+            "/v1/tenants",
+            &root,
+            json!({ "id": "acme", "display_name": "Acme", "admin": { "email": "boss@acme.example" } }),
+        )
+        .await;
+    assert_status(&created, StatusCode::CREATED);
+    let token_hash = domain::usecases::hash_token(text(&created.body, "invitation_token"));
+    let user_id = new_user(&app, &root, "dev@example.com", PASSWORD).await;
+    let session = app.login("dev@example.com", PASSWORD).await;
+    enrol_totp(&app, &session).await;
+    let user = domain::ids::UserId::parse(&user_id).expect("a user id");
+    let step = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp() / 30 + 10)
+        .expect("after 1970");
+    let store = app.store();
+    let now = time::OffsetDateTime::now_utc();
+
+    // A use rolled back leaves the secret to the transaction that waited for it.
+    let mut first = store.begin(TxScope::Platform).await.expect("begin");
+    assert!(first
+        .consume_invitation(&token_hash, now)
+        .await
+        .expect("consume")
+        .is_some());
+    assert!(first.burn_totp_step(&user, step).await.expect("burn"));
+    let waiting = {
+        let store = store.clone();
+        let token_hash = token_hash.clone();
+        tokio::spawn(async move {
+            let mut second = store.begin(TxScope::Platform).await.expect("begin");
+            let invitation = second
+                .consume_invitation(&token_hash, now)
+                .await
+                .expect("consume");
+            let burned = second.burn_totp_step(&user, step).await.expect("burn");
+            (second, invitation.is_some(), burned)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(first);
+    let (second, consumed, burned) = waiting.await.expect("the second transaction");
+    assert!(consumed, "a rolled-back use does not use the invitation");
+    assert!(burned, "a rolled-back burn does not burn the step");
+
+    // A use not yet committed: whoever tries meanwhile waits and finds it used.
+    let racing = {
+        let store = store.clone();
+        let token_hash = token_hash.clone();
+        tokio::spawn(async move {
+            let mut third = store.begin(TxScope::Platform).await.expect("begin");
+            let invitation = third
+                .consume_invitation(&token_hash, now)
+                .await
+                .expect("consume");
+            let burned = third.burn_totp_step(&user, step).await.expect("burn");
+            (invitation.is_some(), burned)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    second.commit().await.expect("commit");
+    let (consumed, burned) = racing.await.expect("the third transaction");
+    assert!(!consumed, "an invitation is used once");
+    assert!(!burned, "a time step is burned once");
+}
+
 // ---- the TOTP failure throttle -------------------------------------------------------------
 
 async fn twenty_parallel_wrong_totp_codes_get_five_answers_and_then_429_even_for_the_right_code(
@@ -596,6 +672,7 @@ async fn an_aal1_session_cannot_replace_a_totp_factor_while_a_re_enrolment_is_pe
 tests::on_both_stores!(
     twenty_concurrent_acceptances_of_one_invitation_let_exactly_one_password_in,
     one_totp_code_sent_on_eight_sessions_at_once_raises_exactly_one_to_aal2,
+    a_secret_used_by_an_uncommitted_transaction_cannot_be_used_again,
     twenty_parallel_wrong_totp_codes_get_five_answers_and_then_429_even_for_the_right_code,
     wrong_confirmation_codes_count_against_the_same_totp_throttle,
     login_throttles_hold_across_two_nodes_per_email_and_per_address,
