@@ -1523,6 +1523,91 @@ pub async fn passwords_change_only_with_the_current_one(h: Harness) {
     );
 }
 
+pub async fn throttles_refuse_past_their_limit_until_the_window_ends(h: Harness) {
+    let root = h.root().await;
+    h.tenant(&root, "acme").await;
+    let session = h
+        .engine
+        .login(&email("admin@acme.example"), crate::harness::PASSWORD, "r1")
+        .await
+        .expect("login");
+    let caller = Caller {
+        principal: h
+            .engine
+            .authenticate(&session.token)
+            .await
+            .expect("authenticated"),
+        request_id: "r2".to_owned(),
+    };
+    let enrolment = h.engine.enroll_totp(&caller).await.expect("enrolment");
+    let code_now = |h: &Harness| {
+        domain::fakes::FakeTotp::code(
+            &enrolment.secret,
+            domain::fakes::FakeTotp::step(h.clock_now()),
+        )
+    };
+    h.engine
+        .confirm_totp(&caller, &code_now(&h))
+        .await
+        .expect("confirmed");
+    // Five wrong codes a window (SPEC §3.6), then 429 until it ends, for a right code too.
+    h.clock.advance(time::Duration::seconds(60));
+    for _ in 0..5 {
+        assert_eq!(
+            h.engine.step_up(&caller, "000000x").await.map(|_| ()),
+            Err(Error::InvalidTotp)
+        );
+    }
+    h.clock.advance(time::Duration::seconds(100));
+    assert_eq!(
+        h.engine.step_up(&caller, &code_now(&h)).await.map(|_| ()),
+        Err(Error::RateLimited {
+            retry_after_secs: 200
+        })
+    );
+    assert_eq!(
+        h.engine.step_up(&caller, "000000x").await.map(|_| ()),
+        Err(Error::RateLimited {
+            retry_after_secs: 200
+        })
+    );
+    h.clock.advance(time::Duration::seconds(200));
+    h.engine
+        .step_up(&caller, &code_now(&h))
+        .await
+        .expect("a new window lets a right code in");
+
+    // Logins per email: the limit, then 429, then a new window.
+    let rule =
+        domain::usecases::ThrottleRule::per_minute(std::num::NonZeroU32::new(2).expect("positive"));
+    let address = Some(std::net::IpAddr::from([192, 0, 2, 1]));
+    let admin_email = email("admin@acme.example");
+    for _ in 0..2 {
+        h.engine
+            .throttle_login(&admin_email, address, rule)
+            .await
+            .expect("within the limit");
+    }
+    assert_eq!(
+        h.engine.throttle_login(&admin_email, None, rule).await,
+        Err(Error::RateLimited {
+            retry_after_secs: 60
+        })
+    );
+    // The address is over too (its two attempts counted), whatever the email.
+    assert!(matches!(
+        h.engine
+            .throttle_login(&email("other@acme.example"), address, rule)
+            .await,
+        Err(Error::RateLimited { .. })
+    ));
+    h.clock.advance(time::Duration::seconds(60));
+    h.engine
+        .throttle_login(&admin_email, address, rule)
+        .await
+        .expect("a new window");
+}
+
 pub async fn a_refusal_writes_one_denied_record_and_nothing_else(h: Harness) {
     let root = h.root().await;
     let (tenant, admin) = h.tenant(&root, "acme").await;
@@ -2041,6 +2126,7 @@ macro_rules! behaviour_suite {
             changes_take_effect_on_the_very_next_decision,
             sessions_step_up_with_totp_once_and_expire,
             passwords_change_only_with_the_current_one,
+            throttles_refuse_past_their_limit_until_the_window_ends,
             a_refusal_writes_one_denied_record_and_nothing_else,
             audit_chains_verify_and_feeds_page_in_order,
             removing_or_suspending_an_admin_needs_the_admin_right_at_aal2,

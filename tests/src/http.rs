@@ -8,7 +8,7 @@ use std::sync::Arc;
 use api_http::app::{router, AppState, Readiness};
 use domain::ids::{Email, Password};
 use domain::ports::Store;
-use domain::usecases::{Engine, EngineConfig};
+use domain::usecases::{Engine, EngineConfig, ThrottleRule};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -50,6 +50,30 @@ impl AppDb {
     }
 }
 
+/// What a test app is started with besides its store. The defaults keep the throttles
+/// out of the way of tests about other rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppOptions {
+    /// Password logins allowed per minute per email and per client address.
+    pub login_per_minute: u32,
+    /// Requests with a missing or invalid bearer token allowed per minute per client
+    /// address.
+    pub auth_failures_per_minute: u32,
+    /// CIDRs of trusted proxies (`USER_ENGINE_TRUSTED_PROXIES`); the test client
+    /// connects from 127.0.0.1.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            login_per_minute: 1000,
+            auth_failures_per_minute: 100_000,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 /// A running service and a client for it.
 #[derive(Debug)]
 pub struct TestApp {
@@ -57,7 +81,23 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub engine: Engine,
     pub db: AppDb,
+    pub options: AppOptions,
+    /// The store this node runs on (for SQLite, the one every node of the file shares).
+    node: NodeStore,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// A node's store and its readiness check.
+#[derive(Clone)]
+struct NodeStore {
+    store: Arc<dyn Store>,
+    readiness: Arc<dyn Readiness>,
+}
+
+impl std::fmt::Debug for NodeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeStore")
+    }
 }
 
 impl Drop for TestApp {
@@ -104,6 +144,18 @@ pub async fn spawn_app_with_login_limit(per_minute: u32) -> TestApp {
 
 /// Starts the service on a fresh database of `kind`, allowing `per_minute` logins.
 pub async fn spawn_app_with(kind: StoreKind, per_minute: u32) -> TestApp {
+    spawn_app_with_options(
+        kind,
+        AppOptions {
+            login_per_minute: per_minute,
+            ..AppOptions::default()
+        },
+    )
+    .await
+}
+
+/// Starts the service on a fresh database of `kind` with `options`.
+pub async fn spawn_app_with_options(kind: StoreKind, options: AppOptions) -> TestApp {
     let (db, store, readiness): (AppDb, Arc<dyn Store>, Arc<dyn Readiness>) = match kind {
         StoreKind::Postgres => {
             let db = TestDb::create().await;
@@ -124,9 +176,8 @@ pub async fn spawn_app_with(kind: StoreKind, per_minute: u32) -> TestApp {
             )
         }
     };
-    let ports = api_http::security::production_ports(store);
-    let engine = Engine::new(ports, EngineConfig::default());
-    engine
+    let app = serve(db, store, readiness, options).await;
+    app.engine
         .bootstrap(
             Email::parse(ROOT_EMAIL).expect("email"),
             Password::parse(ROOT_PASSWORD).expect("password"),
@@ -134,11 +185,29 @@ pub async fn spawn_app_with(kind: StoreKind, per_minute: u32) -> TestApp {
         )
         .await
         .expect("bootstrap");
-    let state = AppState::with_login_limit(
+    app
+}
+
+/// Serves the API on port 0 over `store`.
+async fn serve(
+    db: AppDb,
+    store: Arc<dyn Store>,
+    readiness: Arc<dyn Readiness>,
+    options: AppOptions,
+) -> TestApp {
+    let ports = api_http::security::production_ports(store.clone());
+    let engine = Engine::new(ports, EngineConfig::default());
+    let mut state = AppState::with_login_limit(
         engine.clone(),
-        readiness,
-        std::num::NonZeroU32::new(per_minute).expect("a positive limit"),
+        readiness.clone(),
+        std::num::NonZeroU32::new(options.login_per_minute).expect("a positive limit"),
     );
+    state.auth_failure_rate = ThrottleRule::per_minute(
+        std::num::NonZeroU32::new(options.auth_failures_per_minute).expect("a positive limit"),
+    );
+    state.trusted_proxies = api_http::forwarded::parse_proxies(&options.trusted_proxies.join(","))
+        .expect("trusted proxies")
+        .into();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -152,11 +221,33 @@ pub async fn spawn_app_with(kind: StoreKind, per_minute: u32) -> TestApp {
         client: reqwest::Client::new(),
         engine,
         db,
+        options,
+        node: NodeStore { store, readiness },
         server,
     }
 }
 
 impl TestApp {
+    /// A second API node on the same database, sharing nothing with this one but the
+    /// store: on PostgreSQL a pool of its own, on SQLite the one process's store (an
+    /// embedded file has one process, so its nodes are that process's).
+    pub async fn another_node(&self) -> TestApp {
+        let (store, readiness): (Arc<dyn Store>, Arc<dyn Readiness>) = match &self.db {
+            AppDb::Postgres(db) => {
+                let store = db.store(8).await;
+                (Arc::new(store.clone()), Arc::new(store))
+            }
+            AppDb::Sqlite(_) => (self.node.store.clone(), self.node.readiness.clone()),
+        };
+        serve(self.db.clone(), store, readiness, self.options.clone()).await
+    }
+
+    /// The store this node runs on, for tests of the store's contracts under
+    /// concurrency with data made through the API.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.node.store.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }

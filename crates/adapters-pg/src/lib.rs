@@ -18,7 +18,8 @@ use async_trait::async_trait;
 use domain::catalog::{default_catalog, default_schema};
 use domain::ids::Email;
 use domain::ports::{
-    AuthorizeSnapshot, LoginRecord, SnapshotQuery, Store, StoreError, StoreTx, TxScope,
+    AuthorizeSnapshot, LoginRecord, SnapshotQuery, Store, StoreError, StoreTx, ThrottleCount,
+    TxScope,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgPool};
@@ -140,6 +141,23 @@ impl Store for PgStore {
             .await
             .map_err(store_error)?;
         Ok(Box::new(tx::PgTx::new(tx)))
+    }
+
+    async fn throttle_hit(
+        &self,
+        key: &str,
+        window: time::Duration,
+        now: time::OffsetDateTime,
+    ) -> Result<ThrottleCount, StoreError> {
+        tx::throttle_hit(&self.pool, key, window, now).await
+    }
+
+    async fn throttle_peek(
+        &self,
+        key: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<ThrottleCount, StoreError> {
+        tx::throttle_peek(&self.pool, key, now).await
     }
 
     /// One statement, no transaction.

@@ -20,7 +20,7 @@ use domain::model::{
 };
 use domain::ports::{
     AuditFilter, AuthorizeSnapshot, Credential, FactsQuery, LoginRecord, OutboxBacklog,
-    SnapshotQuery, StoreError, StoreTx, SubjectRef,
+    SnapshotQuery, StoreError, StoreTx, SubjectRef, ThrottleCount,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -266,6 +266,78 @@ async fn read_snapshot(
             checks,
         },
     ))
+}
+
+/// How many ended throttle windows one new window sweeps away: enough to keep up with
+/// the rate windows start at, small enough to cost little.
+const THROTTLE_SWEEP: i64 = 100;
+
+/// [`Store::throttle_hit`](domain::ports::Store::throttle_hit): one atomic upsert that
+/// starts a window or counts in the running one, committed at once.
+pub(crate) async fn throttle_hit(
+    pool: &sqlx::PgPool,
+    key: &str,
+    window: time::Duration,
+    now: OffsetDateTime,
+) -> Result<ThrottleCount, StoreError> {
+    let (hits, window_ends_at): (i32, OffsetDateTime) = sqlx::query_as(
+        "insert into throttles as t (key, window_ends_at, hits) values ($1, $3, 1) \
+         on conflict (key) do update set \
+         window_ends_at = case when t.window_ends_at <= $2 then excluded.window_ends_at \
+             else t.window_ends_at end, \
+         hits = case when t.window_ends_at <= $2 then 1 \
+             else least(t.hits, 2147483646) + 1 end \
+         returning hits, window_ends_at",
+    )
+    .bind(key)
+    .bind(now)
+    .bind(now + window)
+    .fetch_one(pool)
+    .await
+    .map_err(store_error)?;
+    if hits == 1 {
+        // A new window: sweep a few ended ones, so the table holds about the live
+        // windows only. Rows another sweep holds are skipped, not waited for.
+        sqlx::query(
+            "delete from throttles where key in (select key from throttles \
+             where window_ends_at <= $1 limit $2 for update skip locked)",
+        )
+        .bind(now)
+        .bind(THROTTLE_SWEEP)
+        .execute(pool)
+        .await
+        .map_err(store_error)?;
+    }
+    Ok(ThrottleCount {
+        hits: u32::try_from(hits).map_err(|_| corrupt("throttle hits"))?,
+        window_ends_at,
+    })
+}
+
+/// [`Store::throttle_peek`](domain::ports::Store::throttle_peek): one read.
+pub(crate) async fn throttle_peek(
+    pool: &sqlx::PgPool,
+    key: &str,
+    now: OffsetDateTime,
+) -> Result<ThrottleCount, StoreError> {
+    let row: Option<(i32, OffsetDateTime)> = sqlx::query_as(
+        "select hits, window_ends_at from throttles where key = $1 and window_ends_at > $2",
+    )
+    .bind(key)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    Ok(match row {
+        Some((hits, window_ends_at)) => ThrottleCount {
+            hits: u32::try_from(hits).map_err(|_| corrupt("throttle hits"))?,
+            window_ends_at,
+        },
+        None => ThrottleCount {
+            hits: 0,
+            window_ends_at: now,
+        },
+    })
 }
 
 impl PgTx {
@@ -1549,6 +1621,22 @@ impl StoreTx for PgTx {
             .map(|deleted| deleted > 0)
     }
 
+    async fn delete_sessions_of(
+        &mut self,
+        user: &UserId,
+        keep: Option<String>,
+    ) -> Result<u64, StoreError> {
+        self.execute(
+            sqlx::query(
+                "delete from sessions where user_id = $1 \
+                 and ($2::text is null or token_hash <> $2)",
+            )
+            .bind(user.as_uuid())
+            .bind(keep),
+        )
+        .await
+    }
+
     async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
         self.execute(
             sqlx::query(
@@ -1593,6 +1681,51 @@ impl StoreTx for PgTx {
         )
         .await
         .map(|_| ())
+    }
+
+    /// One conditional update: under read committed, a concurrent update of the row
+    /// makes this one wait for it and re-check its `where` on the row's newest version,
+    /// so only one transaction can set `used_at`.
+    async fn consume_invitation(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError> {
+        let row: Option<(String, Uuid, OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(
+            "update invitations set used_at = $2 \
+             where token_hash = $1 and used_at is null and expires_at > $2 \
+             returning token_hash, user_id, expires_at, used_at",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(
+            row.map(|(token_hash, user_id, expires_at, used_at)| Invitation {
+                token_hash,
+                user_id: UserId::from_generated(user_id),
+                expires_at,
+                used_at,
+            }),
+        )
+    }
+
+    /// A conditional update, as for invitations: the step is burned by whichever
+    /// transaction updates the row first; the others re-check and find it used.
+    async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError> {
+        let step = i64::try_from(step).map_err(|_| corrupt("totp step"))?;
+        self.execute(
+            sqlx::query(
+                "update user_credentials set totp_last_step = $2 \
+                 where user_id = $1 and totp_secret is not null \
+                 and (totp_last_step is null or totp_last_step < $2)",
+            )
+            .bind(user.as_uuid())
+            .bind(step),
+        )
+        .await
+        .map(|updated| updated == 1)
     }
 
     async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError> {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::catalog::{default_catalog, default_schema};
-use domain::ports::{Store, StoreError, StoreTx, TxScope};
+use domain::ports::{Store, StoreError, StoreTx, ThrottleCount, TxScope};
 use sqlx::migrate::Migrate;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -253,5 +253,22 @@ impl Store for SqliteStore {
             self.readers.clone(),
             self.writer.clone(),
         )))
+    }
+
+    async fn throttle_hit(
+        &self,
+        key: &str,
+        window: time::Duration,
+        now: time::OffsetDateTime,
+    ) -> Result<ThrottleCount, StoreError> {
+        tx::throttle_hit(&self.writer, key, window, now).await
+    }
+
+    async fn throttle_peek(
+        &self,
+        key: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<ThrottleCount, StoreError> {
+        tx::throttle_peek(&self.readers, key, now).await
     }
 }

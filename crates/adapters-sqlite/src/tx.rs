@@ -20,7 +20,7 @@ use domain::model::{
     SchemaEntry, Session, Tenant, TenantState, TotpEnrolment, User, UserState,
 };
 use domain::ports::{
-    AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx, SubjectRef, TxScope,
+    AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx, SubjectRef, ThrottleCount, TxScope,
 };
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{Sqlite, Transaction};
@@ -242,6 +242,81 @@ async fn rollback(writer: &mut Writer) {
         }
         Err(_) => {}
     }
+}
+
+/// How many ended throttle windows one new window sweeps away.
+const THROTTLE_SWEEP: i64 = 100;
+
+/// [`Store::throttle_hit`](domain::ports::Store::throttle_hit): one upsert on the writer,
+/// outside any transaction (so it commits at once). Writes are serialised, so the count
+/// is atomic.
+pub(crate) async fn throttle_hit(
+    writer: &Mutex<Writer>,
+    key: &str,
+    window: time::Duration,
+    now: OffsetDateTime,
+) -> Result<ThrottleCount, StoreError> {
+    let mut writer = writer.lock().await;
+    if writer.open {
+        // A dropped transaction whose rollback could not be spawned.
+        rollback(&mut writer).await;
+    }
+    let (hits, window_ends_at): (i64, i64) = sqlx::query_as(
+        "insert into throttles (key, window_ends_at, hits) values (?1, ?3, 1) \
+         on conflict (key) do update set \
+         window_ends_at = case when window_ends_at <= ?2 then excluded.window_ends_at \
+             else window_ends_at end, \
+         hits = case when window_ends_at <= ?2 then 1 else min(hits, 2147483646) + 1 end \
+         returning hits, window_ends_at",
+    )
+    .bind(key)
+    .bind(micros(now))
+    .bind(micros(now + window))
+    .fetch_one(&mut writer.connection)
+    .await
+    .map_err(store_error)?;
+    if hits == 1 {
+        // A new window: sweep a few ended ones, so the table holds about the live ones.
+        sqlx::query(
+            "delete from throttles where key in (select key from throttles \
+             where window_ends_at <= ?1 limit ?2)",
+        )
+        .bind(micros(now))
+        .bind(THROTTLE_SWEEP)
+        .execute(&mut writer.connection)
+        .await
+        .map_err(store_error)?;
+    }
+    Ok(ThrottleCount {
+        hits: u32::try_from(hits).map_err(|_| corrupt("throttle hits"))?,
+        window_ends_at: timestamp(window_ends_at)?,
+    })
+}
+
+/// [`Store::throttle_peek`](domain::ports::Store::throttle_peek): one read on a reader.
+pub(crate) async fn throttle_peek(
+    readers: &SqlitePool,
+    key: &str,
+    now: OffsetDateTime,
+) -> Result<ThrottleCount, StoreError> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "select hits, window_ends_at from throttles where key = ?1 and window_ends_at > ?2",
+    )
+    .bind(key)
+    .bind(micros(now))
+    .fetch_optional(readers)
+    .await
+    .map_err(store_error)?;
+    Ok(match row {
+        Some((hits, window_ends_at)) => ThrottleCount {
+            hits: u32::try_from(hits).map_err(|_| corrupt("throttle hits"))?,
+            window_ends_at: timestamp(window_ends_at)?,
+        },
+        None => ThrottleCount {
+            hits: 0,
+            window_ends_at: now,
+        },
+    })
 }
 
 fn unexpected_phase() -> StoreError {
@@ -1672,6 +1747,21 @@ impl StoreTx for SqliteTx {
             .map(|deleted| deleted > 0)
     }
 
+    async fn delete_sessions_of(
+        &mut self,
+        user: &UserId,
+        keep: Option<String>,
+    ) -> Result<u64, StoreError> {
+        self.execute(
+            sqlx::query(
+                "delete from sessions where user_id = ?1 and (?2 is null or token_hash <> ?2)",
+            )
+            .bind(user.to_string())
+            .bind(keep),
+        )
+        .await
+    }
+
     async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
         self.require_user(&invitation.user_id).await?;
         self.execute(
@@ -1719,6 +1809,52 @@ impl StoreTx for SqliteTx {
         )
         .await
         .map(|_| ())
+    }
+
+    /// On the writer, which this transaction now holds to its commit: whatever it read
+    /// before, the check and the mark see every committed use and no other transaction
+    /// can use the invitation until this one ends.
+    async fn consume_invitation(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError> {
+        let connection = self.write().await?;
+        let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
+            "update invitations set used_at = ?2 \
+             where token_hash = ?1 and used_at is null and expires_at > ?2 \
+             returning token_hash, user_id, expires_at, used_at",
+        )
+        .bind(token_hash)
+        .bind(micros(now))
+        .fetch_optional(connection)
+        .await
+        .map_err(store_error)?;
+        row.map(|(token_hash, user, expires_at, used_at)| {
+            Ok(Invitation {
+                token_hash,
+                user_id: user_id(&user)?,
+                expires_at: timestamp(expires_at)?,
+                used_at: optional_timestamp(used_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// On the writer, held to commit, as for invitations.
+    async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError> {
+        let step = i64::try_from(step).map_err(|_| corrupt("totp step"))?;
+        self.execute(
+            sqlx::query(
+                "update user_credentials set totp_last_step = ?2 \
+                 where user_id = ?1 and totp_secret is not null \
+                 and (totp_last_step is null or totp_last_step < ?2)",
+            )
+            .bind(user.to_string())
+            .bind(step),
+        )
+        .await
+        .map(|updated| updated == 1)
     }
 
     async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError> {

@@ -16,8 +16,8 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use domain::ids::{Email, TenantId};
 use domain::usecases::Engine;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use domain::usecases::ThrottleRule;
+use ipnet::IpNet;
 
 use crate::errors::{ApiError, REQUEST_ID};
 use crate::extract::MAX_BODY_BYTES;
@@ -41,40 +41,18 @@ impl Readiness for adapters_sqlite::SqliteStore {
     }
 }
 
-/// Login attempts allowed per email and per client address.
-#[derive(Debug)]
-pub struct LoginLimits {
-    by_email: DefaultKeyedRateLimiter<String>,
-    by_address: DefaultKeyedRateLimiter<IpAddr>,
-}
-
-impl LoginLimits {
-    /// `per_minute` attempts per email and per address, with that many in a burst.
-    pub fn per_minute(per_minute: NonZeroU32) -> Self {
-        let quota = Quota::per_minute(per_minute);
-        Self {
-            by_email: RateLimiter::keyed(quota),
-            by_address: RateLimiter::keyed(quota),
-        }
-    }
-
-    fn wait(
-        result: Result<(), governor::NotUntil<governor::clock::QuantaInstant>>,
-    ) -> Result<(), ApiError> {
-        result.map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::rate_limited(wait.as_secs().max(1))
-        })
-    }
-}
-
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
     pub readiness: Arc<dyn Readiness>,
     pub metrics: Arc<Metrics>,
-    pub login_limits: Arc<LoginLimits>,
+    /// Password logins allowed per email and per client address.
+    pub login_rate: ThrottleRule,
+    /// Requests with a missing or invalid bearer token allowed per client address.
+    pub auth_failure_rate: ThrottleRule,
+    /// The proxies whose forwarding headers say who the client is.
+    pub trusted_proxies: Arc<[IpNet]>,
     pub idempotency: crate::idempotency::IdempotencyKeys,
     /// What the diagnostics endpoint is told (threshold, relay expected); the binary
     /// sets it from the configuration.
@@ -103,25 +81,33 @@ impl AppState {
             readiness,
             // Registering four fresh metrics in a fresh registry cannot clash.
             metrics: Arc::new(Metrics::new().unwrap_or_else(|_| unreachable_metrics())),
-            login_limits: Arc::new(LoginLimits::per_minute(per_minute)),
+            login_rate: ThrottleRule::per_minute(per_minute),
+            auth_failure_rate: ThrottleRule::per_minute(
+                NonZeroU32::new(DEFAULT_AUTH_FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
+            ),
+            trusted_proxies: Arc::from(Vec::new()),
             idempotency: crate::idempotency::IdempotencyKeys::default(),
             diagnostics: diagnostics::Options::default(),
         }
     }
 
-    /// Counts a login attempt for the email and the client address (429 past the quota).
-    pub fn check_login_rate(&self, email: &Email, address: Option<IpAddr>) -> Result<(), ApiError> {
-        LoginLimits::wait(
-            self.login_limits
-                .by_email
-                .check_key(&email.as_str().to_owned()),
-        )?;
-        if let Some(address) = address {
-            LoginLimits::wait(self.login_limits.by_address.check_key(&address))?;
-        }
-        Ok(())
+    /// Counts a login attempt for the email and the client address in the store, so the
+    /// limit holds across nodes (429 past it).
+    pub async fn check_login_rate(
+        &self,
+        email: &Email,
+        address: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        self.engine
+            .throttle_login(email, address, self.login_rate)
+            .await
+            .map_err(ApiError::from)
     }
 }
+
+/// Failed bearer authentications allowed per minute from one client address unless
+/// configured (`USER_ENGINE_AUTH_FAILURES_PER_MINUTE`).
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 60;
 
 #[allow(
     clippy::panic,
@@ -245,6 +231,11 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 "the route does not take this method",
             )
         })
+        // Innermost, so the handler's task sees the address whatever the outer layers do.
+        .layer(middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            client_context,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Inside the request context, so a replay or a refusal still carries a request id.
         .layer(middleware::from_fn_with_state(
@@ -383,9 +374,42 @@ fn tenant_of(path: &str) -> Option<&str> {
         .filter(|tenant| !tenant.is_empty())
 }
 
-/// The client's address, when the server was started with connect info.
-pub fn client_address(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+tokio::task_local! {
+    /// The client address of the request being handled.
+    static CLIENT_ADDRESS: Option<IpAddr>;
+}
+
+/// The client address of the request being handled (`None` outside a request, or when
+/// the server runs without connect info).
+pub fn current_client_address() -> Option<IpAddr> {
+    CLIENT_ADDRESS.try_with(|address| *address).ok().flatten()
+}
+
+/// The client's address (SPEC §3.6): the socket peer, or when the peer is one of
+/// `trusted_proxies` the nearest untrusted hop of its forwarding headers (see
+/// [`crate::forwarded`]); `None` when the server was started without connect info.
+pub fn client_address(
+    request_extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted_proxies: &[IpNet],
+) -> Option<IpAddr> {
     request_extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip())
+        .map(|ConnectInfo(peer)| {
+            crate::forwarded::client_address(peer.ip(), headers, trusted_proxies)
+        })
+}
+
+/// Finds the request's client address once, for the [`crate::extract::ClientAddress`]
+/// extractor (a request extension) and for bearer authentication (a task-local).
+async fn client_context(
+    State(trusted_proxies): State<Arc<[IpNet]>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let address = client_address(request.extensions(), request.headers(), &trusted_proxies);
+    request
+        .extensions_mut()
+        .insert(crate::extract::ClientAddress(address));
+    CLIENT_ADDRESS.scope(address, next.run(request)).await
 }

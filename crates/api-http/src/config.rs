@@ -125,6 +125,22 @@ const LOGIN_RATE: Setting = Setting {
     default: Some("10"),
     help: "login attempts allowed per minute for one email and for one client address",
 };
+const AUTH_FAILURES: Setting = Setting {
+    key: "auth_failures_per_minute",
+    env: "USER_ENGINE_AUTH_FAILURES_PER_MINUTE",
+    default: Some("60"),
+    help: "requests with a missing or invalid bearer token allowed per minute from one client \
+           address; beyond it they get 429 with Retry-After (and leave no audit record)",
+};
+const TRUSTED_PROXIES: Setting = Setting {
+    key: "trusted_proxies",
+    env: "USER_ENGINE_TRUSTED_PROXIES",
+    default: None,
+    help: "comma-separated CIDRs of the reverse proxies in front of the service, e.g. \
+           10.0.0.0/8,fd00::/8; a request from one of them is attributed to the nearest \
+           untrusted hop of its Forwarded or X-Forwarded-For header (for the throttles); \
+           unset, the socket peer is the client and those headers are ignored",
+};
 const NATS_URL: Setting = Setting {
     key: "nats_url",
     env: "USER_ENGINE_NATS_URL",
@@ -157,6 +173,8 @@ pub const SETTINGS: &[Setting] = &[
     BOOTSTRAP_EMAIL,
     BOOTSTRAP_PASSWORD,
     LOGIN_RATE,
+    AUTH_FAILURES,
+    TRUSTED_PROXIES,
     NATS_URL,
     OUTBOX_LAG_WARN,
 ];
@@ -226,6 +244,9 @@ pub struct Config {
     pub bootstrap_email: Option<Email>,
     pub bootstrap_password: Option<Secret>,
     pub login_rate_per_minute: u32,
+    pub auth_failures_per_minute: u32,
+    /// The proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub nats_url: Option<Secret>,
     pub outbox_lag_warn_seconds: u32,
 }
@@ -247,6 +268,8 @@ impl Default for Config {
             bootstrap_email: None,
             bootstrap_password: None,
             login_rate_per_minute: 10,
+            auth_failures_per_minute: 60,
+            trusted_proxies: Vec::new(),
             nats_url: None,
             outbox_lag_warn_seconds: diagnostics::DEFAULT_OUTBOX_LAG_WARN_SECONDS,
         }
@@ -285,6 +308,8 @@ struct FileConfig {
     bootstrap_email: Option<String>,
     bootstrap_password: Option<String>,
     login_rate_per_minute: Option<i64>,
+    auth_failures_per_minute: Option<i64>,
+    trusted_proxies: Option<String>,
     nats_url: Option<String>,
     outbox_lag_warn_seconds: Option<i64>,
 }
@@ -613,6 +638,24 @@ impl Config {
                 |value| RATE.check(value),
             )?
             .unwrap_or(defaults.login_rate_per_minute);
+        let auth_failures_per_minute = layers
+            .resolve(
+                &AUTH_FAILURES,
+                false,
+                parsed.auth_failures_per_minute,
+                |text| RATE.parse(text),
+                |value| RATE.check(value),
+            )?
+            .unwrap_or(defaults.auth_failures_per_minute);
+        let trusted_proxies = layers
+            .resolve(
+                &TRUSTED_PROXIES,
+                false,
+                parsed.trusted_proxies,
+                text,
+                |value| crate::forwarded::parse_proxies(&value),
+            )?
+            .unwrap_or(defaults.trusted_proxies);
         let nats_url = layers.resolve(&NATS_URL, true, parsed.nats_url, text, |value| {
             let value = value.trim().to_owned();
             // Only plain nats://: the client is built without TLS and websockets to keep
@@ -643,6 +686,8 @@ impl Config {
             bootstrap_email,
             bootstrap_password,
             login_rate_per_minute,
+            auth_failures_per_minute,
+            trusted_proxies,
             nats_url,
             outbox_lag_warn_seconds,
         })
@@ -962,6 +1007,8 @@ database_url = "postgres://file:filepass@db/file"
             ("USER_ENGINE_SESSION_IDLE", "-5"),
             ("USER_ENGINE_INVITATION_TTL", "99999999999"),
             ("USER_ENGINE_LOGIN_RATE_PER_MINUTE", "ten"),
+            ("USER_ENGINE_AUTH_FAILURES_PER_MINUTE", "0"),
+            ("USER_ENGINE_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("USER_ENGINE_BOOTSTRAP_EMAIL", "not-an-email"),
         ] {
             let message = rejection(load(None, &[(name, value)]));
@@ -1080,6 +1127,7 @@ database_url = "postgres://file:filepass@db/file"
                 database_url: None,
                 bootstrap_email: None,
                 bootstrap_password: None,
+                trusted_proxies: Vec::new(),
                 nats_url: None,
                 ..config
             },

@@ -167,21 +167,41 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl AppState {
-    /// Authenticates the request's bearer token (401 otherwise).
+    /// Authenticates the request's bearer token (401 otherwise, 429 once the client
+    /// address has failed too often).
     pub async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let token = bearer(headers).ok_or_else(ApiError::unauthenticated)?;
-        let principal = self
-            .engine
-            .authenticate(token)
-            .await
-            .map_err(|error| match error {
-                domain::Error::Store(_) => ApiError::from(error),
-                _ => ApiError::unauthenticated(),
-            })?;
+        let principal = match bearer(headers) {
+            Some(token) => self.engine.authenticate(token).await,
+            None => Err(domain::Error::Unauthenticated),
+        };
+        let principal = match principal {
+            Ok(principal) => principal,
+            Err(domain::Error::Store(store)) => return Err(domain::Error::Store(store).into()),
+            Err(_) => return Err(self.refuse_unauthenticated(None).await),
+        };
         Ok(Caller {
             principal,
             request_id: request_id(),
         })
+    }
+
+    /// The answer to a request whose token authenticated nobody: the failure counts
+    /// against the client address (429 past the limit, and no record), else 401 and, on
+    /// an existing tenant, a `denied` record in its trail.
+    async fn refuse_unauthenticated(&self, tenant: Option<&TenantId>) -> ApiError {
+        match self
+            .engine
+            .refuse_unauthenticated(
+                tenant,
+                crate::app::current_client_address(),
+                self.auth_failure_rate,
+                &request_id(),
+            )
+            .await
+        {
+            domain::Error::Unauthenticated => ApiError::unauthenticated(),
+            error => error.into(),
+        }
     }
 
     /// Resolves a tenant path segment then the caller, in the order of SPEC §3.1:
@@ -192,14 +212,18 @@ impl AppState {
         headers: &HeaderMap,
     ) -> Result<(TenantId, Caller), ApiError> {
         let tenant = TenantId::parse(tenant)?;
-        let principal = self
+        let principal = match self
             .engine
             .authenticate_for_tenant(&tenant, bearer(headers))
             .await
-            .map_err(|error| match error {
-                domain::Error::TenantNotFound | domain::Error::Store(_) => ApiError::from(error),
-                _ => ApiError::unauthenticated(),
-            })?;
+        {
+            Ok(principal) => principal,
+            Err(error @ (domain::Error::TenantNotFound | domain::Error::Store(_))) => {
+                return Err(error.into())
+            }
+            // The tenant exists (it was loaded first): the probe goes into its trail.
+            Err(_) => return Err(self.refuse_unauthenticated(Some(&tenant)).await),
+        };
         Ok((
             tenant,
             Caller {
@@ -245,7 +269,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     }
 }
 
-/// The client's IP address, when the server runs with connect info (else `None`).
+/// The client's IP address (SPEC §3.6: the peer, or behind a trusted proxy the nearest
+/// untrusted forwarded hop), when the server runs with connect info (else `None`).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub Option<std::net::IpAddr>);
 
@@ -253,7 +278,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(crate::app::client_address(&parts.extensions)))
+        // The router's client-context layer put it there; without that layer no proxy is
+        // trusted and the peer is the client.
+        Ok(parts.extensions.get::<Self>().copied().unwrap_or_else(|| {
+            Self(crate::app::client_address(
+                &parts.extensions,
+                &parts.headers,
+                &[],
+            ))
+        }))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod diagnose;
 pub mod dto;
 pub mod errors;
 pub mod extract;
+pub mod forwarded;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;

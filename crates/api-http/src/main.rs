@@ -475,6 +475,11 @@ async fn serve(config: Config) -> Result<(), String> {
         .unwrap_or(std::num::NonZeroU32::MIN);
     let mut state = AppState::with_login_limit(engine, backend.readiness(), login_rate);
     state.diagnostics = config.diagnostics_options();
+    state.auth_failure_rate = domain::usecases::ThrottleRule::per_minute(
+        std::num::NonZeroU32::new(config.auth_failures_per_minute)
+            .unwrap_or(std::num::NonZeroU32::MIN),
+    );
+    state.trusted_proxies = config.trusted_proxies.clone().into();
     let relay = spawn_relay(&config, &backend, state.metrics.clone()).await?;
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -113,7 +113,7 @@ pub async fn login(
     JsonBody(body): JsonBody<LoginBody>,
 ) -> ApiResult<Response> {
     let email = Email::parse(&body.email)?;
-    state.check_login_rate(&email, address.0)?;
+    state.check_login_rate(&email, address.0).await?;
     let session = state
         .engine
         .login(&email, &body.password, &request_id())

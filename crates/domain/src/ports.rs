@@ -205,6 +205,16 @@ pub struct OutboxBacklog {
     pub oldest: Option<OffsetDateTime>,
 }
 
+/// Where a throttle's counter stands after [`Store::throttle_hit`] or
+/// [`Store::throttle_peek`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleCount {
+    /// Attempts counted in the current window (0 when no window is running).
+    pub hits: u32,
+    /// When the current window ends and the count starts again from zero.
+    pub window_ends_at: OffsetDateTime,
+}
+
 /// Opens transactions.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -214,6 +224,37 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// `Unavailable` when the store cannot be reached.
     async fn begin(&self, scope: TxScope) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// Counts one attempt against the throttle `key` and returns the count including
+    /// it. A window of `window` starts at the first attempt after the previous window
+    /// ended (fixed windows); within it every call adds one.
+    ///
+    /// Throttles hold across every node, so the counter lives in the shared store (or
+    /// in the one process of an embedded store), never in a node's memory. The count
+    /// MUST be atomic: of N concurrent calls on one key in one window, each sees a
+    /// different count, and together they see 1..=N (added to what was counted before).
+    /// It runs outside any [`StoreTx`] and commits at once: a refused request that rolls
+    /// its own transaction back still counts.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be reached.
+    async fn throttle_hit(
+        &self,
+        key: &str,
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<ThrottleCount, StoreError>;
+
+    /// Reads the throttle `key` without counting: the hits of the window running at
+    /// `now` (0, with `window_ends_at` = `now`, when none runs). It writes nothing.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be reached.
+    async fn throttle_peek(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<ThrottleCount, StoreError>;
 
     /// Reads the user `email` names (case-insensitively) and their password hash, for
     /// a login. It writes nothing.
@@ -488,10 +529,41 @@ pub trait StoreTx: Send {
     async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError>;
     async fn update_session(&mut self, session: &Session) -> Result<(), StoreError>;
     async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes every session of `user` except the one whose token hash is `keep` (all of
+    /// them when `keep` is `None`); returns how many it deleted.
+    async fn delete_sessions_of(
+        &mut self,
+        user: &UserId,
+        keep: Option<String>,
+    ) -> Result<u64, StoreError>;
     async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
     async fn find_invitation(&mut self, token_hash: &str)
         -> Result<Option<Invitation>, StoreError>;
     async fn update_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
+    /// Uses the invitation `token_hash` names: marks it used at `now` and returns it as
+    /// it now stands, when it exists, is unused and `now` is before its expiry.
+    ///
+    /// This is the one step of an acceptance that only one transaction may win (SPEC
+    /// §3.6: a single-use secret is used once, also under concurrency). It MUST return
+    /// `None` when another transaction used the invitation, committed or not yet: an
+    /// adapter either waits for that transaction and re-checks (PostgreSQL's read
+    /// committed re-evaluates a conditional update's `where` on the row's newest
+    /// version) or serialises writers so the check and the mark cannot interleave.
+    async fn consume_invitation(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError>;
+
+    /// Burns a TOTP time step of `user` (RFC 6238 §5.2: a code is accepted once): records
+    /// `step` as the last used one, and returns `true`, unless the user has no TOTP
+    /// enrolment or a step at or after `step` is already recorded.
+    ///
+    /// It MUST return `false` when another transaction burned this step (or a later one),
+    /// committed or not yet: of concurrent calls with one step exactly one returns `true`.
+    /// As with [`StoreTx::consume_invitation`], an adapter waits for the other
+    /// transaction and re-checks, or serialises writers.
+    async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError>;
 
     // Audit and events.
     /// Appends a record at the end of its partition's chain: the next `seq`, the previous

@@ -1003,12 +1003,13 @@ fn the_endpoint_reports_to_an_admin_and_is_isolated_like_every_tenant_route() {
         assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthenticated");
         let reply = app.get("/v1/tenants/Not_A_Slug/diagnostics", &admin).await;
         assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid_tenant_id");
-        // Refusals are audited in the tenant's trail, like every tenant route's.
+        // Refusals are audited in the tenant's trail, like every tenant route's: the
+        // unauthenticated requests too (SPEC §3.6), the bad slug names no tenant.
         let records_after = app.engine.verify_trail(&trail).await.unwrap().unwrap();
         assert_eq!(
             records_after,
-            records + 2,
-            "the 404 and the 403 are recorded"
+            records + 4,
+            "the 404, the 403 and the two unauthenticated requests are recorded"
         );
     });
 }

@@ -22,6 +22,7 @@ mod fresh_decisions;
 mod http_api;
 mod http_hardening;
 mod http_rules;
+mod http_secrets;
 mod model;
 mod pg_concurrency;
 mod pg_isolation;

@@ -19,7 +19,8 @@ use crate::model::{
     Session, Tenant, User,
 };
 use crate::ports::{
-    AuditFilter, FactsQuery, OutboxBacklog, Store, StoreError, StoreTx, SubjectRef, TxScope,
+    AuditFilter, FactsQuery, OutboxBacklog, Store, StoreError, StoreTx, SubjectRef, ThrottleCount,
+    TxScope,
 };
 
 /// A member row as stored: the email is joined from the user on read.
@@ -53,6 +54,8 @@ pub struct MemState {
     pub invitations: BTreeMap<String, Invitation>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,
+    /// Throttle counters: the end of each key's window and its hits.
+    pub throttles: BTreeMap<String, (OffsetDateTime, u32)>,
     /// Events a relay has marked published (see [`MemStore::publish_all`]); every other
     /// event waits in the outbox.
     pub published: BTreeSet<EventId>,
@@ -159,6 +162,44 @@ impl Store for MemStore {
             working,
             scope,
         }))
+    }
+
+    async fn throttle_hit(
+        &self,
+        key: &str,
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<ThrottleCount, StoreError> {
+        let mut state = self.state.lock().await;
+        // Ended windows go, so the map holds only live counters.
+        state.throttles.retain(|_, (ends, _)| *ends > now);
+        let (ends, hits) = state
+            .throttles
+            .entry(key.to_owned())
+            .or_insert((now + window, 0));
+        *hits = hits.saturating_add(1);
+        Ok(ThrottleCount {
+            hits: *hits,
+            window_ends_at: *ends,
+        })
+    }
+
+    async fn throttle_peek(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<ThrottleCount, StoreError> {
+        let state = self.state.lock().await;
+        Ok(match state.throttles.get(key) {
+            Some((ends, hits)) if *ends > now => ThrottleCount {
+                hits: *hits,
+                window_ends_at: *ends,
+            },
+            _ => ThrottleCount {
+                hits: 0,
+                window_ends_at: now,
+            },
+        })
     }
 }
 
@@ -844,6 +885,18 @@ impl StoreTx for MemTx {
         Ok(self.working.sessions.remove(token_hash).is_some())
     }
 
+    async fn delete_sessions_of(
+        &mut self,
+        user: &UserId,
+        keep: Option<String>,
+    ) -> Result<u64, StoreError> {
+        let before = self.working.sessions.len();
+        self.working.sessions.retain(|token_hash, session| {
+            session.user_id != *user || keep.as_deref() == Some(token_hash.as_str())
+        });
+        Ok(u64::try_from(before - self.working.sessions.len()).unwrap_or(u64::MAX))
+    }
+
     async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
         self.working
             .invitations
@@ -863,6 +916,40 @@ impl StoreTx for MemTx {
             .invitations
             .insert(invitation.token_hash.clone(), invitation.clone());
         Ok(())
+    }
+
+    async fn consume_invitation(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError> {
+        // Transactions are serialised by the store-wide lock, so the check and the mark
+        // cannot interleave with another transaction's.
+        Ok(self
+            .working
+            .invitations
+            .get_mut(token_hash)
+            .filter(|invitation| invitation.used_at.is_none() && now < invitation.expires_at)
+            .map(|invitation| {
+                invitation.used_at = Some(now);
+                invitation.clone()
+            }))
+    }
+
+    async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError> {
+        let Some(enrolment) = self
+            .working
+            .credentials
+            .get_mut(user)
+            .and_then(|credentials| credentials.totp.as_mut())
+        else {
+            return Ok(false);
+        };
+        if enrolment.last_used_step.is_some_and(|last| last >= step) {
+            return Ok(false);
+        }
+        enrolment.last_used_step = Some(step);
+        Ok(true)
     }
 
     async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError> {

@@ -5,6 +5,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::api_keys::API_KEY_PREFIX;
+use super::throttles::{ThrottleKey, TOTP_FAILURES};
 use super::{hash_token, user_target, Caller, Engine, Principal};
 use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
 use crate::error::Error;
@@ -265,53 +266,74 @@ impl Engine {
         }
     }
 
-    /// Checks a TOTP code for a user and burns its time step, so no code is accepted
-    /// twice. Returns whether it was accepted; the caller commits.
-    async fn accept_totp(
+    /// Checks a TOTP code of `user` against their enrolment (confirmed or pending, as
+    /// `confirmed` says) and the failure throttle, with no transaction open (the
+    /// throttle's counter commits on its own). Returns the matching time step and the
+    /// secret it matched, or `None` for a wrong code.
+    ///
+    /// A wrong code counts against the user's failure throttle before it is answered,
+    /// so of any number of concurrent wrong codes at most [`TOTP_FAILURES`] get an
+    /// answer other than `rate_limited`; a right code is answered only while the window
+    /// is not full and does not count (a user's own double submit is not a guess).
+    async fn check_totp(
         &self,
-        tx: &mut dyn StoreTx,
         user: &UserId,
         code: &str,
-        require_confirmed: bool,
-    ) -> Result<bool, Error> {
-        let mut credentials = tx.get_credentials(user).await?;
-        let Some(enrolment) = credentials.totp.as_mut() else {
-            return Ok(false);
+        confirmed: bool,
+    ) -> Result<Option<(u64, String)>, Error> {
+        let enrolment = {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            tx.get_credentials(user)
+                .await?
+                .totp
+                .filter(|enrolment| enrolment.confirmed == confirmed)
         };
-        if require_confirmed != enrolment.confirmed {
-            return Ok(false);
+        let key = ThrottleKey::TotpFailures(user);
+        let step = enrolment.as_ref().and_then(|enrolment| {
+            self.ports
+                .totp
+                .verify(&enrolment.secret, code, self.now())
+                .map(|step| (step, enrolment.secret.clone()))
+        });
+        match step {
+            Some(step) => {
+                self.throttled(key, TOTP_FAILURES).await?;
+                Ok(Some(step))
+            }
+            None => {
+                self.throttle(key, TOTP_FAILURES).await?;
+                Ok(None)
+            }
         }
-        let Some(step) = self.ports.totp.verify(&enrolment.secret, code, self.now()) else {
-            return Ok(false);
-        };
-        if enrolment.last_used_step.is_some_and(|last| step <= last) {
-            return Ok(false);
+    }
+
+    /// Records a refused TOTP code of `user` and returns `invalid_totp` (or the store's
+    /// failure to record it).
+    async fn refuse_totp(&self, step: AuthStep<'_>) -> Error {
+        match self.refuse_auth(step, "invalid_totp").await {
+            Ok(()) => Error::InvalidTotp,
+            Err(error) => error,
         }
-        enrolment.last_used_step = Some(step);
-        enrolment.confirmed = true;
-        tx.set_credentials(user, &credentials).await?;
-        Ok(true)
     }
 
     /// Raises the caller's session to `aal2` for the step-up TTL with a TOTP code.
     pub async fn step_up(&self, caller: &Caller, code: &str) -> Result<NewSessionState, Error> {
         let (user, token_hash) = Self::session_of(caller)?;
-        let mut tx = self.begin(TxScope::Platform).await?;
-        let accepted = self.accept_totp(tx.as_mut(), &user, code, true).await?;
         let target = user_target("session", &user);
-        if !accepted {
+        let refused = || AuthStep {
+            actor: Self::user_actor(&user),
+            action: "session.step_up",
+            target: target.clone(),
+            request_id: &caller.request_id,
+        };
+        let Some((step, _)) = self.check_totp(&user, code, true).await? else {
+            return Err(self.refuse_totp(refused()).await);
+        };
+        let mut tx = self.begin(TxScope::Platform).await?;
+        // Of concurrent uses of one code (on any sessions) exactly one burns its step.
+        if !tx.burn_totp_step(&user, step).await? {
             drop(tx);
-            self.refuse_auth(
-                AuthStep {
-                    actor: Self::user_actor(&user),
-                    action: "session.step_up",
-                    target,
-                    request_id: &caller.request_id,
-                },
-                "invalid_totp",
-            )
-            .await?;
-            return Err(Error::InvalidTotp);
+            return Err(self.refuse_totp(refused()).await);
         }
         let mut session = tx
             .find_session(token_hash)
@@ -341,16 +363,20 @@ impl Engine {
         })
     }
 
-    /// Starts TOTP enrolment with a fresh secret. Replacing a confirmed enrolment needs
-    /// an `aal2` session, so a stolen password alone cannot move the second factor.
+    /// Starts TOTP enrolment with a fresh secret. Replacing a confirmed factor needs an
+    /// `aal2` session, so a stolen password alone cannot move the second factor.
     pub async fn enroll_totp(&self, caller: &Caller) -> Result<TotpEnrolmentStart, Error> {
         let (user_id, _) = Self::session_of(caller)?;
         let mut tx = self.begin(TxScope::Platform).await?;
         let user = tx.get_user(&user_id).await?.ok_or(Error::Unauthenticated)?;
         let mut credentials = tx.get_credentials(&user_id).await?;
-        let confirmed = credentials.totp.as_ref().is_some_and(|totp| totp.confirmed);
+        // Whether the user has a confirmed factor, not whether the enrolment on file is
+        // confirmed: once a re-enrolment is pending, the latter is false, and an `aal1`
+        // session could replace the factor again.
+        let has_factor =
+            user.has_totp || credentials.totp.as_ref().is_some_and(|totp| totp.confirmed);
         let target = user_target("user", &user_id);
-        if confirmed && caller.principal.assurance() < Assurance::Aal2 {
+        if has_factor && caller.principal.assurance() < Assurance::Aal2 {
             drop(tx);
             self.refuse_auth(
                 AuthStep {
@@ -399,22 +425,34 @@ impl Engine {
     /// Confirms a pending enrolment with a first code; the session becomes `aal2`.
     pub async fn confirm_totp(&self, caller: &Caller, code: &str) -> Result<(), Error> {
         let (user_id, token_hash) = Self::session_of(caller)?;
-        let mut tx = self.begin(TxScope::Platform).await?;
         let target = user_target("user", &user_id);
-        if !self.accept_totp(tx.as_mut(), &user_id, code, false).await? {
+        let refused = || AuthStep {
+            actor: Self::user_actor(&user_id),
+            action: "user.totp.confirm",
+            target: target.clone(),
+            request_id: &caller.request_id,
+        };
+        let Some((step, secret)) = self.check_totp(&user_id, code, false).await? else {
+            return Err(self.refuse_totp(refused()).await);
+        };
+        let mut tx = self.begin(TxScope::Platform).await?;
+        if !tx.burn_totp_step(&user_id, step).await? {
             drop(tx);
-            self.refuse_auth(
-                AuthStep {
-                    actor: Self::user_actor(&user_id),
-                    action: "user.totp.confirm",
-                    target,
-                    request_id: &caller.request_id,
-                },
-                "invalid_totp",
-            )
-            .await?;
-            return Err(Error::InvalidTotp);
+            return Err(self.refuse_totp(refused()).await);
         }
+        // Read again after the burn, which holds the row: the enrolment confirmed is the
+        // one whose secret the code matched, not one a concurrent enrolment put there.
+        let mut credentials = tx.get_credentials(&user_id).await?;
+        match credentials.totp.as_mut() {
+            Some(enrolment) if enrolment.secret == secret && !enrolment.confirmed => {
+                enrolment.confirmed = true;
+            }
+            _ => {
+                drop(tx);
+                return Err(self.refuse_totp(refused()).await);
+            }
+        }
+        tx.set_credentials(&user_id, &credentials).await?;
         let mut user = tx.get_user(&user_id).await?.ok_or(Error::Unauthenticated)?;
         user.has_totp = true;
         user.updated_at = self.now();
@@ -444,14 +482,15 @@ impl Engine {
         .await
     }
 
-    /// Changes the caller's password after checking the current one.
+    /// Changes the caller's password after checking the current one, and ends every
+    /// other session of the user.
     pub async fn change_password(
         &self,
         caller: &Caller,
         current: &str,
         new_password: &Password,
     ) -> Result<(), Error> {
-        let (user_id, _) = Self::session_of(caller)?;
+        let (user_id, own_session) = Self::session_of(caller)?;
         let mut tx = self.begin(TxScope::Platform).await?;
         let mut credentials = tx.get_credentials(&user_id).await?;
         let target = user_target("user", &user_id);
@@ -476,6 +515,10 @@ impl Engine {
         }
         credentials.password_hash = Some(self.ports.passwords.hash(new_password.expose()).await?);
         tx.set_credentials(&user_id, &credentials).await?;
+        // Whoever else holds a session of this user (perhaps the one who learned the old
+        // password) is logged out; the caller's own session goes on (SPEC §3.6).
+        tx.delete_sessions_of(&user_id, Some(own_session.to_owned()))
+            .await?;
         let event = self.event(
             Partition::Platform,
             types::USER_PASSWORD_CHANGED,
@@ -498,47 +541,60 @@ impl Engine {
     }
 
     /// An invited user sets a password with their one-time token and becomes active.
+    ///
+    /// The token is used once, also under concurrency: of concurrent acceptances exactly
+    /// one consumes the invitation ([`StoreTx::consume_invitation`]) and sets its
+    /// password; the others get what a used token gets, `invalid_credentials`.
     pub async fn accept_invitation(
         &self,
         token: &str,
         password: &Password,
         request_id: &str,
     ) -> Result<(), Error> {
+        let token_hash = hash_token(token);
+        let refused = || AuthStep {
+            actor: Actor {
+                kind: ActorType::Anonymous,
+                id: "invitation".to_owned(),
+            },
+            action: "invitation.accept",
+            target: AuditTarget {
+                kind: "invitation",
+                id: "unknown".to_owned(),
+            },
+            request_id,
+        };
+        // A first look, so that a token that cannot work costs no password hashing; the
+        // hashing then runs with no transaction open, as for a login.
+        let plausible = {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            let now = self.now();
+            tx.find_invitation(&token_hash)
+                .await?
+                .is_some_and(|invitation| {
+                    invitation.used_at.is_none() && now < invitation.expires_at
+                })
+        };
+        if !plausible {
+            self.refuse_auth(refused(), "invalid_credentials").await?;
+            return Err(Error::InvalidCredentials);
+        }
+        let password_hash = self.ports.passwords.hash(password.expose()).await?;
         let mut tx = self.begin(TxScope::Platform).await?;
         let now = self.now();
-        let invitation = tx
-            .find_invitation(&hash_token(token))
-            .await?
-            .filter(|invitation| invitation.used_at.is_none() && now < invitation.expires_at);
+        let invitation = tx.consume_invitation(&token_hash, now).await?;
         let user = match &invitation {
             Some(invitation) => tx.get_user(&invitation.user_id).await?,
             None => None,
         };
-        let (Some(mut invitation), Some(mut user)) = (invitation, user) else {
+        let Some(mut user) = user else {
             drop(tx);
-            self.refuse_auth(
-                AuthStep {
-                    actor: Actor {
-                        kind: ActorType::Anonymous,
-                        id: "invitation".to_owned(),
-                    },
-                    action: "invitation.accept",
-                    target: AuditTarget {
-                        kind: "invitation",
-                        id: "unknown".to_owned(),
-                    },
-                    request_id,
-                },
-                "invalid_credentials",
-            )
-            .await?;
+            self.refuse_auth(refused(), "invalid_credentials").await?;
             return Err(Error::InvalidCredentials);
         };
         let mut credentials = tx.get_credentials(&user.id).await?;
-        credentials.password_hash = Some(self.ports.passwords.hash(password.expose()).await?);
+        credentials.password_hash = Some(password_hash);
         tx.set_credentials(&user.id, &credentials).await?;
-        invitation.used_at = Some(now);
-        tx.update_invitation(&invitation).await?;
         let mut events = Vec::new();
         if user.state == UserState::Invited {
             user.state = UserState::Active;

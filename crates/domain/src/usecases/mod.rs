@@ -16,6 +16,7 @@ mod members;
 mod profiles;
 mod roles;
 mod tenants;
+mod throttles;
 mod users;
 
 use std::collections::BTreeSet;
@@ -32,6 +33,7 @@ pub use diagnostics::{AdminFacts, AuditProbe, TenantFacts, TrailFacts, AUDIT_PRO
 pub use members::{AddMember, AddedMember, MemberChange, UserRef};
 pub use profiles::profile_etag;
 pub use tenants::{CreateTenant, CreatedTenant, TenantChange};
+pub use throttles::{address_bucket, ThrottleKey, ThrottleRule, TOTP_FAILURES};
 pub use users::{CreatedUser, Me, NewUser};
 
 use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
