@@ -484,6 +484,19 @@ pub async fn delete(app: &TestApp, path: &str, token: &str) -> Reply {
     app.send(Method::DELETE, path, Some(token), None).await
 }
 
+/// An invited user accepts their invitation with `password` (204).
+pub async fn accept_invitation(app: &TestApp, token: &str, password: &str) {
+    let accepted = app
+        .send(
+            Method::POST,
+            "/v1/auth/invitation",
+            None,
+            Some(json!({ "token": token, "password": password })),
+        )
+        .await;
+    assert_status(&accepted, StatusCode::NO_CONTENT);
+}
+
 /// Creates a tenant whose first admin is a new active user: (admin token, admin id).
 pub async fn tenant_with_admin(app: &TestApp, root: &str, tenant: &str) -> (String, String) {
     let email = format!("admin@{tenant}.example");

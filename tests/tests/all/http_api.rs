@@ -75,18 +75,8 @@ async fn the_quickstart_works_from_bootstrap_to_an_authorize_decision(store: Sto
         .await;
     assert_eq!(invited.body["decision"], "deny", "{invited:?}");
     assert_eq!(invited.body["reason"], "subject_invited");
-    let accepted = app
-        .send(
-            Method::POST,
-            "/v1/auth/invitation",
-            None,
-            Some(json!({
-                "token": added.body["invitation_token"].as_str().expect("invited"),
-                "password": "dev password 1234",
-            })),
-        )
-        .await;
-    assert_eq!(accepted.status, StatusCode::NO_CONTENT, "{accepted:?}");
+    let invitation = added.body["invitation_token"].as_str().expect("invited");
+    tests::http::accept_invitation(&app, invitation, "dev password 1234").await;
     let decision = app
             .post(
                 "/v1/tenants/acme/authorize",

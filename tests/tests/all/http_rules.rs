@@ -227,18 +227,12 @@ async fn a_tenant_admin_performs_every_tenant_admin_operation_with_its_audit_rec
     );
 
     // Decisions, once the invited member has accepted (until then: subject_invited).
-    let accepted = app
-        .send(
-            Method::POST,
-            "/v1/auth/invitation",
-            None,
-            Some(json!({
-                "token": text(&added.body, "invitation_token"),
-                "password": "dev password 1234",
-            })),
-        )
-        .await;
-    assert_status(&accepted, StatusCode::NO_CONTENT);
+    tests::http::accept_invitation(
+        &app,
+        text(&added.body, "invitation_token"),
+        "dev password 1234",
+    )
+    .await;
     let check = json!({ "subject": { "user_id": dev }, "scope": "members:read" });
     let decision = app
         .post("/v1/tenants/acme/authorize", &admin, check.clone())

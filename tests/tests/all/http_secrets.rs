@@ -7,10 +7,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tests::http::{
     assert_problem, assert_status, enrol_totp, new_user, reply, spawn_app_on,
-    spawn_app_with_options, text, AppOptions, Authenticator, Reply, StoreKind, TestApp,
+    spawn_app_with_options, tenant_with_admin, text, AppOptions, Authenticator, Reply, StoreKind,
+    TestApp, PASSWORD,
 };
-
-const PASSWORD: &str = "a long password 123";
 
 /// Sends `count` copies of a request at once, each from a task of its own over its own
 /// connection; `body(n)` is the n-th body. Replies come back in the order of `n`.
@@ -98,21 +97,6 @@ fn assert_rate_limited(reply: &Reply, window: u64) {
         (1..=window).contains(&wait),
         "Retry-After {wait}: {reply:?}"
     );
-}
-
-/// Creates a tenant whose first admin is a new active user; returns the admin's token.
-async fn tenant_with_admin(app: &TestApp, root: &str, tenant: &str) -> String {
-    let email = format!("admin@{tenant}.example");
-    let admin_id = new_user(app, root, &email, PASSWORD).await;
-    let created = app
-        .post(
-            "/v1/tenants",
-            root,
-            json!({ "id": tenant, "display_name": "Tenant", "admin": { "user_id": admin_id } }),
-        )
-        .await;
-    assert_status(&created, StatusCode::CREATED);
-    app.login(&email, PASSWORD).await
 }
 
 /// The tenant's audit records of refused unauthenticated requests.
@@ -536,7 +520,7 @@ async fn every_kind_of_bad_credential_on_an_existing_tenant_leaves_an_anonymous_
 ) {
     let app = spawn_app_on(store).await;
     let root = app.root_token().await;
-    let admin = tenant_with_admin(&app, &root, "acme").await;
+    let (admin, _) = tenant_with_admin(&app, &root, "acme").await;
     new_user(&app, &root, "dev@example.com", PASSWORD).await;
     let ended = app.login("dev@example.com", PASSWORD).await;
     let logout = app
@@ -594,7 +578,7 @@ async fn failed_bearer_authentications_from_one_address_are_throttled_and_stop_b
     .await;
     let other_node = app.another_node().await;
     let root = app.root_token().await;
-    let admin = tenant_with_admin(&app, &root, "acme").await;
+    let (admin, _) = tenant_with_admin(&app, &root, "acme").await;
     let on_platform = app.get("/v1/me", "garbage").await;
     assert_problem(&on_platform, StatusCode::UNAUTHORIZED, "unauthenticated");
     let no_token = other_node
