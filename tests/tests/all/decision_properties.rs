@@ -807,10 +807,11 @@ proptest! {
 
 /// Every reason `decide` can give, in declaration order. The `match` below stops the
 /// build when a variant is added without being listed here.
-const ALL_REASONS: [Reason; 17] = [
+const ALL_REASONS: [Reason; 18] = [
     Reason::SubjectNotFound,
     Reason::UnknownScope,
     Reason::SubjectSuspended,
+    Reason::SubjectInvited,
     Reason::PlatformRootRequired,
     Reason::TenantSuspended,
     Reason::NotAMember,
@@ -832,6 +833,7 @@ const fn listed(reason: Reason) -> bool {
         Reason::SubjectNotFound
         | Reason::UnknownScope
         | Reason::SubjectSuspended
+        | Reason::SubjectInvited
         | Reason::PlatformRootRequired
         | Reason::TenantSuspended
         | Reason::NotAMember
@@ -846,6 +848,8 @@ const fn listed(reason: Reason) -> bool {
         | Reason::PlatformAuditor
         | Reason::SelfService
         | Reason::RoleBinding => true,
+        // Given by the use cases that grant (roles, API keys), never by `decide`.
+        Reason::ExceedsCaller => false,
     }
 }
 
