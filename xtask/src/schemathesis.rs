@@ -97,6 +97,7 @@ impl Options {
 struct Figures {
     operations: u64,
     test_cases: u64,
+    requests: u64,
     failures: u64,
     errors: u64,
     by_check: Vec<(String, u64)>,
@@ -144,11 +145,12 @@ pub fn run(options: &Options) -> Result<crate::Counts, String> {
                 counts.failed += 1;
             }
             summary.push(format!(
-                "schemathesis: {:<6} {:<12} {:>3} operations, {:>6} test cases, {} failures{}{}",
+                "schemathesis: {:<6} {:<13} {:>3} operations, {:>6} test cases, {:>6} requests, {} failures{}{}",
                 store.name(),
                 caller,
                 figures.operations,
                 figures.test_cases,
+                figures.requests,
                 figures.failures,
                 if figures.errors > 0 {
                     format!(", {} errors", figures.errors)
@@ -712,7 +714,8 @@ fn fuzz(
     };
     drop(child);
     let log = fs::read_to_string(&output_path).unwrap_or_default();
-    let figures = figures(&log);
+    let mut figures = figures(&log);
+    figures.requests = requests(&fs::read_to_string(&report).unwrap_or_default());
     match status {
         None => {
             eprintln!(
@@ -735,6 +738,25 @@ fn fuzz(
             Ok((figures, passed))
         }
     }
+}
+
+/// The requests a run sent: the answered interactions its NDJSON report records.
+fn requests(report: &str) -> u64 {
+    report
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|event| {
+            let interactions = event
+                .get("ScenarioFinished")?
+                .get("recorder")?
+                .get("interactions")?
+                .as_object()?
+                .values()
+                .filter(|interaction| interaction.get("response").is_some_and(|r| !r.is_null()))
+                .count();
+            u64::try_from(interactions).ok()
+        })
+        .sum()
 }
 
 /// The figures of schemathesis's closing summary: `API Operations:` (`Tested: N`),
