@@ -4,6 +4,8 @@ use std::env;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 
+mod schemathesis;
+
 /// Crates `crates/domain` must never depend on (normal dependencies, any feature set).
 const DOMAIN_BANNED: &[&str] = &["tokio", "sqlx", "axum", "anyhow"];
 
@@ -14,6 +16,15 @@ fn main() -> ExitCode {
         Some("db") => db(),
         Some("bench") => bench(args.get(1..).unwrap_or_default()),
         Some("deps") => domain_dependency_ban(),
+        Some("schemathesis") => schemathesis::Options::parse(
+            args.get(1..).unwrap_or_default(),
+            &[schemathesis::Store::Sqlite, schemathesis::Store::Postgres],
+        )
+        .and_then(|options| schemathesis::run(&options))
+        .and_then(|runs| match runs.failed {
+            0 => Ok(()),
+            failed => Err(format!("{failed} schemathesis runs failed")),
+        }),
         // Its own exit status is the answer (0 ready, 1 degraded, 2 not ready, 3 error).
         Some("diagnose") => return diagnose(args.get(1..).unwrap_or_default()),
         _ => {
@@ -21,7 +32,7 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
                  ci     a database (as db), fmt check, clippy (warnings denied), the domain\n         \
-                        dependency ban, all tests\n  \
+                        dependency ban, all tests, schemathesis (as below, both stores)\n  \
                  db     make sure a PostgreSQL is there for the tests, starting the local cluster\n  \
                  bench store [--store sqlite] [seconds]\n         \
                         member-add transactions/s on PostgreSQL beside pgbench, same run\n         \
@@ -31,9 +42,14 @@ fn main() -> ExitCode {
                  bench events [seconds]\n         \
                         outbox relay events/s beside raw JetStream publishes; commit-to-ack lag\n  \
                  deps   only the domain dependency ban\n  \
+                 schemathesis [--examples N] [--store pg|sqlite|both]\n         \
+                        the real server on a fresh store, fuzzed through its OpenAPI document\n         \
+                        as a tenant API key, a tenant admin and the platform root (default\n         \
+                        30 examples per operation, both stores)\n  \
                  diagnose [--tenant T | --all] [--json]\n         \
                         user-engine diagnose against the development database (default --all)\n\n\
-                 PROPTEST_CASES raises the property-test case counts for long local runs."
+                 PROPTEST_CASES raises the property-test case counts and SCHEMATHESIS_EXAMPLES\n\
+                 the schemathesis examples per operation, for long local runs."
             );
             Err("unknown task".to_owned())
         }
@@ -47,11 +63,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
 }
 
-fn run(step: &str, command: &mut Command) -> Result<(), String> {
+pub(crate) fn run(step: &str, command: &mut Command) -> Result<(), String> {
     eprintln!("xtask: {step}");
     let status = command
         .status()
@@ -80,12 +96,40 @@ fn ci() -> Result<(), String> {
         ]),
     )?;
     domain_dependency_ban()?;
-    test()
+    let tests = test()?;
+    // Schemathesis runs only on a green test suite, each run counted as one test; the
+    // one summary line comes last, so the last line speaks for the whole run.
+    let fuzzed = if tests.failed == 0 {
+        schemathesis::run(&schemathesis::Options::parse(
+            &[],
+            &[schemathesis::Store::Sqlite, schemathesis::Store::Postgres],
+        )?)
+    } else {
+        Ok(Counts::default())
+    };
+    let (passed, failed) = match &fuzzed {
+        Ok(runs) => (tests.passed + runs.passed, tests.failed + runs.failed),
+        Err(_) => (tests.passed, tests.failed + 1),
+    };
+    println!("ci: {passed} passed, {failed} failed");
+    fuzzed?;
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed} failed"))
+    }
 }
 
-/// Runs every test, echoing cargo's output, and ends with one summary line over all
-/// test binaries (`ci: N passed, M failed`), so the last line speaks for the whole run.
-fn test() -> Result<(), String> {
+/// Passed and failed tests (or schemathesis runs).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counts {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+/// Runs every test, echoing cargo's output; the counts over all test binaries (a test
+/// binary that fails to build or crashes counts as one failure).
+fn test() -> Result<Counts, String> {
     eprintln!("xtask: test");
     let mut child = cargo()
         .args(["test", "--workspace", "--all-features"])
@@ -106,12 +150,11 @@ fn test() -> Result<(), String> {
     let status = child
         .wait()
         .map_err(|error| format!("test: waiting: {error}"))?;
-    println!("ci: {passed} passed, {failed} failed");
-    if status.success() && failed == 0 {
-        Ok(())
-    } else {
-        Err(format!("test failed ({status})"))
+    if !status.success() && failed == 0 {
+        eprintln!("xtask: test failed ({status})");
+        failed = 1;
     }
+    Ok(Counts { passed, failed })
 }
 
 /// The number before `label` in a cargo summary such as `ok. 3 passed; 0 failed; …`.
@@ -177,7 +220,7 @@ fn local_postgres_listening() -> bool {
 
 /// Makes sure a PostgreSQL is there: a configured URL, else 127.0.0.1:5432, else the
 /// installed local cluster started with `pg_ctlcluster`, else a message saying what to do.
-fn db() -> Result<(), String> {
+pub(crate) fn db() -> Result<(), String> {
     if let Some(url) = configured_database_url() {
         eprintln!(
             "xtask: db: using the configured database server ({} set)",

@@ -1,7 +1,7 @@
 //! The wire format: request bodies (unknown fields rejected) and the JSON bodies of
 //! SPEC §4, mapped explicitly from the domain's entities.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
@@ -11,6 +11,17 @@ use domain::model::{
     ApiKey, CatalogScope, Member, ResolvedProfile, RoleBinding, SchemaEntry, Tenant, User,
 };
 use domain::ports::Page;
+
+/// An optional field, when present, holds a value of its type: `null` is refused like
+/// any other wrong type (SPEC §2: anything else is rejected), rather than read as absent.
+/// Use as `#[serde(default, deserialize_with = "present")]`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -53,8 +64,10 @@ pub struct InvitationBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserRefBody {
+    #[serde(default, deserialize_with = "present")]
     #[schema(format = "email")]
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     #[schema(format = "uuid")]
     pub user_id: Option<String>,
 }
@@ -75,8 +88,10 @@ pub struct CreateTenantBody {
 #[serde(deny_unknown_fields)]
 pub struct PatchTenantBody {
     /// Needs `tenant:write`.
+    #[serde(default, deserialize_with = "present")]
     pub display_name: Option<String>,
     /// `active` or `suspended`; platform only.
+    #[serde(default, deserialize_with = "present")]
     #[schema(example = "suspended")]
     pub state: Option<String>,
 }
@@ -91,19 +106,24 @@ pub struct ScopesBody {
 #[serde(deny_unknown_fields)]
 pub struct AddMemberBody {
     /// Exactly one of `email` and `user_id`; a new email creates an `invited` user.
+    #[serde(default, deserialize_with = "present")]
     #[schema(format = "email")]
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     #[schema(format = "uuid")]
     pub user_id: Option<String>,
     /// Tenant role names (default none).
+    #[serde(default, deserialize_with = "present")]
     pub roles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMemberBody {
+    #[serde(default, deserialize_with = "present")]
     pub roles: Option<Vec<String>>,
     /// The tenant account state, `active` or `suspended` (needs `accounts:write`).
+    #[serde(default, deserialize_with = "present")]
     #[schema(example = "suspended")]
     pub state: Option<String>,
 }
@@ -123,6 +143,7 @@ pub struct CreateUserBody {
     #[schema(format = "email")]
     pub email: String,
     /// Without one the user is `invited` and the 201 body carries an `invitation_token`.
+    #[serde(default, deserialize_with = "present")]
     #[schema(format = Password, min_length = 12)]
     pub password: Option<String>,
 }
@@ -153,6 +174,7 @@ pub struct NewScopeBody {
     #[serde(default)]
     pub platform_only: bool,
     /// `aal1` (default) or `aal2`.
+    #[serde(default, deserialize_with = "present")]
     #[schema(example = "aal1")]
     pub min_assurance: Option<String>,
 }
@@ -166,7 +188,11 @@ pub struct SchemaBody {
     pub value_type: String,
     pub user_editable: bool,
     pub tenant_overridable: bool,
-    /// Accepted when it repeats the path's key.
+    /// Accepted when it repeats the path's key, so an entry read can be written back;
+    /// left out of the OpenAPI document, where it could only say "any string" and a
+    /// client could not tell that only one string is accepted.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(ignore)]
     pub key: Option<String>,
 }
 
@@ -181,11 +207,14 @@ pub struct NewApiKeyBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectBody {
+    #[serde(default, deserialize_with = "present")]
     #[schema(format = "uuid")]
     pub user_id: Option<String>,
     /// With `user_id`: `aal1` (default) or `aal2`.
+    #[serde(default, deserialize_with = "present")]
     pub assurance: Option<String>,
     /// A session token, instead of `user_id` and `assurance`.
+    #[serde(default, deserialize_with = "present")]
     pub token: Option<String>,
 }
 
@@ -196,6 +225,7 @@ pub struct AuthorizeBody {
     #[schema(example = "docs:edit")]
     pub scope: String,
     /// The user the action is aimed at, when there is one.
+    #[serde(default, deserialize_with = "present")]
     #[schema(format = "uuid")]
     pub target_user: Option<String>,
 }

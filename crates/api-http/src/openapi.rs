@@ -6,16 +6,25 @@
 //! describe those bodies field by field; keep them in step with `dto` when a body changes.
 //! Rules that hold for every route are applied once, in [`CommonRules`], rather than
 //! repeated on each handler: every 4xx/5xx carries the problem+json body of SPEC §5,
-//! every JSON body can be refused with 413 and 415, and every POST honours
-//! `Idempotency-Key`.
+//! every JSON body can be refused with 413 and 415, every POST honours
+//! `Idempotency-Key` (400 when malformed), every tenant route can answer 404
+//! `tenant_not_found` and every bearer route 401 and 429; path parameters and body fields
+//! carry SPEC §2's formats as patterns that accept exactly what the server's parsers
+//! accept, request bodies are closed objects (or a `oneOf` of them) with no `null`, and
+//! states, reasons and problem codes are enums. `cargo xtask schemathesis` holds the
+//! server to this document.
 
 use std::collections::BTreeMap;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -101,7 +110,8 @@ pub struct TenantCreated {
 pub struct User {
     #[schema(format = "uuid")]
     pub id: String,
-    #[schema(format = "email")]
+    /// As stored: trimmed and lowercased (SPEC §2).
+    #[schema(max_length = 254)]
     pub email: String,
     pub state: UserStateName,
     /// `platform_root`, `platform_auditor`.
@@ -118,7 +128,8 @@ pub struct User {
 pub struct UserCreated {
     #[schema(format = "uuid")]
     pub id: String,
-    #[schema(format = "email")]
+    /// As stored: trimmed and lowercased (SPEC §2).
+    #[schema(max_length = 254)]
     pub email: String,
     pub state: UserStateName,
     pub platform_roles: Vec<String>,
@@ -138,7 +149,8 @@ pub struct Member {
     pub tenant: String,
     #[schema(format = "uuid")]
     pub user_id: String,
-    #[schema(format = "email")]
+    /// As stored: trimmed and lowercased (SPEC §2).
+    #[schema(max_length = 254)]
     pub email: String,
     pub roles: Vec<String>,
     pub state: AccountStateName,
@@ -156,7 +168,8 @@ pub struct MemberCreated {
     pub tenant: String,
     #[schema(format = "uuid")]
     pub user_id: String,
-    #[schema(format = "email")]
+    /// As stored: trimmed and lowercased (SPEC §2).
+    #[schema(max_length = 254)]
     pub email: String,
     pub roles: Vec<String>,
     pub state: AccountStateName,
@@ -528,6 +541,219 @@ pub struct Problem {
     pub reason: String,
 }
 
+// ---- the formats of SPEC §2, as the server's parsers accept them ---------------------
+//
+// Each pattern accepts exactly what the matching `domain::ids` parser accepts (so a
+// schema-valid value is never refused for its form, and a value outside the pattern
+// always is), written with ECMA-262 features Python's `re` also has (lookaheads, no
+// `\p{…}`). "Whitespace" is Unicode `White_Space`, as Rust's `char::is_whitespace`;
+// "control" is the `Cc` category, as `char::is_control`.
+
+/// A tenant slug (`TenantId::parse`): 3 to 40 of `a-z0-9-`, starting with a letter,
+/// ending with a letter or digit, no `--`, not a reserved word.
+pub const TENANT_ID_PATTERN: &str = "^(?!.*--)(?!(?:platform|root|admin|system|api|www|internal|default|all|none|null|me|self)$)[a-z][a-z0-9-]{1,38}[a-z0-9]$";
+
+/// A user, key, event or audit id: a UUID v7, lowercase and hyphenated, RFC 4122 variant.
+pub const UUID_V7_PATTERN: &str =
+    "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$";
+
+/// A profile key.
+pub const NAME_PATTERN: &str = "^[a-z][a-z0-9_]{0,39}$";
+
+/// A tenant role name (`RoleName::parse`): a name not starting with `platform`, which is
+/// reserved for platform roles (SPEC §3.3).
+pub const ROLE_PATTERN: &str = "^(?!platform)[a-z][a-z0-9_]{0,39}$";
+
+/// A role name a binding may be written for: any tenant role but `tenant_admin`, which
+/// is bound implicitly to every enabled scope.
+pub const BINDABLE_ROLE_PATTERN: &str = "^(?!tenant_admin$)(?!platform)[a-z][a-z0-9_]{0,39}$";
+
+/// A scope name: two to four `:`-separated segments.
+pub const SCOPE_PATTERN: &str = "^[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*){1,3}$";
+
+/// A character that is neither whitespace nor a control character.
+const VISIBLE: &str =
+    "[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000@]";
+
+/// An email (`Email::parse`): surrounding whitespace is trimmed; inside, one `@` with
+/// text on both sides and no whitespace or control characters. At most 254 characters
+/// once trimmed and lowercased (a few characters lengthen when lowercased: `İ`).
+pub fn email_pattern() -> String {
+    let space = "[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+    format!("^{space}*{VISIBLE}+@{VISIBLE}+{space}*$")
+}
+
+/// A display name (`DisplayName::parse`): 1 to 200 characters, no control characters,
+/// no whitespace at either end.
+pub const DISPLAY_NAME_PATTERN: &str = "^[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000])?$";
+
+fn text(pattern: impl Into<String>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern.into()))
+}
+
+/// A tenant slug.
+pub fn tenant_id_schema() -> Schema {
+    text(TENANT_ID_PATTERN)
+        .min_length(Some(3))
+        .max_length(Some(40))
+        .examples(["acme"])
+        .build()
+        .into()
+}
+
+/// A UUID v7 id.
+pub fn uuid_v7_schema() -> Schema {
+    text(UUID_V7_PATTERN)
+        .format(Some(SchemaFormat::Custom("uuid".to_owned())))
+        .build()
+        .into()
+}
+
+/// A tenant role name.
+pub fn role_schema() -> Schema {
+    text(ROLE_PATTERN).examples(["editor"]).build().into()
+}
+
+/// A profile key.
+pub fn profile_key_schema() -> Schema {
+    text(NAME_PATTERN).examples(["locale"]).build().into()
+}
+
+/// A scope name.
+pub fn scope_schema() -> Schema {
+    text(SCOPE_PATTERN).examples(["docs:edit"]).build().into()
+}
+
+/// An email address.
+pub fn email_schema() -> Schema {
+    text(email_pattern())
+        .min_length(Some(3))
+        .max_length(Some(254))
+        .examples(["ada@example.com"])
+        .build()
+        .into()
+}
+
+/// A display name.
+pub fn display_name_schema() -> Schema {
+    text(DISPLAY_NAME_PATTERN)
+        .min_length(Some(1))
+        .max_length(Some(200))
+        .examples(["Acme"])
+        .build()
+        .into()
+}
+
+/// A new password (`Password::parse`): 12 to 1024 characters.
+pub fn new_password_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .min_length(Some(12))
+        .max_length(Some(1024))
+        .build()
+        .into()
+}
+
+/// One of a fixed set of words.
+pub fn one_of_words(words: &[&str]) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(words.iter().copied()))
+        .build()
+        .into()
+}
+
+/// A list of `item`s, with at least `min_items`.
+fn list(item: Schema, min_items: usize) -> Schema {
+    ArrayBuilder::new()
+        .items(RefOr::T(item))
+        .min_items((min_items > 0).then_some(min_items))
+        .build()
+        .into()
+}
+
+/// An object of exactly these properties (the first `required` of them required) and
+/// no others: what a `deny_unknown_fields` body accepts.
+fn closed_object(properties: &[(&str, Schema)], required: &[&str]) -> Schema {
+    let mut object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    for (name, schema) in properties {
+        object = object.property(*name, schema.clone());
+    }
+    for name in required {
+        object = object.required(*name);
+    }
+    object.build().into()
+}
+
+/// Every reason a decision carries (SPEC §3.2 and §4).
+pub const DECISION_REASONS: &[&str] = &[
+    "subject_not_found",
+    "unknown_scope",
+    "subject_suspended",
+    "subject_invited",
+    "platform_root_required",
+    "tenant_suspended",
+    "not_a_member",
+    "account_suspended",
+    "scope_not_enabled",
+    "missing_scope",
+    "insufficient_assurance",
+    "credential_scope_missing",
+    "target_not_in_tenant",
+    "target_protected",
+    "exceeds_caller",
+    "platform_root",
+    "platform_auditor",
+    "self",
+    "role_binding",
+];
+
+/// Every problem `code` (SPEC §5, plus the few operational ones the service adds).
+pub const PROBLEM_CODES: &[&str] = &[
+    "invalid_request",
+    "invalid_cursor",
+    "invalid_tenant_id",
+    "invalid_user_id",
+    "invalid_email",
+    "invalid_role",
+    "invalid_scope",
+    "unknown_scope",
+    "unknown_role",
+    "unknown_profile_key",
+    "invalid_profile_value",
+    "scope_not_assignable",
+    "scope_not_enabled",
+    "unauthenticated",
+    "invalid_credentials",
+    "invalid_totp",
+    "forbidden",
+    "tenant_not_found",
+    "member_not_found",
+    "user_not_found",
+    "not_found",
+    "method_not_allowed",
+    "tenant_exists",
+    "member_exists",
+    "email_taken",
+    "scope_exists",
+    "last_tenant_admin",
+    "last_platform_root",
+    "idempotency_key_in_use",
+    "precondition_failed",
+    "payload_too_large",
+    "unsupported_media_type",
+    "idempotency_key_reused",
+    "rate_limited",
+    "internal",
+    "not_ready",
+    "overloaded",
+];
+
 /// A profile value: a string of at most 1024 characters, a finite number or a boolean.
 pub fn profile_value_schema() -> Schema {
     Schema::OneOf(
@@ -535,7 +761,8 @@ pub fn profile_value_schema() -> Schema {
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .max_length(Some(1024)),
+                    .max_length(Some(1024))
+                    .pattern(Some("^[^\\x00]*$")),
             )
             .item(ObjectBuilder::new().schema_type(Type::Number))
             .item(ObjectBuilder::new().schema_type(Type::Boolean))
@@ -606,7 +833,7 @@ pub fn profile_value_schema() -> Schema {
         metrics,
         openapi_json,
     ),
-    components(schemas(Problem, dto::UserRefBody, dto::SubjectBody)),
+    components(schemas(Problem, dto::SubjectBody)),
     modifiers(&CommonRules),
     tags(
         (name = "auth", description = "Sessions, TOTP, passwords and invitations"),
@@ -672,6 +899,356 @@ impl Modify for CommonRules {
                 optional_not_null(operation);
             }
         }
+        for (path, item) in &mut openapi.paths.paths {
+            for operation in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                parameter_formats(path, operation);
+                refusals(path, operation);
+            }
+        }
+        body_formats(components);
+        response_formats(components);
+    }
+}
+
+/// The SPEC §2 format of each path parameter, by its name (and, for `key`, its path),
+/// and of the query parameters that carry one.
+fn parameter_formats(path: &str, operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        let schema = match (&parameter.parameter_in, parameter.name.as_str()) {
+            (ParameterIn::Path | ParameterIn::Query, "tenant") => tenant_id_schema(),
+            (ParameterIn::Path, "user") => uuid_v7_schema(),
+            (ParameterIn::Path, "key") if path.contains("/api-keys/") => uuid_v7_schema(),
+            (ParameterIn::Path, "key") => profile_key_schema(),
+            (ParameterIn::Path, "role") if operation.request_body.is_some() => {
+                text(BINDABLE_ROLE_PATTERN).build().into()
+            }
+            (ParameterIn::Path, "role") => role_schema(),
+            _ => continue,
+        };
+        parameter.schema = Some(RefOr::T(schema));
+    }
+}
+
+/// Answers every operation can give besides its own: 404 `tenant_not_found` on every
+/// tenant route (SPEC §3.1), 429 where a throttle counts (SPEC §3.6: failed bearer
+/// authentications on every bearer route, failed TOTP codes).
+fn refusals(path: &str, operation: &mut Operation) {
+    if path.starts_with("/v1/tenants/{tenant}") {
+        add_error(
+            operation,
+            "404",
+            "`tenant_not_found`: no such tenant, or the caller may not see it",
+        );
+    }
+    let secured = operation
+        .security
+        .as_ref()
+        .is_some_and(|requirements| !requirements.is_empty());
+    if secured {
+        add_error(operation, "401", "`unauthenticated`: no valid bearer token");
+        add_retry_after(
+            operation,
+            "`rate_limited`: too many failed bearer authentications from this address",
+        );
+    }
+    if matches!(path, "/v1/auth/totp" | "/v1/me/totp/confirm") {
+        add_retry_after(
+            operation,
+            "`rate_limited`: too many failed TOTP codes for this user",
+        );
+    }
+}
+
+/// A 429 with its `Retry-After` header.
+fn add_retry_after(operation: &mut Operation, description: &str) {
+    if !operation.responses.responses.contains_key("429") {
+        let response = ResponseBuilder::new()
+            .description(description)
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1)),
+                    )
+                    .description(Some("Seconds to wait"))
+                    .build(),
+            )
+            .build();
+        operation
+            .responses
+            .responses
+            .insert("429".to_owned(), RefOr::T(response));
+        problem_bodies(operation);
+    } else {
+        add_error(operation, "429", description);
+    }
+}
+
+/// Replaces the named properties of a component schema.
+fn set_properties(
+    components: &mut utoipa::openapi::Components,
+    name: &str,
+    properties: Vec<(&str, Schema)>,
+) {
+    if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+        for (property, schema) in properties {
+            object
+                .properties
+                .insert(property.to_owned(), RefOr::T(schema));
+        }
+    }
+}
+
+/// Request bodies: the SPEC §2 format of every field, the `oneOf` shapes the handlers
+/// accept, and `additionalProperties: false` (every body denies unknown fields).
+/// Optional fields are left out, never sent as null: the server refuses a null.
+fn body_formats(components: &mut utoipa::openapi::Components) {
+    let assurance = || one_of_words(&["aal1", "aal2"]);
+    let active_or_suspended = || one_of_words(&["active", "suspended"]);
+    set_properties(components, "LoginBody", vec![("email", email_schema())]);
+    set_properties(
+        components,
+        "PasswordChangeBody",
+        vec![("new_password", new_password_schema())],
+    );
+    set_properties(
+        components,
+        "InvitationBody",
+        vec![("password", new_password_schema())],
+    );
+    set_properties(
+        components,
+        "CreateUserBody",
+        vec![
+            ("email", email_schema()),
+            ("password", new_password_schema()),
+        ],
+    );
+    let admin = Schema::OneOf(
+        OneOfBuilder::new()
+            .description(Some(
+                "The first `tenant_admin`: an email (created as `invited` when new) or an \
+                 existing user's id.",
+            ))
+            .item(closed_object(&[("email", email_schema())], &["email"]))
+            .item(closed_object(
+                &[("user_id", uuid_v7_schema())],
+                &["user_id"],
+            ))
+            .build(),
+    );
+    set_properties(
+        components,
+        "CreateTenantBody",
+        vec![
+            ("id", tenant_id_schema()),
+            ("display_name", display_name_schema()),
+            ("admin", admin),
+        ],
+    );
+    set_properties(
+        components,
+        "PatchTenantBody",
+        vec![
+            ("display_name", display_name_schema()),
+            ("state", active_or_suspended()),
+        ],
+    );
+    set_properties(
+        components,
+        "ScopesBody",
+        vec![("scopes", list(scope_schema(), 0))],
+    );
+    let roles = || list(role_schema(), 0);
+    components.schemas.insert(
+        "AddMemberBody".to_owned(),
+        RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .description(Some(
+                    "An email (a new one creates an `invited` user) or an existing user's \
+                     id, and tenant roles (default `member`).",
+                ))
+                .item(closed_object(
+                    &[("email", email_schema()), ("roles", roles())],
+                    &["email"],
+                ))
+                .item(closed_object(
+                    &[("user_id", uuid_v7_schema()), ("roles", roles())],
+                    &["user_id"],
+                ))
+                .build(),
+        )),
+    );
+    set_properties(
+        components,
+        "PatchMemberBody",
+        vec![
+            ("roles", list(role_schema(), 1)),
+            ("state", active_or_suspended()),
+        ],
+    );
+    set_properties(
+        components,
+        "PatchUserBody",
+        vec![("state", active_or_suspended())],
+    );
+    set_properties(
+        components,
+        "RolesBody",
+        vec![(
+            "roles",
+            list(one_of_words(&["platform_root", "platform_auditor"]), 0),
+        )],
+    );
+    set_properties(
+        components,
+        "NewScopeBody",
+        vec![
+            ("name", scope_schema()),
+            (
+                "description",
+                text("^[^\\x00]*$").max_length(Some(1024)).build().into(),
+            ),
+            ("min_assurance", assurance()),
+        ],
+    );
+    set_properties(
+        components,
+        "SchemaBody",
+        vec![("type", one_of_words(&["string", "number", "boolean"]))],
+    );
+    set_properties(
+        components,
+        "NewApiKeyBody",
+        vec![
+            ("name", display_name_schema()),
+            ("scopes", list(scope_schema(), 1)),
+        ],
+    );
+    components.schemas.insert(
+        "SubjectBody".to_owned(),
+        RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .description(Some(
+                    "A user and the assurance to decide at (default `aal1`), or a session \
+                     token, answered from the live session.",
+                ))
+                .item(closed_object(
+                    &[("user_id", uuid_v7_schema()), ("assurance", assurance())],
+                    &["user_id"],
+                ))
+                .item(closed_object(
+                    &[(
+                        "token",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .build()
+                            .into(),
+                    )],
+                    &["token"],
+                ))
+                .build(),
+        )),
+    );
+    set_properties(
+        components,
+        "AuthorizeBody",
+        vec![("scope", scope_schema()), ("target_user", uuid_v7_schema())],
+    );
+    if let Some(RefOr::T(Schema::Object(batch))) = components.schemas.get_mut("BatchBody") {
+        batch.properties.insert(
+            "checks".to_owned(),
+            RefOr::T(
+                ArrayBuilder::new()
+                    .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "AuthorizeBody",
+                    )))
+                    .min_items(Some(1))
+                    .max_items(Some(100))
+                    .build()
+                    .into(),
+            ),
+        );
+    }
+    for (name, schema) in components.schemas.iter_mut() {
+        if !name.ends_with("Body") {
+            continue;
+        }
+        if let RefOr::T(Schema::Object(object)) = schema {
+            object.schema_type = SchemaType::Type(Type::Object);
+            object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            for property in object.properties.values_mut() {
+                if let RefOr::T(Schema::Object(field)) = property {
+                    drop_null(&mut field.schema_type);
+                }
+            }
+        }
+    }
+}
+
+/// Removes `null` from a list of types (`Option` fields that are only ever left out).
+fn drop_null(schema_type: &mut SchemaType) {
+    if let SchemaType::Array(types) = schema_type {
+        let kept: Vec<Type> = types
+            .iter()
+            .filter(|kind| **kind != Type::Null)
+            .cloned()
+            .collect();
+        *schema_type = match kept.as_slice() {
+            [only] => SchemaType::Type(only.clone()),
+            _ => SchemaType::Array(kept),
+        };
+    }
+}
+
+/// Response bodies: the closed vocabularies (decision reasons, problem codes) and the
+/// id formats.
+fn response_formats(components: &mut utoipa::openapi::Components) {
+    set_properties(
+        components,
+        "Decision",
+        vec![("reason", one_of_words(DECISION_REASONS))],
+    );
+    let reasons: Vec<&str> = DECISION_REASONS
+        .iter()
+        .copied()
+        .filter(|reason| {
+            !matches!(
+                *reason,
+                "platform_root" | "platform_auditor" | "self" | "role_binding"
+            )
+        })
+        .collect();
+    set_properties(
+        components,
+        "Problem",
+        vec![
+            ("code", one_of_words(PROBLEM_CODES)),
+            ("reason", one_of_words(&reasons)),
+        ],
+    );
+    for (name, field) in [
+        ("User", "id"),
+        ("UserCreated", "id"),
+        ("Member", "user_id"),
+        ("MemberCreated", "user_id"),
+        ("ApiKey", "id"),
+        ("ApiKeyCreated", "id"),
+        ("AuditRecord", "id"),
+        ("CloudEvent", "id"),
+    ] {
+        set_properties(components, name, vec![(field, uuid_v7_schema())]);
     }
 }
 
@@ -698,6 +1275,11 @@ fn idempotent(operation: &mut Operation) {
         .push(header);
     add_error(
         operation,
+        "400",
+        "`invalid_request`: an `Idempotency-Key` that is empty or over 255 characters",
+    );
+    add_error(
+        operation,
         "409",
         "`idempotency_key_in_use`: a request with this `Idempotency-Key` is still running",
     );
@@ -708,9 +1290,18 @@ fn idempotent(operation: &mut Operation) {
     );
 }
 
-/// Adds an error answer, or appends its description to the one the handler declared.
+/// Adds an error answer, or appends its description to the one the handler declared
+/// (unless that one already names the same code).
 fn add_error(operation: &mut Operation, status: &str, description: &str) {
+    let code = description
+        .split('`')
+        .nth(1)
+        .map(|code| format!("`{code}`"));
     match operation.responses.responses.get_mut(status) {
+        Some(RefOr::T(response))
+            if code
+                .as_ref()
+                .is_some_and(|code| response.description.contains(code.as_str())) => {}
         Some(RefOr::T(response)) => {
             response.description = format!("{}; {description}", response.description);
         }
@@ -1114,11 +1705,142 @@ mod tests {
                 );
                 let schema = &parameter["schema"];
                 assert!(
-                    schema["pattern"].is_string() || schema["format"] == "uuid",
-                    "{method} {path} {name} has neither a pattern nor a format"
+                    schema["pattern"].is_string(),
+                    "{method} {path} {name} has no pattern"
+                );
+                if matches!(name, "user") || path.contains("/api-keys/") && name == "key" {
+                    assert_eq!(schema["pattern"], UUID_V7_PATTERN, "{method} {path} {name}");
+                }
+                if name == "tenant" {
+                    assert_eq!(schema["pattern"], TENANT_ID_PATTERN, "{method} {path}");
+                }
+            }
+        }
+    }
+
+    /// The schema a `$ref` names, or the schema itself.
+    fn resolve<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+        match schema["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference.trim_start_matches("#/components/schemas/");
+                &document["components"]["schemas"][name]
+            }
+            None => schema,
+        }
+    }
+
+    /// A body the server takes: an object of known fields only, or a choice of such.
+    fn assert_closed(document: &Value, schema: &Value, at: &str) {
+        let schema = resolve(document, schema);
+        if let Some(choices) = schema["oneOf"].as_array() {
+            for choice in choices {
+                assert_closed(document, choice, at);
+            }
+            return;
+        }
+        assert_eq!(schema["type"], "object", "{at}: {schema}");
+        assert_eq!(schema["additionalProperties"], false, "{at}: {schema}");
+        for (name, property) in schema["properties"].as_object().unwrap() {
+            assert!(
+                !property["type"]
+                    .as_array()
+                    .is_some_and(|types| types.contains(&Value::from("null"))),
+                "{at}.{name} admits null, which the server refuses"
+            );
+            if property["$ref"].is_string() {
+                assert_closed(document, property, &format!("{at}.{name}"));
+            }
+        }
+    }
+
+    #[test]
+    fn every_request_body_is_a_closed_object() {
+        let document = parsed();
+        for (method, path, operation) in operations(&document) {
+            if let Some(body) = operation.get("requestBody") {
+                let schema = &body["content"]["application/json"]["schema"];
+                assert_closed(&document, schema, &format!("{method} {path}"));
+            }
+        }
+        let subject = &document["components"]["schemas"]["SubjectBody"]["oneOf"];
+        assert_eq!(subject.as_array().map(Vec::len), Some(2));
+        let add_member = &document["components"]["schemas"]["AddMemberBody"]["oneOf"];
+        assert_eq!(add_member[0]["required"], serde_json::json!(["email"]));
+        assert_eq!(add_member[1]["required"], serde_json::json!(["user_id"]));
+    }
+
+    #[test]
+    fn every_post_documents_a_bad_idempotency_key_and_every_tenant_route_a_404() {
+        let document = parsed();
+        for (method, path, operation) in operations(&document) {
+            let responses = operation["responses"].as_object().unwrap();
+            if method == "post" {
+                assert!(responses.contains_key("400"), "{method} {path} lacks 400");
+            }
+            if path.starts_with("/v1/tenants/{tenant}") {
+                let not_found = responses["404"]["description"].as_str().unwrap();
+                assert!(
+                    not_found.contains("`tenant_not_found`"),
+                    "{method} {path}: {not_found}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_closed_vocabularies_hold_every_code_of_the_spec() {
+        let document = parsed();
+        let words = |schema: &Value| -> BTreeSet<String> {
+            schema["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|word| word.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let problem = &document["components"]["schemas"]["Problem"]["properties"];
+        let codes = words(&problem["code"]);
+        // SPEC §5, as written there.
+        for code in "invalid_request invalid_cursor invalid_tenant_id invalid_user_id \
+                     invalid_email invalid_role invalid_scope unknown_scope unknown_role \
+                     unknown_profile_key invalid_profile_value scope_not_assignable \
+                     scope_not_enabled unauthenticated invalid_credentials invalid_totp \
+                     forbidden tenant_not_found member_not_found user_not_found not_found \
+                     tenant_exists member_exists email_taken last_tenant_admin \
+                     last_platform_root precondition_failed payload_too_large \
+                     unsupported_media_type idempotency_key_reused rate_limited overloaded"
+            .split_whitespace()
+        {
+            assert!(codes.contains(code), "{code}");
+        }
+        let reasons = words(&document["components"]["schemas"]["Decision"]["properties"]["reason"]);
+        let refusals = words(&problem["reason"]);
+        for reason in [
+            domain::authz::Reason::SubjectNotFound,
+            domain::authz::Reason::SubjectInvited,
+            domain::authz::Reason::ExceedsCaller,
+            domain::authz::Reason::TargetProtected,
+            domain::authz::Reason::RoleBinding,
+            domain::authz::Reason::SelfService,
+        ] {
+            assert!(reasons.contains(reason.as_str()), "{}", reason.as_str());
+            assert_eq!(
+                refusals.contains(reason.as_str()),
+                !reason.is_allow(),
+                "{}",
+                reason.as_str()
+            );
+        }
+        let states = |name: &str| words(&document["components"]["schemas"][name]);
+        assert_eq!(
+            states("TenantStateName"),
+            BTreeSet::from(["active".to_owned(), "suspended".to_owned()])
+        );
+        assert_eq!(states("UserStateName").len(), 3);
+        assert_eq!(
+            states("AssuranceName"),
+            BTreeSet::from(["aal1".to_owned(), "aal2".to_owned()])
+        );
     }
 
     /// Domain values to run through `dto`'s builders.

@@ -738,6 +738,7 @@ pub async fn patch_member(
     JsonBody(body): JsonBody<PatchMemberBody>,
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
+    let user = user_id(&user)?;
     let change = MemberChange {
         roles: body.roles.as_deref().map(roles).transpose()?,
         state: body
@@ -752,7 +753,7 @@ pub async fn patch_member(
     };
     let member = state
         .engine
-        .update_member(&caller, &tenant, &user_id(&user)?, change)
+        .update_member(&caller, &tenant, &user, change)
         .await?;
     Ok(with_etag(dto::member(&member), &dto::member_etag(&member)))
 }
@@ -784,14 +785,10 @@ pub async fn remove_member(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
+    let user = user_id(&user)?;
     state
         .engine
-        .remove_member(
-            &caller,
-            &tenant,
-            &user_id(&user)?,
-            expected_version(&headers)?,
-        )
+        .remove_member(&caller, &tenant, &user, expected_version(&headers)?)
         .await?;
     Ok(no_content())
 }
@@ -1067,6 +1064,7 @@ pub async fn get_user(
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
         (status = 404, description = "`user_not_found`"),
+        (status = 409, description = "`last_platform_root`: the platform would have no active `platform_root`"),
     ),
     security(("bearer" = [])),
 )]
@@ -1102,6 +1100,7 @@ pub async fn patch_user(
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
         (status = 404, description = "`user_not_found`"),
+        (status = 409, description = "`last_platform_root`: the platform would have no active `platform_root`"),
     ),
     security(("bearer" = [])),
 )]
@@ -1588,9 +1587,19 @@ fn audit_filter(params: &ListParams) -> ApiResult<AuditFilter> {
             })
             .transpose()
     };
+    // No id or action holds NUL, and PostgreSQL cannot even compare text with one: a
+    // 400, not a 500.
+    let text = |name: &str| -> ApiResult<Option<String>> {
+        match params.other.get(name) {
+            Some(value) if value.contains('\0') => Err(ApiError::invalid(format!(
+                "{name} must not contain NUL characters"
+            ))),
+            value => Ok(value.cloned()),
+        }
+    };
     Ok(AuditFilter {
-        actor_id: params.other.get("actor").cloned(),
-        action: params.other.get("action").cloned(),
+        actor_id: text("actor")?,
+        action: text("action")?,
         outcome: match params.other.get("outcome").map(String::as_str) {
             None => None,
             Some("allowed") => Some(Outcome::Allowed),
@@ -1611,15 +1620,15 @@ fn audit_filter(params: &ListParams) -> ApiResult<AuditFilter> {
         ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
         ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
-        ("actor" = Option<String>, Query, description = "Only records by this actor id"),
-        ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`"),
+        ("actor" = Option<String>, Query, description = "Only records by this actor id", pattern = "^[^\\x00]*$"),
+        ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`", pattern = "^[^\\x00]*$"),
         ("outcome" = Option<doc::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
         ("from" = Option<String>, Query, description = "Only records at or after this RFC 3339 time", format = DateTime),
         ("until" = Option<String>, Query, description = "Only records before this RFC 3339 time", format = DateTime),
     ),
     responses(
         (status = 200, description = "One page of audit records", body = doc::AuditRecordPage),
-        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `outcome`, `from` or `until`), `invalid_cursor` (an `after` this list did not give out)"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `outcome`, `from` or `until`, NUL in `actor` or `action`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
         (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
@@ -1651,15 +1660,15 @@ pub async fn tenant_audit(
         ("tenant" = Option<String>, Query, description = "Read this tenant's trail instead of the platform's", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
         ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
-        ("actor" = Option<String>, Query, description = "Only records by this actor id"),
-        ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`"),
+        ("actor" = Option<String>, Query, description = "Only records by this actor id", pattern = "^[^\\x00]*$"),
+        ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`", pattern = "^[^\\x00]*$"),
         ("outcome" = Option<doc::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
         ("from" = Option<String>, Query, description = "Only records at or after this RFC 3339 time", format = DateTime),
         ("until" = Option<String>, Query, description = "Only records before this RFC 3339 time", format = DateTime),
     ),
     responses(
         (status = 200, description = "One page of audit records", body = doc::AuditRecordPage),
-        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `outcome`, `from` or `until`), `invalid_cursor` (an `after` this list did not give out)"),
+        (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `outcome`, `from` or `until`, NUL in `actor` or `action`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
         (status = 404, description = "`tenant_not_found`: no tenant of that id"),

@@ -493,6 +493,76 @@ async fn strings_no_store_can_keep_are_refused_with_400_not_500(store: StoreKind
         .filter_map(|scope| scope["name"].as_str())
         .collect();
     assert!(!names.contains(&"docs:edit"), "nothing was added");
+    // Found by schemathesis: PostgreSQL cannot compare text with NUL, so these were 500s.
+    for path in [
+        "/v1/audit?actor=a%00b",
+        "/v1/audit?action=a%00b",
+        "/v1/tenants/acme/audit?actor=a%00b",
+        "/v1/tenants/acme/audit?action=member.add%00",
+    ] {
+        let reply = app.get(path, &root).await;
+        assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+}
+
+/// Found by schemathesis: an optional field sent as `null` was read as left out, so a
+/// body of the wrong type was accepted.
+async fn optional_fields_sent_as_null_are_refused(store: StoreKind) {
+    let app = spawn_app_on(store).await;
+    let root = app.root_token().await;
+    let admin = tenant_with_admin(&app, &root, "acme").await;
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            "/v1/tenants/acme",
+            json!({ "display_name": "Acme", "state": null }),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/acme/members",
+            json!({ "email": "dev@acme.example", "user_id": null }),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/acme/members",
+            json!({ "email": "dev@acme.example", "roles": null }),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/acme/authorize",
+            json!({ "subject": { "token": "x", "user_id": null }, "scope": "tenant:read" }),
+        ),
+    ] {
+        let reply = app.send(method, path, Some(&admin), Some(body)).await;
+        assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let tenant = app.get("/v1/tenants/acme", &admin).await;
+    assert_eq!(tenant.body["state"], "active");
+    let members = app.get("/v1/tenants/acme/members", &admin).await;
+    assert_eq!(members.body["items"].as_array().map(Vec::len), Some(1));
+}
+
+/// Found by schemathesis: a malformed user id with an `If-Match` was answered 412, as
+/// if the member existed and had changed.
+async fn a_malformed_user_id_is_400_whatever_the_if_match(store: StoreKind) {
+    let app = spawn_app_on(store).await;
+    let root = app.root_token().await;
+    let admin = tenant_with_admin(&app, &root, "acme").await;
+    for method in [Method::PATCH, Method::DELETE] {
+        let mut request = app
+            .client
+            .request(
+                method.clone(),
+                app.url("/v1/tenants/acme/members/not-a-uuid"),
+            )
+            .bearer_auth(&admin)
+            .header("if-match", "");
+        if method == Method::PATCH {
+            request = request.json(&json!({ "state": "active" }));
+        }
+        let reply = tests::http::reply(request.send().await.expect("sent")).await;
+        assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid_user_id");
+    }
 }
 
 async fn a_path_that_is_not_utf8_is_a_problem_json_400(store: StoreKind) {
@@ -513,5 +583,7 @@ tests::on_both_stores!(
     unknown_emails_and_wrong_passwords_look_alike_and_logins_are_throttled,
     health_readiness_and_metrics_answer,
     strings_no_store_can_keep_are_refused_with_400_not_500,
+    optional_fields_sent_as_null_are_refused,
+    a_malformed_user_id_is_400_whatever_the_if_match,
     a_path_that_is_not_utf8_is_a_problem_json_400,
 );
