@@ -388,8 +388,8 @@ fn run_store(
         // address, which the address throttles of SPEC §3.6 would soon answer with 429
         // alone. They have tests of their own (http_secrets); here they are out of reach,
         // so every operation is checked for what it answers itself.
-        .env("USER_ENGINE_AUTH_FAILURES_PER_MINUTE", "1000000")
-        .env("USER_ENGINE_LOGIN_RATE_PER_MINUTE", "1000000")
+        .env("USER_ENGINE_AUTH_FAILURES_PER_MINUTE", "100000")
+        .env("USER_ENGINE_LOGIN_RATE_PER_MINUTE", "100000")
         .stdin(Stdio::null())
         .stdout(
             log.try_clone()
