@@ -1673,16 +1673,6 @@ impl StoreTx for PgTx {
         )
     }
 
-    async fn update_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
-        self.execute(
-            sqlx::query("update invitations set used_at = $2 where token_hash = $1")
-                .bind(&invitation.token_hash)
-                .bind(invitation.used_at),
-        )
-        .await
-        .map(|_| ())
-    }
-
     /// One conditional update: under read committed, a concurrent update of the row
     /// makes this one wait for it and re-check its `where` on the row's newest version,
     /// so only one transaction can set `used_at`.

@@ -1801,16 +1801,6 @@ impl StoreTx for SqliteTx {
         .transpose()
     }
 
-    async fn update_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
-        self.execute(
-            sqlx::query("update invitations set used_at = ?2 where token_hash = ?1")
-                .bind(&invitation.token_hash)
-                .bind(invitation.used_at.map(micros)),
-        )
-        .await
-        .map(|_| ())
-    }
-
     /// On the writer, which this transaction now holds to its commit: whatever it read
     /// before, the check and the mark see every committed use and no other transaction
     /// can use the invitation until this one ends.

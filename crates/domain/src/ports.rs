@@ -539,7 +539,6 @@ pub trait StoreTx: Send {
     async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
     async fn find_invitation(&mut self, token_hash: &str)
         -> Result<Option<Invitation>, StoreError>;
-    async fn update_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
     /// Uses the invitation `token_hash` names: marks it used at `now` and returns it as
     /// it now stands, when it exists, is unused and `now` is before its expiry.
     ///

@@ -911,13 +911,6 @@ impl StoreTx for MemTx {
         Ok(self.working.invitations.get(token_hash).cloned())
     }
 
-    async fn update_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
-        self.working
-            .invitations
-            .insert(invitation.token_hash.clone(), invitation.clone());
-        Ok(())
-    }
-
     async fn consume_invitation(
         &mut self,
         token_hash: &str,
