@@ -14,14 +14,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use adapters_pg::relay::{EventPublisher, OutgoingEvent, PublishFailure, Relay};
+use adapters_nats::JetStreamPublisher;
+use adapters_pg::relay::Relay;
 use adapters_pg::PgStore;
-use api_http::relay::{run_relay, JetStreamPublisher, BATCH};
 use async_nats::jetstream::{self, stream};
+use domain::event::Event;
 use domain::ids::{DisplayName, RoleName, TenantId, UserId};
+use domain::relay::{relay_once, EventPublisher, Outbox, PublishFailure};
 use domain::usecases::{AddMember, Caller, CreateTenant, Engine, UserRef};
+use server::relay::{run_relay, BATCH};
 use sqlx::Executor;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::{database_url, engine, Failure};
@@ -62,8 +64,8 @@ struct OneAtATime(JetStreamPublisher);
 
 #[async_trait::async_trait]
 impl EventPublisher for OneAtATime {
-    async fn publish(&self, subject: &str, msg_id: &str, payload: Vec<u8>) -> Result<(), String> {
-        self.0.publish(subject, msg_id, payload).await
+    async fn publish(&self, event: &Event) -> Result<(), String> {
+        self.0.publish(event).await
     }
 }
 
@@ -76,18 +78,13 @@ struct LagPublisher {
 
 #[async_trait::async_trait]
 impl EventPublisher for LagPublisher {
-    async fn publish(&self, subject: &str, msg_id: &str, payload: Vec<u8>) -> Result<(), String> {
-        self.inner.publish(subject, msg_id, payload).await
+    async fn publish(&self, event: &Event) -> Result<(), String> {
+        self.inner.publish(event).await
     }
 
-    async fn publish_batch(&self, batch: Vec<OutgoingEvent>) -> Result<(), PublishFailure> {
-        let stamped: Vec<Option<OffsetDateTime>> = batch
-            .iter()
-            .map(|event| {
-                let json: serde_json::Value = serde_json::from_slice(&event.payload).ok()?;
-                OffsetDateTime::parse(json.get("time")?.as_str()?, &Rfc3339).ok()
-            })
-            .collect();
+    async fn publish_batch(&self, batch: &[Event]) -> Result<(), PublishFailure> {
+        let stamped: Vec<Option<OffsetDateTime>> =
+            batch.iter().map(|event| Some(event.time)).collect();
         self.inner.publish_batch(batch).await?;
         let acked = OffsetDateTime::now_utc();
         let mut lags = self
@@ -212,7 +209,7 @@ async fn drain(
     let started = Instant::now();
     let mut published = 0;
     loop {
-        match relay.relay_once(publisher, batch).await? {
+        match relay_once(relay, publisher, batch).await? {
             0 => break,
             count => published += count,
         }
@@ -381,7 +378,7 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
         let relay_task = tokio::spawn({
             let (relay, publisher) = (relay.clone(), lag_publisher.clone());
             async move {
-                run_relay(relay, publisher.as_ref(), None, async {
+                run_relay(&relay, publisher.as_ref(), None, async {
                     let _ = stopped.await;
                 })
                 .await;

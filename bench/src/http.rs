@@ -99,10 +99,10 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     let connections = std::env::var("USER_ENGINE_MAX_CONNECTIONS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(api_http::config::Config::default().max_connections);
+        .unwrap_or(server::config::Config::default().max_connections);
     let store = adapters_pg::PgStore::connect(&database_url(name), connections).await?;
     let engine = Engine::new(
-        api_http::security::production_ports(Arc::new(store.clone())),
+        adapters_security::production_ports(Arc::new(store.clone())),
         EngineConfig::default(),
     );
     engine
@@ -112,8 +112,11 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
             "bench",
         )
         .await?;
-    let state =
-        AppState::with_login_limit(engine, Arc::new(store.clone()), std::num::NonZeroU32::MAX);
+    let state = AppState::with_login_limit(
+        engine,
+        Arc::new(server::store::Backend::Postgres(store.clone())),
+        std::num::NonZeroU32::MAX,
+    );
     let pool = store.pool().clone();
     // The baselines sit behind the same middleware as the API's routes, so the ratio
     // compares what the handlers do.

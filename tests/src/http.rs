@@ -1,16 +1,19 @@
 //! HTTP test support: `spawn_app` starts the real service on port 0 with a database of
-//! its own (`spawn_app_on` chooses PostgreSQL or the embedded SQLite store), and
-//! `TestApp` speaks to it over real HTTP.
+//! its own (`spawn_app_on` chooses PostgreSQL or the embedded SQLite store) through the
+//! same `startup::Application` as `user-engine serve`, and `TestApp` speaks to it over
+//! real HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use api_http::app::{router, AppState, Readiness};
-use domain::ids::{Email, Password};
+use domain::ids::Email;
 use domain::ports::Store;
-use domain::usecases::{Engine, EngineConfig, ThrottleRule};
+use domain::usecases::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use server::config::{Config, Secret};
+use server::startup::Application;
+use server::store::Backend;
 
 use crate::pg::TestDb;
 use crate::sqlite::TestFile;
@@ -37,6 +40,14 @@ pub enum AppDb {
 }
 
 impl AppDb {
+    /// The store's URL, as `USER_ENGINE_DATABASE_URL` would name it.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Postgres(db) => db.url(),
+            Self::Sqlite(file) => file.url(),
+        }
+    }
+
     /// A connection as the PostgreSQL owner, for tests that inspect or tamper with
     /// PostgreSQL directly; such tests run on PostgreSQL only.
     pub async fn owner_connection(&self) -> sqlx::PgConnection {
@@ -83,21 +94,8 @@ pub struct TestApp {
     pub db: AppDb,
     pub options: AppOptions,
     /// The store this node runs on (for SQLite, the one every node of the file shares).
-    node: NodeStore,
+    backend: Backend,
     server: tokio::task::JoinHandle<()>,
-}
-
-/// A node's store and its readiness check.
-#[derive(Clone)]
-struct NodeStore {
-    store: Arc<dyn Store>,
-    readiness: Arc<dyn Readiness>,
-}
-
-impl std::fmt::Debug for NodeStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NodeStore")
-    }
 }
 
 impl Drop for TestApp {
@@ -154,67 +152,43 @@ pub async fn spawn_app_with(kind: StoreKind, per_minute: u32) -> TestApp {
     .await
 }
 
-/// Starts the service on a fresh database of `kind` with `options`.
+/// Starts the service on a fresh database of `kind` with `options`, bootstrapped with
+/// the platform root [`ROOT_EMAIL`].
 pub async fn spawn_app_with_options(kind: StoreKind, options: AppOptions) -> TestApp {
-    let (db, store, readiness): (AppDb, Arc<dyn Store>, Arc<dyn Readiness>) = match kind {
-        StoreKind::Postgres => {
-            let db = TestDb::create().await;
-            let store = db.store(8).await;
-            (
-                AppDb::Postgres(Arc::new(db)),
-                Arc::new(store.clone()),
-                Arc::new(store),
-            )
-        }
-        StoreKind::Sqlite => {
-            let file = TestFile::new();
-            let store = file.store().await;
-            (
-                AppDb::Sqlite(Arc::new(file)),
-                Arc::new(store.clone()),
-                Arc::new(store),
-            )
-        }
+    let db = match kind {
+        StoreKind::Postgres => AppDb::Postgres(Arc::new(TestDb::create().await)),
+        StoreKind::Sqlite => AppDb::Sqlite(Arc::new(TestFile::new())),
     };
-    let app = serve(db, store, readiness, options).await;
-    app.engine
-        .bootstrap(
-            Email::parse(ROOT_EMAIL).expect("email"),
-            Password::parse(ROOT_PASSWORD).expect("password"),
-            "bootstrap",
-        )
-        .await
-        .expect("bootstrap");
-    app
+    let config = app_config(&db, &options);
+    let app = Application::build(&config).await.expect("the app starts");
+    serve(db, options, app)
 }
 
-/// Serves the API on port 0 over `store`.
-async fn serve(
-    db: AppDb,
-    store: Arc<dyn Store>,
-    readiness: Arc<dyn Readiness>,
-    options: AppOptions,
-) -> TestApp {
-    let ports = api_http::security::production_ports(store.clone());
-    let engine = Engine::new(ports, EngineConfig::default());
-    let mut state = AppState::with_login_limit(
-        engine.clone(),
-        readiness.clone(),
-        std::num::NonZeroU32::new(options.login_per_minute).expect("a positive limit"),
-    );
-    state.auth_failure_rate = ThrottleRule::per_minute(
-        std::num::NonZeroU32::new(options.auth_failures_per_minute).expect("a positive limit"),
-    );
-    state.trusted_proxies = api_http::forwarded::parse_proxies(&options.trusted_proxies.join(","))
-        .expect("trusted proxies")
-        .into();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+/// What `user-engine serve` would be configured with for `db` and `options`: port 0, no
+/// broker, and the platform root bootstrapped.
+fn app_config(db: &AppDb, options: &AppOptions) -> Config {
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: Some(Secret::new(db.url())),
+        max_connections: 8,
+        bootstrap_email: Some(Email::parse(ROOT_EMAIL).expect("email")),
+        bootstrap_password: Some(Secret::new(ROOT_PASSWORD)),
+        login_rate_per_minute: options.login_per_minute,
+        auth_failures_per_minute: options.auth_failures_per_minute,
+        trusted_proxies: api_http::forwarded::parse_proxies(&options.trusted_proxies.join(","))
+            .expect("trusted proxies"),
+        nats_url: None,
+        ..Config::default()
+    }
+}
+
+/// Runs a built app in the background until the `TestApp` is dropped.
+fn serve(db: AppDb, options: AppOptions, app: Application) -> TestApp {
+    let address = app.address();
+    let engine = app.engine().clone();
+    let backend = app.backend().clone();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = app.run_until_stopped(std::future::pending()).await;
     });
     TestApp {
         address,
@@ -222,7 +196,7 @@ async fn serve(
         engine,
         db,
         options,
-        node: NodeStore { store, readiness },
+        backend,
         server,
     }
 }
@@ -232,20 +206,19 @@ impl TestApp {
     /// store: on PostgreSQL a pool of its own, on SQLite the one process's store (an
     /// embedded file has one process, so its nodes are that process's).
     pub async fn another_node(&self) -> TestApp {
-        let (store, readiness): (Arc<dyn Store>, Arc<dyn Readiness>) = match &self.db {
-            AppDb::Postgres(db) => {
-                let store = db.store(8).await;
-                (Arc::new(store.clone()), Arc::new(store))
-            }
-            AppDb::Sqlite(_) => (self.node.store.clone(), self.node.readiness.clone()),
-        };
-        serve(self.db.clone(), store, readiness, self.options.clone()).await
+        let config = app_config(&self.db, &self.options);
+        let app = match &self.db {
+            AppDb::Postgres(_) => Application::build(&config).await,
+            AppDb::Sqlite(_) => Application::build_on(&config, self.backend.clone()).await,
+        }
+        .expect("another node starts");
+        serve(self.db.clone(), self.options.clone(), app)
     }
 
     /// The store this node runs on, for tests of the store's contracts under
     /// concurrency with data made through the API.
     pub fn store(&self) -> Arc<dyn Store> {
-        self.node.store.clone()
+        self.backend.store()
     }
 
     pub fn url(&self, path: &str) -> String {

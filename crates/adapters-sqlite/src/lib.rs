@@ -16,6 +16,7 @@
 //! does (see ARCHITECTURE.md).
 
 mod errors;
+mod relay;
 mod tx;
 
 use std::path::{Path, PathBuf};

@@ -230,7 +230,7 @@ impl Drop for SqliteTx {
 
 /// Rolls the writer's transaction back; `open` stays set if that failed, so the next
 /// writer tries again.
-async fn rollback(writer: &mut Writer) {
+pub(crate) async fn rollback(writer: &mut Writer) {
     match sqlx::query("rollback")
         .execute(&mut writer.connection)
         .await
@@ -328,7 +328,7 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 /// Microseconds since the Unix epoch: what every timestamp column holds.
-fn micros(at: OffsetDateTime) -> i64 {
+pub(crate) fn micros(at: OffsetDateTime) -> i64 {
     // Every `OffsetDateTime` (years -9999 to 9999) fits: about 3.2e17 microseconds.
     i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }
@@ -338,7 +338,9 @@ fn timestamp(micros: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|_| corrupt("timestamp"))
 }
 
-fn optional_timestamp(micros: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
+pub(crate) fn optional_timestamp(
+    micros: Option<i64>,
+) -> Result<Option<OffsetDateTime>, StoreError> {
     micros.map(timestamp).transpose()
 }
 
@@ -634,7 +636,7 @@ impl AuditRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct EventRow {
+pub(crate) struct EventRow {
     position: i64,
     tenant_id: Option<String>,
     event_id: String,
@@ -645,7 +647,7 @@ struct EventRow {
 }
 
 impl EventRow {
-    fn into_event(self) -> Result<Event, StoreError> {
+    pub(crate) fn into_event(self) -> Result<Event, StoreError> {
         Ok(Event {
             id: EventId::from_generated(uuid(&self.event_id)?),
             partition: partition_of(self.tenant_id)?,

@@ -29,18 +29,6 @@ pub trait Readiness: Send + Sync {
     fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
 }
 
-impl Readiness for adapters_pg::PgStore {
-    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(self.ping())
-    }
-}
-
-impl Readiness for adapters_sqlite::SqliteStore {
-    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(self.ping())
-    }
-}
-
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {

@@ -69,11 +69,6 @@ impl Event {
             "data": self.data,
         })
     }
-
-    /// The JetStream subject: `user_engine.<tenant or _platform>.<type>`.
-    pub fn nats_subject(&self) -> String {
-        format!("user_engine.{}.{}", self.partition.name(), self.event_type)
-    }
 }
 
 impl Event {

@@ -13,6 +13,7 @@ pub mod event;
 pub mod ids;
 pub mod model;
 pub mod ports;
+pub mod relay;
 pub mod usecases;
 
 #[cfg(feature = "fakes")]

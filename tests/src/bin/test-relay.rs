@@ -8,9 +8,10 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use adapters_nats::JetStreamPublisher;
 use adapters_pg::relay::Relay;
 use adapters_pg::PgStore;
-use api_http::relay::{run_relay, JetStreamPublisher};
+use server::relay::run_relay;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,7 +59,7 @@ async fn relay(
     let mut stdout = std::io::stdout();
     writeln!(stdout, "ready").map_err(|error| error.to_string())?;
     stdout.flush().map_err(|error| error.to_string())?;
-    run_relay(Relay::new(&store), &publisher, None, async {
+    run_relay(&Relay::new(&store), &publisher, None, async {
         let _ = stdin_closed.await;
     })
     .await;

@@ -2,24 +2,26 @@
 //! use cases into each state of each check, on PostgreSQL and (where the state can be
 //! reached without raw SQL) on the in-memory store. Every scenario asserts the check's
 //! id and status, the overall status, the exit code `user-engine diagnose` would end
-//! with (by running the command's own code, `api_http::diagnose`), that the report a
+//! with (by running the command's own code, `server::diagnose`), that the report a
 //! caller gets equals the operator's, and that following the remedy turns the check
 //! green. Also here: the HTTP endpoint's isolation (200, 401, 403, 404, 400).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use adapters_pg::relay::{EventPublisher, Relay};
-use api_http::diagnose::{exit_code, Target};
+use adapters_pg::relay::Relay;
 use async_trait::async_trait;
 use diagnostics::{ids, Check, CheckStatus, Options, Report, Status};
 use domain::audit::Partition;
+use domain::event::Event;
 use domain::fakes::{FakeTotp, MemStore};
 use domain::ids::{Assurance, DisplayName, RoleName, ScopeName, TenantId, UserId};
 use domain::model::{TenantState, UserState};
+use domain::relay::{relay_once, EventPublisher};
 use domain::usecases::{AddMember, Caller, NewApiKey, NewCatalogScope, TenantChange, UserRef};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use server::diagnose::{exit_code, Target};
 use sqlx::Connection;
 use tests::harness::{at, email, scope, tenant_id, user_of, Harness, PASSWORD};
 use tests::http::{assert_problem, spawn_app, TestApp};
@@ -37,7 +39,7 @@ struct AcceptAll;
 
 #[async_trait]
 impl EventPublisher for AcceptAll {
-    async fn publish(&self, _: &str, _: &str, _: Vec<u8>) -> Result<(), String> {
+    async fn publish(&self, _: &Event) -> Result<(), String> {
         Ok(())
     }
 }
@@ -134,7 +136,7 @@ impl World {
     async fn relay(&self) {
         match &self.backend {
             Backend::Pg { relay, .. } => {
-                while relay.relay_once(&AcceptAll, 500).await.expect("relayed") > 0 {}
+                while relay_once(relay, &AcceptAll, 500).await.expect("relayed") > 0 {}
             }
             Backend::Mem(store) => {
                 store.publish_all().await;
@@ -155,7 +157,7 @@ impl World {
         let via_caller = diagnostics::diagnose(&self.h.engine, &self.root, &self.tenant, options)
             .await
             .expect("diagnosed as a caller");
-        let via_cli = api_http::diagnose::run(
+        let via_cli = server::diagnose::run(
             &self.h.engine,
             &Target::Tenant(self.tenant.clone()),
             options,
@@ -811,7 +813,7 @@ async fn all_tenants_are_diagnosed_and_the_worst_sets_the_exit_code(kind: Kind) 
     let world = World::build(kind, READY).await;
     // globex has one admin without TOTP: degraded.
     world.h.tenant(&world.root, "globex").await;
-    let reports = api_http::diagnose::run(&world.h.engine, &Target::All, &OPTIONS)
+    let reports = server::diagnose::run(&world.h.engine, &Target::All, &OPTIONS)
         .await
         .expect("diagnosed");
     let statuses: Vec<(&str, Status)> = reports
@@ -823,12 +825,12 @@ async fn all_tenants_are_diagnosed_and_the_worst_sets_the_exit_code(kind: Kind) 
         vec![("acme", Status::Ready), ("globex", Status::Degraded)]
     );
     assert_eq!(exit_code(&reports), 1);
-    let text = api_http::diagnose::render(&reports, &Target::All, false, false);
+    let text = server::diagnose::render(&reports, &Target::All, false, false);
     assert_eq!(
         text.lines().last(),
         Some("2 tenants: 1 ready, 1 degraded (globex), 0 not ready")
     );
-    let unknown = api_http::diagnose::run(
+    let unknown = server::diagnose::run(
         &world.h.engine,
         &Target::Tenant(tenant_id("nope")),
         &OPTIONS,

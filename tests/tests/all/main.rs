@@ -28,5 +28,6 @@ mod pg_concurrency;
 mod pg_isolation;
 mod relay;
 mod relay_crash;
+mod relay_embedded;
 mod relay_outage;
 mod sqlite_isolation;

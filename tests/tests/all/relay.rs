@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters_pg::relay::{EventPublisher, Relay, RelayError};
-use api_http::relay::JetStreamPublisher;
+use adapters_nats::JetStreamPublisher;
+use adapters_pg::relay::Relay;
 use async_nats::jetstream::{self, consumer, stream};
 use async_trait::async_trait;
+use domain::event::Event;
+use domain::relay::{relay_once, EventPublisher, Outbox, RelayError};
 use futures::StreamExt;
 use sqlx::Row;
 use tests::harness::Harness;
@@ -106,7 +108,7 @@ fn a_mutations_events_reach_jetstream_as_cloudevents_and_are_marked_published() 
         let mut relayed = 0;
         // Small batches, so several passes each claim, publish and mark.
         loop {
-            let published = relay.relay_once(&publisher, 2).await.unwrap();
+            let published = relay_once(&relay, &publisher, 2).await.unwrap();
             if published == 0 {
                 break;
             }
@@ -114,7 +116,7 @@ fn a_mutations_events_reach_jetstream_as_cloudevents_and_are_marked_published() 
         }
         assert_eq!(relayed, rows.len());
         assert_eq!(relay.backlog().await.unwrap(), (0, None));
-        assert_eq!(relay.relay_once(&publisher, 100).await.unwrap(), 0);
+        assert_eq!(relay_once(&relay, &publisher, 100).await.unwrap(), 0);
         assert!(outbox(&db).await.values().all(|row| row.published));
 
         let stream = js.get_stream(&stream_name).await.unwrap();
@@ -183,12 +185,7 @@ struct FailingPublisher {
 
 #[async_trait]
 impl EventPublisher for FailingPublisher {
-    async fn publish(
-        &self,
-        _subject: &str,
-        _msg_id: &str,
-        _payload: Vec<u8>,
-    ) -> Result<(), String> {
+    async fn publish(&self, _event: &Event) -> Result<(), String> {
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
             Ok(())
         } else {
@@ -204,7 +201,7 @@ fn a_failing_publish_leaves_every_row_unpublished() {
         let before = outbox(&db).await;
         assert!(before.len() >= 2);
         let publisher = FailingPublisher::default();
-        let error = relay.relay_once(&publisher, 100).await.unwrap_err();
+        let error = relay_once(&relay, &publisher, 100).await.unwrap_err();
         assert!(
             matches!(&error, RelayError::Publish { message, .. } if message == "broker unavailable"),
             "{error}"

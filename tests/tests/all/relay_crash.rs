@@ -16,16 +16,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use adapters_pg::relay::{EventPublisher, OutgoingEvent, PublishFailure, Relay};
-use api_http::relay::{run_relay, JetStreamPublisher};
+use adapters_nats::JetStreamPublisher;
+use adapters_pg::relay::Relay;
 use async_trait::async_trait;
 use domain::audit::Partition;
+use domain::event::Event;
 use domain::event::{types, EventDraft};
 use domain::ids::{EventId, ProfileKey, ProfileValue, TenantId};
 use domain::ports::TxScope;
+use domain::relay::{relay_once, EventPublisher, Outbox, PublishFailure};
 use domain::usecases::{AddMember, Caller, UserRef};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use server::relay::run_relay;
 use sqlx::Row;
 use tests::harness::{user_of, Harness};
 use tests::nats::{KillOnDrop, TestStream, SHARED_URL};
@@ -59,19 +62,19 @@ struct CountingPublisher {
 
 #[async_trait]
 impl EventPublisher for CountingPublisher {
-    async fn publish(&self, subject: &str, msg_id: &str, payload: Vec<u8>) -> Result<(), String> {
-        self.inner.publish(subject, msg_id, payload).await?;
+    async fn publish(&self, event: &Event) -> Result<(), String> {
+        self.inner.publish(event).await?;
         *self
             .acked
             .lock()
             .unwrap()
-            .entry(msg_id.to_owned())
+            .entry(event.id.to_string())
             .or_default() += 1;
         Ok(())
     }
 
-    async fn publish_batch(&self, batch: Vec<OutgoingEvent>) -> Result<(), PublishFailure> {
-        let ids: Vec<String> = batch.iter().map(|event| event.msg_id.clone()).collect();
+    async fn publish_batch(&self, batch: &[Event]) -> Result<(), PublishFailure> {
+        let ids: Vec<String> = batch.iter().map(|event| event.id.to_string()).collect();
         self.inner.publish_batch(batch).await?;
         let mut acked = self.acked.lock().unwrap();
         for id in ids {
@@ -259,7 +262,7 @@ fn relays_killed_at_random_points_under_load_deliver_every_committed_event_and_n
                     let relay = Relay::new(&relay_store);
                     let publisher = publisher.clone();
                     tokio::spawn(async move {
-                        run_relay(relay, publisher.as_ref(), None, std::future::pending()).await;
+                        run_relay(&relay, publisher.as_ref(), None, std::future::pending()).await;
                     })
                 })
                 .collect();
@@ -288,7 +291,7 @@ fn relays_killed_at_random_points_under_load_deliver_every_committed_event_and_n
                 Instant::now() < deadline,
                 "the final relay does not drain the outbox"
             );
-            if relay.relay_once(publisher.as_ref(), 256).await.unwrap() == 0 {
+            if relay_once(&relay, publisher.as_ref(), 256).await.unwrap() == 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }

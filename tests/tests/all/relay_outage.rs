@@ -11,10 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use adapters_nats::{JetStreamPublisher, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX};
 use adapters_pg::relay::Relay;
-use api_http::relay::{run_relay, JetStreamPublisher, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX};
 use domain::ids::{ProfileKey, ProfileValue, TenantId};
+use domain::relay::Outbox;
 use domain::usecases::Caller;
+use server::relay::run_relay;
 use sqlx::Row;
 use tests::harness::{user_of, Harness};
 use tests::nats::{PrivateNats, TestStream};
@@ -85,7 +87,7 @@ fn events_committed_while_nats_is_down_past_the_dedupe_window_all_arrive_once_it
             let relay = relay.clone();
             let publisher = publisher.clone();
             async move {
-                run_relay(relay, publisher.as_ref(), None, async {
+                run_relay(&relay, publisher.as_ref(), None, async {
                     let _ = stopped.await;
                 })
                 .await;

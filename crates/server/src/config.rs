@@ -653,7 +653,7 @@ impl Config {
                 false,
                 parsed.trusted_proxies,
                 text,
-                |value| crate::forwarded::parse_proxies(&value),
+                |value| api_http::forwarded::parse_proxies(&value),
             )?
             .unwrap_or(defaults.trusted_proxies);
         let nats_url = layers.resolve(&NATS_URL, true, parsed.nats_url, text, |value| {

@@ -3,15 +3,21 @@
 //! or `user-engine.db` in `USER_ENGINE_DATA_DIR` when no URL is set, so `serve` needs no
 //! other process. Past this module the binary sees a `Store` and a `Readiness`.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use adapters_pg::PgStore;
 use adapters_sqlite::SqliteStore;
+use api_http::app::Readiness;
 use domain::ports::{Store, TxScope};
+use domain::relay::Outbox;
+use sqlx::migrate::Migrate;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 
-use crate::app::Readiness;
 use crate::config::{Config, Secret};
 
 /// Where the configuration puts the data.
@@ -69,18 +75,11 @@ impl Backend {
         }
     }
 
-    pub fn readiness(&self) -> Arc<dyn Readiness> {
+    /// The store's outbox, for the relay.
+    pub fn outbox(&self) -> Arc<dyn Outbox> {
         match self {
-            Self::Postgres(store) => Arc::new(store.clone()),
+            Self::Postgres(store) => Arc::new(adapters_pg::relay::Relay::new(store)),
             Self::Sqlite(store) => Arc::new(store.clone()),
-        }
-    }
-
-    /// The PostgreSQL store, for what only it supports (the outbox relay).
-    pub fn postgres(&self) -> Option<&PgStore> {
-        match self {
-            Self::Postgres(store) => Some(store),
-            Self::Sqlite(_) => None,
         }
     }
 
@@ -91,6 +90,114 @@ impl Backend {
             Self::Sqlite(store) => store.close().await,
         }
     }
+}
+
+impl Readiness for Backend {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        match self {
+            Self::Postgres(store) => Box::pin(store.ping()),
+            Self::Sqlite(store) => Box::pin(store.ping()),
+        }
+    }
+}
+
+/// Opens the configured store (PostgreSQL, or the embedded SQLite file) and applies its
+/// pending migrations; returns the migrations applied, as `version description`.
+///
+/// # Errors
+/// When the store cannot be reached, opened or migrated; the message says what to do.
+pub async fn open(config: &Config) -> Result<(Backend, Vec<String>), String> {
+    match Location::of(config)? {
+        Location::Postgres(url) => {
+            let applied = migrate_postgres(&url).await?;
+            let store = PgStore::connect(url.expose(), config.max_connections)
+                .await
+                .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+            Ok((Backend::Postgres(store), applied))
+        }
+        Location::Sqlite { options, path } => {
+            let (store, applied) = open_sqlite(options, config.max_connections).await?;
+            tracing::info!(
+                path = %absolute(&path).display(),
+                "embedded store: every tenant's data lives in this file (with its -wal and \
+                 -shm files while running); for production use PostgreSQL \
+                 (USER_ENGINE_DATABASE_URL=postgres://…)"
+            );
+            Ok((Backend::Sqlite(store), applied))
+        }
+    }
+}
+
+/// Connects to an existing store without migrating it, for the commands that read.
+///
+/// # Errors
+/// When the store cannot be reached, or the embedded file does not exist.
+pub async fn connect_existing(config: &Config, connections: u32) -> Result<Backend, String> {
+    match Location::of(config)? {
+        Location::Postgres(url) => PgStore::connect(url.expose(), connections)
+            .await
+            .map(Backend::Postgres)
+            .map_err(|error| format!("cannot connect the database pool: {error}")),
+        Location::Sqlite { options, .. } => open_existing_sqlite(options, connections)
+            .await
+            .map(Backend::Sqlite),
+    }
+}
+
+/// Runs the PostgreSQL migrations as the URL's own user (the schema owner) over a
+/// short-lived pool of its own: the store's pool switches every connection to the
+/// service role, which cannot create tables and does not exist before the first
+/// migration. Returns the migrations this run applied, as `version description`.
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn migrate_postgres(url: &Secret) -> Result<Vec<String>, String> {
+    let options = url
+        .expose()
+        .parse::<PgConnectOptions>()
+        .map_err(|error| format!("invalid setting USER_ENGINE_DATABASE_URL: {error}"))?
+        // Idempotent DDL (`create … if not exists`) raises notices on every start that
+        // would read as news in the log; warnings and errors still come through.
+        .options([("client_min_messages", "warning")]);
+    let owner = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot connect to the database of USER_ENGINE_DATABASE_URL ({error}); \
+                 check its host, port, user and password and that PostgreSQL is running"
+            )
+        })?;
+    let before = {
+        let mut connection = owner
+            .acquire()
+            .await
+            .map_err(|error| format!("cannot connect to the database: {error}"))?;
+        connection
+            .ensure_migrations_table()
+            .await
+            .map_err(|error| format!("cannot read the applied migrations: {error}"))?;
+        connection
+            .list_applied_migrations()
+            .await
+            .map_err(|error| format!("cannot read the applied migrations: {error}"))?
+    };
+    adapters_pg::migrate(&owner)
+        .await
+        .map_err(|error| format!("migrating the database failed: {error}"))?;
+    owner.close().await;
+    Ok(adapters_pg::MIGRATOR
+        .iter()
+        .filter(|migration| !migration.migration_type.is_down_migration())
+        .filter(|migration| {
+            !before
+                .iter()
+                .any(|applied| applied.version == migration.version)
+        })
+        .map(|migration| format!("{} {}", migration.version, migration.description))
+        .collect())
 }
 
 /// The absolute form of a path, for logs and messages (a relative data directory is

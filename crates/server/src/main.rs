@@ -1,5 +1,5 @@
 //! The `user-engine` binary: `serve`, `migrate`, `bootstrap`, `relay`, `openapi`,
-//! `audit verify` and `diagnose`, over one layered configuration (see `api_http::config`).
+//! `audit verify` and `diagnose`, over one layered configuration (see `server::config`).
 //!
 //! Failures end the process with status 1 (2 for `audit verify`, whose 1 means a broken
 //! trail; 3 for `diagnose`, whose 0, 1 and 2 mean ready, degraded and not ready) and one
@@ -8,22 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use adapters_pg::PgStore;
-use api_http::app::{router, AppState};
-use api_http::config::{self, Config, LogFormat, Secret};
-use api_http::store::{Backend, Location};
 use clap::{Parser, Subcommand};
-use domain::ids::{Email, Password, TenantId};
-use domain::model::User;
+use domain::ids::{Email, TenantId};
 use domain::usecases::Engine;
-use sqlx::migrate::Migrate;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use server::config::{self, Config, LogFormat, Secret};
+use server::startup::{bootstrap_root, nats_url, Application};
+use server::store::{self, connect_existing, Location};
 use tracing_subscriber::EnvFilter;
 
 /// A multi-tenant user engine: users, tenants, memberships, profiles, authorization.
@@ -140,7 +134,7 @@ async fn main() -> ExitCode {
             Ok(code) => ExitCode::from(code),
             Err(message) => {
                 print_error(&message);
-                ExitCode::from(api_http::diagnose::EXIT_ERROR)
+                ExitCode::from(server::diagnose::EXIT_ERROR)
             }
         };
     }
@@ -175,7 +169,7 @@ async fn audit_verify(
     // No migration: verifying is read-only, and an unmigrated database has no trail.
     let backend = connect_existing(&config, config.max_connections).await?;
     let store = backend.store();
-    let ports = api_http::security::production_ports(store.clone());
+    let ports = adapters_security::production_ports(store.clone());
     let engine = Engine::new(ports, config.engine_config());
     let verdicts = api_http::audit::verify(&engine, store.as_ref(), tenant.as_ref()).await;
     backend.close().await;
@@ -194,7 +188,7 @@ async fn diagnose(
     all: bool,
     json: bool,
 ) -> Result<u8, String> {
-    use api_http::diagnose::Target;
+    use server::diagnose::Target;
     let target = match (tenant, all) {
         (Some(tenant), false) => Target::Tenant(
             TenantId::parse(tenant).map_err(|error| format!("invalid --tenant: {error}"))?,
@@ -208,17 +202,17 @@ async fn diagnose(
     warn_unknown_variables(&env);
     // No migration: diagnosing reads (its one append is rolled back).
     let backend = connect_existing(&config, config.max_connections.min(4)).await?;
-    let ports = api_http::security::production_ports(backend.store());
+    let ports = adapters_security::production_ports(backend.store());
     let engine = Engine::new(ports, config.engine_config());
-    let reports = api_http::diagnose::run(&engine, &target, &config.diagnostics_options()).await;
+    let reports = server::diagnose::run(&engine, &target, &config.diagnostics_options()).await;
     backend.close().await;
     let reports = reports?;
     let colour = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!(
         "{}",
-        api_http::diagnose::render(&reports, &target, json, colour)
+        server::diagnose::render(&reports, &target, json, colour)
     );
-    Ok(api_http::diagnose::exit_code(&reports))
+    Ok(server::diagnose::exit_code(&reports))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -305,8 +299,8 @@ fn log_effective_config(config: &Config) {
 fn needs_postgres(what: &str) -> String {
     format!(
         "{what} needs PostgreSQL: set USER_ENGINE_DATABASE_URL=postgres://user:password@host:5432/database; \
-         with the embedded store, events stay available through the event feed \
-         (GET /v1/tenants/{{tenant}}/events)"
+         with the embedded store, `user-engine serve` relays its events itself when \
+         USER_ENGINE_NATS_URL is set"
     )
 }
 
@@ -318,243 +312,13 @@ fn postgres_url(config: &Config, what: &str) -> Result<Secret, String> {
     }
 }
 
-/// Connects to an existing store without migrating it, for the commands that read.
-async fn connect_existing(config: &Config, connections: u32) -> Result<Backend, String> {
-    match Location::of(config)? {
-        Location::Postgres(url) => PgStore::connect(url.expose(), connections)
-            .await
-            .map(Backend::Postgres)
-            .map_err(|error| format!("cannot connect the database pool: {error}")),
-        Location::Sqlite { options, .. } => {
-            api_http::store::open_existing_sqlite(options, connections)
-                .await
-                .map(Backend::Sqlite)
-        }
-    }
-}
-
-/// Runs the migrations as the URL's own user (the schema owner) over a short-lived
-/// pool of its own: the store's pool switches every connection to the service role,
-/// which cannot create tables and does not exist before the first migration. Returns
-/// the migrations this run applied, as `version description`.
-async fn run_migrations(url: &Secret) -> Result<Vec<String>, String> {
-    let options = url
-        .expose()
-        .parse::<PgConnectOptions>()
-        .map_err(|error| format!("invalid setting USER_ENGINE_DATABASE_URL: {error}"))?
-        // Idempotent DDL (`create … if not exists`) raises notices on every start that
-        // would read as news in the log; warnings and errors still come through.
-        .options([("client_min_messages", "warning")]);
-    let owner = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await
-        .map_err(|error| {
-            format!(
-                "cannot connect to the database of USER_ENGINE_DATABASE_URL ({error}); \
-                 check its host, port, user and password and that PostgreSQL is running"
-            )
-        })?;
-    let before = {
-        let mut connection = owner
-            .acquire()
-            .await
-            .map_err(|error| format!("cannot connect to the database: {error}"))?;
-        connection
-            .ensure_migrations_table()
-            .await
-            .map_err(|error| format!("cannot read the applied migrations: {error}"))?;
-        connection
-            .list_applied_migrations()
-            .await
-            .map_err(|error| format!("cannot read the applied migrations: {error}"))?
-    };
-    adapters_pg::migrate(&owner)
-        .await
-        .map_err(|error| format!("migrating the database failed: {error}"))?;
-    owner.close().await;
-    Ok(adapters_pg::MIGRATOR
-        .iter()
-        .filter(|migration| !migration.migration_type.is_down_migration())
-        .filter(|migration| {
-            !before
-                .iter()
-                .any(|applied| applied.version == migration.version)
-        })
-        .map(|migration| format!("{} {}", migration.version, migration.description))
-        .collect())
-}
-
-/// Opens the configured store (PostgreSQL, or the embedded SQLite file), migrates it,
-/// and builds the engine on it.
-async fn open(config: &Config) -> Result<(Backend, Engine, Vec<String>), String> {
-    let (backend, applied) = match Location::of(config)? {
-        Location::Postgres(url) => {
-            let applied = run_migrations(&url).await?;
-            let store = PgStore::connect(url.expose(), config.max_connections)
-                .await
-                .map_err(|error| format!("cannot connect the database pool: {error}"))?;
-            (Backend::Postgres(store), applied)
-        }
-        Location::Sqlite { options, path } => {
-            let (store, applied) =
-                api_http::store::open_sqlite(options, config.max_connections).await?;
-            tracing::info!(
-                path = %api_http::store::absolute(&path).display(),
-                "embedded store: every tenant's data lives in this file (with its -wal and \
-                 -shm files while running); for production use PostgreSQL \
-                 (USER_ENGINE_DATABASE_URL=postgres://…)"
-            );
-            (Backend::Sqlite(store), applied)
-        }
-    };
-    let ports = api_http::security::production_ports(backend.store());
-    let engine = Engine::new(ports, config.engine_config());
-    Ok((backend, engine, applied))
-}
-
-async fn bootstrap_root(
-    engine: &Engine,
-    email: Email,
-    password: &Secret,
-) -> Result<Option<User>, String> {
-    let password = Password::parse(password.expose())
-        .map_err(|error| format!("invalid setting USER_ENGINE_BOOTSTRAP_PASSWORD: {error}"))?;
-    let request_id = uuid::Uuid::now_v7().to_string();
-    engine
-        .bootstrap(email, password, &request_id)
-        .await
-        .map_err(|error| format!("creating the first platform_root failed: {error}"))
-}
-
+/// `user-engine serve`: what `startup` builds, until SIGTERM or Ctrl-C.
 async fn serve(config: Config) -> Result<(), String> {
     log_effective_config(&config);
-    // Both or neither: with only one, the operator meant to bootstrap and would
-    // otherwise find out only when no one can log in.
-    let bootstrap =
-        match (&config.bootstrap_email, &config.bootstrap_password) {
-            (Some(email), Some(password)) => Some((email.clone(), password)),
-            (None, None) => None,
-            (Some(_), None) => return Err(
-                "USER_ENGINE_BOOTSTRAP_EMAIL is set but USER_ENGINE_BOOTSTRAP_PASSWORD is not; \
-                        set both to create the first platform_root, or neither"
-                    .to_owned(),
-            ),
-            (None, Some(_)) => return Err(
-                "USER_ENGINE_BOOTSTRAP_PASSWORD is set but USER_ENGINE_BOOTSTRAP_EMAIL is not; \
-                        set both to create the first platform_root, or neither"
-                    .to_owned(),
-            ),
-        };
-    let (backend, engine, applied) = open(&config).await?;
-    tracing::info!(
-        applied_count = applied.len(),
-        applied = %applied.join(", "),
-        "database migrated"
-    );
-    if let Some((email, password)) = bootstrap {
-        match bootstrap_root(&engine, email, password).await? {
-            Some(user) => {
-                tracing::info!(user_id = %user.id, email = %user.email, "created the first platform_root")
-            }
-            None => tracing::info!(
-                "a platform_root already exists; bootstrap left everything unchanged"
-            ),
-        }
-    }
-    if !api_http::store::platform_root_exists(backend.store().as_ref()).await? {
-        tracing::warn!(
-            "first start: no platform_root exists yet, so no one can log in; stop, set \
-             USER_ENGINE_BOOTSTRAP_EMAIL and USER_ENGINE_BOOTSTRAP_PASSWORD (at least 12 \
-             characters) and start again, or run `user-engine bootstrap --email EMAIL` with \
-             USER_ENGINE_BOOTSTRAP_PASSWORD set"
-        );
-    }
-    let login_rate = std::num::NonZeroU32::new(config.login_rate_per_minute)
-        .unwrap_or(std::num::NonZeroU32::MIN);
-    let mut state = AppState::with_login_limit(engine, backend.readiness(), login_rate);
-    state.diagnostics = config.diagnostics_options();
-    state.auth_failure_rate = domain::usecases::ThrottleRule::per_minute(
-        std::num::NonZeroU32::new(config.auth_failures_per_minute)
-            .unwrap_or(std::num::NonZeroU32::MIN),
-    );
-    state.trusted_proxies = config.trusted_proxies.clone().into();
-    let relay = spawn_relay(&config, &backend, state.metrics.clone()).await?;
-    let app = router(state);
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    Application::build(&config)
+        .await?
+        .run_until_stopped(shutdown_signal())
         .await
-        .map_err(|error| {
-            format!(
-                "cannot listen on {} ({error}); set USER_ENGINE_LISTEN to a free address",
-                config.listen
-            )
-        })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|error| format!("cannot read the bound address: {error}"))?;
-    tracing::info!(address = %bound, "listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|error| format!("the http server failed: {error}"))?;
-    if let Some((stop, task)) = relay {
-        // The relay holds a pool connection mid-pass; stop it before closing the pool.
-        let _ = stop.send(());
-        let _ = task.await;
-    }
-    backend.close().await;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-fn nats_url(config: &Config) -> Result<&Secret, String> {
-    config.nats_url.as_ref().ok_or_else(|| {
-        "no NATS server configured: set USER_ENGINE_NATS_URL=nats://host:4222 \
-         (or nats_url in the config file)"
-            .to_owned()
-    })
-}
-
-/// Starts the outbox relay beside the HTTP API when NATS is configured; returns what
-/// stops it.
-async fn spawn_relay(
-    config: &Config,
-    backend: &Backend,
-    metrics: Arc<api_http::metrics::Metrics>,
-) -> Result<
-    Option<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    )>,
-    String,
-> {
-    let Some(url) = config.nats_url.as_ref() else {
-        tracing::info!(
-            "USER_ENGINE_NATS_URL is unset: events are not relayed to NATS and stay \
-             available through the event feed only"
-        );
-        return Ok(None);
-    };
-    let Some(store) = backend.postgres() else {
-        return Err(needs_postgres(
-            "relaying events to NATS (USER_ENGINE_NATS_URL)",
-        ));
-    };
-    let publisher = api_http::relay::JetStreamPublisher::connect(url.expose()).await?;
-    let relay = adapters_pg::relay::Relay::new(store);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        api_http::relay::run_relay(relay, &publisher, Some(metrics), async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    tracing::info!("relaying outbox events to NATS JetStream");
-    Ok(Some((stop, task)))
 }
 
 /// `user-engine relay`: the relay alone, so it can be deployed apart from the API.
@@ -567,10 +331,10 @@ async fn relay(config: &Config) -> Result<(), String> {
     let store = PgStore::connect(url.expose(), config.max_connections.min(4))
         .await
         .map_err(|error| format!("cannot connect the database pool: {error}"))?;
-    let publisher = api_http::relay::JetStreamPublisher::connect(nats.expose()).await?;
+    let publisher = adapters_nats::JetStreamPublisher::connect(nats.expose()).await?;
     tracing::info!("relaying outbox events to NATS JetStream");
-    api_http::relay::run_relay(
-        adapters_pg::relay::Relay::new(&store),
+    server::relay::run_relay(
+        &adapters_pg::relay::Relay::new(&store),
         &publisher,
         None,
         shutdown_signal(),
@@ -613,14 +377,11 @@ async fn shutdown_signal() {
 
 async fn migrate(config: &Config) -> Result<(), String> {
     let applied = match Location::of(config)? {
-        Location::Postgres(url) => run_migrations(&url).await?,
+        Location::Postgres(url) => store::migrate_postgres(&url).await?,
         Location::Sqlite { options, path } => {
-            let (store, applied) = api_http::store::open_sqlite(options, 1).await?;
+            let (store, applied) = store::open_sqlite(options, 1).await?;
             store.close().await;
-            println!(
-                "embedded store at {}",
-                api_http::store::absolute(&path).display()
-            );
+            println!("embedded store at {}", store::absolute(&path).display());
             applied
         }
     };
@@ -647,7 +408,11 @@ async fn bootstrap(config: &Config, email_flag: Option<&str>) -> Result<(), Stri
          (never a flag, so it stays out of shell history and process listings)"
             .to_owned()
     })?;
-    let (backend, engine, _) = open(config).await?;
+    let (backend, _) = store::open(config).await?;
+    let engine = Engine::new(
+        adapters_security::production_ports(backend.store()),
+        config.engine_config(),
+    );
     let created = bootstrap_root(&engine, email, password).await;
     backend.close().await;
     match created? {

@@ -1,0 +1,239 @@
+//! What `user-engine serve` starts, as one value tests start too: the store opened and
+//! migrated, the first platform root when the configuration asks for it, the engine over
+//! the production ports, the HTTP state and router, the outbox relay when a broker is
+//! configured, and the bound listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use api_http::app::{router, AppState};
+use api_http::metrics::Metrics;
+use domain::ids::{Email, Password};
+use domain::model::User;
+use domain::usecases::{Engine, ThrottleRule};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, Secret};
+use crate::store::{self, Backend};
+
+/// The relay task beside the API and what stops it.
+type RelayTask = (oneshot::Sender<()>, JoinHandle<()>);
+
+/// A built service, bound to its address and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+    backend: Backend,
+    relay: Option<RelayTask>,
+}
+
+impl Application {
+    /// Builds what `serve` runs from the configuration: opens and migrates the store, then
+    /// as [`Application::build_on`].
+    ///
+    /// # Errors
+    /// When a setting is inconsistent, the store cannot be opened or migrated, the first
+    /// root cannot be created, the broker URL is invalid or the address cannot be bound;
+    /// the message says what to do.
+    pub async fn build(config: &Config) -> Result<Self, String> {
+        let bootstrap = bootstrap_settings(config)?;
+        let (backend, applied) = store::open(config).await?;
+        tracing::info!(
+            applied_count = applied.len(),
+            applied = %applied.join(", "),
+            "database migrated"
+        );
+        Self::assemble(config, backend, bootstrap).await
+    }
+
+    /// Builds a service over a store already open in this process: a second node of an
+    /// embedded store, which has one process and so one store.
+    ///
+    /// # Errors
+    /// As [`Application::build`], but for the store.
+    pub async fn build_on(config: &Config, backend: Backend) -> Result<Self, String> {
+        let bootstrap = bootstrap_settings(config)?;
+        Self::assemble(config, backend, bootstrap).await
+    }
+
+    async fn assemble(
+        config: &Config,
+        backend: Backend,
+        bootstrap: Option<(Email, &Secret)>,
+    ) -> Result<Self, String> {
+        let ports = adapters_security::production_ports(backend.store());
+        let engine = Engine::new(ports, config.engine_config());
+        if let Some((email, password)) = bootstrap {
+            match bootstrap_root(&engine, email, password).await? {
+                Some(user) => tracing::info!(
+                    user_id = %user.id,
+                    email = %user.email,
+                    "created the first platform_root"
+                ),
+                None => tracing::info!(
+                    "a platform_root already exists; bootstrap left everything unchanged"
+                ),
+            }
+        }
+        if !store::platform_root_exists(backend.store().as_ref()).await? {
+            tracing::warn!(
+                "first start: no platform_root exists yet, so no one can log in; stop, set \
+                 USER_ENGINE_BOOTSTRAP_EMAIL and USER_ENGINE_BOOTSTRAP_PASSWORD (at least 12 \
+                 characters) and start again, or run `user-engine bootstrap --email EMAIL` \
+                 with USER_ENGINE_BOOTSTRAP_PASSWORD set"
+            );
+        }
+        let state = app_state(config, engine, &backend);
+        let relay = spawn_relay(config, &backend, state.metrics.clone()).await?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|error| {
+            format!(
+                "cannot listen on {} ({error}); set USER_ENGINE_LISTEN to a free address",
+                config.listen
+            )
+        })?;
+        let address = listener
+            .local_addr()
+            .map_err(|error| format!("cannot read the bound address: {error}"))?;
+        Ok(Self {
+            listener,
+            address,
+            state,
+            backend,
+            relay,
+        })
+    }
+
+    /// The address the listener is bound to (the port the system chose for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The engine the handlers call.
+    pub fn engine(&self) -> &Engine {
+        &self.state.engine
+    }
+
+    /// The store the service runs on.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Serves until `shutdown` resolves, letting requests in flight finish, then stops
+    /// the relay and closes the store.
+    ///
+    /// # Errors
+    /// When the HTTP server fails.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        tracing::info!(address = %self.address, "listening");
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|error| format!("the http server failed: {error}"))?;
+        if let Some((stop, task)) = self.relay {
+            // The relay may hold a claim mid-pass; stop it before closing the store.
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        self.backend.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The bootstrap settings: both or neither. With only one, the operator meant to
+/// bootstrap and would otherwise find out only when no one can log in.
+fn bootstrap_settings(config: &Config) -> Result<Option<(Email, &Secret)>, String> {
+    match (&config.bootstrap_email, &config.bootstrap_password) {
+        (Some(email), Some(password)) => Ok(Some((email.clone(), password))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(
+            "USER_ENGINE_BOOTSTRAP_EMAIL is set but USER_ENGINE_BOOTSTRAP_PASSWORD is not; \
+             set both to create the first platform_root, or neither"
+                .to_owned(),
+        ),
+        (None, Some(_)) => Err(
+            "USER_ENGINE_BOOTSTRAP_PASSWORD is set but USER_ENGINE_BOOTSTRAP_EMAIL is not; \
+             set both to create the first platform_root, or neither"
+                .to_owned(),
+        ),
+    }
+}
+
+/// Creates the first platform root unless one exists (`None` then).
+///
+/// # Errors
+/// When the password is not acceptable or the store fails.
+pub async fn bootstrap_root(
+    engine: &Engine,
+    email: Email,
+    password: &Secret,
+) -> Result<Option<User>, String> {
+    let password = Password::parse(password.expose())
+        .map_err(|error| format!("invalid setting USER_ENGINE_BOOTSTRAP_PASSWORD: {error}"))?;
+    let request_id = uuid::Uuid::now_v7().to_string();
+    engine
+        .bootstrap(email, password, &request_id)
+        .await
+        .map_err(|error| format!("creating the first platform_root failed: {error}"))
+}
+
+/// The handlers' shared state, with the configured throttles and proxies.
+fn app_state(config: &Config, engine: Engine, backend: &Backend) -> AppState {
+    let login_rate = NonZeroU32::new(config.login_rate_per_minute).unwrap_or(NonZeroU32::MIN);
+    let mut state = AppState::with_login_limit(engine, Arc::new(backend.clone()), login_rate);
+    state.diagnostics = config.diagnostics_options();
+    state.auth_failure_rate = ThrottleRule::per_minute(
+        NonZeroU32::new(config.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN),
+    );
+    state.trusted_proxies = config.trusted_proxies.clone().into();
+    state
+}
+
+/// The broker URL, for what relays.
+///
+/// # Errors
+/// When none is configured.
+pub fn nats_url(config: &Config) -> Result<&Secret, String> {
+    config.nats_url.as_ref().ok_or_else(|| {
+        "no NATS server configured: set USER_ENGINE_NATS_URL=nats://host:4222 \
+         (or nats_url in the config file)"
+            .to_owned()
+    })
+}
+
+/// Starts the outbox relay beside the HTTP API when NATS is configured; returns what
+/// stops it.
+async fn spawn_relay(
+    config: &Config,
+    backend: &Backend,
+    metrics: Arc<Metrics>,
+) -> Result<Option<RelayTask>, String> {
+    let Some(url) = config.nats_url.as_ref() else {
+        tracing::info!(
+            "USER_ENGINE_NATS_URL is unset: events are not relayed to NATS and stay \
+             available through the event feed only"
+        );
+        return Ok(None);
+    };
+    let publisher = adapters_nats::JetStreamPublisher::connect(url.expose()).await?;
+    let outbox = backend.outbox();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        crate::relay::run_relay(outbox.as_ref(), &publisher, Some(metrics), async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    tracing::info!("relaying outbox events to NATS JetStream");
+    Ok(Some((stop, task)))
+}
