@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 
 mod schemathesis;
+#[cfg(test)]
+mod tidy;
 
 /// Crates `crates/domain` must never depend on (normal dependencies, any feature set).
 const DOMAIN_BANNED: &[&str] = &["tokio", "sqlx", "axum", "anyhow"];
@@ -95,7 +97,7 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    domain_dependency_ban()?;
+    // The repository rules (the domain dependency ban among them) are tests: `tidy.rs`.
     let tests = test()?;
     // Schemathesis runs only on a green test suite, each run counted as one test; the
     // one summary line comes last, so the last line speaks for the whole run.
@@ -370,22 +372,21 @@ fn nats_listening() -> bool {
 }
 
 /// Makes sure NATS with JetStream listens on 127.0.0.1:4222 for the relay tests: starts
-/// `nats-server -js` in the background with a store directory of its own, installing the
-/// Debian package first when the binary is absent. The binary is needed even when a
-/// server already listens: the outage test runs a private server it kills and restarts.
+/// `nats-server -js` in the background with a store directory of its own when none
+/// listens. The binary is needed even when a server already listens: the outage test runs
+/// a private server it kills and restarts. xtask installs nothing: `.ci/run` installs the
+/// Debian package on a CI machine, and the message says how to get it elsewhere.
 fn nats() -> Result<(), String> {
     let has_server = ["nats-server", "/usr/sbin/nats-server"]
         .into_iter()
         .any(|program| Command::new(program).arg("--version").output().is_ok());
     if !has_server {
-        run(
-            "nats: apt-get update",
-            Command::new("apt-get").args(["update", "-qq"]),
-        )?;
-        run(
-            "nats: install nats-server",
-            Command::new("apt-get").args(["install", "-y", "-qq", "nats-server"]),
-        )?;
+        return Err(
+            "nats-server is not installed; the relay tests run it: install it \
+             (Debian: apt-get install nats-server; elsewhere: https://docs.nats.io) or run \
+             .ci/run, which does"
+                .to_owned(),
+        );
     }
     if nats_listening() {
         eprintln!("xtask: nats: listening on 127.0.0.1:4222");

@@ -5,6 +5,7 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
+    clippy::unreachable,
     reason = "tests: a failed expectation aborts the test"
 )]
 

@@ -88,6 +88,50 @@ impl Engine {
         self.finish(op, result).await
     }
 
+    /// The authorize API as a service calls it: up to [`MAX_BATCH`] checks for the
+    /// bearer `token` in `tenant`, each already parsed (or the error its parsing gave).
+    /// Answers from one store read when [`Engine::authorize_fast`] can; otherwise along
+    /// the general path, which resolves the tenant and the caller in SPEC §3.1's order,
+    /// then refuses an oversized batch, then the first malformed check, and records
+    /// refusals. Both paths decide with the same `decide` over the same facts.
+    ///
+    /// # Errors
+    /// `TenantNotFound` (no such tenant, before the token is looked at);
+    /// `Unauthenticated` for a missing, unknown, revoked or expired token — the caller
+    /// records that probe (it knows the client's address); `InvalidRequest` for more than
+    /// [`MAX_BATCH`] checks or none; the first check's parse error; `Forbidden` or
+    /// `InsufficientAssurance` when the caller may not `authz:check` here; `Store`.
+    pub async fn authorize_request(
+        &self,
+        tenant: &TenantId,
+        token: Option<&str>,
+        request_id: &str,
+        checks: Vec<Result<AuthzCheck, Error>>,
+    ) -> Result<Vec<Decision>, Error> {
+        let count = checks.len();
+        let parsed: Result<Vec<AuthzCheck>, Error> = checks.into_iter().collect();
+        if let (Some(token), Ok(parsed)) = (token, &parsed) {
+            if let Some(decisions) = self.authorize_fast(tenant, token, parsed).await? {
+                return Ok(decisions);
+            }
+        }
+        let principal = match self.authenticate_for_tenant(tenant, token).await {
+            Ok(principal) => principal,
+            Err(error @ (Error::TenantNotFound | Error::Store(_))) => return Err(error),
+            Err(_) => return Err(Error::Unauthenticated),
+        };
+        if count > MAX_BATCH {
+            return Err(Error::InvalidRequest(format!(
+                "a batch carries at most {MAX_BATCH} checks"
+            )));
+        }
+        let caller = Caller {
+            principal,
+            request_id: request_id.to_owned(),
+        };
+        self.authorize_batch(&caller, tenant, parsed?).await
+    }
+
     /// The common case of the authorize API, from one store read: a live credential
     /// whose caller may `authz:check` in an existing tenant, asking about users. Returns
     /// `None` whenever anything else holds — no such tenant, an unknown, revoked or

@@ -447,4 +447,5 @@ fn user_target(kind: &'static str, user: &UserId) -> AuditTarget {
 }
 
 #[cfg(test)]
+#[allow(clippy::unreachable, reason = "tests: literals that always parse")]
 mod tests;
