@@ -1,10 +1,17 @@
 //! Outbox events (SPEC §6): written with the change they describe, served by the feed and
 //! relayed as CloudEvents 1.0.
 
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::audit::{format_timestamp, Partition};
-use crate::ids::EventId;
+use crate::ids::{
+    Assurance, DisplayName, Email, EventId, KeyId, ProfileKey, ProfileType, ProfileValue, RoleName,
+    ScopeName, TenantId, UserId,
+};
+use crate::model::{AccountState, PlatformRole, TenantState, UserState};
 
 /// The event types of SPEC §6.
 pub mod types {
@@ -27,6 +34,230 @@ pub mod types {
     pub const PLATFORM_ROLES_CHANGED: &str = "platform_roles.changed";
     pub const CATALOG_SCOPE_ADDED: &str = "catalog.scope_added";
     pub const PROFILE_SCHEMA_CHANGED: &str = "profile_schema.changed";
+}
+
+/// Which layer of SPEC §3.4 a profile write went to, and whose value it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileLayer {
+    TenantMember { user_id: UserId },
+    TenantDefault,
+    Platform { user_id: UserId },
+}
+
+/// What an event says, one variant per type of SPEC §6, in domain values: the use cases
+/// build these, and only [`EventData::to_json`] knows the JSON shape of each.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventData {
+    TenantCreated {
+        id: TenantId,
+        display_name: DisplayName,
+    },
+    /// Only what changed.
+    TenantUpdated {
+        display_name: Option<DisplayName>,
+        state: Option<TenantState>,
+    },
+    TenantScopesChanged {
+        scopes: BTreeSet<ScopeName>,
+    },
+    MembershipAdded {
+        user_id: UserId,
+        roles: BTreeSet<RoleName>,
+    },
+    MembershipRolesChanged {
+        user_id: UserId,
+        roles: BTreeSet<RoleName>,
+    },
+    MembershipRemoved {
+        user_id: UserId,
+    },
+    AccountStateChanged {
+        user_id: UserId,
+        state: AccountState,
+    },
+    ProfileValueSet {
+        layer: ProfileLayer,
+        key: ProfileKey,
+        value: ProfileValue,
+    },
+    ProfileValueDeleted {
+        layer: ProfileLayer,
+        key: ProfileKey,
+    },
+    /// `scopes: None` when the binding was deleted.
+    RoleBindingChanged {
+        role: RoleName,
+        scopes: Option<BTreeSet<ScopeName>>,
+    },
+    ApiKeyCreated {
+        id: KeyId,
+        name: DisplayName,
+        scopes: BTreeSet<ScopeName>,
+    },
+    ApiKeyRevoked {
+        id: KeyId,
+    },
+    UserCreated {
+        id: UserId,
+        email: Email,
+        state: UserState,
+    },
+    UserStateChanged {
+        id: UserId,
+        state: UserState,
+    },
+    UserPasswordChanged {
+        id: UserId,
+    },
+    UserTotpEnrolled {
+        id: UserId,
+    },
+    PlatformRolesChanged {
+        id: UserId,
+        platform_roles: BTreeSet<PlatformRole>,
+    },
+    CatalogScopeAdded {
+        name: ScopeName,
+        platform_only: bool,
+        min_assurance: Assurance,
+    },
+    ProfileSchemaChanged {
+        key: ProfileKey,
+        value_type: ProfileType,
+        user_editable: bool,
+        tenant_overridable: bool,
+    },
+}
+
+fn names<'a, T: 'a>(items: impl IntoIterator<Item = &'a T>, name: fn(&T) -> &str) -> Vec<&'a str> {
+    items.into_iter().map(name).collect()
+}
+
+impl EventData {
+    /// The event type of SPEC §6.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::TenantCreated { .. } => types::TENANT_CREATED,
+            Self::TenantUpdated { .. } => types::TENANT_UPDATED,
+            Self::TenantScopesChanged { .. } => types::TENANT_SCOPES_CHANGED,
+            Self::MembershipAdded { .. } => types::MEMBERSHIP_ADDED,
+            Self::MembershipRolesChanged { .. } => types::MEMBERSHIP_ROLES_CHANGED,
+            Self::MembershipRemoved { .. } => types::MEMBERSHIP_REMOVED,
+            Self::AccountStateChanged { .. } => types::ACCOUNT_STATE_CHANGED,
+            Self::ProfileValueSet { .. } => types::PROFILE_VALUE_SET,
+            Self::ProfileValueDeleted { .. } => types::PROFILE_VALUE_DELETED,
+            Self::RoleBindingChanged { .. } => types::ROLE_BINDING_CHANGED,
+            Self::ApiKeyCreated { .. } => types::API_KEY_CREATED,
+            Self::ApiKeyRevoked { .. } => types::API_KEY_REVOKED,
+            Self::UserCreated { .. } => types::USER_CREATED,
+            Self::UserStateChanged { .. } => types::USER_STATE_CHANGED,
+            Self::UserPasswordChanged { .. } => types::USER_PASSWORD_CHANGED,
+            Self::UserTotpEnrolled { .. } => types::USER_TOTP_ENROLLED,
+            Self::PlatformRolesChanged { .. } => types::PLATFORM_ROLES_CHANGED,
+            Self::CatalogScopeAdded { .. } => types::CATALOG_SCOPE_ADDED,
+            Self::ProfileSchemaChanged { .. } => types::PROFILE_SCHEMA_CHANGED,
+        }
+    }
+
+    /// The event's `data`, as SPEC §6 shapes it.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::TenantCreated { id, display_name } => {
+                json!({ "id": id.as_str(), "display_name": display_name.as_str() })
+            }
+            Self::TenantUpdated {
+                display_name,
+                state,
+            } => {
+                let mut data = serde_json::Map::new();
+                if let Some(display_name) = display_name {
+                    data.insert("display_name".to_owned(), json!(display_name.as_str()));
+                }
+                if let Some(state) = state {
+                    data.insert("state".to_owned(), json!(state.as_str()));
+                }
+                Value::Object(data)
+            }
+            Self::TenantScopesChanged { scopes } => {
+                json!({ "scopes": names(scopes, ScopeName::as_str) })
+            }
+            Self::MembershipAdded { user_id, roles }
+            | Self::MembershipRolesChanged { user_id, roles } => {
+                json!({ "user_id": user_id.to_string(), "roles": names(roles, RoleName::as_str) })
+            }
+            Self::MembershipRemoved { user_id } => json!({ "user_id": user_id.to_string() }),
+            Self::AccountStateChanged { user_id, state } => {
+                json!({ "user_id": user_id.to_string(), "state": state.as_str() })
+            }
+            Self::ProfileValueSet { layer, key, value } => {
+                profile_json(layer, key, Some(value.as_json()))
+            }
+            Self::ProfileValueDeleted { layer, key } => profile_json(layer, key, None),
+            Self::RoleBindingChanged { role, scopes } => json!({
+                "role": role.as_str(),
+                "scopes": scopes.as_ref().map(|scopes| names(scopes, ScopeName::as_str)),
+            }),
+            Self::ApiKeyCreated { id, name, scopes } => json!({
+                "id": id.to_string(),
+                "name": name.as_str(),
+                "scopes": names(scopes, ScopeName::as_str),
+            }),
+            Self::ApiKeyRevoked { id } => json!({ "id": id.to_string() }),
+            Self::UserCreated { id, email, state } => json!({
+                "id": id.to_string(),
+                "email": email.as_str(),
+                "state": state.as_str(),
+            }),
+            Self::UserStateChanged { id, state } => {
+                json!({ "id": id.to_string(), "state": state.as_str() })
+            }
+            Self::UserPasswordChanged { id } | Self::UserTotpEnrolled { id } => {
+                json!({ "id": id.to_string() })
+            }
+            Self::PlatformRolesChanged { id, platform_roles } => json!({
+                "id": id.to_string(),
+                "platform_roles": platform_roles.iter().map(|role| role.as_str()).collect::<Vec<_>>(),
+            }),
+            Self::CatalogScopeAdded {
+                name,
+                platform_only,
+                min_assurance,
+            } => json!({
+                "name": name.as_str(),
+                "platform_only": platform_only,
+                "min_assurance": min_assurance.as_str(),
+            }),
+            Self::ProfileSchemaChanged {
+                key,
+                value_type,
+                user_editable,
+                tenant_overridable,
+            } => json!({
+                "key": key.as_str(),
+                "type": value_type.as_str(),
+                "user_editable": user_editable,
+                "tenant_overridable": tenant_overridable,
+            }),
+        }
+    }
+}
+
+/// A profile event's data: the layer, whose value (none for a tenant default), the key
+/// and the value (`null` once deleted).
+fn profile_json(layer: &ProfileLayer, key: &ProfileKey, value: Option<&Value>) -> Value {
+    let mut data = serde_json::Map::new();
+    let (name, user) = match layer {
+        ProfileLayer::TenantMember { user_id } => ("tenant_member", Some(user_id)),
+        ProfileLayer::TenantDefault => ("tenant_default", None),
+        ProfileLayer::Platform { user_id } => ("platform", Some(user_id)),
+    };
+    data.insert("layer".to_owned(), json!(name));
+    if let Some(user) = user {
+        data.insert("user_id".to_owned(), json!(user.to_string()));
+    }
+    data.insert("key".to_owned(), json!(key.as_str()));
+    data.insert("value".to_owned(), value.cloned().unwrap_or(Value::Null));
+    Value::Object(data)
 }
 
 /// An event before the store gives it its feed position.
@@ -82,6 +313,81 @@ impl Event {
             event_type: draft.event_type.to_owned(),
             subject: draft.subject,
             data: draft.data,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn user() -> UserId {
+        UserId::parse("0193a7c2-0000-7000-8000-000000000001").unwrap()
+    }
+
+    #[test]
+    fn each_payload_has_the_shape_and_type_of_spec_section_6() {
+        let key = ProfileKey::parse("locale").unwrap();
+        let cases = [
+            (
+                EventData::TenantUpdated {
+                    display_name: None,
+                    state: Some(TenantState::Suspended),
+                },
+                "tenant.updated",
+                json!({ "state": "suspended" }),
+            ),
+            (
+                EventData::MembershipAdded {
+                    user_id: user(),
+                    roles: BTreeSet::from([RoleName::tenant_admin()]),
+                },
+                "membership.added",
+                json!({ "user_id": user().to_string(), "roles": ["tenant_admin"] }),
+            ),
+            (
+                EventData::RoleBindingChanged {
+                    role: RoleName::parse("editor").unwrap(),
+                    scopes: None,
+                },
+                "role.binding_changed",
+                json!({ "role": "editor", "scopes": null }),
+            ),
+            (
+                EventData::ProfileValueDeleted {
+                    layer: ProfileLayer::TenantDefault,
+                    key: key.clone(),
+                },
+                "profile.value_deleted",
+                json!({ "layer": "tenant_default", "key": "locale", "value": null }),
+            ),
+            (
+                EventData::ProfileValueSet {
+                    layer: ProfileLayer::TenantMember { user_id: user() },
+                    key,
+                    value: ProfileValue::parse(&json!("fr")).unwrap(),
+                },
+                "profile.value_set",
+                json!({
+                    "layer": "tenant_member",
+                    "user_id": user().to_string(),
+                    "key": "locale",
+                    "value": "fr",
+                }),
+            ),
+            (
+                EventData::PlatformRolesChanged {
+                    id: user(),
+                    platform_roles: BTreeSet::from([PlatformRole::Root]),
+                },
+                "platform_roles.changed",
+                json!({ "id": user().to_string(), "platform_roles": ["platform_root"] }),
+            ),
+        ];
+        for (data, event_type, json) in cases {
+            assert_eq!(data.event_type(), event_type);
+            assert_eq!(data.to_json(), json, "{event_type}");
         }
     }
 }

@@ -2,14 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-
 use super::tenants::tenant_check;
 use super::{hash_token, Caller, Check, Engine, Op};
 use crate::audit::{AuditTarget, Partition};
 use crate::catalog::scopes;
 use crate::error::Error;
-use crate::event::types;
+use crate::event::EventData;
 use crate::ids::{DisplayName, KeyId, ScopeName, TenantId};
 use crate::model::ApiKey;
 use crate::ports::TxScope;
@@ -112,12 +110,14 @@ impl Engine {
             revoked_at: None,
         };
         tx.insert_api_key(&key, &hash_token(&secret)).await?;
-        let names: Vec<&str> = key.scopes.iter().map(ScopeName::as_str).collect();
         let event = self.event(
             partition,
-            types::API_KEY_CREATED,
             key_id.to_string(),
-            json!({"id": key_id.to_string(), "name": key.name.as_str(), "scopes": names}),
+            EventData::ApiKeyCreated {
+                id: key_id,
+                name: key.name.clone(),
+                scopes: key.scopes.clone(),
+            },
         );
         self.commit(tx, op, vec![event]).await?;
         Ok(CreatedApiKey { key, secret })
@@ -188,9 +188,8 @@ impl Engine {
             tx.revoke_api_key(tenant, key_id, self.now()).await?;
             let event = self.event(
                 partition,
-                types::API_KEY_REVOKED,
                 key_id.to_string(),
-                json!({"id": key_id.to_string()}),
+                EventData::ApiKeyRevoked { id: *key_id },
             );
             self.commit(tx, &op, vec![event]).await
         }

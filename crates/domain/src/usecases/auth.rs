@@ -1,7 +1,6 @@
 //! Authentication use cases: password login, sessions, TOTP enrolment and step-up,
 //! password change, invitations, and resolving a bearer token to a principal.
 
-use serde_json::json;
 use time::OffsetDateTime;
 
 use super::api_keys::API_KEY_PREFIX;
@@ -9,7 +8,7 @@ use super::throttles::{ThrottleKey, TOTP_FAILURES};
 use super::{hash_token, user_target, Caller, Engine, Principal};
 use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
 use crate::error::Error;
-use crate::event::{types, EventDraft};
+use crate::event::{EventData, EventDraft};
 use crate::ids::{Assurance, Email, Password, UserId};
 use crate::model::{Session, TotpEnrolment, UserState};
 use crate::ports::{StoreTx, TxScope};
@@ -463,9 +462,8 @@ impl Engine {
         }
         let event = self.event(
             Partition::Platform,
-            types::USER_TOTP_ENROLLED,
             user_id.to_string(),
-            json!({"id": user_id.to_string()}),
+            EventData::UserTotpEnrolled { id: user_id },
         );
         self.record_auth(
             tx,
@@ -521,9 +519,8 @@ impl Engine {
             .await?;
         let event = self.event(
             Partition::Platform,
-            types::USER_PASSWORD_CHANGED,
             user_id.to_string(),
-            json!({"id": user_id.to_string()}),
+            EventData::UserPasswordChanged { id: user_id },
         );
         self.record_auth(
             tx,
@@ -602,9 +599,11 @@ impl Engine {
             tx.update_user(&user).await?;
             events.push(self.event(
                 Partition::Platform,
-                types::USER_STATE_CHANGED,
                 user.id.to_string(),
-                json!({"id": user.id.to_string(), "state": UserState::Active.as_str()}),
+                EventData::UserStateChanged {
+                    id: user.id,
+                    state: UserState::Active,
+                },
             ));
         }
         self.record_auth(

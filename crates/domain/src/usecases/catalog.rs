@@ -1,13 +1,11 @@
 //! Catalog and profile schema use cases: platform-root resources that any authenticated
 //! caller may read.
 
-use serde_json::json;
-
 use super::{Caller, Check, Engine};
 use crate::audit::{AuditTarget, Partition};
 use crate::catalog::{is_engine_scope, scopes};
 use crate::error::Error;
-use crate::event::types;
+use crate::event::EventData;
 use crate::ids::{Assurance, ProfileKey, ScopeName};
 use crate::model::{CatalogScope, SchemaEntry};
 use crate::ports::{StoreError, TxScope};
@@ -76,13 +74,12 @@ impl Engine {
                 })?;
             let event = self.event(
                 Partition::Platform,
-                types::CATALOG_SCOPE_ADDED,
                 scope.name.to_string(),
-                json!({
-                    "name": scope.name.as_str(),
-                    "platform_only": scope.platform_only,
-                    "min_assurance": scope.min_assurance.as_str(),
-                }),
+                EventData::CatalogScopeAdded {
+                    name: scope.name.clone(),
+                    platform_only: scope.platform_only,
+                    min_assurance: scope.min_assurance,
+                },
             );
             self.commit(tx, &op, vec![event]).await?;
             Ok(scope)
@@ -148,14 +145,13 @@ impl Engine {
                 tx.put_schema_entry(&entry).await?;
                 events.push(self.event(
                     Partition::Platform,
-                    types::PROFILE_SCHEMA_CHANGED,
                     entry.key.to_string(),
-                    json!({
-                        "key": entry.key.as_str(),
-                        "type": entry.value_type.as_str(),
-                        "user_editable": entry.user_editable,
-                        "tenant_overridable": entry.tenant_overridable,
-                    }),
+                    EventData::ProfileSchemaChanged {
+                        key: entry.key.clone(),
+                        value_type: entry.value_type,
+                        user_editable: entry.user_editable,
+                        tenant_overridable: entry.tenant_overridable,
+                    },
                 ));
             }
             self.commit(tx, &op, events).await?;

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-
 use super::tenants::tenant_check;
 use super::{hash_token, paginate, user_target, Caller, Check, Engine, Op};
 use crate::audit::Partition;
@@ -12,7 +10,7 @@ use crate::authz::{DecisionFacts, Reason};
 use crate::catalog::scopes;
 use crate::cursor::{self, List};
 use crate::error::Error;
-use crate::event::{types, EventDraft};
+use crate::event::{EventData, EventDraft};
 use crate::ids::{Assurance, Email, RoleName, ScopeName, TenantId, UserId};
 use crate::model::{AccountState, Credentials, Invitation, Member, PlatformRole, User, UserState};
 use crate::ports::{Page, StoreError, StoreTx, TxScope};
@@ -120,9 +118,12 @@ impl Engine {
         };
         let event = self.event(
             Partition::Platform,
-            types::USER_CREATED,
             user_id.to_string(),
-            json!({"id": user_id.to_string(), "email": user.email.as_str(), "state": user.state.as_str()}),
+            EventData::UserCreated {
+                id: user_id,
+                email: user.email.clone(),
+                state: user.state,
+            },
         );
         Ok((user, token, vec![event]))
     }
@@ -357,12 +358,13 @@ impl Engine {
                 StoreError::Duplicate(_) => Error::MemberExists,
                 other => Error::Store(other),
             })?;
-        let role_names: Vec<&str> = member.roles.iter().map(RoleName::as_str).collect();
         events.push(self.event(
             partition,
-            types::MEMBERSHIP_ADDED,
             user.id.to_string(),
-            json!({"user_id": user.id.to_string(), "roles": role_names}),
+            EventData::MembershipAdded {
+                user_id: user.id,
+                roles: member.roles.clone(),
+            },
         ));
         self.commit(tx, op, events).await?;
         Ok(AddedMember {
@@ -436,12 +438,13 @@ impl Engine {
             }
             Self::validate_roles(tx.as_mut(), tenant, &roles).await?;
             if roles != before.roles {
-                let role_names: Vec<&str> = roles.iter().map(RoleName::as_str).collect();
                 events.push(self.event(
                     partition.clone(),
-                    types::MEMBERSHIP_ROLES_CHANGED,
                     user.to_string(),
-                    json!({"user_id": user.to_string(), "roles": role_names}),
+                    EventData::MembershipRolesChanged {
+                        user_id: *user,
+                        roles: roles.clone(),
+                    },
                 ));
             }
             after.roles = roles;
@@ -450,9 +453,11 @@ impl Engine {
             if state != before.state {
                 events.push(self.event(
                     partition.clone(),
-                    types::ACCOUNT_STATE_CHANGED,
                     user.to_string(),
-                    json!({"user_id": user.to_string(), "state": state.as_str()}),
+                    EventData::AccountStateChanged {
+                        user_id: *user,
+                        state,
+                    },
                 ));
             }
             after.state = state;
@@ -537,9 +542,8 @@ impl Engine {
             tx.delete_member(tenant, user).await?;
             let event = self.event(
                 partition,
-                types::MEMBERSHIP_REMOVED,
                 user.to_string(),
-                json!({"user_id": user.to_string()}),
+                EventData::MembershipRemoved { user_id: *user },
             );
             self.commit(tx, &op, vec![event]).await
         }

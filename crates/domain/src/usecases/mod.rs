@@ -39,7 +39,7 @@ pub use users::{CreatedUser, Me, NewUser};
 use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
 use crate::authz::{decide, AuthzFacts, Decision, Reason, SubjectFacts};
 use crate::error::Error;
-use crate::event::EventDraft;
+use crate::event::{EventData, EventDraft};
 use crate::ids::{Assurance, AuditId, EventId, KeyId, ScopeName, TenantId, UserId};
 use crate::model::PlatformRole;
 use crate::ports::{
@@ -369,20 +369,14 @@ impl Engine {
         Err(error)
     }
 
-    fn event(
-        &self,
-        partition: Partition,
-        event_type: &'static str,
-        subject: String,
-        data: serde_json::Value,
-    ) -> EventDraft {
+    fn event(&self, partition: Partition, subject: String, data: EventData) -> EventDraft {
         EventDraft {
             id: EventId::from_generated(self.new_uuid()),
             time: self.now(),
             partition,
-            event_type,
+            event_type: data.event_type(),
             subject,
-            data,
+            data: data.to_json(),
         }
     }
 }

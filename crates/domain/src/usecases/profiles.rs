@@ -1,14 +1,13 @@
 //! Profile use cases: member overrides, tenant defaults, platform values, and the resolved
 //! profile with the precedence of SPEC §3.4.
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{user_target, Caller, Check, Engine, Op};
 use crate::audit::{AuditTarget, Partition};
 use crate::catalog::scopes;
 use crate::error::Error;
-use crate::event::types;
+use crate::event::{EventData, ProfileLayer};
 use crate::ids::{ProfileKey, ProfileValue, TenantId, UserId};
 use crate::model::{resolve_profile, ResolvedProfile, SchemaEntry};
 use crate::ports::{StoreTx, TxScope};
@@ -33,16 +32,6 @@ enum Layer {
     TenantMember,
     TenantDefault,
     Platform,
-}
-
-impl Layer {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::TenantMember => "tenant_member",
-            Self::TenantDefault => "tenant_default",
-            Self::Platform => "platform",
-        }
-    }
 }
 
 fn key_target(layer: Layer, owner: &str, key: &ProfileKey) -> AuditTarget {
@@ -208,34 +197,29 @@ impl Engine {
             }
         }
         let current = tx.member_values(tenant, user).await?.remove(key);
-        let event_type = match (&value, current) {
+        let data = match (&value, current) {
             // Writing the value already there is audited but changes and publishes nothing.
             (Some(value), Some(current)) if *value == current => None,
             (Some(value), _) => {
                 tx.put_member_value(tenant, user, key, value).await?;
-                Some(types::PROFILE_VALUE_SET)
+                Some(EventData::ProfileValueSet {
+                    layer: ProfileLayer::TenantMember { user_id: *user },
+                    key: key.clone(),
+                    value: value.clone(),
+                })
             }
             (None, None) => return Err(Error::NotFound),
             (None, Some(_)) => {
                 tx.delete_member_value(tenant, user, key).await?;
-                Some(types::PROFILE_VALUE_DELETED)
+                Some(EventData::ProfileValueDeleted {
+                    layer: ProfileLayer::TenantMember { user_id: *user },
+                    key: key.clone(),
+                })
             }
         };
-        let events: Vec<_> = event_type
+        let events: Vec<_> = data
             .into_iter()
-            .map(|event_type| {
-                self.event(
-                    partition.clone(),
-                    event_type,
-                    user.to_string(),
-                    json!({
-                        "layer": Layer::TenantMember.as_str(),
-                        "user_id": user.to_string(),
-                        "key": key.as_str(),
-                        "value": value.as_ref().map(ProfileValue::as_json),
-                    }),
-                )
-            })
+            .map(|data| self.event(partition.clone(), user.to_string(), data))
             .collect();
         let resolved = Self::resolve_in(tx.as_mut(), tenant, user).await?;
         self.commit(tx, op, events).await?;
@@ -273,33 +257,29 @@ impl Engine {
             let partition = Partition::Tenant(tenant.clone());
             tx.lock_partition(&partition).await?;
             let current = tx.tenant_defaults(tenant).await?.remove(key);
-            let event_type = match (&value, current) {
+            let data = match (&value, current) {
                 // Writing the value already there is audited but changes and publishes nothing.
                 (Some(value), Some(current)) if *value == current => None,
                 (Some(value), _) => {
                     tx.put_tenant_default(tenant, key, value).await?;
-                    Some(types::PROFILE_VALUE_SET)
+                    Some(EventData::ProfileValueSet {
+                        layer: ProfileLayer::TenantDefault,
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
                 }
                 (None, None) => return Err(Error::NotFound),
                 (None, Some(_)) => {
                     tx.delete_tenant_default(tenant, key).await?;
-                    Some(types::PROFILE_VALUE_DELETED)
+                    Some(EventData::ProfileValueDeleted {
+                        layer: ProfileLayer::TenantDefault,
+                        key: key.clone(),
+                    })
                 }
             };
-            let events: Vec<_> = event_type
+            let events: Vec<_> = data
                 .into_iter()
-                .map(|event_type| {
-                    self.event(
-                        partition.clone(),
-                        event_type,
-                        tenant.to_string(),
-                        json!({
-                            "layer": Layer::TenantDefault.as_str(),
-                            "key": key.as_str(),
-                            "value": value.as_ref().map(ProfileValue::as_json),
-                        }),
-                    )
-                })
+                .map(|data| self.event(partition.clone(), tenant.to_string(), data))
                 .collect();
             self.commit(tx, &op, events).await
         }
@@ -347,34 +327,29 @@ impl Engine {
                 return Err(Error::UserNotFound);
             }
             let current = tx.platform_values(user).await?.remove(key);
-            let event_type = match (&value, current) {
+            let data = match (&value, current) {
                 // Writing the value already there is audited but changes and publishes nothing.
                 (Some(value), Some(current)) if *value == current => None,
                 (Some(value), _) => {
                     tx.put_platform_value(user, key, value).await?;
-                    Some(types::PROFILE_VALUE_SET)
+                    Some(EventData::ProfileValueSet {
+                        layer: ProfileLayer::Platform { user_id: *user },
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
                 }
                 (None, None) => return Err(Error::NotFound),
                 (None, Some(_)) => {
                     tx.delete_platform_value(user, key).await?;
-                    Some(types::PROFILE_VALUE_DELETED)
+                    Some(EventData::ProfileValueDeleted {
+                        layer: ProfileLayer::Platform { user_id: *user },
+                        key: key.clone(),
+                    })
                 }
             };
-            let events: Vec<_> = event_type
+            let events: Vec<_> = data
                 .into_iter()
-                .map(|event_type| {
-                    self.event(
-                        Partition::Platform,
-                        event_type,
-                        user.to_string(),
-                        json!({
-                            "layer": Layer::Platform.as_str(),
-                            "user_id": user.to_string(),
-                            "key": key.as_str(),
-                            "value": value.as_ref().map(ProfileValue::as_json),
-                        }),
-                    )
-                })
+                .map(|data| self.event(Partition::Platform, user.to_string(), data))
                 .collect();
             self.commit(tx, &op, events).await
         }

@@ -2,15 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-
 use super::tenants::tenant_check;
 use super::{Caller, Engine, Op};
 use crate::audit::{AuditTarget, Partition};
 use crate::authz::Reason;
 use crate::catalog::scopes;
 use crate::error::Error;
-use crate::event::types;
+use crate::event::EventData;
 use crate::ids::{Assurance, RoleName, ScopeName, TenantId};
 use crate::model::RoleBinding;
 use crate::ports::TxScope;
@@ -133,12 +131,13 @@ impl Engine {
             let mut events = Vec::new();
             if current.as_ref() != Some(&binding) {
                 tx.put_binding(tenant, &binding).await?;
-                let names: Vec<&str> = binding.scopes.iter().map(ScopeName::as_str).collect();
                 events.push(self.event(
                     partition,
-                    types::ROLE_BINDING_CHANGED,
                     role.to_string(),
-                    json!({"role": role.as_str(), "scopes": names}),
+                    EventData::RoleBindingChanged {
+                        role: role.clone(),
+                        scopes: Some(binding.scopes.clone()),
+                    },
                 ));
             }
             self.commit(tx, &op, events).await?;
@@ -177,9 +176,11 @@ impl Engine {
             }
             let event = self.event(
                 partition,
-                types::ROLE_BINDING_CHANGED,
                 role.to_string(),
-                json!({"role": role.as_str(), "scopes": null}),
+                EventData::RoleBindingChanged {
+                    role: role.clone(),
+                    scopes: None,
+                },
             );
             self.commit(tx, &op, vec![event]).await
         }

@@ -1,8 +1,6 @@
 //! Tenant use cases: create with a first admin, list, read, update, enabled scopes.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use serde_json::json;
+use std::collections::BTreeSet;
 
 use super::members::{resolve_or_invite, UserRef};
 use super::{paginate, tenant_target, Caller, Check, Engine, Op};
@@ -10,7 +8,7 @@ use crate::audit::Partition;
 use crate::catalog::{default_bindings, default_enabled_scopes, scopes};
 use crate::cursor::{self, List};
 use crate::error::Error;
-use crate::event::types;
+use crate::event::EventData;
 use crate::ids::{DisplayName, RoleName, ScopeName, TenantId};
 use crate::model::{AccountState, Member, Tenant, TenantState};
 use crate::ports::{FactsQuery, Page, StoreError, TxScope};
@@ -117,16 +115,20 @@ impl Engine {
             0,
             self.event(
                 partition.clone(),
-                types::TENANT_CREATED,
                 input.id.to_string(),
-                json!({"id": input.id.as_str(), "display_name": tenant.display_name.as_str()}),
+                EventData::TenantCreated {
+                    id: input.id.clone(),
+                    display_name: tenant.display_name.clone(),
+                },
             ),
         );
         events.push(self.event(
             partition,
-            types::MEMBERSHIP_ADDED,
             user.id.to_string(),
-            json!({"user_id": user.id.to_string(), "roles": [RoleName::TENANT_ADMIN]}),
+            EventData::MembershipAdded {
+                user_id: user.id,
+                roles: BTreeSet::from([RoleName::tenant_admin()]),
+            },
         ));
         self.commit(tx, op, events).await?;
         Ok(CreatedTenant {
@@ -286,29 +288,28 @@ impl Engine {
             .get_tenant(tenant_id)
             .await?
             .ok_or(Error::TenantNotFound)?;
-        let mut data = BTreeMap::new();
-        if let Some(display_name) = change.display_name {
-            if display_name != tenant.display_name {
-                data.insert("display_name", json!(display_name.as_str()));
-                tenant.display_name = display_name;
-            }
+        let display_name = change
+            .display_name
+            .filter(|display_name| *display_name != tenant.display_name);
+        let state = change.state.filter(|state| *state != tenant.state);
+        if let Some(display_name) = &display_name {
+            tenant.display_name = display_name.clone();
         }
-        if let Some(state) = change.state {
-            if state != tenant.state {
-                data.insert("state", json!(state.as_str()));
-                tenant.state = state;
-            }
+        if let Some(state) = state {
+            tenant.state = state;
         }
         // Setting what is already set is audited but changes and publishes nothing.
         let mut events = Vec::new();
-        if !data.is_empty() {
+        if display_name.is_some() || state.is_some() {
             tenant.updated_at = self.now();
             tx.update_tenant(&tenant).await?;
             events.push(self.event(
                 partition,
-                crate::event::types::TENANT_UPDATED,
                 tenant_id.to_string(),
-                json!(data),
+                EventData::TenantUpdated {
+                    display_name,
+                    state,
+                },
             ));
         }
         self.commit(tx, op, events).await?;
@@ -379,12 +380,12 @@ impl Engine {
             let mut events = Vec::new();
             if tx.enabled_scopes(tenant).await? != scope_names {
                 tx.set_enabled_scopes(tenant, &scope_names).await?;
-                let names: Vec<&str> = scope_names.iter().map(ScopeName::as_str).collect();
                 events.push(self.event(
                     partition,
-                    types::TENANT_SCOPES_CHANGED,
                     tenant.to_string(),
-                    json!({ "scopes": names }),
+                    EventData::TenantScopesChanged {
+                        scopes: scope_names.clone(),
+                    },
                 ));
             }
             self.commit(tx, &op, events).await?;

@@ -3,13 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-
 use super::{user_target, Caller, Check, Engine, Op, Principal};
 use crate::audit::{Actor, ActorType, AuditTarget, Outcome, Partition};
 use crate::catalog::scopes;
 use crate::error::Error;
-use crate::event::types;
+use crate::event::EventData;
 use crate::ids::{Assurance, Email, Password, UserId};
 use crate::model::{ApiKey, Member, PlatformRole, User, UserState};
 use crate::ports::TxScope;
@@ -170,9 +168,8 @@ impl Engine {
                 tx.update_user(&record).await?;
                 events.push(self.event(
                     Partition::Platform,
-                    types::USER_STATE_CHANGED,
                     user.to_string(),
-                    json!({"id": user.to_string(), "state": state.as_str()}),
+                    EventData::UserStateChanged { id: *user, state },
                 ));
             }
             self.commit(tx, &op, events).await?;
@@ -213,15 +210,16 @@ impl Engine {
             }
             let mut events = Vec::new();
             if record.platform_roles != roles {
-                let names: Vec<&str> = roles.iter().map(PlatformRole::as_str).collect();
                 record.platform_roles = roles;
                 record.updated_at = self.now();
                 tx.update_user(&record).await?;
                 events.push(self.event(
                     Partition::Platform,
-                    types::PLATFORM_ROLES_CHANGED,
                     user.to_string(),
-                    json!({"id": user.to_string(), "platform_roles": names}),
+                    EventData::PlatformRolesChanged {
+                        id: *user,
+                        platform_roles: record.platform_roles.clone(),
+                    },
                 ));
             }
             self.commit(tx, &op, events).await?;
@@ -281,9 +279,11 @@ impl Engine {
         tx.update_user(&user).await?;
         events.push(self.event(
             Partition::Platform,
-            types::PLATFORM_ROLES_CHANGED,
             user.id.to_string(),
-            json!({"id": user.id.to_string(), "platform_roles": [PlatformRole::Root.as_str()]}),
+            EventData::PlatformRolesChanged {
+                id: user.id,
+                platform_roles: BTreeSet::from([PlatformRole::Root]),
+            },
         ));
         tx.append_audit(crate::audit::AuditDraft {
             id: self.audit_id(),
