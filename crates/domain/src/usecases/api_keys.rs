@@ -39,6 +39,14 @@ impl Engine {
     /// Creates a key restricted to `scopes` (`api_keys:write`). Each scope must be in the
     /// catalog, assignable and enabled, and the caller must hold it: a key never carries
     /// more than its creator could do.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `api_keys:write`, or (`exceeds_caller`) when the caller does not hold one of
+    /// `scopes`; `invalid_request` for no scopes; `unknown_scope`, `scope_not_assignable`
+    /// or `scope_not_enabled` for a scope a key cannot carry; `internal` when the store
+    /// fails.
     pub async fn create_api_key(
         &self,
         caller: &Caller,
@@ -124,6 +132,11 @@ impl Engine {
     }
 
     /// The tenant's keys that are not revoked (`api_keys:write`).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `api_keys:write`; `internal` when the store fails.
     pub async fn list_api_keys(
         &self,
         caller: &Caller,
@@ -154,6 +167,12 @@ impl Engine {
     }
 
     /// Revokes a key at once (`api_keys:write`).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `api_keys:write`; `not_found` when the tenant has no such key or it is already
+    /// revoked; `internal` when the store fails.
     pub async fn revoke_api_key(
         &self,
         caller: &Caller,

@@ -77,6 +77,11 @@ impl Engine {
 
     /// Logs in with email and password. An unknown email, an invited or suspended user
     /// and a wrong password all give `invalid_credentials` after the same hashing work.
+    ///
+    /// # Errors
+    /// `invalid_credentials` for an unknown email, a user who is not active, or a wrong (or
+    /// unset) password; `internal` when the store fails. It does not throttle: see
+    /// [`Engine::throttle_login`].
     pub async fn login(
         &self,
         email: &Email,
@@ -185,6 +190,10 @@ impl Engine {
 
     /// Authenticates a bearer token for a request, keeping the session's idle clock
     /// running. Fails with `unauthenticated` for anything but a live session or key.
+    ///
+    /// # Errors
+    /// `unauthenticated` for anything but a live session or an unrevoked API key;
+    /// `internal` when the store fails.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, Error> {
         let mut tx = self.begin(TxScope::Platform).await?;
         let principal = self
@@ -198,6 +207,11 @@ impl Engine {
     /// Resolves a tenant request's tenant and token in one transaction, in the order of
     /// SPEC §3.1: a missing tenant is `tenant_not_found` before the token is looked at,
     /// then anything but a live session or key is `unauthenticated`.
+    ///
+    /// # Errors
+    /// `tenant_not_found` when the tenant does not exist, whatever the token;
+    /// `unauthenticated` for no token, or anything but a live session or an unrevoked API
+    /// key; `internal` when the store fails.
     pub async fn authenticate_for_tenant(
         &self,
         tenant: &crate::ids::TenantId,
@@ -240,6 +254,10 @@ impl Engine {
     }
 
     /// Ends the caller's session.
+    ///
+    /// # Errors
+    /// `unauthenticated` when the caller has no session (an API key); `internal` when the
+    /// store fails.
     pub async fn logout(&self, caller: &Caller) -> Result<(), Error> {
         let Principal::User {
             session: Some(token_hash),
@@ -316,6 +334,12 @@ impl Engine {
     }
 
     /// Raises the caller's session to `aal2` for the step-up TTL with a TOTP code.
+    ///
+    /// # Errors
+    /// `unauthenticated` when the caller has no session (an API key) or the session ended
+    /// meanwhile; `rate_limited` while the user's TOTP failure window is full (a wrong code
+    /// counts); `invalid_totp` for a wrong code, no confirmed enrolment, or a code already
+    /// used; `internal` when the store fails.
     pub async fn step_up(&self, caller: &Caller, code: &str) -> Result<NewSessionState, Error> {
         let (user, token_hash) = Self::session_of(caller)?;
         let target = user_target("session", &user);
@@ -364,6 +388,11 @@ impl Engine {
 
     /// Starts TOTP enrolment with a fresh secret. Replacing a confirmed factor needs an
     /// `aal2` session, so a stolen password alone cannot move the second factor.
+    ///
+    /// # Errors
+    /// `unauthenticated` when the caller has no session (an API key) or their user is gone;
+    /// `forbidden` (`insufficient_assurance`) to replace a confirmed factor below `aal2`;
+    /// `internal` when the store fails.
     pub async fn enroll_totp(&self, caller: &Caller) -> Result<TotpEnrolmentStart, Error> {
         let (user_id, _) = Self::session_of(caller)?;
         let mut tx = self.begin(TxScope::Platform).await?;
@@ -422,6 +451,12 @@ impl Engine {
     }
 
     /// Confirms a pending enrolment with a first code; the session becomes `aal2`.
+    ///
+    /// # Errors
+    /// `unauthenticated` when the caller has no session (an API key) or their user is gone;
+    /// `rate_limited` while the user's TOTP failure window is full (a wrong code counts);
+    /// `invalid_totp` for a wrong code, no pending enrolment, a code already used, or an
+    /// enrolment replaced meanwhile; `internal` when the store fails.
     pub async fn confirm_totp(&self, caller: &Caller, code: &str) -> Result<(), Error> {
         let (user_id, token_hash) = Self::session_of(caller)?;
         let target = user_target("user", &user_id);
@@ -482,6 +517,10 @@ impl Engine {
 
     /// Changes the caller's password after checking the current one, and ends every
     /// other session of the user.
+    ///
+    /// # Errors
+    /// `unauthenticated` when the caller has no session (an API key); `invalid_credentials`
+    /// when `current` is wrong; `internal` when the store or the password hasher fails.
     pub async fn change_password(
         &self,
         caller: &Caller,
@@ -542,6 +581,10 @@ impl Engine {
     /// The token is used once, also under concurrency: of concurrent acceptances exactly
     /// one consumes the invitation ([`StoreTx::consume_invitation`]) and sets its
     /// password; the others get what a used token gets, `invalid_credentials`.
+    ///
+    /// # Errors
+    /// `invalid_credentials` for an unknown, used or expired token (also one a concurrent
+    /// acceptance consumed first); `internal` when the store or the password hasher fails.
     pub async fn accept_invitation(
         &self,
         token: &str,

@@ -37,6 +37,12 @@ pub struct AuthzCheck {
 impl Engine {
     /// One decision about a subject in a tenant; the caller needs `authz:check` there.
     /// A well-formed check always yields a decision, allow or deny.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `authz:check`; `internal` when the store fails. A denied check is a decision, not an
+    /// error.
     pub async fn authorize(
         &self,
         caller: &Caller,
@@ -50,6 +56,12 @@ impl Engine {
     }
 
     /// Decisions for up to 100 checks, in order.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `authz:check`; then `invalid_request` for no checks or more than [`MAX_BATCH`];
+    /// `internal` when the store fails. A denied check is a decision, not an error.
     pub async fn authorize_batch(
         &self,
         caller: &Caller,
@@ -99,8 +111,9 @@ impl Engine {
     /// `TenantNotFound` (no such tenant, before the token is looked at);
     /// `Unauthenticated` for a missing, unknown, revoked or expired token — the caller
     /// records that probe (it knows the client's address); `InvalidRequest` for more than
-    /// [`MAX_BATCH`] checks or none; the first check's parse error; `Forbidden` or
-    /// `InsufficientAssurance` when the caller may not `authz:check` here; `Store`.
+    /// [`MAX_BATCH`] checks or none; the first check's parse error; `Forbidden` (with
+    /// its reason, `insufficient_assurance` among them) when the caller may not
+    /// `authz:check` here; `Store`.
     pub async fn authorize_request(
         &self,
         tenant: &TenantId,

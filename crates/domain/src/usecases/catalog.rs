@@ -28,12 +28,22 @@ fn platform_write() -> Check<'static> {
 }
 
 impl Engine {
+    /// The scope catalog, which any authenticated caller may read.
+    ///
+    /// # Errors
+    /// Only a failing store (`internal`).
     pub async fn list_catalog(&self, _caller: &Caller) -> Result<Vec<CatalogScope>, Error> {
         let mut tx = self.begin(TxScope::Platform).await?;
         Ok(tx.list_catalog().await?)
     }
 
     /// Adds an application scope to the catalog (`platform:catalog:write`).
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:catalog:write`; `invalid_request` for a description over 1024 characters
+    /// or with NUL; `scope_exists` for an engine scope or one already in the catalog;
+    /// `internal` when the store fails.
     pub async fn add_catalog_scope(
         &self,
         caller: &Caller,
@@ -88,11 +98,19 @@ impl Engine {
         self.finish(op, result).await
     }
 
+    /// The profile schema, which any authenticated caller may read.
+    ///
+    /// # Errors
+    /// Only a failing store (`internal`).
     pub async fn list_schema(&self, _caller: &Caller) -> Result<Vec<SchemaEntry>, Error> {
         let mut tx = self.begin(TxScope::Platform).await?;
         Ok(tx.list_schema().await?)
     }
 
+    /// One entry of the profile schema, which any authenticated caller may read.
+    ///
+    /// # Errors
+    /// `not_found` when the schema has no such key; `internal` when the store fails.
     pub async fn get_schema_entry(
         &self,
         _caller: &Caller,
@@ -108,6 +126,11 @@ impl Engine {
 
     /// Creates or changes a schema entry (`platform:catalog:write`). A key's type never
     /// changes once set, so stored values always match it.
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:catalog:write`; `invalid_request` to change the type of an existing key;
+    /// `internal` when the store fails.
     pub async fn put_schema_entry(
         &self,
         caller: &Caller,

@@ -97,6 +97,12 @@ pub struct TenantFacts {
 impl Engine {
     /// The facts of a tenant's onboarding diagnostics (`diagnostics:read`). A successful
     /// read writes nothing (the probe is rolled back); a refusal writes its `denied` record.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `diagnostics:read`; `internal` when the store fails. A refused probe is a fact
+    /// ([`AuditProbe::Refused`]), not an error.
     pub async fn tenant_diagnostics(
         &self,
         caller: &Caller,
@@ -138,6 +144,9 @@ impl Engine {
 
     /// Every tenant id in id order, for `user-engine diagnose --all`. An operator
     /// command: it takes no caller.
+    ///
+    /// # Errors
+    /// Only a failing store (`internal`).
     pub async fn all_tenant_ids(&self) -> Result<Vec<TenantId>, Error> {
         let mut tx = self.begin(TxScope::Platform).await?;
         let mut ids = Vec::new();

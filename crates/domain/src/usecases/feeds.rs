@@ -18,6 +18,12 @@ fn scope_of(partition: &Partition) -> TxScope {
 
 impl Engine {
     /// A tenant's audit trail (`audit:read`), oldest first.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `audit:read`; `invalid_cursor` for a cursor this trail did not give out; `internal`
+    /// when the store fails.
     pub async fn tenant_audit(
         &self,
         caller: &Caller,
@@ -55,6 +61,11 @@ impl Engine {
     }
 
     /// The platform's audit trail (`platform:audit:read`).
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:audit:read`; `invalid_cursor` for a cursor this trail did not give out;
+    /// `internal` when the store fails.
     pub async fn platform_audit(
         &self,
         caller: &Caller,
@@ -68,6 +79,12 @@ impl Engine {
 
     /// Any tenant's audit trail read with `platform:audit:read` (`platform_auditor`,
     /// `platform_root`), who see every trail without being members of the tenant.
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:audit:read`; then `tenant_not_found` when the tenant does not exist;
+    /// `invalid_cursor` for a cursor this trail did not give out; `internal` when the store
+    /// fails.
     pub async fn platform_tenant_audit(
         &self,
         caller: &Caller,
@@ -134,6 +151,12 @@ impl Engine {
     }
 
     /// A tenant's event feed (`events:read`) in commit order, after a position.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `events:read`; `invalid_cursor` for a cursor this feed did not give out; `internal`
+    /// when the store fails.
     pub async fn tenant_events(
         &self,
         caller: &Caller,
@@ -181,6 +204,9 @@ impl Engine {
 
     /// Walks a whole trail and names the first broken record. An operator command, not
     /// an API operation: it takes no caller.
+    ///
+    /// # Errors
+    /// Only a failing store (`internal`); a broken chain is the inner `Err`.
     pub async fn verify_trail(
         &self,
         partition: &Partition,
@@ -201,6 +227,9 @@ impl Engine {
 
     /// Verifies the platform's trail, then every tenant's in id order. Like
     /// [`Engine::verify_trail`], an operator command that takes no caller.
+    ///
+    /// # Errors
+    /// Only a failing store (`internal`); a broken chain is a trail's inner `Err`.
     pub async fn verify_all_trails(
         &self,
     ) -> Result<Vec<(Partition, Result<u64, ChainBreak>)>, Error> {

@@ -221,6 +221,13 @@ impl Engine {
         self.require_caller_holds(tx, op, tenant, &granted).await
     }
 
+    /// A page of a tenant's members in user id order (`members:read`).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `members:read`; `invalid_cursor` for a cursor this list did not give out; `internal`
+    /// when the store fails.
     pub async fn list_members(
         &self,
         caller: &Caller,
@@ -259,6 +266,12 @@ impl Engine {
     }
 
     /// Reads a member (`members:read`, or the member themselves).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `members:read` (for another member); `member_not_found` when `user` has no account
+    /// in the tenant; `internal` when the store fails.
     pub async fn get_member(
         &self,
         caller: &Caller,
@@ -292,6 +305,17 @@ impl Engine {
         self.finish(op, result).await
     }
 
+    /// Adds a user, named by id or by email (a new email is invited), to a tenant with
+    /// `roles` (`member` when empty) (`members:write`).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `members:write`, for granting `tenant_admin` without being a tenant admin or root at
+    /// `aal2`, or (`exceeds_caller`) for roles binding scopes the caller does not hold;
+    /// `unknown_role`; `user_not_found` for an unknown user id; `member_exists`;
+    /// `email_taken` only when a concurrent request took the new email first; `internal`
+    /// when the store fails.
     pub async fn add_member(
         &self,
         caller: &Caller,
@@ -373,6 +397,18 @@ impl Engine {
         })
     }
 
+    /// Changes a member's roles (`members:write`) and/or account state (`accounts:write`),
+    /// only at `expected_version` when given.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `member_not_found` when `user`
+    /// has no account in the tenant; `forbidden` without those scopes, for a target holding
+    /// a platform role (`target_protected`), when who holds `tenant_admin` changes without
+    /// a tenant admin or root at `aal2`, or (`exceeds_caller`) for added roles binding
+    /// scopes the caller does not hold; `precondition_failed` on a version mismatch;
+    /// `invalid_request` for an empty role set; `unknown_role`; `last_tenant_admin` when
+    /// the last active admin would go; `internal` when the store fails.
     pub async fn update_member(
         &self,
         caller: &Caller,
@@ -496,6 +532,15 @@ impl Engine {
     }
 
     /// Removes a member's account, roles and tenant profile values.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `member_not_found` when `user`
+    /// has no account in the tenant; `forbidden` without `members:write`, for a target
+    /// holding a platform role (`target_protected`), or to remove a `tenant_admin` without
+    /// being a tenant admin or root at `aal2`; `precondition_failed` on a version mismatch;
+    /// `last_tenant_admin` for the last active admin, whoever asks; `internal` when the
+    /// store fails.
     pub async fn remove_member(
         &self,
         caller: &Caller,

@@ -88,6 +88,7 @@ impl Principal {
         }
     }
 
+    /// The user's id; `None` for an API key.
     pub fn user_id(&self) -> Option<&UserId> {
         match self {
             Self::User { user_id, .. } => Some(user_id),
@@ -192,10 +193,12 @@ struct Check<'a> {
 }
 
 impl Engine {
+    /// An engine over `ports`, with `config`'s lifetimes.
     pub fn new(ports: Ports, config: EngineConfig) -> Self {
         Self { ports, config }
     }
 
+    /// The lifetimes the engine runs with.
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
@@ -396,6 +399,9 @@ fn outsider(facts: &AuthzFacts, tenant: &TenantId) -> bool {
 }
 
 /// Clamps a requested page size to 1..=200 (default 50).
+///
+/// # Errors
+/// `invalid_request` when `requested` is outside 1..=[`MAX_PAGE`].
 pub fn page_limit(requested: Option<usize>) -> Result<usize, Error> {
     match requested {
         None => Ok(50),

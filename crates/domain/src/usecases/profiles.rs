@@ -99,6 +99,12 @@ impl Engine {
     }
 
     /// A member's resolved profile (`profiles:read`, or the member themselves).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `profiles:read` (for another member); `member_not_found` when `user` has no account
+    /// in the tenant; `internal` when the store fails.
     pub async fn member_profile(
         &self,
         caller: &Caller,
@@ -136,6 +142,16 @@ impl Engine {
     /// Sets (`Some`) or deletes (`None`) a member's tenant value of one key
     /// (`profiles:write`, or the member for `user_editable` keys). `if_match` is the
     /// profile's current ETag.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `profiles:write` (the member needs none for a `user_editable` key) or for a target
+    /// holding a platform role; `member_not_found` when `user` has no account in the
+    /// tenant; `unknown_profile_key`; `invalid_request` for a key that is not
+    /// tenant-overridable; `invalid_profile_value` for a value of the wrong type;
+    /// `precondition_failed` when `if_match` is stale; `not_found` to delete a value that
+    /// is not set; `internal` when the store fails.
     pub async fn write_member_value(
         &self,
         caller: &Caller,
@@ -227,6 +243,13 @@ impl Engine {
     }
 
     /// Sets (`Some`) or deletes (`None`) a tenant default (`tenant:write`).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `tenant:write`; `unknown_profile_key`; `invalid_request` for a key that is not
+    /// tenant-overridable; `invalid_profile_value` for a value of the wrong type;
+    /// `not_found` to delete a default that is not set; `internal` when the store fails.
     pub async fn write_tenant_default(
         &self,
         caller: &Caller,
@@ -289,6 +312,13 @@ impl Engine {
 
     /// Sets (`Some`) or deletes (`None`) a user's platform value (`platform:users:write`,
     /// or the user for `user_editable` keys).
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:users:write` (the user needs none for a `user_editable` key);
+    /// `unknown_profile_key`; `invalid_profile_value` for a value of the wrong type;
+    /// `user_not_found`; `not_found` to delete a value that is not set; `internal` when the
+    /// store fails.
     pub async fn write_platform_value(
         &self,
         caller: &Caller,

@@ -22,6 +22,11 @@ fn role_target(role: &RoleName) -> AuditTarget {
 
 impl Engine {
     /// The tenant's bindings, with `tenant_admin` shown bound to every enabled scope.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `roles:read`; `internal` when the store fails.
     pub async fn list_roles(
         &self,
         caller: &Caller,
@@ -63,6 +68,15 @@ impl Engine {
 
     /// Sets the scopes a role grants. Each scope must be in the catalog, assignable, and
     /// enabled for the tenant; `tenant_admin` cannot be bound (it holds every enabled scope).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `roles:write`, below `aal2` (`insufficient_assurance`, even for a root), or
+    /// (`exceeds_caller`) for newly bound scopes the caller does not hold;
+    /// `invalid_request` for `tenant_admin`; `unknown_scope`, `scope_not_assignable` or
+    /// `scope_not_enabled` for a scope a binding cannot list; `internal` when the store
+    /// fails.
     pub async fn put_role(
         &self,
         caller: &Caller,
@@ -148,6 +162,12 @@ impl Engine {
     }
 
     /// Deletes a role's binding; members keep the role, which then grants nothing.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `roles:write` or below `aal2`; `not_found` when the role has no binding (always for
+    /// `tenant_admin`); `internal` when the store fails.
     pub async fn delete_role(
         &self,
         caller: &Caller,

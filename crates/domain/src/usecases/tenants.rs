@@ -41,6 +41,12 @@ impl Engine {
     /// Creates a tenant with its first admin: tenant, account, membership, enabled scopes
     /// and default bindings in one transaction. The first admin is granted by a platform
     /// root and does not need `aal2` (there is no admin yet whose grant it changes).
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:tenants:write`; `tenant_exists`; `user_not_found` when the admin is an
+    /// unknown user id; `email_taken` only when a concurrent request took the admin's new
+    /// email first; `internal` when the store fails.
     pub async fn create_tenant(
         &self,
         caller: &Caller,
@@ -140,6 +146,10 @@ impl Engine {
 
     /// The tenants the caller may see: all of them for platform role holders, the
     /// caller's own for members, the key's tenant for an API key.
+    ///
+    /// # Errors
+    /// `invalid_cursor` for a cursor this list did not give out; `unauthenticated` when the
+    /// caller's user is gone; `internal` when the store fails.
     pub async fn list_tenants(
         &self,
         caller: &Caller,
@@ -194,6 +204,9 @@ impl Engine {
     /// state), a platform role holder, or one of the tenant's keys. For everyone else a
     /// malformed header, precondition or body on a tenant route must answer like a
     /// missing tenant (SPEC §3.6); the HTTP layer asks only when a request fails so.
+    ///
+    /// # Errors
+    /// Only a failing store (`internal`).
     pub async fn sees_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<bool, Error> {
         let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
         let facts = tx
@@ -207,6 +220,12 @@ impl Engine {
         Ok(facts.tenant_state.is_some() && !super::outsider(&facts, tenant))
     }
 
+    /// Reads a tenant (`tenant:read`).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `tenant:read`; `internal` when the store fails.
     pub async fn get_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<Tenant, Error> {
         let mut op = self.op(
             caller,
@@ -234,6 +253,12 @@ impl Engine {
     }
 
     /// Changes the display name (`tenant:write`) and/or the state (`platform:tenants:write`).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `tenant:write` (for a display name or an empty change) or `platform:tenants:write`
+    /// (for a state); `internal` when the store fails.
     pub async fn update_tenant(
         &self,
         caller: &Caller,
@@ -317,6 +342,11 @@ impl Engine {
     }
 
     /// The scopes enabled for a tenant (`roles:read`).
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `roles:read`; `internal` when the store fails.
     pub async fn enabled_scopes(
         &self,
         caller: &Caller,
@@ -345,6 +375,12 @@ impl Engine {
     /// Replaces the scopes enabled for a tenant (`platform:tenants:write`). Each must be in
     /// the catalog and tenant-assignable. Bindings that name a scope disabled here stay,
     /// inert, and are reported by the diagnostics.
+    ///
+    /// # Errors
+    /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:tenants:write`; `unknown_scope` or `scope_not_assignable` for a scope that
+    /// cannot be enabled; `internal` when the store fails.
     pub async fn set_enabled_scopes(
         &self,
         caller: &Caller,

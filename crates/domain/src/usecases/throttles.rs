@@ -140,7 +140,7 @@ impl Engine {
     /// known), before the password is checked.
     ///
     /// # Errors
-    /// `RateLimited` when either window is over `rule`.
+    /// `RateLimited` when either window is over `rule`; `Store` when the store fails.
     pub async fn throttle_login(
         &self,
         email: &Email,

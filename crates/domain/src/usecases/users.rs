@@ -54,6 +54,13 @@ fn is_active_root(user: &User) -> bool {
 }
 
 impl Engine {
+    /// Creates a platform user: `active` with a password, otherwise `invited` with an
+    /// invitation token (`platform:users:write`).
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:users:write`; `email_taken`; `internal` when the store or the password
+    /// hasher fails.
     pub async fn create_user(&self, caller: &Caller, input: NewUser) -> Result<CreatedUser, Error> {
         let mut op = self.op(
             caller,
@@ -96,6 +103,11 @@ impl Engine {
     }
 
     /// Reads a user (`platform:users:read`, or the user themselves).
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:users:read` (for another user); `user_not_found`; `internal` when the
+    /// store fails.
     pub async fn get_user(&self, caller: &Caller, user: &UserId) -> Result<User, Error> {
         let mut op = self.op(
             caller,
@@ -119,6 +131,12 @@ impl Engine {
 
     /// Sets a user's platform state to `active` or `suspended`. An invited user becomes
     /// active only by accepting the invitation.
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:users:write`; `user_not_found`; `invalid_request` for `invited`, or
+    /// `active` for a user who has no password yet; `last_platform_root` to suspend the
+    /// last active root; `internal` when the store fails.
     pub async fn set_user_state(
         &self,
         caller: &Caller,
@@ -180,6 +198,12 @@ impl Engine {
     }
 
     /// Replaces a user's platform roles (`platform:roles:write`, `aal2`).
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:roles:write` (or below its assurance); `user_not_found`;
+    /// `last_platform_root` to take `platform_root` from the last active root; `internal`
+    /// when the store fails.
     pub async fn set_platform_roles(
         &self,
         caller: &Caller,
@@ -230,6 +254,9 @@ impl Engine {
     }
 
     /// The caller: their user, platform roles, assurance and memberships.
+    ///
+    /// # Errors
+    /// `unauthenticated` when the caller's user is gone; `internal` when the store fails.
     pub async fn me(&self, caller: &Caller) -> Result<Me, Error> {
         let mut tx = self.begin(TxScope::Platform).await?;
         match &caller.principal {
@@ -259,6 +286,10 @@ impl Engine {
 
     /// Creates the first platform root when none exists. Idempotent: with a root present
     /// it changes nothing and returns `None`; it never takes over an existing user.
+    ///
+    /// # Errors
+    /// `email_taken` when no root exists yet and a user has `email`; `internal` when the
+    /// store or the password hasher fails.
     pub async fn bootstrap(
         &self,
         email: Email,
