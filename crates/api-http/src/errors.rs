@@ -75,10 +75,41 @@ impl ApiError {
     }
 }
 
+/// The HTTP status each of the domain's problem codes is reported with (SPEC §5). The
+/// match is exhaustive, so a new domain error cannot reach a client without a status.
+pub fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::Format(_)
+        | Error::InvalidRequest(_)
+        | Error::UnknownScope(_)
+        | Error::UnknownRole(_)
+        | Error::UnknownProfileKey(_)
+        | Error::InvalidProfileValue(_)
+        | Error::ScopeNotAssignable(_)
+        | Error::ScopeNotEnabled(_)
+        | Error::InvalidCursor => StatusCode::BAD_REQUEST,
+        Error::Unauthenticated | Error::InvalidCredentials | Error::InvalidTotp => {
+            StatusCode::UNAUTHORIZED
+        }
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::TenantNotFound | Error::MemberNotFound | Error::UserNotFound | Error::NotFound => {
+            StatusCode::NOT_FOUND
+        }
+        Error::TenantExists
+        | Error::MemberExists
+        | Error::EmailTaken
+        | Error::ScopeExists
+        | Error::LastTenantAdmin
+        | Error::LastPlatformRoot => StatusCode::CONFLICT,
+        Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        let status =
-            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status_of(&error);
         match &error {
             Error::Store(store) => {
                 // Logged once here; the client sees no internals.
