@@ -7,9 +7,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-use domain::audit::{format_timestamp, Outcome};
+use domain::audit::Outcome;
 use domain::ids::{
     Assurance, DisplayName, Email, KeyId, Password, ProfileKey, ProfileType, ProfileValue,
     RoleName, ScopeName, TenantId,
@@ -22,10 +23,9 @@ use domain::usecases::{
 };
 
 use crate::app::AppState;
-use crate::dto::{self, *};
+use crate::dto::{self, request::*};
 use crate::errors::{request_id, ApiError, ApiResult};
 use crate::extract::{bearer, user_id, ClientAddress, JsonBody, ListParams, Path};
-use crate::openapi as doc;
 
 fn roles(names: &[String]) -> ApiResult<BTreeSet<RoleName>> {
     names
@@ -49,7 +49,7 @@ fn user_ref(email: Option<&str>, user: Option<&str>) -> ApiResult<UserRef> {
     }
 }
 
-fn created(body: Value) -> Response {
+fn created(body: impl Serialize) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
@@ -57,7 +57,7 @@ fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn with_etag(body: Value, etag: &str) -> Response {
+fn with_etag(body: impl Serialize, etag: &str) -> Response {
     let mut response = Json(body).into_response();
     if let Ok(value) = HeaderValue::from_str(etag) {
         response.headers_mut().insert(header::ETAG, value);
@@ -101,7 +101,7 @@ fn expected_profile(headers: &HeaderMap) -> Option<String> {
     summary = "Log in with email and password",
     request_body = LoginBody,
     responses(
-        (status = 200, description = "A new session", body = doc::Session),
+        (status = 200, description = "A new session", body = dto::Session),
         (status = 400, description = "`invalid_email`, `invalid_request`: malformed JSON or an unknown field"),
         (status = 401, description = "`invalid_credentials`: unknown email or wrong password (indistinguishable)"),
         (status = 429, description = "`rate_limited`: too many attempts for this email or address", headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -118,12 +118,7 @@ pub async fn login(
         .engine
         .login(&email, &body.password, &request_id())
         .await?;
-    Ok(Json(json!({
-        "token": session.token,
-        "expires_at": format_timestamp(session.expires_at),
-        "assurance": session.assurance.as_str(),
-    }))
-    .into_response())
+    Ok(Json(dto::Session::from(&session)).into_response())
 }
 
 #[utoipa::path(
@@ -133,7 +128,7 @@ pub async fn login(
     summary = "Raise the session to aal2 with a TOTP code",
     request_body = CodeBody,
     responses(
-        (status = 200, description = "The session, now aal2", body = doc::StepUp),
+        (status = 200, description = "The session, now aal2", body = dto::StepUp),
         (status = 400, description = "`invalid_request`: malformed JSON or an unknown field"),
         (status = 401, description = "`unauthenticated`, or `invalid_totp`: wrong or already used code"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -147,12 +142,7 @@ pub async fn step_up(
 ) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let session = state.engine.step_up(&caller, &body.code).await?;
-    Ok(Json(json!({
-        "expires_at": format_timestamp(session.expires_at),
-        "assurance": session.assurance.as_str(),
-        "aal2_until": session.aal2_until.map(format_timestamp),
-    }))
-    .into_response())
+    Ok(Json(dto::StepUp::from(&session)).into_response())
 }
 
 #[utoipa::path(
@@ -161,7 +151,7 @@ pub async fn step_up(
     tag = "auth",
     summary = "Start TOTP enrolment",
     responses(
-        (status = 200, description = "A secret to confirm with a code", body = doc::TotpEnrolment),
+        (status = 200, description = "A secret to confirm with a code", body = dto::TotpEnrolment),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: not a user session (e.g. an API key); `reason` says why"),
     ),
@@ -170,10 +160,7 @@ pub async fn step_up(
 pub async fn enroll_totp(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let enrolment = state.engine.enroll_totp(&caller).await?;
-    Ok(
-        Json(json!({ "secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri }))
-            .into_response(),
-    )
+    Ok(Json(dto::TotpEnrolment::from(&enrolment)).into_response())
 }
 
 #[utoipa::path(
@@ -275,7 +262,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiRes
     tag = "auth",
     summary = "Who the caller is",
     responses(
-        (status = 200, description = "The caller", body = doc::Me),
+        (status = 200, description = "The caller", body = dto::Me),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
     ),
     security(("bearer" = [])),
@@ -283,24 +270,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiRes
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let me = state.engine.me(&caller).await?;
-    let platform_roles: Vec<&str> = me
-        .user
-        .as_ref()
-        .map(|user| {
-            user.platform_roles
-                .iter()
-                .map(PlatformRole::as_str)
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Json(json!({
-        "user": me.user.as_ref().map(dto::user),
-        "api_key": me.api_key.as_ref().map(dto::api_key),
-        "platform_roles": platform_roles,
-        "assurance": me.assurance.as_str(),
-        "memberships": me.memberships.iter().map(dto::member).collect::<Vec<_>>(),
-    }))
-    .into_response())
+    Ok(Json(dto::Me::from(&me)).into_response())
 }
 
 // ---- tenants ---------------------------------------------------------------------
@@ -312,7 +282,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
     summary = "Create a tenant with its first admin (`platform:tenants:write`)",
     request_body = CreateTenantBody,
     responses(
-        (status = 201, description = "The tenant, its admin, and the admin's invitation token when invited", body = doc::TenantCreated),
+        (status = 201, description = "The tenant, its admin, and the admin's invitation token when invited", body = dto::TenantCreated),
         (status = 400, description = "`invalid_tenant_id`, `invalid_email`, `invalid_user_id`, `invalid_request` (not exactly one of email and user_id, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -333,14 +303,7 @@ pub async fn create_tenant(
         admin: user_ref(body.admin.email.as_deref(), body.admin.user_id.as_deref())?,
     };
     let created_tenant = state.engine.create_tenant(&caller, input).await?;
-    let mut body = dto::tenant(&created_tenant.tenant);
-    if let Some(object) = body.as_object_mut() {
-        object.insert("admin".to_owned(), dto::member(&created_tenant.admin));
-        if let Some(token) = created_tenant.invitation_token {
-            object.insert("invitation_token".to_owned(), token.into());
-        }
-    }
-    Ok(created(body))
+    Ok(created(dto::TenantCreated::from(&created_tenant)))
 }
 
 #[utoipa::path(
@@ -353,7 +316,7 @@ pub async fn create_tenant(
         ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
     ),
     responses(
-        (status = 200, description = "One page of tenants", body = doc::TenantPage),
+        (status = 200, description = "One page of tenants", body = dto::TenantPage),
         (status = 400, description = "`invalid_request`: bad `limit`; `invalid_cursor`: an `after` this list did not give out"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
     ),
@@ -369,7 +332,7 @@ pub async fn list_tenants(
         .engine
         .list_tenants(&caller, params.after.as_deref(), params.limit)
         .await?;
-    Ok(Json(dto::page(&page, dto::tenant)).into_response())
+    Ok(Json(dto::TenantPage::of(&page)).into_response())
 }
 
 #[utoipa::path(
@@ -381,7 +344,7 @@ pub async fn list_tenants(
         ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
     ),
     responses(
-        (status = 200, description = "The tenant", body = doc::Tenant),
+        (status = 200, description = "The tenant", body = dto::Tenant),
         (status = 400, description = "`invalid_tenant_id`"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -396,7 +359,7 @@ pub async fn get_tenant(
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let tenant = state.engine.get_tenant(&caller, &tenant).await?;
-    Ok(Json(dto::tenant(&tenant)).into_response())
+    Ok(Json(dto::Tenant::from(&tenant)).into_response())
 }
 
 #[utoipa::path(
@@ -409,7 +372,7 @@ pub async fn get_tenant(
     ),
     request_body = PatchTenantBody,
     responses(
-        (status = 200, description = "The tenant", body = doc::Tenant),
+        (status = 200, description = "The tenant", body = dto::Tenant),
         (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad state or display name, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -440,7 +403,7 @@ pub async fn patch_tenant(
             .transpose()?,
     };
     let tenant = state.engine.update_tenant(&caller, &tenant, change).await?;
-    Ok(Json(dto::tenant(&tenant)).into_response())
+    Ok(Json(dto::Tenant::from(&tenant)).into_response())
 }
 
 #[utoipa::path(
@@ -452,7 +415,7 @@ pub async fn patch_tenant(
         ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
     ),
     responses(
-        (status = 200, description = "The enabled scopes", body = doc::Scopes),
+        (status = 200, description = "The enabled scopes", body = dto::Scopes),
         (status = 400, description = "`invalid_tenant_id`"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -467,8 +430,7 @@ pub async fn get_scopes(
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let enabled = state.engine.enabled_scopes(&caller, &tenant).await?;
-    let names: Vec<&str> = enabled.iter().map(ScopeName::as_str).collect();
-    Ok(Json(json!({ "scopes": names })).into_response())
+    Ok(Json(dto::Scopes::from(&enabled)).into_response())
 }
 
 #[utoipa::path(
@@ -481,7 +443,7 @@ pub async fn get_scopes(
     ),
     request_body = ScopesBody,
     responses(
-        (status = 200, description = "The enabled scopes", body = doc::Scopes),
+        (status = 200, description = "The enabled scopes", body = dto::Scopes),
         (status = 400, description = "`invalid_tenant_id`, `invalid_scope`, `unknown_scope`, `invalid_request`: malformed JSON or an unknown field"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -500,8 +462,7 @@ pub async fn put_scopes(
         .engine
         .set_enabled_scopes(&caller, &tenant, scopes(&body.scopes)?)
         .await?;
-    let names: Vec<&str> = enabled.iter().map(ScopeName::as_str).collect();
-    Ok(Json(json!({ "scopes": names })).into_response())
+    Ok(Json(dto::Scopes::from(&enabled)).into_response())
 }
 
 // ---- roles -------------------------------------------------------------------------
@@ -515,7 +476,7 @@ pub async fn put_scopes(
         ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
     ),
     responses(
-        (status = 200, description = "All bindings in one page (`next_cursor` is null)", body = doc::RolePage),
+        (status = 200, description = "All bindings in one page (`next_cursor` is null)", body = dto::RolePage),
         (status = 400, description = "`invalid_tenant_id`"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -530,11 +491,7 @@ pub async fn list_roles(
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let bindings = state.engine.list_roles(&caller, &tenant).await?;
-    Ok(Json(json!({
-        "items": bindings.iter().map(dto::role).collect::<Vec<_>>(),
-        "next_cursor": null,
-    }))
-    .into_response())
+    Ok(Json(dto::RolePage::whole(&bindings)).into_response())
 }
 
 #[utoipa::path(
@@ -548,7 +505,7 @@ pub async fn list_roles(
     ),
     request_body = ScopesBody,
     responses(
-        (status = 200, description = "The binding", body = doc::Role),
+        (status = 200, description = "The binding", body = dto::Role),
         (status = 400, description = "`invalid_tenant_id`, `invalid_role`, `invalid_scope`, `unknown_scope`, `scope_not_enabled`, `scope_not_assignable`, `invalid_request`: malformed JSON or an unknown field"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -568,7 +525,7 @@ pub async fn put_role(
         .engine
         .put_role(&caller, &tenant, &role, scopes(&body.scopes)?)
         .await?;
-    Ok(Json(dto::role(&binding)).into_response())
+    Ok(Json(dto::Role::from(&binding)).into_response())
 }
 
 #[utoipa::path(
@@ -613,7 +570,7 @@ pub async fn delete_role(
         ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
     ),
     responses(
-        (status = 200, description = "One page of members", body = doc::MemberPage),
+        (status = 200, description = "One page of members", body = dto::MemberPage),
         (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -632,7 +589,7 @@ pub async fn list_members(
         .engine
         .list_members(&caller, &tenant, params.after.as_deref(), params.limit)
         .await?;
-    Ok(Json(dto::page(&page, dto::member)).into_response())
+    Ok(Json(dto::MemberPage::of(&page)).into_response())
 }
 
 #[utoipa::path(
@@ -645,7 +602,7 @@ pub async fn list_members(
     ),
     request_body = AddMemberBody,
     responses(
-        (status = 201, description = "The member, with a one-time `invitation_token` when the user was invited", body = doc::MemberCreated, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
+        (status = 201, description = "The member, with a one-time `invitation_token` when the user was invited", body = dto::MemberCreated, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
         (status = 400, description = "`invalid_tenant_id`, `invalid_email`, `invalid_user_id`, `invalid_role`, `unknown_role`, `invalid_request` (not exactly one of email and user_id, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -666,12 +623,8 @@ pub async fn add_member(
         roles: roles(body.roles.as_deref().unwrap_or_default())?,
     };
     let added = state.engine.add_member(&caller, &tenant, input).await?;
-    let mut body = dto::member(&added.member);
-    if let (Some(token), Some(object)) = (added.invitation_token, body.as_object_mut()) {
-        object.insert("invitation_token".to_owned(), token.into());
-    }
     let etag = dto::member_etag(&added.member);
-    let mut response = created(body);
+    let mut response = created(dto::MemberCreated::from(&added));
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
@@ -688,7 +641,7 @@ pub async fn add_member(
         ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
     ),
     responses(
-        (status = 200, description = "The member", body = doc::Member, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
+        (status = 200, description = "The member", body = dto::Member, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
         (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -706,7 +659,10 @@ pub async fn get_member(
         .engine
         .get_member(&caller, &tenant, &user_id(&user)?)
         .await?;
-    Ok(with_etag(dto::member(&member), &dto::member_etag(&member)))
+    Ok(with_etag(
+        dto::Member::from(&member),
+        &dto::member_etag(&member),
+    ))
 }
 
 #[utoipa::path(
@@ -721,7 +677,7 @@ pub async fn get_member(
     ),
     request_body = PatchMemberBody,
     responses(
-        (status = 200, description = "The member", body = doc::Member, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
+        (status = 200, description = "The member", body = dto::Member, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
         (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`, `invalid_role`, `unknown_role`, `invalid_request` (bad state, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: e.g. lacking the scope, `aal2` needed to grant or revoke `tenant_admin`, `target_protected`; `reason` says why"),
@@ -755,7 +711,10 @@ pub async fn patch_member(
         .engine
         .update_member(&caller, &tenant, &user, change)
         .await?;
-    Ok(with_etag(dto::member(&member), &dto::member_etag(&member)))
+    Ok(with_etag(
+        dto::Member::from(&member),
+        &dto::member_etag(&member),
+    ))
 }
 
 #[utoipa::path(
@@ -805,7 +764,7 @@ pub async fn remove_member(
         ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
     ),
     responses(
-        (status = 200, description = "The resolved profile, with the source of each value", body = doc::Profile, headers(("ETag" = String, description = "The resolved profile's strong entity tag"))),
+        (status = 200, description = "The resolved profile, with the source of each value", body = dto::Profile, headers(("ETag" = String, description = "The resolved profile's strong entity tag"))),
         (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -824,7 +783,7 @@ pub async fn member_profile(
         .member_profile(&caller, &tenant, &user_id(&user)?)
         .await?;
     Ok(with_etag(
-        dto::profile(&profile),
+        dto::Profile::from(&profile),
         &dto::profile_etag(&profile),
     ))
 }
@@ -846,7 +805,7 @@ fn profile_value(value: &Value) -> ApiResult<ProfileValue> {
     ),
     request_body = ValueBody,
     responses(
-        (status = 200, description = "The resolved profile after the write", body = doc::Profile, headers(("ETag" = String, description = "The resolved profile's strong entity tag"))),
+        (status = 200, description = "The resolved profile after the write", body = dto::Profile, headers(("ETag" = String, description = "The resolved profile's strong entity tag"))),
         (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`, `unknown_profile_key`, `invalid_profile_value`, `invalid_request`: malformed JSON or an unknown field"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -874,7 +833,7 @@ pub async fn put_member_value(
         )
         .await?;
     Ok(with_etag(
-        dto::profile(&profile),
+        dto::Profile::from(&profile),
         &dto::profile_etag(&profile),
     ))
 }
@@ -931,7 +890,7 @@ pub async fn delete_member_value(
     ),
     request_body = ValueBody,
     responses(
-        (status = 200, description = "The stored default", body = doc::ProfileValue),
+        (status = 200, description = "The stored default", body = dto::ProfileValue),
         (status = 400, description = "`invalid_tenant_id`, `unknown_profile_key`, `invalid_profile_value`, `invalid_request`: malformed JSON or an unknown field"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -952,7 +911,7 @@ pub async fn put_tenant_default(
         .engine
         .write_tenant_default(&caller, &tenant, &key, Some(value.clone()))
         .await?;
-    Ok(Json(json!({ "key": key.as_str(), "value": value.as_json() })).into_response())
+    Ok(Json(dto::ProfileValue::new(&key, &value)).into_response())
 }
 
 #[utoipa::path(
@@ -995,7 +954,7 @@ pub async fn delete_tenant_default(
     summary = "Create a platform user (`platform:users:write`)",
     request_body = CreateUserBody,
     responses(
-        (status = 201, description = "The user, with a one-time `invitation_token` when created without a password", body = doc::UserCreated),
+        (status = 201, description = "The user, with a one-time `invitation_token` when created without a password", body = dto::UserCreated),
         (status = 400, description = "`invalid_email`, `invalid_request` (password under 12 characters, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1014,11 +973,7 @@ pub async fn create_user(
         password: body.password.as_deref().map(Password::parse).transpose()?,
     };
     let created_user = state.engine.create_user(&caller, input).await?;
-    let mut body = dto::user(&created_user.user);
-    if let (Some(token), Some(object)) = (created_user.invitation_token, body.as_object_mut()) {
-        object.insert("invitation_token".to_owned(), token.into());
-    }
-    Ok(created(body))
+    Ok(created(dto::UserCreated::from(&created_user)))
 }
 
 #[utoipa::path(
@@ -1030,7 +985,7 @@ pub async fn create_user(
         ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
     ),
     responses(
-        (status = 200, description = "The user", body = doc::User),
+        (status = 200, description = "The user", body = dto::User),
         (status = 400, description = "`invalid_user_id`"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1046,7 +1001,7 @@ pub async fn get_user(
     let user = user_id(&user)?;
     let caller = state.caller(&headers).await?;
     let user = state.engine.get_user(&caller, &user).await?;
-    Ok(Json(dto::user(&user)).into_response())
+    Ok(Json(dto::User::from(&user)).into_response())
 }
 
 #[utoipa::path(
@@ -1059,7 +1014,7 @@ pub async fn get_user(
     ),
     request_body = PatchUserBody,
     responses(
-        (status = 200, description = "The user", body = doc::User),
+        (status = 200, description = "The user", body = dto::User),
         (status = 400, description = "`invalid_user_id`, `invalid_request` (bad state, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1082,7 +1037,7 @@ pub async fn patch_user(
         .engine
         .set_user_state(&caller, &user, new_state)
         .await?;
-    Ok(Json(dto::user(&user)).into_response())
+    Ok(Json(dto::User::from(&user)).into_response())
 }
 
 #[utoipa::path(
@@ -1095,7 +1050,7 @@ pub async fn patch_user(
     ),
     request_body = RolesBody,
     responses(
-        (status = 200, description = "The user", body = doc::User),
+        (status = 200, description = "The user", body = dto::User),
         (status = 400, description = "`invalid_user_id`, `invalid_role`, `invalid_request`: malformed JSON or an unknown field"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1123,7 +1078,7 @@ pub async fn put_platform_roles(
         .engine
         .set_platform_roles(&caller, &user, granted)
         .await?;
-    Ok(Json(dto::user(&user)).into_response())
+    Ok(Json(dto::User::from(&user)).into_response())
 }
 
 #[utoipa::path(
@@ -1137,7 +1092,7 @@ pub async fn put_platform_roles(
     ),
     request_body = ValueBody,
     responses(
-        (status = 200, description = "The stored value", body = doc::ProfileValue),
+        (status = 200, description = "The stored value", body = dto::ProfileValue),
         (status = 400, description = "`invalid_user_id`, `unknown_profile_key`, `invalid_profile_value`, `invalid_request`: malformed JSON or an unknown field"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1159,7 +1114,7 @@ pub async fn put_platform_value(
         .engine
         .write_platform_value(&caller, &user, &key, Some(value.clone()))
         .await?;
-    Ok(Json(json!({ "key": key.as_str(), "value": value.as_json() })).into_response())
+    Ok(Json(dto::ProfileValue::new(&key, &value)).into_response())
 }
 
 #[utoipa::path(
@@ -1202,7 +1157,7 @@ pub async fn delete_platform_value(
     tag = "catalog",
     summary = "The scope catalog",
     responses(
-        (status = 200, description = "All catalog scopes in one page (`next_cursor` is null)", body = doc::CatalogScopePage),
+        (status = 200, description = "All catalog scopes in one page (`next_cursor` is null)", body = dto::CatalogScopePage),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
     ),
     security(("bearer" = [])),
@@ -1213,11 +1168,7 @@ pub async fn list_catalog(
 ) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let catalog = state.engine.list_catalog(&caller).await?;
-    Ok(Json(json!({
-        "items": catalog.iter().map(dto::catalog_scope).collect::<Vec<_>>(),
-        "next_cursor": null,
-    }))
-    .into_response())
+    Ok(Json(dto::CatalogScopePage::whole(&catalog)).into_response())
 }
 
 #[utoipa::path(
@@ -1227,7 +1178,7 @@ pub async fn list_catalog(
     summary = "Add a catalog scope (`platform:catalog:write`)",
     request_body = NewScopeBody,
     responses(
-        (status = 201, description = "The scope", body = doc::CatalogScope),
+        (status = 201, description = "The scope", body = dto::CatalogScope),
         (status = 400, description = "`invalid_scope`, `invalid_request` (bad min_assurance, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1253,7 +1204,7 @@ pub async fn add_catalog_scope(
             .unwrap_or(Assurance::Aal1),
     };
     let scope = state.engine.add_catalog_scope(&caller, input).await?;
-    Ok(created(dto::catalog_scope(&scope)))
+    Ok(created(dto::CatalogScope::from(&scope)))
 }
 
 #[utoipa::path(
@@ -1262,7 +1213,7 @@ pub async fn add_catalog_scope(
     tag = "catalog",
     summary = "The profile schema",
     responses(
-        (status = 200, description = "All schema entries in one page (`next_cursor` is null)", body = doc::SchemaEntryPage),
+        (status = 200, description = "All schema entries in one page (`next_cursor` is null)", body = dto::SchemaEntryPage),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
     ),
     security(("bearer" = [])),
@@ -1270,11 +1221,7 @@ pub async fn add_catalog_scope(
 pub async fn list_schema(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let schema = state.engine.list_schema(&caller).await?;
-    Ok(Json(json!({
-        "items": schema.iter().map(dto::schema_entry).collect::<Vec<_>>(),
-        "next_cursor": null,
-    }))
-    .into_response())
+    Ok(Json(dto::SchemaEntryPage::whole(&schema)).into_response())
 }
 
 #[utoipa::path(
@@ -1286,7 +1233,7 @@ pub async fn list_schema(State(state): State<AppState>, headers: HeaderMap) -> A
         ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
     ),
     responses(
-        (status = 200, description = "The entry", body = doc::SchemaEntry),
+        (status = 200, description = "The entry", body = dto::SchemaEntry),
         (status = 400, description = "`invalid_request`: malformed key"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 404, description = "`not_found`: no such key"),
@@ -1301,7 +1248,7 @@ pub async fn get_schema_entry(
     let key = ProfileKey::parse(&key)?;
     let caller = state.caller(&headers).await?;
     let entry = state.engine.get_schema_entry(&caller, &key).await?;
-    Ok(Json(dto::schema_entry(&entry)).into_response())
+    Ok(Json(dto::SchemaEntry::from(&entry)).into_response())
 }
 
 #[utoipa::path(
@@ -1314,7 +1261,7 @@ pub async fn get_schema_entry(
     ),
     request_body = SchemaBody,
     responses(
-        (status = 200, description = "The entry", body = doc::SchemaEntry),
+        (status = 200, description = "The entry", body = dto::SchemaEntry),
         (status = 400, description = "`invalid_request`: malformed key, bad type, body key differs from the path, malformed JSON, unknown field"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1343,7 +1290,7 @@ pub async fn put_schema_entry(
         tenant_overridable: body.tenant_overridable,
     };
     let entry = state.engine.put_schema_entry(&caller, entry).await?;
-    Ok(Json(dto::schema_entry(&entry)).into_response())
+    Ok(Json(dto::SchemaEntry::from(&entry)).into_response())
 }
 
 // ---- API keys ----------------------------------------------------------------------
@@ -1358,7 +1305,7 @@ pub async fn put_schema_entry(
     ),
     request_body = NewApiKeyBody,
     responses(
-        (status = 201, description = "The key, with its secret shown this once", body = doc::ApiKeyCreated),
+        (status = 201, description = "The key, with its secret shown this once", body = dto::ApiKeyCreated),
         (status = 400, description = "`invalid_tenant_id`, `invalid_scope`, `unknown_scope`, `scope_not_enabled`, `scope_not_assignable`, `invalid_request` (bad name, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1378,11 +1325,7 @@ pub async fn create_api_key(
         scopes: scopes(&body.scopes)?,
     };
     let created_key = state.engine.create_api_key(&caller, &tenant, input).await?;
-    let mut body = dto::api_key(&created_key.key);
-    if let Some(object) = body.as_object_mut() {
-        object.insert("key".to_owned(), created_key.secret.into());
-    }
-    Ok(created(body))
+    Ok(created(dto::ApiKeyCreated::from(&created_key)))
 }
 
 #[utoipa::path(
@@ -1394,7 +1337,7 @@ pub async fn create_api_key(
         ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
     ),
     responses(
-        (status = 200, description = "All live keys in one page (`next_cursor` is null)", body = doc::ApiKeyPage),
+        (status = 200, description = "All live keys in one page (`next_cursor` is null)", body = dto::ApiKeyPage),
         (status = 400, description = "`invalid_tenant_id`"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1409,11 +1352,7 @@ pub async fn list_api_keys(
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let keys = state.engine.list_api_keys(&caller, &tenant).await?;
-    Ok(Json(json!({
-        "items": keys.iter().map(dto::api_key).collect::<Vec<_>>(),
-        "next_cursor": null,
-    }))
-    .into_response())
+    Ok(Json(dto::ApiKeyPage::whole(&keys)).into_response())
 }
 
 #[utoipa::path(
@@ -1483,7 +1422,7 @@ fn check(body: AuthorizeBody) -> ApiResult<AuthzCheck> {
     ),
     request_body = AuthorizeBody,
     responses(
-        (status = 200, description = "The decision, allow or deny, with its reason and facts", body = doc::Decision),
+        (status = 200, description = "The decision, allow or deny, with its reason and facts", body = dto::Decision),
         (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`, `invalid_scope`, `invalid_request` (subject is neither user_id nor token, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1501,7 +1440,7 @@ pub async fn authorize(
     let decision = decisions
         .pop()
         .ok_or_else(|| ApiError::invalid("no decision"))?;
-    Ok(Json(dto::decision(&decision)).into_response())
+    Ok(Json(dto::Decision::from(&decision)).into_response())
 }
 
 /// The authorize API's checks, decided: from one store read when the caller is a live
@@ -1553,7 +1492,7 @@ async fn decide_checks(
     ),
     request_body = BatchBody,
     responses(
-        (status = 200, description = "The decisions in the order of the checks", body = doc::Decisions),
+        (status = 200, description = "The decisions in the order of the checks", body = dto::Decisions),
         (status = 400, description = "`invalid_tenant_id`, `invalid_user_id`, `invalid_scope`, `invalid_request` (over 100 checks, bad subject, malformed JSON, unknown field)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1568,9 +1507,9 @@ pub async fn authorize_batch(
     JsonBody(body): JsonBody<BatchBody>,
 ) -> ApiResult<Response> {
     let decisions = decide_checks(&state, &tenant, &headers, body.checks).await?;
-    Ok(Json(json!({
-        "decisions": decisions.iter().map(dto::decision).collect::<Vec<_>>(),
-    }))
+    Ok(Json(dto::Decisions {
+        decisions: decisions.iter().map(dto::Decision::from).collect(),
+    })
     .into_response())
 }
 
@@ -1622,12 +1561,12 @@ fn audit_filter(params: &ListParams) -> ApiResult<AuditFilter> {
         ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
         ("actor" = Option<String>, Query, description = "Only records by this actor id", pattern = "^[^\\x00]*$"),
         ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`", pattern = "^[^\\x00]*$"),
-        ("outcome" = Option<doc::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
+        ("outcome" = Option<dto::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
         ("from" = Option<String>, Query, description = "Only records at or after this RFC 3339 time", format = DateTime),
         ("until" = Option<String>, Query, description = "Only records before this RFC 3339 time", format = DateTime),
     ),
     responses(
-        (status = 200, description = "One page of audit records", body = doc::AuditRecordPage),
+        (status = 200, description = "One page of audit records", body = dto::AuditRecordPage),
         (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `outcome`, `from` or `until`, NUL in `actor` or `action`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1648,7 +1587,7 @@ pub async fn tenant_audit(
         .engine
         .tenant_audit(&caller, &tenant, &filter, after, params.limit)
         .await?;
-    Ok(Json(dto::page(&page, dto::audit_record)).into_response())
+    Ok(Json(dto::AuditRecordPage::of(&page)).into_response())
 }
 
 #[utoipa::path(
@@ -1662,12 +1601,12 @@ pub async fn tenant_audit(
         ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
         ("actor" = Option<String>, Query, description = "Only records by this actor id", pattern = "^[^\\x00]*$"),
         ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`", pattern = "^[^\\x00]*$"),
-        ("outcome" = Option<doc::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
+        ("outcome" = Option<dto::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
         ("from" = Option<String>, Query, description = "Only records at or after this RFC 3339 time", format = DateTime),
         ("until" = Option<String>, Query, description = "Only records before this RFC 3339 time", format = DateTime),
     ),
     responses(
-        (status = 200, description = "One page of audit records", body = doc::AuditRecordPage),
+        (status = 200, description = "One page of audit records", body = dto::AuditRecordPage),
         (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`, `outcome`, `from` or `until`, NUL in `actor` or `action`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1698,7 +1637,7 @@ pub async fn platform_audit(
                 .await?
         }
     };
-    Ok(Json(dto::page(&page, dto::audit_record)).into_response())
+    Ok(Json(dto::AuditRecordPage::of(&page)).into_response())
 }
 
 #[utoipa::path(
@@ -1712,7 +1651,7 @@ pub async fn platform_audit(
         ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor). Every page has one, the last page too: a reader polling the end of the feed resumes from it"),
     ),
     responses(
-        (status = 200, description = "One page of CloudEvents", body = doc::CloudEventPage),
+        (status = 200, description = "One page of CloudEvents", body = dto::CloudEventPage),
         (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad `limit`), `invalid_cursor` (an `after` this list did not give out)"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1732,7 +1671,7 @@ pub async fn tenant_events(
         .engine
         .tenant_events(&caller, &tenant, after, params.limit)
         .await?;
-    Ok(Json(dto::page(&page, |event| event.to_cloudevent())).into_response())
+    Ok(Json(dto::CloudEventPage::of(&page)).into_response())
 }
 
 // ---- diagnostics -------------------------------------------------------------------
@@ -1751,7 +1690,7 @@ pub async fn tenant_events(
         ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
     ),
     responses(
-        (status = 200, description = "The report", body = doc::DiagnosticsReport),
+        (status = 200, description = "The report", body = dto::DiagnosticsReport),
         (status = 400, description = "`invalid_tenant_id`"),
         (status = 401, description = "`unauthenticated`: no valid bearer token"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
@@ -1766,5 +1705,5 @@ pub async fn tenant_diagnostics(
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let report = diagnostics::diagnose(&state.engine, &caller, &tenant, &state.diagnostics).await?;
-    Ok(Json(report.to_json()).into_response())
+    Ok(Json(dto::DiagnosticsReport::from(&report)).into_response())
 }
