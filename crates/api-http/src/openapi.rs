@@ -13,8 +13,8 @@
 //! states, reasons and problem codes are enums. `cargo xtask schemathesis` holds the
 //! server to this document.
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use std::sync::OnceLock;
+
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
@@ -27,7 +27,6 @@ use utoipa::openapi::{RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::routes;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -271,61 +270,7 @@ pub fn profile_value_schema() -> Schema {
                        (SPEC §4). Every error is `application/problem+json` (SPEC §5).",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    paths(
-        routes::login,
-        routes::step_up,
-        routes::accept_invitation,
-        routes::logout,
-        routes::me,
-        routes::enroll_totp,
-        routes::confirm_totp,
-        routes::change_password,
-        routes::create_tenant,
-        routes::list_tenants,
-        routes::get_tenant,
-        routes::patch_tenant,
-        routes::get_scopes,
-        routes::put_scopes,
-        routes::list_roles,
-        routes::put_role,
-        routes::delete_role,
-        routes::list_members,
-        routes::add_member,
-        routes::get_member,
-        routes::patch_member,
-        routes::remove_member,
-        routes::member_profile,
-        routes::put_member_value,
-        routes::delete_member_value,
-        routes::put_tenant_default,
-        routes::delete_tenant_default,
-        routes::create_api_key,
-        routes::list_api_keys,
-        routes::revoke_api_key,
-        routes::authorize,
-        routes::authorize_batch,
-        routes::tenant_audit,
-        routes::tenant_events,
-        routes::tenant_diagnostics,
-        routes::create_user,
-        routes::get_user,
-        routes::patch_user,
-        routes::put_platform_roles,
-        routes::put_platform_value,
-        routes::delete_platform_value,
-        routes::list_catalog,
-        routes::add_catalog_scope,
-        routes::list_schema,
-        routes::get_schema_entry,
-        routes::put_schema_entry,
-        routes::platform_audit,
-        healthz,
-        readyz,
-        metrics,
-        openapi_json,
-    ),
     components(schemas(crate::errors::Problem, dto::SubjectBody)),
-    modifiers(&CommonRules),
     tags(
         (name = "auth", description = "Sessions, TOTP, passwords and invitations"),
         (name = "tenants", description = "Tenants and their enabled scopes"),
@@ -844,67 +789,31 @@ fn problem_bodies(operation: &mut Operation) {
     }
 }
 
-// ---- operations routes, documented here because their handlers live in `app` ---------
-
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    responses((status = 200, description = "The process is alive", body = String, content_type = "text/plain"))
-)]
-#[allow(dead_code, reason = "documents the closure app.rs serves at /healthz")]
-fn healthz() {}
-
-#[utoipa::path(
-    get,
-    path = "/readyz",
-    tag = "operations",
-    responses(
-        (status = 200, description = "The database answers", body = String, content_type = "text/plain"),
-        (status = 503, description = "`not_ready`: the database does not answer"),
-    )
-)]
-#[allow(dead_code, reason = "documents app::readyz")]
-fn readyz() {}
-
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    responses((
-        status = 200,
-        description = "Prometheus text format: requests by route and status, latency \
-                       histograms, decisions by reason, login failures",
-        body = String,
-        content_type = "text/plain; version=0.0.4"
-    ))
-)]
-#[allow(dead_code, reason = "documents app::metrics")]
-fn metrics() {}
-
-/// Serves this document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "operations",
-    responses((status = 200, description = "This OpenAPI 3.1 document", body = Object, content_type = "application/json"))
-)]
-pub async fn openapi_json() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], json()).into_response()
-}
-
-/// The OpenAPI document of the whole API.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The document's base: info, tags and the shared components; the paths come from the
+/// routes as they are registered (`routes::api`).
+pub fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// The document as pretty-printed JSON.
+/// The OpenAPI document of the whole API: the registered routes' paths, then the rules
+/// every route shares.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = crate::routes::api().into_openapi();
+    CommonRules.modify(&mut document);
+    document
+}
+
+/// The document as pretty-printed JSON, built once per process.
 pub fn json() -> String {
-    // Serializing a tree of strings, maps and numbers cannot fail; the fallback keeps
-    // the handler total anyway.
-    document()
-        .to_pretty_json()
-        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        // Serializing a tree of strings, maps and numbers cannot fail; the fallback
+        // keeps the handler total anyway.
+        document()
+            .to_pretty_json()
+            .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+    })
+    .clone()
 }
 
 #[cfg(test)]
@@ -918,67 +827,11 @@ mod tests {
 
     use serde_json::Value;
 
+    use axum::http::header;
+    use axum::response::IntoResponse;
+
     use super::*;
     use crate::errors::ApiError;
-
-    /// Every route of the router, `(method, path)`. Kept by hand so a reader sees the
-    /// whole surface; `the_router_and_this_list_agree` checks it against `app.rs`.
-    const ROUTES: &[(&str, &str)] = &[
-        ("post", "/v1/auth/password"),
-        ("post", "/v1/auth/totp"),
-        ("post", "/v1/auth/invitation"),
-        ("delete", "/v1/auth/session"),
-        ("get", "/v1/me"),
-        ("post", "/v1/me/totp"),
-        ("post", "/v1/me/totp/confirm"),
-        ("put", "/v1/me/password"),
-        ("post", "/v1/tenants"),
-        ("get", "/v1/tenants"),
-        ("get", "/v1/tenants/{tenant}"),
-        ("patch", "/v1/tenants/{tenant}"),
-        ("get", "/v1/tenants/{tenant}/scopes"),
-        ("put", "/v1/tenants/{tenant}/scopes"),
-        ("get", "/v1/tenants/{tenant}/roles"),
-        ("put", "/v1/tenants/{tenant}/roles/{role}"),
-        ("delete", "/v1/tenants/{tenant}/roles/{role}"),
-        ("get", "/v1/tenants/{tenant}/members"),
-        ("post", "/v1/tenants/{tenant}/members"),
-        ("get", "/v1/tenants/{tenant}/members/{user}"),
-        ("patch", "/v1/tenants/{tenant}/members/{user}"),
-        ("delete", "/v1/tenants/{tenant}/members/{user}"),
-        ("get", "/v1/tenants/{tenant}/members/{user}/profile"),
-        ("put", "/v1/tenants/{tenant}/members/{user}/profile/{key}"),
-        (
-            "delete",
-            "/v1/tenants/{tenant}/members/{user}/profile/{key}",
-        ),
-        ("put", "/v1/tenants/{tenant}/profile/{key}"),
-        ("delete", "/v1/tenants/{tenant}/profile/{key}"),
-        ("post", "/v1/tenants/{tenant}/api-keys"),
-        ("get", "/v1/tenants/{tenant}/api-keys"),
-        ("delete", "/v1/tenants/{tenant}/api-keys/{key}"),
-        ("post", "/v1/tenants/{tenant}/authorize"),
-        ("post", "/v1/tenants/{tenant}/authorize/batch"),
-        ("get", "/v1/tenants/{tenant}/audit"),
-        ("get", "/v1/tenants/{tenant}/events"),
-        ("get", "/v1/tenants/{tenant}/diagnostics"),
-        ("post", "/v1/users"),
-        ("get", "/v1/users/{user}"),
-        ("patch", "/v1/users/{user}"),
-        ("put", "/v1/users/{user}/platform-roles"),
-        ("put", "/v1/users/{user}/profile/{key}"),
-        ("delete", "/v1/users/{user}/profile/{key}"),
-        ("get", "/v1/catalog/scopes"),
-        ("post", "/v1/catalog/scopes"),
-        ("get", "/v1/profile-schema"),
-        ("get", "/v1/profile-schema/{key}"),
-        ("put", "/v1/profile-schema/{key}"),
-        ("get", "/v1/audit"),
-        ("get", "/healthz"),
-        ("get", "/readyz"),
-        ("get", "/metrics"),
-        ("get", "/openapi.json"),
-    ];
 
     const METHODS: &[&str] = &["get", "post", "put", "patch", "delete", "head", "options"];
 
@@ -1008,59 +861,6 @@ mod tests {
         found
     }
 
-    fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-        list.iter()
-            .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
-            .collect()
-    }
-
-    /// The `(method, path)` pairs `app.rs` registers, read from its source: each
-    /// `.route("…", …)` call, its method routers (`get(…)`, `.post(…)`, …), and `/v1`
-    /// for the routes of the nested `v1` router.
-    fn routes_in_app_rs() -> BTreeSet<(String, String)> {
-        let source = include_str!("app.rs");
-        let router = &source[source.find("pub fn router(").unwrap()..];
-        let nest_at = router.find(".nest(\"/v1\", v1)").unwrap();
-        let mut found = BTreeSet::new();
-        let mut rest = router;
-        let mut offset = 0;
-        while let Some(at) = rest.find(".route(") {
-            let call = &rest[at + ".route(".len()..];
-            let mut depth = 1;
-            let end = call
-                .char_indices()
-                .find(|(_, c)| {
-                    match c {
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
-                        _ => {}
-                    }
-                    depth == 0
-                })
-                .map(|(index, _)| index)
-                .unwrap();
-            let arguments = &call[..end];
-            let path = arguments.split('"').nth(1).unwrap();
-            let prefix = if offset + at < nest_at { "/v1" } else { "" };
-            for method in METHODS {
-                let token = format!("{method}(");
-                let named = arguments.match_indices(&token).any(|(index, _)| {
-                    arguments[..index]
-                        .chars()
-                        .last()
-                        .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
-                });
-                if named {
-                    found.insert(((*method).to_owned(), format!("{prefix}{path}")));
-                }
-            }
-            let consumed = at + ".route(".len() + end;
-            offset += consumed;
-            rest = &rest[consumed..];
-        }
-        found
-    }
-
     #[test]
     fn the_document_is_openapi_3_1() {
         let document = parsed();
@@ -1070,29 +870,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_route_serves_the_document_as_json() {
-        let response = openapi_json().await;
+        let response = crate::routes::operations::openapi_json().await;
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
         let served: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(served, parsed());
-    }
-
-    #[test]
-    fn the_router_and_this_list_agree() {
-        let in_app = routes_in_app_rs();
-        assert!(in_app.len() >= 40, "app.rs parsing found only {in_app:?}");
-        assert_eq!(in_app, pairs(ROUTES));
-    }
-
-    #[test]
-    fn every_route_is_documented_and_nothing_else() {
-        let documented: BTreeSet<(String, String)> = operations(&parsed())
-            .into_iter()
-            .map(|(method, path, _)| (method, path))
-            .collect();
-        assert_eq!(documented, pairs(ROUTES));
     }
 
     #[test]
