@@ -9,6 +9,7 @@ use domain::usecases::NewApiKey;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::{ApiKeyPath, TenantPath};
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::{ApiError, ApiResult};
@@ -29,7 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     tag = "api-keys",
     summary = "Create a tenant API key (`api_keys:write`); the key is shown once",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     request_body = NewApiKeyBody,
     responses(
@@ -60,7 +61,7 @@ pub async fn create_api_key(
     tag = "api-keys",
     summary = "List the tenant's API keys (`api_keys:write`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     responses(
         (status = 200, description = "All live keys in one page (`next_cursor` is null)", body = dto::ApiKeyPage),
@@ -85,8 +86,8 @@ pub async fn list_api_keys(
     tag = "api-keys",
     summary = "Revoke an API key (`api_keys:write`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("key" = String, Path, description = "The API key's id", format = "uuid"),
+        TenantPath,
+        ApiKeyPath,
     ),
     responses(
         (status = 204, description = "The key is revoked"),

@@ -10,6 +10,7 @@ use domain::usecases::{AuthzCheck, CheckSubject};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::TenantPath;
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::{ApiError, ApiResult};
@@ -54,7 +55,7 @@ fn check(body: AuthorizeBody) -> ApiResult<AuthzCheck> {
     tag = "authorize",
     summary = "One authorization decision (`authz:check`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     request_body = AuthorizeBody,
     responses(
@@ -122,7 +123,7 @@ async fn decide_checks(
     tag = "authorize",
     summary = "Up to 100 decisions, in order (`authz:check`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     request_body = BatchBody,
     responses(

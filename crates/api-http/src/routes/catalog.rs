@@ -10,6 +10,7 @@ use domain::usecases::NewCatalogScope;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::ProfileKeyPath;
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::{ApiError, ApiResult};
@@ -98,7 +99,7 @@ pub async fn list_schema(State(state): State<AppState>, headers: HeaderMap) -> A
     tag = "catalog",
     summary = "Read one profile schema entry",
     params(
-        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        ProfileKeyPath,
     ),
     responses(
         (status = 200, description = "The entry", body = dto::SchemaEntry),
@@ -123,7 +124,7 @@ pub async fn get_schema_entry(
     tag = "catalog",
     summary = "Create or replace a profile schema entry (`platform:catalog:write`)",
     params(
-        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        ProfileKeyPath,
     ),
     request_body = SchemaBody,
     responses(

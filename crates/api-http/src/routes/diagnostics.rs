@@ -7,6 +7,7 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::TenantPath;
 use crate::app::AppState;
 use crate::dto::{self};
 use crate::errors::ApiResult;
@@ -28,7 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
                    warns, else `ready`; the answer is 200 whatever the status. Writes \
                    nothing: the `audit.writable` probe is rolled back.",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     responses(
         (status = 200, description = "The report", body = dto::DiagnosticsReport),

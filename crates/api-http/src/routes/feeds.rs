@@ -10,6 +10,7 @@ use domain::ports::AuditFilter;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::{AuditQuery, PageQuery, TenantPath};
 use crate::app::AppState;
 use crate::dto::{self};
 use crate::errors::{ApiError, ApiResult};
@@ -64,14 +65,9 @@ fn audit_filter(params: &ListParams) -> ApiResult<AuditFilter> {
     tag = "audit",
     summary = "The tenant's audit trail (`audit:read`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
-        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
-        ("actor" = Option<String>, Query, description = "Only records by this actor id", pattern = "^[^\\x00]*$"),
-        ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`", pattern = "^[^\\x00]*$"),
-        ("outcome" = Option<dto::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
-        ("from" = Option<String>, Query, description = "Only records at or after this RFC 3339 time", format = DateTime),
-        ("until" = Option<String>, Query, description = "Only records before this RFC 3339 time", format = DateTime),
+        TenantPath,
+        PageQuery,
+        AuditQuery,
     ),
     responses(
         (status = 200, description = "One page of audit records", body = dto::AuditRecordPage),
@@ -103,13 +99,8 @@ pub async fn tenant_audit(
     summary = "The platform audit trail, or with `tenant` any tenant's (`platform:audit:read`)",
     params(
         ("tenant" = Option<String>, Query, description = "Read this tenant's trail instead of the platform's", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
-        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
-        ("actor" = Option<String>, Query, description = "Only records by this actor id", pattern = "^[^\\x00]*$"),
-        ("action" = Option<String>, Query, description = "Only records of this action, e.g. `member.add`", pattern = "^[^\\x00]*$"),
-        ("outcome" = Option<dto::OutcomeName>, Query, description = "Only `allowed` or only `denied` records"),
-        ("from" = Option<String>, Query, description = "Only records at or after this RFC 3339 time", format = DateTime),
-        ("until" = Option<String>, Query, description = "Only records before this RFC 3339 time", format = DateTime),
+        PageQuery,
+        AuditQuery,
     ),
     responses(
         (status = 200, description = "One page of audit records", body = dto::AuditRecordPage),
@@ -150,7 +141,7 @@ pub async fn platform_audit(
     tag = "audit",
     summary = "The tenant's outbox event feed (`events:read`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
         ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor). Every page has one, the last page too: a reader polling the end of the feed resumes from it"),
     ),

@@ -9,6 +9,7 @@ use domain::usecases::{AddMember, MemberChange};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::{PageQuery, TenantPath, UserPath};
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::{ApiError, ApiResult};
@@ -29,9 +30,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     tag = "members",
     summary = "List members (`members:read`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
-        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
+        TenantPath,
+        PageQuery,
     ),
     responses(
         (status = 200, description = "One page of members", body = dto::MemberPage),
@@ -60,7 +60,7 @@ pub async fn list_members(
     tag = "members",
     summary = "Add a member (`members:write`); a new email creates an invited user",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     request_body = AddMemberBody,
     responses(
@@ -97,8 +97,8 @@ pub async fn add_member(
     tag = "members",
     summary = "Read a member (`members:read`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        TenantPath,
+        UserPath,
     ),
     responses(
         (status = 200, description = "The member", body = dto::Member, headers(("ETag" = String, description = "The member's strong entity tag, `\"m<version>\"`"))),
@@ -129,8 +129,8 @@ pub async fn get_member(
     tag = "members",
     summary = "Change a member's roles (`members:write`) or account state (`accounts:write`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        TenantPath,
+        UserPath,
         ("If-Match" = Option<String>, Header, description = "The member's `ETag` (`\"m<version>\"`); 412 when it no longer matches"),
     ),
     request_body = PatchMemberBody,
@@ -179,8 +179,8 @@ pub async fn patch_member(
     tag = "members",
     summary = "Remove a member (`members:write`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        TenantPath,
+        UserPath,
         ("If-Match" = Option<String>, Header, description = "The member's `ETag` (`\"m<version>\"`); 412 when it no longer matches"),
     ),
     responses(

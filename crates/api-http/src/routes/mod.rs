@@ -27,6 +27,7 @@ pub mod diagnostics;
 pub mod feeds;
 pub mod members;
 pub mod operations;
+mod params;
 pub mod profiles;
 pub mod roles;
 pub mod tenants;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::{ProfileKeyPath, TenantPath, UserPath};
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::ApiResult;
@@ -32,8 +33,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     tag = "profiles",
     summary = "A member's resolved profile (`profiles:read` or self)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        TenantPath,
+        UserPath,
     ),
     responses(
         (status = 200, description = "The resolved profile, with the source of each value", body = dto::Profile, headers(("ETag" = String, description = "The resolved profile's strong entity tag"))),
@@ -68,9 +69,9 @@ fn profile_value(value: &Value) -> ApiResult<ProfileValue> {
     tag = "profiles",
     summary = "Set a member override (`profiles:write` or self)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
-        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        TenantPath,
+        UserPath,
+        ProfileKeyPath,
         ("If-Match" = Option<String>, Header, description = "The profile's `ETag` (`\"p<hash>\"`); 412 when it no longer matches"),
     ),
     request_body = ValueBody,
@@ -112,9 +113,9 @@ pub async fn put_member_value(
     tag = "profiles",
     summary = "Remove a member override (`profiles:write` or self)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
-        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        TenantPath,
+        UserPath,
+        ProfileKeyPath,
         ("If-Match" = Option<String>, Header, description = "The profile's `ETag` (`\"p<hash>\"`); 412 when it no longer matches"),
     ),
     responses(
@@ -151,8 +152,8 @@ pub async fn delete_member_value(
     tag = "profiles",
     summary = "Set a tenant default (`tenant:write`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        TenantPath,
+        ProfileKeyPath,
     ),
     request_body = ValueBody,
     responses(
@@ -184,8 +185,8 @@ pub async fn put_tenant_default(
     tag = "profiles",
     summary = "Remove a tenant default (`tenant:write`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        TenantPath,
+        ProfileKeyPath,
     ),
     responses(
         (status = 204, description = "The default is removed"),
@@ -213,8 +214,8 @@ pub async fn delete_tenant_default(
     tag = "profiles",
     summary = "Set a platform profile value (self or `platform:users:write`)",
     params(
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
-        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        UserPath,
+        ProfileKeyPath,
     ),
     request_body = ValueBody,
     responses(
@@ -247,8 +248,8 @@ pub async fn put_platform_value(
     tag = "profiles",
     summary = "Remove a platform profile value (self or `platform:users:write`)",
     params(
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
-        ("key" = String, Path, description = "The profile key", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        UserPath,
+        ProfileKeyPath,
     ),
     responses(
         (status = 204, description = "The value is removed"),

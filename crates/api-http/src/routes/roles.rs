@@ -8,6 +8,7 @@ use domain::ids::RoleName;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::{RolePath, TenantPath};
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::ApiResult;
@@ -28,7 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     tag = "roles",
     summary = "The tenant's role bindings (`roles:read`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     responses(
         (status = 200, description = "All bindings in one page (`next_cursor` is null)", body = dto::RolePage),
@@ -53,8 +54,8 @@ pub async fn list_roles(
     tag = "roles",
     summary = "Create or replace a role binding (`roles:write`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("role" = String, Path, description = "The role name", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        TenantPath,
+        RolePath,
     ),
     request_body = ScopesBody,
     responses(
@@ -85,8 +86,8 @@ pub async fn put_role(
     tag = "roles",
     summary = "Delete a role binding (`roles:write`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
-        ("role" = String, Path, description = "The role name", pattern = "^[a-z][a-z0-9_]{0,39}$"),
+        TenantPath,
+        RolePath,
     ),
     responses(
         (status = 204, description = "The binding is deleted"),

@@ -10,6 +10,7 @@ use domain::usecases::{CreateTenant, TenantChange};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::{PageQuery, TenantPath};
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::{ApiError, ApiResult};
@@ -60,8 +61,7 @@ pub async fn create_tenant(
     tag = "tenants",
     summary = "The tenants the caller may see",
     params(
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
-        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page (an opaque cursor)"),
+        PageQuery,
     ),
     responses(
         (status = 200, description = "One page of tenants", body = dto::TenantPage),
@@ -87,7 +87,7 @@ pub async fn list_tenants(
     tag = "tenants",
     summary = "Read a tenant",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     responses(
         (status = 200, description = "The tenant", body = dto::Tenant),
@@ -112,7 +112,7 @@ pub async fn get_tenant(
     tag = "tenants",
     summary = "Rename (`tenant:write`) or suspend/reactivate (platform) a tenant",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     request_body = PatchTenantBody,
     responses(
@@ -154,7 +154,7 @@ pub async fn patch_tenant(
     tag = "tenants",
     summary = "The scopes enabled for a tenant (`roles:read`)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     responses(
         (status = 200, description = "The enabled scopes", body = dto::Scopes),
@@ -179,7 +179,7 @@ pub async fn get_scopes(
     tag = "tenants",
     summary = "Set the scopes enabled for a tenant (platform)",
     params(
-        ("tenant" = String, Path, description = "The tenant slug", pattern = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$"),
+        TenantPath,
     ),
     request_body = ScopesBody,
     responses(

@@ -12,6 +12,7 @@ use domain::usecases::NewUser;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::UserPath;
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::{ApiError, ApiResult};
@@ -60,7 +61,7 @@ pub async fn create_user(
     tag = "users",
     summary = "Read a platform user (`platform:users:read`)",
     params(
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        UserPath,
     ),
     responses(
         (status = 200, description = "The user", body = dto::User),
@@ -86,7 +87,7 @@ pub async fn get_user(
     tag = "users",
     summary = "Suspend or reactivate a platform user (`platform:users:write`)",
     params(
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        UserPath,
     ),
     request_body = PatchUserBody,
     responses(
@@ -120,7 +121,7 @@ pub async fn patch_user(
     tag = "users",
     summary = "Set a user's platform roles (`platform:roles:write`)",
     params(
-        ("user" = String, Path, description = "The user's id (a UUID v7)", format = "uuid"),
+        UserPath,
     ),
     request_body = RolesBody,
     responses(
