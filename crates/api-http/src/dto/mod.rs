@@ -2,6 +2,7 @@
 //! ([`response`], [`decision`], [`page`], with their closed [`vocabulary`]), each a type
 //! that is also its OpenAPI schema, mapped explicitly from and to the domain's values.
 
+pub mod convert;
 pub mod decision;
 pub mod page;
 pub mod request;

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::ids::{DisplayName, KeyId};
+use domain::ids::KeyId;
 use domain::usecases::NewApiKey;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +15,7 @@ use crate::dto::{self, request::*};
 use crate::errors::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
 
-use super::{created, no_content, scopes};
+use super::{created, no_content};
 
 /// The routes of this area, one `routes!` per path.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -47,10 +47,7 @@ pub async fn create_api_key(
     JsonBody(body): JsonBody<NewApiKeyBody>,
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
-    let input = NewApiKey {
-        name: DisplayName::parse(&body.name)?,
-        scopes: scopes(&body.scopes)?,
-    };
+    let input = NewApiKey::try_from(body)?;
     let created_key = state.engine.create_api_key(&caller, &tenant, input).await?;
     Ok(created(dto::ApiKeyCreated::from(&created_key)))
 }

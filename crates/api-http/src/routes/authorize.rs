@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::ids::{Assurance, ScopeName, TenantId};
-use domain::usecases::{AuthzCheck, CheckSubject};
+use domain::ids::TenantId;
+use domain::usecases::AuthzCheck;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,39 +14,13 @@ use super::params::TenantPath;
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::{ApiError, ApiResult};
-use crate::extract::{bearer, user_id, JsonBody, Path};
+use crate::extract::{bearer, JsonBody, Path};
 
 /// The routes of this area, one `routes!` per path.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .routes(routes!(authorize))
         .routes(routes!(authorize_batch))
-}
-
-fn check(body: AuthorizeBody) -> ApiResult<AuthzCheck> {
-    let subject = match (body.subject.user_id, body.subject.token) {
-        (Some(user), None) => CheckSubject::User {
-            user_id: user_id(&user)?,
-            assurance: body
-                .subject
-                .assurance
-                .as_deref()
-                .map(Assurance::parse)
-                .transpose()?
-                .unwrap_or(Assurance::Aal1),
-        },
-        (None, Some(token)) if body.subject.assurance.is_none() => CheckSubject::Token(token),
-        _ => {
-            return Err(ApiError::invalid(
-                "subject is {\"user_id\", \"assurance\"} or {\"token\"}",
-            ))
-        }
-    };
-    Ok(AuthzCheck {
-        subject,
-        scope: ScopeName::parse(&body.scope)?,
-        target: body.target_user.as_deref().map(user_id).transpose()?,
-    })
 }
 
 #[utoipa::path(
@@ -90,7 +64,10 @@ async fn decide_checks(
 ) -> ApiResult<Vec<domain::authz::Decision>> {
     let parsed_tenant = TenantId::parse(tenant);
     let count = bodies.len();
-    let checks = bodies.into_iter().map(check).collect::<ApiResult<Vec<_>>>();
+    let checks = bodies
+        .into_iter()
+        .map(AuthzCheck::try_from)
+        .collect::<ApiResult<Vec<_>>>();
     let decisions = match (&parsed_tenant, &checks, bearer(headers)) {
         (Ok(tenant), Ok(checks), Some(token)) => {
             state.engine.authorize_fast(tenant, token, checks).await?

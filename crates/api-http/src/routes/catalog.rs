@@ -4,8 +4,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::ids::{Assurance, ProfileKey, ProfileType, ScopeName};
-use domain::model::SchemaEntry;
+use domain::ids::ProfileKey;
 use domain::usecases::NewCatalogScope;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,7 +12,7 @@ use utoipa_axum::routes;
 use super::params::ProfileKeyPath;
 use crate::app::AppState;
 use crate::dto::{self, request::*};
-use crate::errors::{ApiError, ApiResult};
+use crate::errors::ApiResult;
 use crate::extract::{JsonBody, Path};
 
 use super::created;
@@ -63,17 +62,7 @@ pub async fn add_catalog_scope(
     JsonBody(body): JsonBody<NewScopeBody>,
 ) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
-    let input = NewCatalogScope {
-        name: ScopeName::parse(&body.name)?,
-        description: body.description,
-        platform_only: body.platform_only,
-        min_assurance: body
-            .min_assurance
-            .as_deref()
-            .map(Assurance::parse)
-            .transpose()?
-            .unwrap_or(Assurance::Aal1),
-    };
+    let input = NewCatalogScope::try_from(body)?;
     let scope = state.engine.add_catalog_scope(&caller, input).await?;
     Ok(created(dto::CatalogScope::from(&scope)))
 }
@@ -141,19 +130,7 @@ pub async fn put_schema_entry(
 ) -> ApiResult<Response> {
     let key = ProfileKey::parse(&key)?;
     let caller = state.caller(&headers).await?;
-    if body
-        .key
-        .as_deref()
-        .is_some_and(|body_key| body_key != key.as_str())
-    {
-        return Err(ApiError::invalid("the body's key differs from the path's"));
-    }
-    let entry = SchemaEntry {
-        key,
-        value_type: ProfileType::parse(&body.value_type)?,
-        user_editable: body.user_editable,
-        tenant_overridable: body.tenant_overridable,
-    };
+    let entry = body.entry(key)?;
     let entry = state.engine.put_schema_entry(&caller, entry).await?;
     Ok(Json(dto::SchemaEntry::from(&entry)).into_response())
 }

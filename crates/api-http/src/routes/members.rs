@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::model::AccountState;
 use domain::usecases::{AddMember, MemberChange};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,10 +11,10 @@ use utoipa_axum::routes;
 use super::params::{PageQuery, TenantPath, UserPath};
 use crate::app::AppState;
 use crate::dto::{self, request::*};
-use crate::errors::{ApiError, ApiResult};
+use crate::errors::ApiResult;
 use crate::extract::{user_id, JsonBody, ListParams, Path};
 
-use super::{created, expected_version, no_content, roles, user_ref, with_etag};
+use super::{created, expected_version, no_content, with_etag};
 
 /// The routes of this area, one `routes!` per path.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -78,10 +77,7 @@ pub async fn add_member(
     JsonBody(body): JsonBody<AddMemberBody>,
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
-    let input = AddMember {
-        user: user_ref(body.email.as_deref(), body.user_id.as_deref())?,
-        roles: roles(body.roles.as_deref().unwrap_or_default())?,
-    };
+    let input = AddMember::try_from(body)?;
     let added = state.engine.add_member(&caller, &tenant, input).await?;
     let etag = dto::member_etag(&added.member);
     let mut response = created(dto::MemberCreated::from(&added));
@@ -151,18 +147,8 @@ pub async fn patch_member(
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let user = user_id(&user)?;
-    let change = MemberChange {
-        roles: body.roles.as_deref().map(roles).transpose()?,
-        state: body
-            .state
-            .as_deref()
-            .map(|text| {
-                AccountState::parse(text)
-                    .ok_or_else(|| ApiError::invalid("state must be active or suspended"))
-            })
-            .transpose()?,
-        expected_version: expected_version(&headers)?,
-    };
+    let mut change = MemberChange::try_from(body)?;
+    change.expected_version = expected_version(&headers)?;
     let member = state
         .engine
         .update_member(&caller, &tenant, &user, change)

@@ -4,20 +4,15 @@
 //! documented unserved. Each handler parses its input, calls one use case and maps the
 //! result; no rules live here.
 
-use std::collections::BTreeSet;
-
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::ids::{Email, RoleName, ScopeName};
-use domain::usecases::UserRef;
 use serde::Serialize;
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
-use crate::errors::{ApiError, ApiResult};
-use crate::extract::user_id;
+use crate::errors::ApiResult;
 
 pub mod api_keys;
 pub mod auth;
@@ -78,28 +73,6 @@ fn with_bearer(mut router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         }
     }
     router
-}
-
-fn roles(names: &[String]) -> ApiResult<BTreeSet<RoleName>> {
-    names
-        .iter()
-        .map(|name| RoleName::parse(name).map_err(ApiError::from))
-        .collect()
-}
-
-fn scopes(names: &[String]) -> ApiResult<BTreeSet<ScopeName>> {
-    names
-        .iter()
-        .map(|name| ScopeName::parse(name).map_err(ApiError::from))
-        .collect()
-}
-
-fn user_ref(email: Option<&str>, user: Option<&str>) -> ApiResult<UserRef> {
-    match (email, user) {
-        (Some(email), None) => Ok(UserRef::Email(Email::parse(email)?)),
-        (None, Some(user)) => Ok(UserRef::Id(user_id(user)?)),
-        _ => Err(ApiError::invalid("give exactly one of email and user_id")),
-    }
 }
 
 fn created(body: impl Serialize) -> Response {

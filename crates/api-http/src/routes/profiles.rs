@@ -5,8 +5,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::ids::{ProfileKey, ProfileValue};
-use serde_json::Value;
+use domain::ids::ProfileKey;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -59,10 +58,6 @@ pub async fn member_profile(
     ))
 }
 
-fn profile_value(value: &Value) -> ApiResult<ProfileValue> {
-    Ok(ProfileValue::parse(value)?)
-}
-
 #[utoipa::path(
     put,
     path = "/v1/tenants/{tenant}/members/{user}/profile/{key}",
@@ -97,7 +92,7 @@ pub async fn put_member_value(
             &tenant,
             &user_id(&user)?,
             &ProfileKey::parse(&key)?,
-            Some(profile_value(&body.value)?),
+            Some(body.profile_value()?),
             expected_profile(&headers).as_deref(),
         )
         .await?;
@@ -171,7 +166,7 @@ pub async fn put_tenant_default(
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let key = ProfileKey::parse(&key)?;
-    let value = profile_value(&body.value)?;
+    let value = body.profile_value()?;
     state
         .engine
         .write_tenant_default(&caller, &tenant, &key, Some(value.clone()))
@@ -234,7 +229,7 @@ pub async fn put_platform_value(
     let user = user_id(&user)?;
     let caller = state.caller(&headers).await?;
     let key = ProfileKey::parse(&key)?;
-    let value = profile_value(&body.value)?;
+    let value = body.profile_value()?;
     state
         .engine
         .write_platform_value(&caller, &user, &key, Some(value.clone()))

@@ -14,7 +14,7 @@ use crate::dto::{self, request::*};
 use crate::errors::ApiResult;
 use crate::extract::{JsonBody, Path};
 
-use super::{no_content, scopes};
+use super::no_content;
 
 /// The routes of this area, one `routes!` per path.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -75,7 +75,7 @@ pub async fn put_role(
     let role = RoleName::parse(&role)?;
     let binding = state
         .engine
-        .put_role(&caller, &tenant, &role, scopes(&body.scopes)?)
+        .put_role(&caller, &tenant, &role, body.scope_names()?)
         .await?;
     Ok(Json(dto::Role::from(&binding)).into_response())
 }

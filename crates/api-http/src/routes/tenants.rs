@@ -4,8 +4,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::ids::{DisplayName, TenantId};
-use domain::model::TenantState;
 use domain::usecases::{CreateTenant, TenantChange};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,10 +11,10 @@ use utoipa_axum::routes;
 use super::params::{PageQuery, TenantPath};
 use crate::app::AppState;
 use crate::dto::{self, request::*};
-use crate::errors::{ApiError, ApiResult};
+use crate::errors::ApiResult;
 use crate::extract::{JsonBody, ListParams, Path};
 
-use super::{created, scopes, user_ref};
+use super::created;
 
 /// The routes of this area, one `routes!` per path.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -46,11 +44,7 @@ pub async fn create_tenant(
     JsonBody(body): JsonBody<CreateTenantBody>,
 ) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
-    let input = CreateTenant {
-        id: TenantId::parse(&body.id)?,
-        display_name: DisplayName::parse(&body.display_name)?,
-        admin: user_ref(body.admin.email.as_deref(), body.admin.user_id.as_deref())?,
-    };
+    let input = CreateTenant::try_from(body)?;
     let created_tenant = state.engine.create_tenant(&caller, input).await?;
     Ok(created(dto::TenantCreated::from(&created_tenant)))
 }
@@ -129,21 +123,7 @@ pub async fn patch_tenant(
     JsonBody(body): JsonBody<PatchTenantBody>,
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
-    let change = TenantChange {
-        display_name: body
-            .display_name
-            .as_deref()
-            .map(DisplayName::parse)
-            .transpose()?,
-        state: body
-            .state
-            .as_deref()
-            .map(|text| {
-                TenantState::parse(text)
-                    .ok_or_else(|| ApiError::invalid("state must be active or suspended"))
-            })
-            .transpose()?,
-    };
+    let change = TenantChange::try_from(body)?;
     let tenant = state.engine.update_tenant(&caller, &tenant, change).await?;
     Ok(Json(dto::Tenant::from(&tenant)).into_response())
 }
@@ -198,7 +178,7 @@ pub async fn put_scopes(
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let enabled = state
         .engine
-        .set_enabled_scopes(&caller, &tenant, scopes(&body.scopes)?)
+        .set_enabled_scopes(&caller, &tenant, body.scope_names()?)
         .await?;
     Ok(Json(dto::Scopes::from(&enabled)).into_response())
 }

@@ -1,13 +1,9 @@
 //! Platform users: creation, state and platform roles.
 
-use std::collections::BTreeSet;
-
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::ids::{Email, Password};
-use domain::model::{PlatformRole, UserState};
 use domain::usecases::NewUser;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +11,7 @@ use utoipa_axum::routes;
 use super::params::UserPath;
 use crate::app::AppState;
 use crate::dto::{self, request::*};
-use crate::errors::{ApiError, ApiResult};
+use crate::errors::ApiResult;
 use crate::extract::{user_id, JsonBody, Path};
 
 use super::created;
@@ -47,10 +43,7 @@ pub async fn create_user(
     JsonBody(body): JsonBody<CreateUserBody>,
 ) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
-    let input = NewUser {
-        email: Email::parse(&body.email)?,
-        password: body.password.as_deref().map(Password::parse).transpose()?,
-    };
+    let input = NewUser::try_from(body)?;
     let created_user = state.engine.create_user(&caller, input).await?;
     Ok(created(dto::UserCreated::from(&created_user)))
 }
@@ -106,8 +99,7 @@ pub async fn patch_user(
 ) -> ApiResult<Response> {
     let user = user_id(&user)?;
     let caller = state.caller(&headers).await?;
-    let new_state = UserState::parse(&body.state)
-        .ok_or_else(|| ApiError::invalid("state must be active or suspended"))?;
+    let new_state = body.user_state()?;
     let user = state
         .engine
         .set_user_state(&caller, &user, new_state)
@@ -140,13 +132,7 @@ pub async fn put_platform_roles(
 ) -> ApiResult<Response> {
     let user = user_id(&user)?;
     let caller = state.caller(&headers).await?;
-    let granted = body
-        .roles
-        .iter()
-        .map(|role| {
-            PlatformRole::parse(role).ok_or_else(|| ApiError::from(domain::ids::FormatError::Role))
-        })
-        .collect::<ApiResult<BTreeSet<_>>>()?;
+    let granted = body.platform_roles()?;
     let user = state
         .engine
         .set_platform_roles(&caller, &user, granted)
