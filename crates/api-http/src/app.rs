@@ -1,5 +1,6 @@
-//! The application: shared state, the router of every route of SPEC §4, and the
-//! request-context middleware (request id, metrics, access log).
+//! The application: shared state, the routes of SPEC §4 (registered in `routes::api`)
+//! behind the middleware every request passes (request context with id, metrics and
+//! access log; the tenant gate; idempotency; body limit; client address).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
