@@ -1,5 +1,6 @@
-//! The application: shared state, the router of every route of SPEC §4, and the
-//! request-context middleware (request id, metrics, access log).
+//! The application: shared state, the routes of SPEC §4 (registered in `routes::api`)
+//! behind the middleware every request passes (request context with id, metrics and
+//! access log; the tenant gate; idempotency; body limit; client address).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -12,7 +13,6 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::Router;
 use domain::ids::{Email, TenantId};
 use domain::usecases::Engine;
@@ -22,7 +22,6 @@ use ipnet::IpNet;
 use crate::errors::{ApiError, REQUEST_ID};
 use crate::extract::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
-use crate::routes;
 
 /// Whether the service can do its work (the database answers), for `/readyz`.
 pub trait Readiness: Send + Sync {
@@ -114,103 +113,8 @@ pub fn router(state: AppState) -> Router {
 /// (request context, metrics, idempotency, body limit) — for benchmarks whose baseline
 /// routes must cost what the API's own routes cost around their handlers.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
-    let v1 = Router::new()
-        .route("/auth/password", post(routes::login))
-        .route("/auth/totp", post(routes::step_up))
-        .route("/auth/invitation", post(routes::accept_invitation))
-        .route("/auth/session", axum::routing::delete(routes::logout))
-        .route("/me", get(routes::me))
-        .route("/me/totp", post(routes::enroll_totp))
-        .route("/me/totp/confirm", post(routes::confirm_totp))
-        .route("/me/password", put(routes::change_password))
-        .route(
-            "/tenants",
-            post(routes::create_tenant).get(routes::list_tenants),
-        )
-        .route(
-            "/tenants/{tenant}",
-            get(routes::get_tenant).patch(routes::patch_tenant),
-        )
-        .route(
-            "/tenants/{tenant}/scopes",
-            get(routes::get_scopes).put(routes::put_scopes),
-        )
-        .route("/tenants/{tenant}/roles", get(routes::list_roles))
-        .route(
-            "/tenants/{tenant}/roles/{role}",
-            put(routes::put_role).delete(routes::delete_role),
-        )
-        .route(
-            "/tenants/{tenant}/members",
-            get(routes::list_members).post(routes::add_member),
-        )
-        .route(
-            "/tenants/{tenant}/members/{user}",
-            get(routes::get_member)
-                .patch(routes::patch_member)
-                .delete(routes::remove_member),
-        )
-        .route(
-            "/tenants/{tenant}/members/{user}/profile",
-            get(routes::member_profile),
-        )
-        .route(
-            "/tenants/{tenant}/members/{user}/profile/{key}",
-            put(routes::put_member_value).delete(routes::delete_member_value),
-        )
-        .route(
-            "/tenants/{tenant}/profile/{key}",
-            put(routes::put_tenant_default).delete(routes::delete_tenant_default),
-        )
-        .route(
-            "/tenants/{tenant}/api-keys",
-            post(routes::create_api_key).get(routes::list_api_keys),
-        )
-        .route(
-            "/tenants/{tenant}/api-keys/{key}",
-            axum::routing::delete(routes::revoke_api_key),
-        )
-        .route("/tenants/{tenant}/authorize", post(routes::authorize))
-        .route(
-            "/tenants/{tenant}/authorize/batch",
-            post(routes::authorize_batch),
-        )
-        .route("/tenants/{tenant}/audit", get(routes::tenant_audit))
-        .route("/tenants/{tenant}/events", get(routes::tenant_events))
-        .route(
-            "/tenants/{tenant}/diagnostics",
-            get(routes::tenant_diagnostics),
-        )
-        .route("/users", post(routes::create_user))
-        .route(
-            "/users/{user}",
-            get(routes::get_user).patch(routes::patch_user),
-        )
-        .route(
-            "/users/{user}/platform-roles",
-            put(routes::put_platform_roles),
-        )
-        .route(
-            "/users/{user}/profile/{key}",
-            put(routes::put_platform_value).delete(routes::delete_platform_value),
-        )
-        .route(
-            "/catalog/scopes",
-            get(routes::list_catalog).post(routes::add_catalog_scope),
-        )
-        .route("/profile-schema", get(routes::list_schema))
-        .route(
-            "/profile-schema/{key}",
-            get(routes::get_schema_entry).put(routes::put_schema_entry),
-        )
-        .route("/audit", get(routes::platform_audit));
-    Router::new()
-        .nest("/v1", v1)
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(crate::openapi::openapi_json))
-        .merge(extra)
+    let (api, _) = crate::routes::api().split_for_parts();
+    api.merge(extra)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -237,27 +141,6 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             request_context,
         ))
         .with_state(state)
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    if state.readiness.ready().await {
-        "ready".into_response()
-    } else {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the database does not answer",
-        )
-        .into_response()
-    }
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
 }
 
 /// Gives each request an id (task-local, for error bodies, and `x-request-id`), a

@@ -7,6 +7,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::ports::StoreError;
 use domain::Error;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 tokio::task_local! {
     /// The id of the request being handled.
@@ -75,10 +77,41 @@ impl ApiError {
     }
 }
 
+/// The HTTP status each of the domain's problem codes is reported with (SPEC §5). The
+/// match is exhaustive, so a new domain error cannot reach a client without a status.
+pub fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::Format(_)
+        | Error::InvalidRequest(_)
+        | Error::UnknownScope(_)
+        | Error::UnknownRole(_)
+        | Error::UnknownProfileKey(_)
+        | Error::InvalidProfileValue(_)
+        | Error::ScopeNotAssignable(_)
+        | Error::ScopeNotEnabled(_)
+        | Error::InvalidCursor => StatusCode::BAD_REQUEST,
+        Error::Unauthenticated | Error::InvalidCredentials | Error::InvalidTotp => {
+            StatusCode::UNAUTHORIZED
+        }
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::TenantNotFound | Error::MemberNotFound | Error::UserNotFound | Error::NotFound => {
+            StatusCode::NOT_FOUND
+        }
+        Error::TenantExists
+        | Error::MemberExists
+        | Error::EmailTaken
+        | Error::ScopeExists
+        | Error::LastTenantAdmin
+        | Error::LastPlatformRoot => StatusCode::CONFLICT,
+        Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        let status =
-            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status_of(&error);
         match &error {
             Error::Store(store) => {
                 // Logged once here; the client sees no internals.
@@ -108,20 +141,47 @@ impl From<domain::ids::FormatError> for ApiError {
     }
 }
 
+/// An RFC 9457 problem (SPEC §5), the body of every error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    #[schema(format = "uri", example = "urn:user-engine:problem:tenant_not_found")]
+    pub problem_type: String,
+    #[schema(example = "Not Found")]
+    pub title: &'static str,
+    #[schema(example = 404)]
+    pub status: u16,
+    /// The machine-readable code of SPEC §5.
+    #[schema(example = "tenant_not_found")]
+    pub code: &'static str,
+    pub detail: String,
+    pub request_id: String,
+    /// On 403 only: the decision reason (e.g. `platform_root_required`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub reason: Option<&'static str>,
+}
+
+impl From<&ApiError> for Problem {
+    fn from(error: &ApiError) -> Self {
+        Self {
+            problem_type: format!("urn:user-engine:problem:{}", error.code),
+            title: error.title(),
+            status: error.status.as_u16(),
+            code: error.code,
+            detail: error.detail.clone(),
+            request_id: request_id(),
+            reason: error.reason,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({
-            "type": format!("urn:user-engine:problem:{}", self.code),
-            "title": self.title(),
-            "status": self.status.as_u16(),
-            "code": self.code,
-            "detail": self.detail,
-            "request_id": request_id(),
-        });
-        if let (Some(reason), Some(object)) = (self.reason, body.as_object_mut()) {
-            object.insert("reason".to_owned(), reason.into());
-        }
-        let mut response = (self.status, body.to_string()).into_response();
+        // A struct of strings and numbers always serializes; the fallback keeps this
+        // total anyway.
+        let body = serde_json::to_string(&Problem::from(&self)).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

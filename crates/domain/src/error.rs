@@ -1,9 +1,9 @@
 //! The errors use cases return.
 //!
 //! SPEC §5 defines one flat list of problem codes shared by every operation, so the use
-//! cases share one error enum whose variants are exactly those codes: the HTTP layer maps
-//! it exhaustively, and a new code cannot be forgotten there. Infrastructure failure is
-//! one opaque variant.
+//! cases share one error enum whose variants are exactly those codes: a transport maps
+//! it exhaustively (the HTTP status of each lives in `api-http`'s `errors.rs`), and a new
+//! code cannot be forgotten there. Infrastructure failure is one opaque variant.
 
 use crate::authz::Reason;
 use crate::ids::FormatError;
@@ -11,82 +11,82 @@ use crate::ports::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// 400 with the format's own code (`invalid_tenant_id`, `invalid_email`, …).
+    /// The format's own code (`invalid_tenant_id`, `invalid_email`, …).
     #[error(transparent)]
     Format(#[from] FormatError),
-    /// 400 `invalid_request`.
+    /// `invalid_request`.
     #[error("{0}")]
     InvalidRequest(String),
-    /// 400 `unknown_scope`.
+    /// `unknown_scope`.
     #[error("scope {0} is not in the catalog")]
     UnknownScope(String),
-    /// 400 `unknown_role`.
+    /// `unknown_role`.
     #[error("role {0} is neither built in nor bound in this tenant")]
     UnknownRole(String),
-    /// 400 `unknown_profile_key`.
+    /// `unknown_profile_key`.
     #[error("profile key {0} is not in the profile schema")]
     UnknownProfileKey(String),
-    /// 400 `invalid_profile_value`.
+    /// `invalid_profile_value`.
     #[error("{0}")]
     InvalidProfileValue(String),
-    /// 400 `scope_not_assignable`.
+    /// `scope_not_assignable`.
     #[error("scope {0} is platform-only and cannot be assigned in a tenant")]
     ScopeNotAssignable(String),
-    /// 400 `scope_not_enabled`.
+    /// `scope_not_enabled`.
     #[error("scope {0} is not enabled for this tenant")]
     ScopeNotEnabled(String),
-    /// 401 `unauthenticated`.
+    /// `unauthenticated`.
     #[error("authentication required")]
     Unauthenticated,
-    /// 401 `invalid_credentials`.
+    /// `invalid_credentials`.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// 401 `invalid_totp`.
+    /// `invalid_totp`.
     #[error("invalid totp code")]
     InvalidTotp,
-    /// 403 `forbidden`, with the decision's reason.
+    /// `forbidden`, with the decision's reason.
     #[error("forbidden: {}", .0.as_str())]
     Forbidden(Reason),
-    /// 404 `tenant_not_found` (also the answer to non-members: no existence oracle).
+    /// `tenant_not_found` (also the answer to non-members: no existence oracle).
     #[error("tenant not found")]
     TenantNotFound,
-    /// 404 `member_not_found`.
+    /// `member_not_found`.
     #[error("member not found")]
     MemberNotFound,
-    /// 404 `user_not_found`.
+    /// `user_not_found`.
     #[error("user not found")]
     UserNotFound,
-    /// 404 `not_found`.
+    /// `not_found`.
     #[error("not found")]
     NotFound,
-    /// 409 `tenant_exists`.
+    /// `tenant_exists`.
     #[error("tenant id is taken")]
     TenantExists,
-    /// 409 `member_exists`.
+    /// `member_exists`.
     #[error("user is already a member of this tenant")]
     MemberExists,
-    /// 409 `email_taken`.
+    /// `email_taken`.
     #[error("email is taken")]
     EmailTaken,
-    /// 409 `scope_exists` (not in SPEC §5: adding a catalog scope twice).
+    /// `scope_exists` (not in SPEC §5: adding a catalog scope twice).
     #[error("scope already in the catalog")]
     ScopeExists,
-    /// 409 `last_tenant_admin`.
+    /// `last_tenant_admin`.
     #[error("the tenant must keep at least one active tenant admin")]
     LastTenantAdmin,
-    /// 409 `last_platform_root`.
+    /// `last_platform_root`.
     #[error("the platform must keep at least one active platform root")]
     LastPlatformRoot,
-    /// 400 `invalid_cursor`: forged, or from another list or tenant.
+    /// `invalid_cursor`: forged, or from another list or tenant.
     #[error("the cursor is not one this list gave out")]
     InvalidCursor,
-    /// 429 `rate_limited`, with the seconds to wait before the next attempt.
+    /// `rate_limited`, with the seconds to wait before the next attempt.
     #[error("too many attempts; retry later")]
     RateLimited { retry_after_secs: u64 },
-    /// 412 `precondition_failed`.
+    /// `precondition_failed`.
     #[error("the resource changed since it was read")]
     PreconditionFailed,
-    /// 500: the store failed. Never shown to clients.
+    /// `internal`: the store failed. Its detail is never shown to clients.
     #[error("store failure: {0}")]
     Store(StoreError),
 }
@@ -127,35 +127,6 @@ impl Error {
             Self::RateLimited { .. } => "rate_limited",
             Self::PreconditionFailed => "precondition_failed",
             Self::Store(_) => "internal",
-        }
-    }
-
-    /// The HTTP status the code is reported with.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::Format(_)
-            | Self::InvalidRequest(_)
-            | Self::UnknownScope(_)
-            | Self::UnknownRole(_)
-            | Self::UnknownProfileKey(_)
-            | Self::InvalidProfileValue(_)
-            | Self::ScopeNotAssignable(_)
-            | Self::ScopeNotEnabled(_)
-            | Self::InvalidCursor => 400,
-            Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidTotp => 401,
-            Self::Forbidden(_) => 403,
-            Self::TenantNotFound | Self::MemberNotFound | Self::UserNotFound | Self::NotFound => {
-                404
-            }
-            Self::TenantExists
-            | Self::MemberExists
-            | Self::EmailTaken
-            | Self::ScopeExists
-            | Self::LastTenantAdmin
-            | Self::LastPlatformRoot => 409,
-            Self::PreconditionFailed => 412,
-            Self::RateLimited { .. } => 429,
-            Self::Store(_) => 500,
         }
     }
 }

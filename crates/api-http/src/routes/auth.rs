@@ -1,0 +1,205 @@
+//! Sessions, TOTP, passwords and invitations: logging in and out, stepping up to
+//! `aal2`, enrolling TOTP, changing the own password, accepting an invitation, `GET /v1/me`.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use domain::ids::{Email, Password};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::dto::{self, request::*};
+use crate::errors::{request_id, ApiResult};
+use crate::extract::{ClientAddress, JsonBody};
+
+use super::no_content;
+
+/// The routes anyone may call (they take credentials in the body).
+pub(super) fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(login))
+        .routes(routes!(accept_invitation))
+}
+
+/// The routes of a signed-in caller.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(step_up))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(enroll_totp))
+        .routes(routes!(confirm_totp))
+        .routes(routes!(change_password))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password",
+    tag = "auth",
+    summary = "Log in with email and password",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "A new session", body = dto::Session),
+        (status = 400, description = "`invalid_email`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`invalid_credentials`: unknown email or wrong password (indistinguishable)"),
+        (status = 429, description = "`rate_limited`: too many attempts for this email or address", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    address: ClientAddress,
+    JsonBody(body): JsonBody<LoginBody>,
+) -> ApiResult<Response> {
+    let email = Email::parse(&body.email)?;
+    state.check_login_rate(&email, address.0).await?;
+    let session = state
+        .engine
+        .login(&email, &body.password, &request_id())
+        .await?;
+    Ok(Json(dto::Session::from(&session)).into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/invitation",
+    tag = "auth",
+    summary = "Accept an invitation: set a password and become active",
+    request_body = InvitationBody,
+    responses(
+        (status = 204, description = "The user is active and can log in"),
+        (status = 400, description = "`invalid_request`: password under 12 characters, malformed JSON or an unknown field"),
+        (status = 401, description = "`invalid_credentials`: unknown, used or expired invitation token"),
+    ),
+)]
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<InvitationBody>,
+) -> ApiResult<Response> {
+    let password = Password::parse(&body.password)?;
+    state
+        .engine
+        .accept_invitation(&body.token, &password, &request_id())
+        .await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/totp",
+    tag = "auth",
+    summary = "Raise the session to aal2 with a TOTP code",
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "The session, now aal2", body = dto::StepUp),
+        (status = 400, description = "`invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`, or `invalid_totp`: wrong or already used code"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+    ),
+)]
+pub async fn step_up(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CodeBody>,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let session = state.engine.step_up(&caller, &body.code).await?;
+    Ok(Json(dto::StepUp::from(&session)).into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/me/totp",
+    tag = "auth",
+    summary = "Start TOTP enrolment",
+    responses(
+        (status = 200, description = "A secret to confirm with a code", body = dto::TotpEnrolment),
+        (status = 403, description = "`forbidden`: not a user session (e.g. an API key); `reason` says why"),
+    ),
+)]
+pub async fn enroll_totp(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let enrolment = state.engine.enroll_totp(&caller).await?;
+    Ok(Json(dto::TotpEnrolment::from(&enrolment)).into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/me/totp/confirm",
+    tag = "auth",
+    summary = "Confirm TOTP enrolment with a code",
+    request_body = CodeBody,
+    responses(
+        (status = 204, description = "TOTP is enrolled"),
+        (status = 400, description = "`invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`, or `invalid_totp`: wrong code"),
+        (status = 403, description = "`forbidden`: not a user session; `reason` says why"),
+    ),
+)]
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CodeBody>,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    state.engine.confirm_totp(&caller, &body.code).await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/me/password",
+    tag = "auth",
+    summary = "Change the own password",
+    request_body = PasswordChangeBody,
+    responses(
+        (status = 204, description = "The password is changed"),
+        (status = 400, description = "`invalid_request`: new password under 12 characters, malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`, or `invalid_credentials`: wrong current password"),
+        (status = 403, description = "`forbidden`: not a user session; `reason` says why"),
+    ),
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PasswordChangeBody>,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let new_password = Password::parse(&body.new_password)?;
+    state
+        .engine
+        .change_password(&caller, &body.current_password, &new_password)
+        .await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/auth/session",
+    tag = "auth",
+    summary = "Log out (end this session)",
+    responses(
+        (status = 204, description = "The session is ended"),
+    ),
+)]
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    state.engine.logout(&caller).await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "auth",
+    summary = "Who the caller is",
+    responses(
+        (status = 200, description = "The caller", body = dto::Me),
+    ),
+)]
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let me = state.engine.me(&caller).await?;
+    Ok(Json(dto::Me::from(&me)).into_response())
+}

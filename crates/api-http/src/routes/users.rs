@@ -1,0 +1,141 @@
+//! Platform users: creation, state and platform roles.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use domain::usecases::NewUser;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::params::UserPath;
+use crate::app::AppState;
+use crate::dto::{self, request::*};
+use crate::errors::ApiResult;
+use crate::extract::{user_id, JsonBody, Path};
+
+use super::created;
+
+/// The routes of this area, one `routes!` per path.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create_user))
+        .routes(routes!(get_user, patch_user))
+        .routes(routes!(put_platform_roles))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    summary = "Create a platform user (`platform:users:write`)",
+    request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "The user, with a one-time `invitation_token` when created without a password", body = dto::UserCreated),
+        (status = 400, description = "`invalid_email`, `invalid_request` (password under 12 characters, malformed JSON, unknown field)"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 409, description = "`email_taken`"),
+    ),
+)]
+pub async fn create_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateUserBody>,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let input = NewUser::try_from(body)?;
+    let created_user = state.engine.create_user(&caller, input).await?;
+    Ok(created(dto::UserCreated::from(&created_user)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user}",
+    tag = "users",
+    summary = "Read a platform user (`platform:users:read`)",
+    params(
+        UserPath,
+    ),
+    responses(
+        (status = 200, description = "The user", body = dto::User),
+        (status = 400, description = "`invalid_user_id`"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+    ),
+)]
+pub async fn get_user(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let user = user_id(&user)?;
+    let caller = state.caller(&headers).await?;
+    let user = state.engine.get_user(&caller, &user).await?;
+    Ok(Json(dto::User::from(&user)).into_response())
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{user}",
+    tag = "users",
+    summary = "Suspend or reactivate a platform user (`platform:users:write`)",
+    params(
+        UserPath,
+    ),
+    request_body = PatchUserBody,
+    responses(
+        (status = 200, description = "The user", body = dto::User),
+        (status = 400, description = "`invalid_user_id`, `invalid_request` (bad state, malformed JSON, unknown field)"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 409, description = "`last_platform_root`: the platform would have no active `platform_root`"),
+    ),
+)]
+pub async fn patch_user(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PatchUserBody>,
+) -> ApiResult<Response> {
+    let user = user_id(&user)?;
+    let caller = state.caller(&headers).await?;
+    let new_state = body.user_state()?;
+    let user = state
+        .engine
+        .set_user_state(&caller, &user, new_state)
+        .await?;
+    Ok(Json(dto::User::from(&user)).into_response())
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/users/{user}/platform-roles",
+    tag = "users",
+    summary = "Set a user's platform roles (`platform:roles:write`)",
+    params(
+        UserPath,
+    ),
+    request_body = RolesBody,
+    responses(
+        (status = 200, description = "The user", body = dto::User),
+        (status = 400, description = "`invalid_user_id`, `invalid_role`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 409, description = "`last_platform_root`: the platform would have no active `platform_root`"),
+    ),
+)]
+pub async fn put_platform_roles(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RolesBody>,
+) -> ApiResult<Response> {
+    let user = user_id(&user)?;
+    let caller = state.caller(&headers).await?;
+    let granted = body.platform_roles()?;
+    let user = state
+        .engine
+        .set_platform_roles(&caller, &user, granted)
+        .await?;
+    Ok(Json(dto::User::from(&user)).into_response())
+}
