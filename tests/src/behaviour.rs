@@ -129,7 +129,7 @@ pub async fn creating_a_tenant_sets_up_admin_scopes_bindings_audit_and_events(h:
     assert_eq!(trail[0].reason, "platform_root");
     let feed = tenant_feed(&h, &root, &tenant).await;
     assert_eq!(types_of(&feed), vec!["tenant.created", "membership.added"]);
-    assert_eq!(feed[0].to_cloudevent()["tenant"], "acme");
+    assert_eq!(adapters_nats::cloudevent(&feed[0])["tenant"], "acme");
 }
 
 pub async fn creating_a_tenant_with_a_new_email_invites_the_admin(h: Harness) {

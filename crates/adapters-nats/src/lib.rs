@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use async_trait::async_trait;
+use domain::audit::format_timestamp;
 use domain::event::Event;
 use domain::relay::{EventPublisher, PublishFailure};
 
@@ -120,7 +121,7 @@ impl EventPublisher for JetStreamPublisher {
             let mut in_flight = Vec::with_capacity(events.len());
             for event in events {
                 let subject = self.subject(event);
-                let payload = serde_json::to_vec(&event.to_cloudevent())
+                let payload = serde_json::to_vec(&cloudevent(event))
                     .map_err(|error| failure(event, &subject, &error))?;
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert(
@@ -146,4 +147,21 @@ impl EventPublisher for JetStreamPublisher {
         }
         acked
     }
+}
+
+/// The CloudEvents 1.0 JSON form of SPEC §6, with the `tenant` extension (`_platform` for
+/// the platform's feed) and the feed position as `sequence`.
+pub fn cloudevent(event: &Event) -> serde_json::Value {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": event.id.to_string(),
+        "source": "user-engine",
+        "type": event.event_type,
+        "subject": event.subject,
+        "time": format_timestamp(event.time),
+        "datacontenttype": "application/json",
+        "tenant": event.partition.name(),
+        "sequence": event.position,
+        "data": event.data,
+    })
 }

@@ -188,7 +188,7 @@ impl AppState {
     /// The answer to a request whose token authenticated nobody: the failure counts
     /// against the client address (429 past the limit, and no record), else 401 and, on
     /// an existing tenant, a `denied` record in its trail.
-    async fn refuse_unauthenticated(&self, tenant: Option<&TenantId>) -> ApiError {
+    pub(crate) async fn refuse_unauthenticated(&self, tenant: Option<&TenantId>) -> ApiError {
         match self
             .engine
             .refuse_unauthenticated(

@@ -1,12 +1,13 @@
 //! Outbox events (SPEC §6): written with the change they describe, served by the feed and
-//! relayed as CloudEvents 1.0.
+//! relayed; their CloudEvents 1.0 form belongs to the transports (`api-http`'s feed,
+//! `adapters-nats`).
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::audit::{format_timestamp, Partition};
+use crate::audit::Partition;
 use crate::ids::{
     Assurance, DisplayName, Email, EventId, KeyId, ProfileKey, ProfileType, ProfileValue, RoleName,
     ScopeName, TenantId, UserId,
@@ -282,24 +283,6 @@ pub struct Event {
     pub event_type: String,
     pub subject: String,
     pub data: serde_json::Value,
-}
-
-impl Event {
-    /// The CloudEvents 1.0 JSON form, with the `tenant` extension.
-    pub fn to_cloudevent(&self) -> serde_json::Value {
-        serde_json::json!({
-            "specversion": "1.0",
-            "id": self.id.to_string(),
-            "source": "user-engine",
-            "type": self.event_type,
-            "subject": self.subject,
-            "time": format_timestamp(self.time),
-            "datacontenttype": "application/json",
-            "tenant": self.partition.name(),
-            "sequence": self.position,
-            "data": self.data,
-        })
-    }
 }
 
 impl Event {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use domain::ids::{
     Assurance, DisplayName, Email, FormatError, Password, ProfileKey, ProfileType, ProfileValue,
-    RoleName, ScopeName, TenantId,
+    RoleName, ScopeName, TenantId, UserId,
 };
 use domain::model::{AccountState, PlatformRole, SchemaEntry, TenantState, UserState};
 use domain::usecases::{
@@ -195,13 +195,15 @@ impl TryFrom<NewApiKeyBody> for NewApiKey {
     }
 }
 
+/// A check's parse error is the domain's: the engine orders it after the tenant, the
+/// caller and the batch bound (SPEC §3.1).
 impl TryFrom<AuthorizeBody> for AuthzCheck {
-    type Error = ApiError;
+    type Error = domain::Error;
 
-    fn try_from(body: AuthorizeBody) -> ApiResult<Self> {
+    fn try_from(body: AuthorizeBody) -> Result<Self, domain::Error> {
         let subject = match (body.subject.user_id, body.subject.token) {
             (Some(user), None) => CheckSubject::User {
-                user_id: user_id(&user)?,
+                user_id: UserId::parse(&user)?,
                 assurance: body
                     .subject
                     .assurance
@@ -212,15 +214,15 @@ impl TryFrom<AuthorizeBody> for AuthzCheck {
             },
             (None, Some(token)) if body.subject.assurance.is_none() => CheckSubject::Token(token),
             _ => {
-                return Err(ApiError::invalid(
-                    "subject is {\"user_id\", \"assurance\"} or {\"token\"}",
+                return Err(domain::Error::InvalidRequest(
+                    "subject is {\"user_id\", \"assurance\"} or {\"token\"}".to_owned(),
                 ))
             }
         };
         Ok(Self {
             subject,
             scope: ScopeName::parse(&body.scope)?,
-            target: body.target_user.as_deref().map(user_id).transpose()?,
+            target: body.target_user.as_deref().map(UserId::parse).transpose()?,
         })
     }
 }

@@ -1,5 +1,4 @@
-//! Authorization decisions, one or a batch. The handler tries the one-read fast
-//! path and falls back to the general path, which resolves and records like every route.
+//! Authorization decisions, one or a batch, through `Engine::authorize_request`.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -13,7 +12,7 @@ use utoipa_axum::routes;
 use super::params::TenantPath;
 use crate::app::AppState;
 use crate::dto::{self, request::*};
-use crate::errors::{ApiError, ApiResult};
+use crate::errors::{request_id, ApiError, ApiResult};
 use crate::extract::{bearer, JsonBody, Path};
 
 /// The routes of this area, one `routes!` per path.
@@ -52,41 +51,26 @@ pub async fn authorize(
     Ok(Json(dto::Decision::from(&decision)).into_response())
 }
 
-/// The authorize API's checks, decided: from one store read when the caller is a live
-/// credential allowed `authz:check` in an existing tenant and every check names a user
-/// (`Engine::authorize_fast`), else along the general path, which resolves the tenant
-/// and caller in SPEC §3.1's order and records refusals.
+/// The authorize API's checks, decided by `Engine::authorize_request`, which chooses
+/// between the one-read fast path and the general path; a token that authenticates
+/// nobody is refused here, where the client's address is known.
 async fn decide_checks(
     state: &AppState,
     tenant: &str,
     headers: &HeaderMap,
     bodies: Vec<AuthorizeBody>,
 ) -> ApiResult<Vec<domain::authz::Decision>> {
-    let parsed_tenant = TenantId::parse(tenant);
-    let count = bodies.len();
-    let checks = bodies
-        .into_iter()
-        .map(AuthzCheck::try_from)
-        .collect::<ApiResult<Vec<_>>>();
-    let decisions = match (&parsed_tenant, &checks, bearer(headers)) {
-        (Ok(tenant), Ok(checks), Some(token)) => {
-            state.engine.authorize_fast(tenant, token, checks).await?
+    let tenant = TenantId::parse(tenant)?;
+    let checks = bodies.into_iter().map(AuthzCheck::try_from).collect();
+    let decisions = match state
+        .engine
+        .authorize_request(&tenant, bearer(headers), &request_id(), checks)
+        .await
+    {
+        Err(domain::Error::Unauthenticated) => {
+            return Err(state.refuse_unauthenticated(Some(&tenant)).await)
         }
-        _ => None,
-    };
-    let decisions = match decisions {
-        Some(decisions) => decisions,
-        None => {
-            let (tenant, caller) = state.tenant_caller(tenant, headers).await?;
-            if count > domain::usecases::MAX_BATCH {
-                return Err(ApiError::invalid("a batch carries at most 100 checks"));
-            }
-            let checks = checks?;
-            state
-                .engine
-                .authorize_batch(&caller, &tenant, checks)
-                .await?
-        }
+        decisions => decisions?,
     };
     for decision in &decisions {
         state.metrics.decision(decision.reason.as_str());
