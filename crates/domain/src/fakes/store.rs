@@ -19,8 +19,9 @@ use crate::model::{
     Session, Tenant, User,
 };
 use crate::ports::{
-    AuditFilter, FactsQuery, OutboxBacklog, Store, StoreError, StoreTx, SubjectRef, ThrottleCount,
-    TxScope,
+    ApiKeys, AuditFilter, AuditLog, Authentication, Catalog, Decisions, FactsQuery, Members,
+    Outbox, OutboxBacklog, Profiles, Store, StoreError, StoreTx, SubjectRef, Tenants,
+    ThrottleCount, TxScope, Users,
 };
 
 /// A member row as stored: the email is joined from the user on read.
@@ -219,100 +220,7 @@ fn values_where<K: Ord + Clone, P: Fn(&K) -> Option<ProfileKey>>(
 }
 
 #[async_trait]
-impl StoreTx for MemTx {
-    async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError> {
-        // The store-wide lock is already held for the whole transaction.
-        self.scope.allow_partition(partition)
-    }
-
-    async fn authz_facts(&mut self, query: &FactsQuery) -> Result<AuthzFacts, StoreError> {
-        if let Some(tenant) = &query.tenant {
-            self.scope.allow(tenant)?;
-        }
-        let state = &self.working;
-        let tenant_state = query
-            .tenant
-            .as_ref()
-            .and_then(|tenant| state.tenants.get(tenant))
-            .map(|tenant| tenant.state);
-        let (subject, subject_user) = match &query.subject {
-            SubjectRef::User(user_id) => (
-                state.users.get(user_id).map(|user| SubjectFacts::User {
-                    user_id: *user_id,
-                    state: user.state,
-                    platform_roles: user.platform_roles.clone(),
-                }),
-                Some(*user_id),
-            ),
-            SubjectRef::ApiKey(key_id) => (
-                state
-                    .api_keys
-                    .get(key_id)
-                    .filter(|(key, _)| key.revoked_at.is_none() && self.scope.sees(&key.tenant))
-                    .map(|(key, _)| SubjectFacts::ApiKey {
-                        key_id: key.id,
-                        tenant: key.tenant.clone(),
-                        scopes: key.scopes.clone(),
-                    }),
-                None,
-            ),
-        };
-        let account = match (&query.tenant, subject_user) {
-            (Some(tenant), Some(user)) => {
-                state
-                    .members
-                    .get(&(tenant.clone(), user))
-                    .map(|row| AccountFacts {
-                        state: row.state,
-                        roles: row.roles.clone(),
-                    })
-            }
-            _ => None,
-        };
-        let bound_roles = match (&query.tenant, &account) {
-            (Some(tenant), Some(account)) => account
-                .roles
-                .iter()
-                .filter(|role| {
-                    state
-                        .bindings
-                        .get(&(tenant.clone(), (*role).clone()))
-                        .is_some_and(|scopes| scopes.contains(&query.scope))
-                })
-                .cloned()
-                .collect(),
-            _ => BTreeSet::new(),
-        };
-        let scope_enabled = query.tenant.as_ref().is_some_and(|tenant| {
-            state
-                .enabled
-                .get(tenant)
-                .is_some_and(|scopes| scopes.contains(&query.scope))
-        });
-        let target = query.target.and_then(|target| {
-            let user = state.users.get(&target)?;
-            Some(TargetFacts {
-                user_id: target,
-                account_state: query.tenant.as_ref().and_then(|tenant| {
-                    state
-                        .members
-                        .get(&(tenant.clone(), target))
-                        .map(|row| row.state)
-                }),
-                platform_roles: user.platform_roles.clone(),
-            })
-        });
-        Ok(AuthzFacts {
-            tenant_state,
-            subject,
-            account,
-            scope: state.catalog.get(&query.scope).cloned(),
-            scope_enabled,
-            bound_roles,
-            target,
-        })
-    }
-
+impl Tenants for MemTx {
     async fn get_tenant(&mut self, tenant: &TenantId) -> Result<Option<Tenant>, StoreError> {
         if matches!(&self.scope, TxScope::Tenant(scoped) if scoped != tenant) {
             // RLS hides other tenants' rows.
@@ -427,7 +335,10 @@ impl StoreTx for MemTx {
             .remove(&(tenant.clone(), role.clone()))
             .is_some())
     }
+}
 
+#[async_trait]
+impl Members for MemTx {
     async fn get_member(
         &mut self,
         tenant: &TenantId,
@@ -544,7 +455,10 @@ impl StoreTx for MemTx {
             .filter_map(|(tenant, member_user)| self.working.member(tenant, member_user))
             .collect())
     }
+}
 
+#[async_trait]
+impl Users for MemTx {
     async fn get_user(&mut self, user: &UserId) -> Result<Option<User>, StoreError> {
         Ok(self.working.users.get(user).cloned())
     }
@@ -591,27 +505,6 @@ impl StoreTx for MemTx {
         }
     }
 
-    async fn get_credentials(&mut self, user: &UserId) -> Result<Credentials, StoreError> {
-        Ok(self
-            .working
-            .credentials
-            .get(user)
-            .cloned()
-            .unwrap_or_default())
-    }
-
-    async fn set_credentials(
-        &mut self,
-        user: &UserId,
-        credentials: &Credentials,
-    ) -> Result<(), StoreError> {
-        if !self.working.users.contains_key(user) {
-            return Err(StoreError::Missing("user"));
-        }
-        self.working.credentials.insert(*user, credentials.clone());
-        Ok(())
-    }
-
     async fn count_platform_roots(&mut self) -> Result<u64, StoreError> {
         Ok(self
             .working
@@ -637,7 +530,116 @@ impl StoreTx for MemTx {
             })
             .count() as u64)
     }
+}
 
+#[async_trait]
+impl Authentication for MemTx {
+    async fn get_credentials(&mut self, user: &UserId) -> Result<Credentials, StoreError> {
+        Ok(self
+            .working
+            .credentials
+            .get(user)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn set_credentials(
+        &mut self,
+        user: &UserId,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        if !self.working.users.contains_key(user) {
+            return Err(StoreError::Missing("user"));
+        }
+        self.working.credentials.insert(*user, credentials.clone());
+        Ok(())
+    }
+
+    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.working
+            .sessions
+            .insert(session.token_hash.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self.working.sessions.get(token_hash).cloned())
+    }
+
+    async fn update_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.working
+            .sessions
+            .insert(session.token_hash.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError> {
+        Ok(self.working.sessions.remove(token_hash).is_some())
+    }
+
+    async fn delete_sessions_of(
+        &mut self,
+        user: &UserId,
+        keep: Option<String>,
+    ) -> Result<u64, StoreError> {
+        let before = self.working.sessions.len();
+        self.working.sessions.retain(|token_hash, session| {
+            session.user_id != *user || keep.as_deref() == Some(token_hash.as_str())
+        });
+        Ok(u64::try_from(before - self.working.sessions.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
+        self.working
+            .invitations
+            .insert(invitation.token_hash.clone(), invitation.clone());
+        Ok(())
+    }
+
+    async fn find_invitation(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<Invitation>, StoreError> {
+        Ok(self.working.invitations.get(token_hash).cloned())
+    }
+
+    async fn consume_invitation(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError> {
+        // Transactions are serialised by the store-wide lock, so the check and the mark
+        // cannot interleave with another transaction's.
+        Ok(self
+            .working
+            .invitations
+            .get_mut(token_hash)
+            .filter(|invitation| invitation.used_at.is_none() && now < invitation.expires_at)
+            .map(|invitation| {
+                invitation.used_at = Some(now);
+                invitation.clone()
+            }))
+    }
+
+    async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError> {
+        let Some(enrolment) = self
+            .working
+            .credentials
+            .get_mut(user)
+            .and_then(|credentials| credentials.totp.as_mut())
+        else {
+            return Ok(false);
+        };
+        if enrolment.last_used_step.is_some_and(|last| last >= step) {
+            return Ok(false);
+        }
+        enrolment.last_used_step = Some(step);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Catalog for MemTx {
     async fn list_catalog(&mut self) -> Result<Vec<CatalogScope>, StoreError> {
         Ok(self.working.catalog.values().cloned().collect())
     }
@@ -667,7 +669,10 @@ impl StoreTx for MemTx {
         self.working.schema.insert(entry.key.clone(), entry.clone());
         Ok(())
     }
+}
 
+#[async_trait]
+impl Profiles for MemTx {
     async fn member_values(
         &mut self,
         tenant: &TenantId,
@@ -789,7 +794,10 @@ impl StoreTx for MemTx {
             .remove(&(*user, key.clone()))
             .is_some())
     }
+}
 
+#[async_trait]
+impl ApiKeys for MemTx {
     async fn insert_api_key(&mut self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
         self.scope.allow(&key.tenant)?;
         if self.working.api_keys.contains_key(&key.id) {
@@ -862,87 +870,104 @@ impl StoreTx for MemTx {
             .find(|(key, hash)| hash == secret_hash && self.scope.sees(&key.tenant))
             .map(|(key, _)| key.clone()))
     }
+}
 
-    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
-        self.working
-            .sessions
-            .insert(session.token_hash.clone(), session.clone());
-        Ok(())
-    }
-
-    async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError> {
-        Ok(self.working.sessions.get(token_hash).cloned())
-    }
-
-    async fn update_session(&mut self, session: &Session) -> Result<(), StoreError> {
-        self.working
-            .sessions
-            .insert(session.token_hash.clone(), session.clone());
-        Ok(())
-    }
-
-    async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError> {
-        Ok(self.working.sessions.remove(token_hash).is_some())
-    }
-
-    async fn delete_sessions_of(
-        &mut self,
-        user: &UserId,
-        keep: Option<String>,
-    ) -> Result<u64, StoreError> {
-        let before = self.working.sessions.len();
-        self.working.sessions.retain(|token_hash, session| {
-            session.user_id != *user || keep.as_deref() == Some(token_hash.as_str())
-        });
-        Ok(u64::try_from(before - self.working.sessions.len()).unwrap_or(u64::MAX))
-    }
-
-    async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
-        self.working
-            .invitations
-            .insert(invitation.token_hash.clone(), invitation.clone());
-        Ok(())
-    }
-
-    async fn find_invitation(
-        &mut self,
-        token_hash: &str,
-    ) -> Result<Option<Invitation>, StoreError> {
-        Ok(self.working.invitations.get(token_hash).cloned())
-    }
-
-    async fn consume_invitation(
-        &mut self,
-        token_hash: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Invitation>, StoreError> {
-        // Transactions are serialised by the store-wide lock, so the check and the mark
-        // cannot interleave with another transaction's.
-        Ok(self
-            .working
-            .invitations
-            .get_mut(token_hash)
-            .filter(|invitation| invitation.used_at.is_none() && now < invitation.expires_at)
-            .map(|invitation| {
-                invitation.used_at = Some(now);
-                invitation.clone()
-            }))
-    }
-
-    async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError> {
-        let Some(enrolment) = self
-            .working
-            .credentials
-            .get_mut(user)
-            .and_then(|credentials| credentials.totp.as_mut())
-        else {
-            return Ok(false);
-        };
-        if enrolment.last_used_step.is_some_and(|last| last >= step) {
-            return Ok(false);
+#[async_trait]
+impl Decisions for MemTx {
+    async fn authz_facts(&mut self, query: &FactsQuery) -> Result<AuthzFacts, StoreError> {
+        if let Some(tenant) = &query.tenant {
+            self.scope.allow(tenant)?;
         }
-        enrolment.last_used_step = Some(step);
-        Ok(true)
+        let state = &self.working;
+        let tenant_state = query
+            .tenant
+            .as_ref()
+            .and_then(|tenant| state.tenants.get(tenant))
+            .map(|tenant| tenant.state);
+        let (subject, subject_user) = match &query.subject {
+            SubjectRef::User(user_id) => (
+                state.users.get(user_id).map(|user| SubjectFacts::User {
+                    user_id: *user_id,
+                    state: user.state,
+                    platform_roles: user.platform_roles.clone(),
+                }),
+                Some(*user_id),
+            ),
+            SubjectRef::ApiKey(key_id) => (
+                state
+                    .api_keys
+                    .get(key_id)
+                    .filter(|(key, _)| key.revoked_at.is_none() && self.scope.sees(&key.tenant))
+                    .map(|(key, _)| SubjectFacts::ApiKey {
+                        key_id: key.id,
+                        tenant: key.tenant.clone(),
+                        scopes: key.scopes.clone(),
+                    }),
+                None,
+            ),
+        };
+        let account = match (&query.tenant, subject_user) {
+            (Some(tenant), Some(user)) => {
+                state
+                    .members
+                    .get(&(tenant.clone(), user))
+                    .map(|row| AccountFacts {
+                        state: row.state,
+                        roles: row.roles.clone(),
+                    })
+            }
+            _ => None,
+        };
+        let bound_roles = match (&query.tenant, &account) {
+            (Some(tenant), Some(account)) => account
+                .roles
+                .iter()
+                .filter(|role| {
+                    state
+                        .bindings
+                        .get(&(tenant.clone(), (*role).clone()))
+                        .is_some_and(|scopes| scopes.contains(&query.scope))
+                })
+                .cloned()
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        let scope_enabled = query.tenant.as_ref().is_some_and(|tenant| {
+            state
+                .enabled
+                .get(tenant)
+                .is_some_and(|scopes| scopes.contains(&query.scope))
+        });
+        let target = query.target.and_then(|target| {
+            let user = state.users.get(&target)?;
+            Some(TargetFacts {
+                user_id: target,
+                account_state: query.tenant.as_ref().and_then(|tenant| {
+                    state
+                        .members
+                        .get(&(tenant.clone(), target))
+                        .map(|row| row.state)
+                }),
+                platform_roles: user.platform_roles.clone(),
+            })
+        });
+        Ok(AuthzFacts {
+            tenant_state,
+            subject,
+            account,
+            scope: state.catalog.get(&query.scope).cloned(),
+            scope_enabled,
+            bound_roles,
+            target,
+        })
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemTx {
+    async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError> {
+        // The store-wide lock is already held for the whole transaction.
+        self.scope.allow_partition(partition)
     }
 
     async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError> {
@@ -992,7 +1017,10 @@ impl StoreTx for MemTx {
             .cloned()
             .collect())
     }
+}
 
+#[async_trait]
+impl Outbox for MemTx {
     async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError> {
         self.scope.allow_partition(&draft.partition)?;
         let feed = self
@@ -1036,7 +1064,10 @@ impl StoreTx for MemTx {
         }
         Ok(backlog)
     }
+}
 
+#[async_trait]
+impl StoreTx for MemTx {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         let MemTx {
             mut guard, working, ..
