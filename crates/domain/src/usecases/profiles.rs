@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::event::types;
 use crate::ids::{ProfileKey, ProfileValue, TenantId, UserId};
 use crate::model::{resolve_profile, ResolvedProfile, SchemaEntry};
-use crate::ports::{StoreTx, TxScope};
+use crate::ports::{Catalog, Profiles, TxScope};
 
 /// A strong validator of a resolved profile, for `ETag`/`If-Match`.
 pub fn profile_etag(profile: &ResolvedProfile) -> String {
@@ -57,7 +57,7 @@ fn key_target(layer: Layer, owner: &str, key: &ProfileKey) -> AuditTarget {
 }
 
 async fn schema_entry(
-    tx: &mut dyn StoreTx,
+    tx: &mut (impl Catalog + ?Sized),
     key: &ProfileKey,
 ) -> Result<Option<SchemaEntry>, Error> {
     Ok(tx
@@ -93,7 +93,7 @@ fn validate_write(
 
 impl Engine {
     async fn resolve_in(
-        tx: &mut dyn StoreTx,
+        tx: &mut (impl Profiles + Catalog + ?Sized),
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<ResolvedProfile, Error> {
