@@ -20,7 +20,11 @@
 //! - **Errors.** Every method returns `Unavailable` when the store cannot be reached or
 //!   holds a value the domain refuses, and MAY return `Conflict` when the transaction
 //!   lost a race the store cannot serialise (the caller may retry). The `# Errors`
-//!   sections name what else a method MUST return.
+//!   sections name what else a method MUST return. A write naming a row that does not
+//!   exist (an unknown user, scope or profile key) fails with `Missing(<what>)` in the
+//!   SQL stores, whose foreign keys or checks refuse it; the in-memory fake checks only
+//!   what an `# Errors` section says MUST be checked, because the use cases check the
+//!   rest before they write.
 //! - **Unit of work.** Nothing a method writes is visible to another transaction before
 //!   commit, and all of it is gone when the transaction is dropped.
 //! - **Order.** Lists are ordered as their docs say, byte-wise (`collate "C"`), never by
@@ -76,8 +80,9 @@ pub trait Tenants: Send {
     /// Replaces the tenant's enabled scopes with `scopes`.
     ///
     /// # Errors
-    /// MUST return `Missing("tenant")` for an unknown tenant and `Missing("scope")` for a
-    /// scope not in the catalog, writing nothing.
+    /// MUST return `Missing("tenant")` for an unknown tenant when `scopes` is not empty
+    /// (the fake and SQLite also for an empty set). The SQL stores return
+    /// `Missing("scope")` for a scope not in the catalog.
     async fn set_enabled_scopes(
         &mut self,
         tenant: &TenantId,
@@ -90,8 +95,8 @@ pub trait Tenants: Send {
     /// Creates or replaces the binding of `binding.role` with exactly its scopes.
     ///
     /// # Errors
-    /// MUST return `Missing("tenant")` for an unknown tenant and `Missing("scope")` for a
-    /// scope not in the catalog.
+    /// MUST return `Missing("tenant")` for an unknown tenant. The SQL stores return
+    /// `Missing("scope")` for a scope not in the catalog.
     async fn put_binding(
         &mut self,
         tenant: &TenantId,
@@ -219,7 +224,7 @@ pub trait Authentication: Send {
     /// Stores a new session.
     ///
     /// # Errors
-    /// MUST return `Missing("user")` for an unknown user.
+    /// The SQL stores return `Missing("user")` for an unknown user.
     async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
 
     /// The session whose token hashes to `token_hash`, expired or not.
@@ -243,7 +248,7 @@ pub trait Authentication: Send {
     /// Stores a new invitation.
     ///
     /// # Errors
-    /// MUST return `Missing("user")` for an unknown user.
+    /// The SQL stores return `Missing("user")` for an unknown user.
     async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
 
     /// The invitation whose token hashes to `token_hash`, used or not.
@@ -306,8 +311,8 @@ pub trait Profiles: Send {
     /// Creates or replaces the member's value of `key`.
     ///
     /// # Errors
-    /// MUST return `Missing("member")` when the user has no account in the tenant and
-    /// `Missing("profile_key")` for a key not in the schema.
+    /// MUST return `Missing("member")` when the user has no account in the tenant. The
+    /// SQL stores return `Missing("profile_key")` for a key not in the schema.
     async fn put_member_value(
         &mut self,
         tenant: &TenantId,
@@ -333,8 +338,8 @@ pub trait Profiles: Send {
     /// Creates or replaces the tenant's default of `key`.
     ///
     /// # Errors
-    /// MUST return `Missing("tenant")` for an unknown tenant and `Missing("profile_key")`
-    /// for a key not in the schema.
+    /// MUST return `Missing("tenant")` for an unknown tenant. The SQL stores return
+    /// `Missing("profile_key")` for a key not in the schema.
     async fn put_tenant_default(
         &mut self,
         tenant: &TenantId,
@@ -358,8 +363,8 @@ pub trait Profiles: Send {
     /// Creates or replaces the user's platform value of `key`.
     ///
     /// # Errors
-    /// MUST return `Missing("user")` for an unknown user and `Missing("profile_key")` for
-    /// a key not in the schema.
+    /// MUST return `Missing("user")` for an unknown user. The SQL stores return
+    /// `Missing("profile_key")` for a key not in the schema.
     async fn put_platform_value(
         &mut self,
         user: &UserId,
@@ -381,10 +386,11 @@ pub trait ApiKeys: Send {
     /// Stores a new key with the hash of its secret.
     ///
     /// # Errors
-    /// MUST return `Duplicate("api_key")` when the id or the secret hash exists,
-    /// `Missing("tenant")` for an unknown tenant, `Missing("member")` when the creator
-    /// has no account in the tenant, and `Missing("scope")` for a scope not in the
-    /// catalog.
+    /// MUST return `Duplicate("api_key")` when the id or the secret hash exists and
+    /// `Missing("member")` when the creator has no account in the tenant. The SQL
+    /// stores return `Missing("tenant")` for an unknown tenant, and SQLite
+    /// `Missing("scope")` for a scope not in the catalog (PostgreSQL keeps a key's
+    /// scopes as an array, which no foreign key covers).
     async fn insert_api_key(&mut self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError>;
 
     /// The tenant's keys, revoked ones included, ordered by id.
