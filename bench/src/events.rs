@@ -20,7 +20,7 @@ use adapters_pg::PgStore;
 use async_nats::jetstream::{self, stream};
 use domain::event::Event;
 use domain::ids::{DisplayName, RoleName, TenantId, UserId};
-use domain::relay::{relay_once, EventPublisher, Outbox, PublishFailure};
+use domain::relay::{relay_once, EventPublisher, PublishFailure, RelayOutbox};
 use domain::usecases::{AddMember, Caller, CreateTenant, Engine, UserRef};
 use server::relay::{run_relay, BATCH};
 use sqlx::Executor;

@@ -16,6 +16,12 @@ use domain::usecases::{
 use domain::Error;
 use serde_json::json;
 
+pub use crate::conformance::{
+    a_dropped_transaction_leaves_no_change_and_no_audit_record,
+    a_tenant_transaction_reaches_no_other_tenants_rows,
+    racing_demotions_suspensions_and_removals_leave_exactly_one_active_admin,
+    single_use_secrets_are_used_once_by_concurrent_transactions,
+};
 use crate::harness::{at, email, password, role_name, roles, scope, tenant_id, user_of, Harness};
 
 /// Every audit record of a tenant's trail, read by a platform root.
@@ -2133,6 +2139,10 @@ macro_rules! behaviour_suite {
             nobody_grants_roles_bindings_or_key_scopes_beyond_their_own,
             the_platform_keeps_an_active_platform_root,
             the_authorize_api_denies_invited_users_and_keys_as_subjects,
+            a_tenant_transaction_reaches_no_other_tenants_rows,
+            a_dropped_transaction_leaves_no_change_and_no_audit_record,
+            single_use_secrets_are_used_once_by_concurrent_transactions,
+            racing_demotions_suspensions_and_removals_leave_exactly_one_active_admin,
         );
     };
     (@tests $run:path, $harness:expr; $($name:ident,)*) => {

@@ -9,9 +9,12 @@
 )]
 
 pub mod behaviour;
+pub mod conformance;
+pub mod fixtures;
 pub mod harness;
 pub mod http;
 pub mod nats;
 pub mod pg;
+pub mod races;
 pub mod scenario;
 pub mod sqlite;

@@ -6,6 +6,7 @@
 //! carries one tenant into another's request. Queries run as `user_engine_app`, a role
 //! that row-level security applies to.
 
+mod columns;
 mod errors;
 mod facts_cache;
 pub mod relay;
@@ -140,7 +141,7 @@ impl Store for PgStore {
             ))
             .await
             .map_err(store_error)?;
-        Ok(Box::new(tx::PgTx::new(tx)))
+        Ok(Box::new(tx::PgTx::new(tx, scope)))
     }
 
     async fn throttle_hit(
@@ -149,7 +150,7 @@ impl Store for PgStore {
         window: time::Duration,
         now: time::OffsetDateTime,
     ) -> Result<ThrottleCount, StoreError> {
-        tx::throttle_hit(&self.pool, key, window, now).await
+        tx::throttles::throttle_hit(&self.pool, key, window, now).await
     }
 
     async fn throttle_peek(
@@ -157,12 +158,12 @@ impl Store for PgStore {
         key: &str,
         now: time::OffsetDateTime,
     ) -> Result<ThrottleCount, StoreError> {
-        tx::throttle_peek(&self.pool, key, now).await
+        tx::throttles::throttle_peek(&self.pool, key, now).await
     }
 
     /// One statement, no transaction.
     async fn find_login(&self, email: &Email) -> Result<Option<LoginRecord>, StoreError> {
-        tx::find_login(&self.pool, email).await
+        tx::authorize::find_login(&self.pool, email).await
     }
 
     /// One statement, one round trip: a probe of the partition heads when the facts
@@ -172,6 +173,6 @@ impl Store for PgStore {
         &self,
         query: &SnapshotQuery,
     ) -> Result<AuthorizeSnapshot, StoreError> {
-        tx::authorize_snapshot(&self.pool, &self.facts, query).await
+        tx::authorize::authorize_snapshot(&self.pool, &self.facts, query).await
     }
 }

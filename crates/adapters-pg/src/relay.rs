@@ -1,4 +1,4 @@
-//! The outbox relay's store side (SPEC §6): the domain's [`Outbox`] over PostgreSQL. A
+//! The outbox relay's store side (SPEC §6): the domain's [`RelayOutbox`] over PostgreSQL. A
 //! claim is a transaction that locks unpublished rows (`FOR UPDATE SKIP LOCKED`, so
 //! several relays run at once without sending the same row concurrently) until they are
 //! marked published or the claim is dropped and rolls back.
@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use domain::event::Event;
 use domain::ports::StoreError;
-use domain::relay::{ClaimedEvents, Outbox};
+use domain::relay::{ClaimedEvents, RelayOutbox};
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
@@ -51,7 +51,7 @@ fn position(value: u64) -> Result<i64, StoreError> {
 }
 
 #[async_trait]
-impl Outbox for Relay {
+impl RelayOutbox for Relay {
     async fn claim(&self, limit: usize) -> Result<Box<dyn ClaimedEvents>, StoreError> {
         let limit = i64::try_from(limit)
             .map_err(|_| StoreError::Unavailable(format!("claim limit {limit} out of range")))?;

@@ -129,9 +129,11 @@ pub(crate) fn no_transaction(error: &sqlx::Error) -> bool {
         if database.message().contains("no transaction is active"))
 }
 
-/// Maps a sqlx error to the store error a use case understands. Foreign keys are
-/// checked by the adapter before it writes, so one failing here is a bug or a change
-/// made behind the adapter's back, reported as `Unavailable` with SQLite's words.
+/// Maps a sqlx error to the store error a use case understands, by the constraint name
+/// [`constraint`] recovers (`store_sql::constraint_error` says what each means). Foreign
+/// keys are checked by the adapter before it writes, and SQLite does not name them, so
+/// one failing here is a bug or a change made behind the adapter's back, reported as
+/// `Unavailable` with SQLite's words.
 pub fn store_error(error: sqlx::Error) -> StoreError {
     if matches!(
         code(&error),
@@ -141,15 +143,7 @@ pub fn store_error(error: sqlx::Error) -> StoreError {
         // transaction may be retried.
         return StoreError::Conflict;
     }
-    match constraint(&error) {
-        Some("tenants_pkey" | "tenant_tombstones_pkey") => StoreError::Duplicate("tenant"),
-        Some("users_email_key") => StoreError::Duplicate("email"),
-        Some("users_pkey") => StoreError::Duplicate("user"),
-        Some("accounts_pkey") => StoreError::Duplicate("member"),
-        Some("catalog_scopes_pkey") => StoreError::Duplicate("scope"),
-        Some("api_keys_pkey" | "api_keys_key_id_key" | "api_keys_secret_hash_key") => {
-            StoreError::Duplicate("api_key")
-        }
-        _ => StoreError::Unavailable(error.to_string()),
-    }
+    constraint(&error)
+        .and_then(store_sql::constraint_error)
+        .unwrap_or_else(|| StoreError::Unavailable(error.to_string()))
 }

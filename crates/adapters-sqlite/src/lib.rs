@@ -15,6 +15,7 @@
 //! transaction to its tenant's rows and refuses others loudly, as the in-memory store
 //! does (see ARCHITECTURE.md).
 
+mod columns;
 mod errors;
 mod relay;
 mod tx;
@@ -262,7 +263,7 @@ impl Store for SqliteStore {
         window: time::Duration,
         now: time::OffsetDateTime,
     ) -> Result<ThrottleCount, StoreError> {
-        tx::throttle_hit(&self.writer, key, window, now).await
+        tx::throttles::throttle_hit(&self.writer, key, window, now).await
     }
 
     async fn throttle_peek(
@@ -270,6 +271,6 @@ impl Store for SqliteStore {
         key: &str,
         now: time::OffsetDateTime,
     ) -> Result<ThrottleCount, StoreError> {
-        tx::throttle_peek(&self.readers, key, now).await
+        tx::throttles::throttle_peek(&self.readers, key, now).await
     }
 }

@@ -1,4 +1,4 @@
-//! The outbox relay's store side on the embedded store: the domain's [`Outbox`]. A claim
+//! The outbox relay's store side on the embedded store: the domain's [`RelayOutbox`]. A claim
 //! holds the one writer (`BEGIN IMMEDIATE`) until its events are marked published or it
 //! is dropped and rolls back, so no other claim or write can touch them meanwhile. An
 //! idle pass only reads: it looks for unpublished events on a reader first.
@@ -6,12 +6,15 @@
 use async_trait::async_trait;
 use domain::event::Event;
 use domain::ports::StoreError;
-use domain::relay::{ClaimedEvents, Outbox};
+use domain::relay::{ClaimedEvents, RelayOutbox};
 use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
 
+use store_sql::rows::{BacklogRow, EventRow, Shape, EVENT_COLUMNS};
+
+use crate::columns::{micros, Lite};
 use crate::errors::store_error;
-use crate::tx::{micros, optional_timestamp, rollback, EventRow};
+use crate::tx::rollback;
 use crate::{SqliteStore, Writer};
 
 /// The events one claim holds, with the writer inside its transaction.
@@ -48,7 +51,7 @@ fn out_of_range(what: &str) -> StoreError {
 }
 
 #[async_trait]
-impl Outbox for SqliteStore {
+impl RelayOutbox for SqliteStore {
     async fn claim(&self, limit: usize) -> Result<Box<dyn ClaimedEvents>, StoreError> {
         let limit = i64::try_from(limit).map_err(|_| out_of_range("claim limit"))?;
         let waiting: bool = sqlx::query_scalar(
@@ -81,31 +84,31 @@ impl Outbox for SqliteStore {
                 "the claim lost its writer".to_owned(),
             ));
         };
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "select position, tenant_id, event_id, event_type, subject, time, data \
-             from outbox_events where published_at is null \
-             order by time, partition, position limit ?1",
-        )
+        let rows = sqlx::query(&format!(
+            "select {EVENT_COLUMNS} from outbox_events where published_at is null \
+             order by time, partition, position limit ?1"
+        ))
         .bind(limit)
         .fetch_all(connection)
         .await
         .map_err(store_error)?;
         claim.events = rows
-            .into_iter()
-            .map(EventRow::into_event)
+            .iter()
+            .map(|row| EventRow::decode(&Lite(row)))
             .collect::<Result<_, _>>()?;
         Ok(Box::new(claim))
     }
 
     async fn backlog(&self) -> Result<(u64, Option<OffsetDateTime>), StoreError> {
-        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "select count(*), min(time) from outbox_events where published_at is null",
+        let row = sqlx::query(
+            "select count(*) as waiting, min(time) as oldest from outbox_events \
+             where published_at is null",
         )
         .fetch_one(&self.readers)
         .await
         .map_err(store_error)?;
-        let count = u64::try_from(count).map_err(|_| out_of_range("backlog count"))?;
-        Ok((count, optional_timestamp(oldest)?))
+        let backlog = BacklogRow::decode(&Lite(&row))?;
+        Ok((backlog.waiting, backlog.oldest))
     }
 }
 
@@ -120,7 +123,7 @@ impl ClaimedEvents for SqliteClaim {
             // An empty claim holds nothing.
             return Ok(());
         };
-        let now = micros(OffsetDateTime::now_utc());
+        let now = micros(OffsetDateTime::now_utc())?;
         let marked = async {
             for event in &self.events {
                 let position =

@@ -4,20 +4,25 @@
 //! its audit record and events, and commits; dropping a transaction without committing
 //! rolls everything back. Every tenant-scoped method takes its tenant explicitly.
 
-use std::collections::{BTreeMap, BTreeSet};
+pub mod capabilities;
+#[cfg(test)]
+mod mock;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit::{AuditDraft, AuditRecord, Partition};
-use crate::authz::AuthzFacts;
-use crate::event::{Event, EventDraft};
-use crate::ids::{Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
-use crate::model::{
-    ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry, Session,
-    Tenant, TenantState, User,
+pub use capabilities::{
+    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Members, Outbox, Profiles, Tenants,
+    Users,
 };
+#[cfg(test)]
+pub use mock::MockStoreTx;
+
+use crate::audit::Partition;
+use crate::authz::AuthzFacts;
+use crate::ids::{Email, KeyId, ScopeName, TenantId, UserId};
+use crate::model::{ApiKey, Session, TenantState, User};
 
 /// Failures of the store itself. Constraint violations an adapter maps by name; anything
 /// else is `Unavailable` and surfaces as an infrastructure error.
@@ -105,7 +110,7 @@ pub enum SubjectRef {
     ApiKey(KeyId),
 }
 
-/// What [`StoreTx::authz_facts`] gathers.
+/// What [`Decisions::authz_facts`] gathers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FactsQuery {
     pub tenant: Option<TenantId>,
@@ -195,7 +200,7 @@ pub struct AuditFilter {
     pub until: Option<OffsetDateTime>,
 }
 
-/// What waits in one tenant's outbox for the relay (what [`StoreTx::outbox_backlog`]
+/// What waits in one tenant's outbox for the relay (what [`Outbox::outbox_backlog`]
 /// reads, for the `outbox.lag` diagnostic).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxBacklog {
@@ -279,7 +284,7 @@ pub trait Store: Send + Sync {
     /// Reads everything one authorize request needs, consistently, in the tenant's
     /// scope: the tenant's state, the credential `token_hash` names (an API key only when it
     /// belongs to this tenant), the credential's facts for `caller_scope` and the facts
-    /// of every check — each exactly as [`StoreTx::authz_facts`] would gather them. It
+    /// of every check — each exactly as [`Decisions::authz_facts`] would gather them. It
     /// writes nothing.
     ///
     /// The default runs those reads in one tenant-scoped transaction; an adapter MAY
@@ -340,265 +345,42 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// One transaction. Nothing it writes is visible to others before [`StoreTx::commit`];
-/// dropping it without committing discards every write, audit record and event.
+/// One transaction: every capability of [`capabilities`], plus [`StoreTx::commit`].
+/// Nothing it writes is visible to others before commit; dropping it without committing
+/// discards every write, audit record and event.
 ///
 /// Adapters MUST serialise mutating transactions of one partition (tenant or platform)
-/// from their first [`StoreTx::lock_partition`] call to commit, so invariant checks
+/// from their first [`AuditLog::lock_partition`] call to commit, so invariant checks
 /// (last tenant admin) cannot race, and audit `seq` and feed positions follow commit order.
-#[cfg_attr(test, mockall::automock)]
 #[async_trait]
-pub trait StoreTx: Send {
-    /// Takes the write lock of a partition; held until commit or rollback.
-    async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError>;
-
-    /// Every fact one decision needs, in one call (the authorize hot path).
-    async fn authz_facts(&mut self, query: &FactsQuery) -> Result<AuthzFacts, StoreError>;
-
-    // Tenants.
-    async fn get_tenant(&mut self, tenant: &TenantId) -> Result<Option<Tenant>, StoreError>;
-    /// # Errors
-    /// MUST return `Duplicate("tenant")` when the id was ever used.
-    async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
-    async fn update_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
-    /// All tenants ordered by id, after `after`.
-    async fn list_tenants(
-        &mut self,
-        after: Option<TenantId>,
-        limit: usize,
-    ) -> Result<Vec<Tenant>, StoreError>;
-
-    // Enabled scopes and bindings.
-    async fn enabled_scopes(
-        &mut self,
-        tenant: &TenantId,
-    ) -> Result<BTreeSet<ScopeName>, StoreError>;
-    async fn set_enabled_scopes(
-        &mut self,
-        tenant: &TenantId,
-        scopes: &BTreeSet<ScopeName>,
-    ) -> Result<(), StoreError>;
-    /// Bindings ordered by role name.
-    async fn list_bindings(&mut self, tenant: &TenantId) -> Result<Vec<RoleBinding>, StoreError>;
-    async fn put_binding(
-        &mut self,
-        tenant: &TenantId,
-        binding: &RoleBinding,
-    ) -> Result<(), StoreError>;
-    /// Returns whether a binding existed.
-    async fn delete_binding(
-        &mut self,
-        tenant: &TenantId,
-        role: &RoleName,
-    ) -> Result<bool, StoreError>;
-
-    // Members (tenant accounts with their roles).
-    async fn get_member(
-        &mut self,
-        tenant: &TenantId,
-        user: &UserId,
-    ) -> Result<Option<Member>, StoreError>;
-    /// Members ordered by user id, after `after`.
-    async fn list_members(
-        &mut self,
-        tenant: &TenantId,
-        after: Option<UserId>,
-        limit: usize,
-    ) -> Result<Vec<Member>, StoreError>;
-    /// # Errors
-    /// MUST return `Duplicate("member")` when the user already has an account there.
-    async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError>;
-    async fn update_member(&mut self, member: &Member) -> Result<(), StoreError>;
-    /// Deletes the account, its roles and its tenant profile values.
-    async fn delete_member(&mut self, tenant: &TenantId, user: &UserId) -> Result<(), StoreError>;
-    /// Active accounts holding `tenant_admin`.
-    async fn count_active_admins(&mut self, tenant: &TenantId) -> Result<u64, StoreError>;
-    /// Every account of a user, in any tenant (platform scope).
-    async fn memberships_of(&mut self, user: &UserId) -> Result<Vec<Member>, StoreError>;
-
-    // Users.
-    async fn get_user(&mut self, user: &UserId) -> Result<Option<User>, StoreError>;
-    async fn find_user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError>;
-    /// # Errors
-    /// MUST return `Duplicate("email")` when the email is taken.
-    async fn insert_user(
-        &mut self,
-        user: &User,
-        credentials: &Credentials,
-    ) -> Result<(), StoreError>;
-    async fn update_user(&mut self, user: &User) -> Result<(), StoreError>;
-    async fn get_credentials(&mut self, user: &UserId) -> Result<Credentials, StoreError>;
-    async fn set_credentials(
-        &mut self,
-        user: &UserId,
-        credentials: &Credentials,
-    ) -> Result<(), StoreError>;
-    async fn count_platform_roots(&mut self) -> Result<u64, StoreError>;
-    /// Platform roots whose user is `active`: the `last_platform_root` invariant keeps
-    /// this at one or more. Callers lock the platform partition first, so concurrent
-    /// changes count one after the other.
-    async fn count_active_platform_roots(&mut self) -> Result<u64, StoreError>;
-
-    // Catalog and profile schema.
-    /// The catalog ordered by name.
-    async fn list_catalog(&mut self) -> Result<Vec<CatalogScope>, StoreError>;
-    async fn get_catalog_scope(
-        &mut self,
-        name: &ScopeName,
-    ) -> Result<Option<CatalogScope>, StoreError>;
-    /// # Errors
-    /// MUST return `Duplicate("scope")` when the name exists.
-    async fn insert_catalog_scope(&mut self, scope: &CatalogScope) -> Result<(), StoreError>;
-    /// The schema ordered by key.
-    async fn list_schema(&mut self) -> Result<Vec<SchemaEntry>, StoreError>;
-    async fn put_schema_entry(&mut self, entry: &SchemaEntry) -> Result<(), StoreError>;
-
-    // Profile values at the three layers.
-    async fn member_values(
-        &mut self,
-        tenant: &TenantId,
-        user: &UserId,
-    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
-    async fn put_member_value(
-        &mut self,
-        tenant: &TenantId,
-        user: &UserId,
-        key: &ProfileKey,
-        value: &ProfileValue,
-    ) -> Result<(), StoreError>;
-    async fn delete_member_value(
-        &mut self,
-        tenant: &TenantId,
-        user: &UserId,
-        key: &ProfileKey,
-    ) -> Result<bool, StoreError>;
-    async fn tenant_defaults(
-        &mut self,
-        tenant: &TenantId,
-    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
-    async fn put_tenant_default(
-        &mut self,
-        tenant: &TenantId,
-        key: &ProfileKey,
-        value: &ProfileValue,
-    ) -> Result<(), StoreError>;
-    async fn delete_tenant_default(
-        &mut self,
-        tenant: &TenantId,
-        key: &ProfileKey,
-    ) -> Result<bool, StoreError>;
-    async fn platform_values(
-        &mut self,
-        user: &UserId,
-    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
-    async fn put_platform_value(
-        &mut self,
-        user: &UserId,
-        key: &ProfileKey,
-        value: &ProfileValue,
-    ) -> Result<(), StoreError>;
-    async fn delete_platform_value(
-        &mut self,
-        user: &UserId,
-        key: &ProfileKey,
-    ) -> Result<bool, StoreError>;
-
-    // API keys.
-    async fn insert_api_key(&mut self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError>;
-    /// The tenant's keys, revoked ones included, ordered by id.
-    async fn list_api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError>;
-    async fn get_api_key(
-        &mut self,
-        tenant: &TenantId,
-        key: &KeyId,
-    ) -> Result<Option<ApiKey>, StoreError>;
-    async fn revoke_api_key(
-        &mut self,
-        tenant: &TenantId,
-        key: &KeyId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-    /// Looks a key up by the hash of its secret (platform scope: the tenant is not known yet).
-    async fn find_api_key_by_hash(
-        &mut self,
-        secret_hash: &str,
-    ) -> Result<Option<ApiKey>, StoreError>;
-
-    // Sessions and invitations (platform scope).
-    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
-    async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError>;
-    async fn update_session(&mut self, session: &Session) -> Result<(), StoreError>;
-    async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError>;
-    /// Deletes every session of `user` except the one whose token hash is `keep` (all of
-    /// them when `keep` is `None`); returns how many it deleted.
-    async fn delete_sessions_of(
-        &mut self,
-        user: &UserId,
-        keep: Option<String>,
-    ) -> Result<u64, StoreError>;
-    async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
-    async fn find_invitation(&mut self, token_hash: &str)
-        -> Result<Option<Invitation>, StoreError>;
-    /// Uses the invitation `token_hash` names: marks it used at `now` and returns it as
-    /// it now stands, when it exists, is unused and `now` is before its expiry.
-    ///
-    /// This is the one step of an acceptance that only one transaction may win (SPEC
-    /// §3.6: a single-use secret is used once, also under concurrency). It MUST return
-    /// `None` when another transaction used the invitation, committed or not yet: an
-    /// adapter either waits for that transaction and re-checks (PostgreSQL's read
-    /// committed re-evaluates a conditional update's `where` on the row's newest
-    /// version) or serialises writers so the check and the mark cannot interleave.
-    async fn consume_invitation(
-        &mut self,
-        token_hash: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Invitation>, StoreError>;
-
-    /// Burns a TOTP time step of `user` (RFC 6238 §5.2: a code is accepted once): records
-    /// `step` as the last used one, and returns `true`, unless the user has no TOTP
-    /// enrolment or a step at or after `step` is already recorded.
-    ///
-    /// It MUST return `false` when another transaction burned this step (or a later one),
-    /// committed or not yet: of concurrent calls with one step exactly one returns `true`.
-    /// As with [`StoreTx::consume_invitation`], an adapter waits for the other
-    /// transaction and re-checks, or serialises writers.
-    async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError>;
-
-    // Audit and events.
-    /// Appends a record at the end of its partition's chain: the next `seq`, the previous
-    /// record's hash, sealed with [`AuditRecord::seal`].
-    async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError>;
-    /// Records of a trail in `seq` order, after `after_seq`.
-    async fn list_audit(
-        &mut self,
-        partition: &Partition,
-        filter: &AuditFilter,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>, StoreError>;
-    /// Appends an event at the next position of its partition's feed.
-    async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError>;
-    /// Events of a feed in position order, after `after`.
-    async fn list_events(
-        &mut self,
-        partition: &Partition,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError>;
-    /// The tenant's outbox backlog: how many events of its feed (partition
-    /// `Tenant(tenant)` only, never the platform's) no relay has marked published yet,
-    /// and the `time` the oldest of them carries. It writes nothing.
-    ///
-    /// An event counts as waiting from its commit until a relay marks it published; an
-    /// adapter that has no relay at all MUST still report every event of the feed as
-    /// waiting (the diagnostics decide whether a relay is expected, not the store).
-    ///
-    /// # Errors
-    /// `Unavailable` when the store cannot be read.
-    async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError>;
-
+pub trait StoreTx:
+    Tenants
+    + Members
+    + Users
+    + Authentication
+    + Catalog
+    + Profiles
+    + ApiKeys
+    + Decisions
+    + AuditLog
+    + Outbox
+    + Send
+{
     /// Makes every write of the transaction durable and visible, or none of them.
+    ///
+    /// # Errors
+    /// `Unavailable` when the commit failed (nothing was written), `Conflict` when the
+    /// store refused it for a concurrent transaction (the caller may retry).
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// The capability ports, for code that names a capability or calls its methods on a
+/// concrete transaction type: `use domain::ports::prelude::*;`.
+pub mod prelude {
+    pub use super::{
+        ApiKeys, AuditLog, Authentication, Catalog, Decisions, Members, Outbox, Profiles, StoreTx,
+        Tenants, Users,
+    };
 }
 
 /// The current time, truncated to microseconds.

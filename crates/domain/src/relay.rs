@@ -1,4 +1,4 @@
-//! The outbox relay (SPEC §6) as a use case over two ports: the store's [`Outbox`] and a
+//! The outbox relay (SPEC §6) as a use case over two ports: the store's [`RelayOutbox`] and a
 //! broker's [`EventPublisher`]. A pass claims unpublished events, publishes them in order
 //! and marks them published only once every one was acknowledged.
 //!
@@ -16,7 +16,7 @@ use crate::ports::StoreError;
 /// The store side of the relay. Implemented by every store, so the embedded one relays
 /// too.
 #[async_trait]
-pub trait Outbox: Send + Sync {
+pub trait RelayOutbox: Send + Sync {
     /// Claims up to `limit` unpublished events of every feed, oldest first (by time, then
     /// feed and position), and holds the claim until the returned batch is marked or
     /// dropped.
@@ -124,7 +124,7 @@ impl From<StoreError> for RelayError {
 /// When the store fails or any publish fails; the claim is then released unmarked, so
 /// every claimed event stays unpublished for the next pass.
 pub async fn relay_once(
-    outbox: &dyn Outbox,
+    outbox: &dyn RelayOutbox,
     publisher: &dyn EventPublisher,
     batch: usize,
 ) -> Result<usize, RelayError> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_http::metrics::Metrics;
-use domain::relay::{relay_once, EventPublisher, Outbox};
+use domain::relay::{relay_once, EventPublisher, RelayOutbox};
 
 /// Events per pass: enough that its commit and the acknowledgement round trip are shared
 /// by many events (a backlog drains 1.2 to 1.5 times as fast as with batches of 256;
@@ -28,7 +28,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Drains the outbox into `publisher` until `shutdown` resolves: idles briefly when the
 /// outbox is empty and backs off exponentially (100 ms to 5 s) while passes fail.
 pub async fn run_relay(
-    outbox: &dyn Outbox,
+    outbox: &dyn RelayOutbox,
     publisher: &dyn EventPublisher,
     metrics: Option<Arc<Metrics>>,
     shutdown: impl Future<Output = ()> + Send,

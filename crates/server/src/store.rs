@@ -13,7 +13,7 @@ use adapters_pg::PgStore;
 use adapters_sqlite::SqliteStore;
 use api_http::app::Readiness;
 use domain::ports::{Store, TxScope};
-use domain::relay::Outbox;
+use domain::relay::RelayOutbox;
 use sqlx::migrate::Migrate;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -76,7 +76,7 @@ impl Backend {
     }
 
     /// The store's outbox, for the relay.
-    pub fn outbox(&self) -> Arc<dyn Outbox> {
+    pub fn outbox(&self) -> Arc<dyn RelayOutbox> {
         match self {
             Self::Postgres(store) => Arc::new(adapters_pg::relay::Relay::new(store)),
             Self::Sqlite(store) => Arc::new(store.clone()),

@@ -9,12 +9,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use domain::ids::{DisplayName, ProfileKey, ProfileValue, TenantId, UserId};
+use domain::ids::{TenantId, UserId};
 use domain::ports::StoreError;
-use domain::usecases::{AddMember, NewApiKey, UserRef};
-use serde_json::json;
+use domain::usecases::{AddMember, UserRef};
 use sqlx::{Connection, PgConnection};
-use tests::harness::{role_name, scope, user_of, Harness};
+use tests::harness::Harness;
 use tests::pg::TestDb;
 use uuid::Uuid;
 
@@ -40,8 +39,7 @@ const TENANT_TABLES: [(&str, &str); 13] = [
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
 const UNIQUE_VIOLATION: &str = "23505";
 
-/// Two tenants, each with a member, a member profile value, a tenant default and an API
-/// key; tenant B alone binds the role `editor`.
+/// [`tests::fixtures::TwoTenants`] on a database of its own.
 struct TwoTenants {
     a: TenantId,
     b: TenantId,
@@ -53,78 +51,15 @@ struct TwoTenants {
 impl TwoTenants {
     async fn create() -> Self {
         let db = TestDb::create().await;
-        let harness = Harness::new(Arc::new(db.store(2).await));
-        let root = harness.root().await;
-        let (a, admin_a) = harness.tenant(&root, "tenant-a").await;
-        let (b, admin_b) = harness.tenant(&root, "tenant-b").await;
-        let mut members = Vec::new();
-        for (tenant, admin) in [(&a, &admin_a), (&b, &admin_b)] {
-            let member = harness
-                .member(
-                    &root,
-                    admin,
-                    tenant,
-                    &format!("member@{tenant}.example"),
-                    &[],
-                )
-                .await;
-            let member = user_of(&member);
-            harness
-                .engine
-                .write_member_value(
-                    admin,
-                    tenant,
-                    &member,
-                    &profile_key("title"),
-                    Some(text("engineer")),
-                    None,
-                )
-                .await
-                .expect("member value written");
-            harness
-                .engine
-                .write_tenant_default(admin, tenant, &profile_key("locale"), Some(text("de-DE")))
-                .await
-                .expect("tenant default written");
-            harness
-                .engine
-                .create_api_key(
-                    admin,
-                    tenant,
-                    NewApiKey {
-                        name: DisplayName::parse("ci").expect("key name"),
-                        scopes: BTreeSet::from([scope("tenant:read")]),
-                    },
-                )
-                .await
-                .expect("api key created");
-            members.push(member);
-        }
-        harness
-            .engine
-            .put_role(
-                &admin_b,
-                &b,
-                &role_name("editor"),
-                BTreeSet::from([scope("tenant:read")]),
-            )
-            .await
-            .expect("editor bound in tenant b");
+        let shared =
+            tests::fixtures::TwoTenants::create(Harness::new(Arc::new(db.store(2).await))).await;
         Self {
-            a,
-            b,
-            b_member: members[1],
+            a: shared.a,
+            b: shared.b,
+            b_member: shared.b_member,
             db,
         }
     }
-}
-
-fn profile_key(key: &str) -> ProfileKey {
-    ProfileKey::parse(key).expect("profile key")
-}
-
-fn text(value: &str) -> ProfileValue {
-    ProfileValue::parse(&json!(value)).expect("profile value")
 }
 
 /// The database error behind a result that must have failed.

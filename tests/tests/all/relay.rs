@@ -16,7 +16,7 @@ use adapters_pg::relay::Relay;
 use async_nats::jetstream::{self, consumer, stream};
 use async_trait::async_trait;
 use domain::event::Event;
-use domain::relay::{relay_once, EventPublisher, Outbox, RelayError};
+use domain::relay::{relay_once, EventPublisher, RelayError, RelayOutbox};
 use futures::StreamExt;
 use sqlx::Row;
 use tests::harness::Harness;

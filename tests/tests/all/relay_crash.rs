@@ -24,7 +24,7 @@ use domain::event::Event;
 use domain::event::{types, EventDraft};
 use domain::ids::{EventId, ProfileKey, ProfileValue, TenantId};
 use domain::ports::TxScope;
-use domain::relay::{relay_once, EventPublisher, Outbox, PublishFailure};
+use domain::relay::{relay_once, EventPublisher, PublishFailure, RelayOutbox};
 use domain::usecases::{AddMember, Caller, UserRef};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

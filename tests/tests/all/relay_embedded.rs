@@ -1,5 +1,5 @@
 //! The outbox relay on the embedded store (SPEC §6): the same use case as on PostgreSQL,
-//! `domain::relay::relay_once`, over SQLite's `Outbox`. Every event is published once,
+//! `domain::relay::relay_once`, over SQLite's `RelayOutbox`. Every event is published once,
 //! in feed order, and marked only after its batch was acknowledged; concurrent claims
 //! never hand out the same event twice.
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 use adapters_sqlite::SqliteStore;
 use async_trait::async_trait;
 use domain::event::Event;
-use domain::relay::{relay_once, EventPublisher, Outbox, RelayError};
+use domain::relay::{relay_once, EventPublisher, RelayError, RelayOutbox};
 use tests::harness::Harness;
 use tests::sqlite::TestFile;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use adapters_nats::{JetStreamPublisher, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX};
 use adapters_pg::relay::Relay;
 use domain::ids::{ProfileKey, ProfileValue, TenantId};
-use domain::relay::Outbox;
+use domain::relay::RelayOutbox;
 use domain::usecases::Caller;
 use server::relay::run_relay;
 use sqlx::Row;

@@ -14,18 +14,17 @@ use std::sync::Arc;
 use adapters_sqlite::codes;
 use domain::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
 use domain::authz::SubjectFacts;
-use domain::ids::{AuditId, DisplayName, KeyId, ProfileKey, ProfileValue, TenantId, UserId};
+use domain::ids::{AuditId, KeyId, ProfileKey, ProfileValue, TenantId, UserId};
 use domain::model::{AccountState, Member, RoleBinding};
 use domain::ports::{AuditFilter, FactsQuery, StoreError, StoreTx, SubjectRef, TxScope};
-use domain::usecases::{AddMember, NewApiKey, UserRef};
+use domain::usecases::{AddMember, UserRef};
 use serde_json::json;
 use sqlx::SqliteConnection;
-use tests::harness::{role_name, scope, user_of, Harness};
+use tests::harness::{role_name, scope, Harness};
 use tests::sqlite::TestFile;
 use uuid::Uuid;
 
-/// Two tenants, each with a member, a member profile value, a tenant default and an API
-/// key; tenant B alone binds the role `editor`.
+/// [`tests::fixtures::TwoTenants`] in a file of its own.
 struct TwoTenants {
     a: TenantId,
     b: TenantId,
@@ -40,67 +39,12 @@ impl TwoTenants {
         let file = Arc::new(TestFile::new());
         let mut harness = Harness::new(Arc::new(file.store().await));
         harness.keep_alive = Some(file.clone());
-        let root = harness.root().await;
-        let (a, admin_a) = harness.tenant(&root, "tenant-a").await;
-        let (b, admin_b) = harness.tenant(&root, "tenant-b").await;
-        let mut members = Vec::new();
-        for (tenant, admin) in [(&a, &admin_a), (&b, &admin_b)] {
-            let member = harness
-                .member(
-                    &root,
-                    admin,
-                    tenant,
-                    &format!("member@{tenant}.example"),
-                    &[],
-                )
-                .await;
-            let member = user_of(&member);
-            harness
-                .engine
-                .write_member_value(
-                    admin,
-                    tenant,
-                    &member,
-                    &profile_key("title"),
-                    Some(text("engineer")),
-                    None,
-                )
-                .await
-                .expect("member value written");
-            harness
-                .engine
-                .write_tenant_default(admin, tenant, &profile_key("locale"), Some(text("de-DE")))
-                .await
-                .expect("tenant default written");
-            harness
-                .engine
-                .create_api_key(
-                    admin,
-                    tenant,
-                    NewApiKey {
-                        name: DisplayName::parse("ci").expect("key name"),
-                        scopes: BTreeSet::from([scope("tenant:read")]),
-                    },
-                )
-                .await
-                .expect("api key created");
-            members.push(member);
-        }
-        harness
-            .engine
-            .put_role(
-                &admin_b,
-                &b,
-                &role_name("editor"),
-                BTreeSet::from([scope("tenant:read")]),
-            )
-            .await
-            .expect("editor bound in tenant b");
+        let shared = tests::fixtures::TwoTenants::create(harness).await;
         Self {
-            a,
-            b,
-            b_member: members[1],
-            harness,
+            a: shared.a,
+            b: shared.b,
+            b_member: shared.b_member,
+            harness: shared.harness,
             file,
         }
     }
@@ -896,23 +840,12 @@ fn a_failure_injected_after_the_change_but_before_commit_leaves_no_change_no_aud
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn racing_demotions_suspensions_and_removals_leave_exactly_one_active_admin_on_sqlite() {
-    tests::pg::run(async {
-        let h = tests::sqlite::harness().await;
-        let root = h.root().await;
-        for round in 0..crate::pg_concurrency::RACE_ROUNDS {
-            crate::pg_concurrency::race_round(&h, &root, round).await;
-        }
-    });
-}
-
-#[test]
 fn eight_concurrent_writers_in_one_tenant_leave_a_verified_trail_and_a_gapless_feed_on_sqlite() {
     tests::pg::run(async {
         let file = Arc::new(TestFile::new());
         let mut h = Harness::new(Arc::new(file.store().await));
         h.keep_alive = Some(file.clone());
-        let adds = crate::pg_concurrency::concurrent_writers(&h).await;
+        let adds = tests::races::concurrent_writers(&h).await;
         // The tenant transactions also appended user.created to the platform feed: no
         // gaps there either, and the platform chain holds.
         let mut connection = file.connection().await;

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::event::{EventData, EventDraft};
 use crate::ids::{Assurance, Email, Password, UserId};
 use crate::model::{Session, TotpEnrolment, UserState};
-use crate::ports::{StoreTx, TxScope};
+use crate::ports::{ApiKeys, Authentication, StoreTx, TxScope};
 
 /// A new session: the token (shown once) and its record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +158,7 @@ impl Engine {
     /// assurance) or an unrevoked API key; `None` for anything else.
     pub(super) async fn resolve_token(
         &self,
-        tx: &mut dyn StoreTx,
+        tx: &mut (impl ApiKeys + Authentication + ?Sized),
         token: &str,
     ) -> Result<Option<Principal>, Error> {
         let token_hash = hash_token(token);

@@ -19,7 +19,7 @@ use crate::catalog::scopes;
 use crate::error::Error;
 use crate::ids::{Email, RoleName, ScopeName, TenantId, UserId};
 use crate::model::{AccountState, ApiKey, CatalogScope, RoleBinding, Tenant, UserState};
-use crate::ports::{AuditFilter, OutboxBacklog, StoreTx, TxScope};
+use crate::ports::{AuditFilter, AuditLog, OutboxBacklog, StoreTx, TxScope};
 
 /// The audit action of the probe record that `audit.writable` appends and rolls back.
 pub const AUDIT_PROBE_ACTION: &str = "diagnostics.audit_probe";
@@ -260,7 +260,7 @@ impl Engine {
     /// partition lock the append took, so the comparison cannot race a writer.
     async fn probe_audit(
         &self,
-        tx: &mut dyn StoreTx,
+        tx: &mut (impl AuditLog + ?Sized),
         partition: &Partition,
         tenant_id: &TenantId,
         request_id: &str,

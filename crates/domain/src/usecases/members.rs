@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::event::{EventData, EventDraft};
 use crate::ids::{Assurance, Email, RoleName, ScopeName, TenantId, UserId};
 use crate::model::{AccountState, Credentials, Invitation, Member, PlatformRole, User, UserState};
-use crate::ports::{Page, StoreError, StoreTx, TxScope};
+use crate::ports::{Authentication, Page, StoreError, StoreTx, Tenants, TxScope, Users};
 
 /// A user named by id (must exist) or by email (created as `invited` when new).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub struct MemberChange {
 /// Returns the user, the invitation token if one was made, and the events to publish.
 pub(super) async fn resolve_or_invite(
     engine: &Engine,
-    tx: &mut dyn StoreTx,
+    tx: &mut (impl Users + Authentication + ?Sized),
     user: &UserRef,
 ) -> Result<(User, Option<String>, Vec<EventDraft>), Error> {
     match user {
@@ -73,7 +73,7 @@ impl Engine {
     /// Inserts a user: active with a password, or invited with a new invitation.
     pub(super) async fn insert_user(
         &self,
-        tx: &mut dyn StoreTx,
+        tx: &mut (impl Users + Authentication + ?Sized),
         email: Email,
         password_hash: Option<String>,
     ) -> Result<(User, Option<String>, Vec<EventDraft>), Error> {
@@ -130,7 +130,7 @@ impl Engine {
 
     /// Every role must be built in or bound in the tenant.
     async fn validate_roles(
-        tx: &mut dyn StoreTx,
+        tx: &mut (impl Tenants + ?Sized),
         tenant: &TenantId,
         roles: &BTreeSet<RoleName>,
     ) -> Result<(), Error> {
@@ -152,7 +152,7 @@ impl Engine {
     /// The scopes `roles` bind in the tenant: every enabled scope for `tenant_admin`,
     /// the binding's scopes for any other role.
     async fn scopes_of_roles(
-        tx: &mut dyn StoreTx,
+        tx: &mut (impl Tenants + ?Sized),
         tenant: &TenantId,
         roles: &BTreeSet<RoleName>,
     ) -> Result<BTreeSet<ScopeName>, Error> {

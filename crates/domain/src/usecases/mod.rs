@@ -43,8 +43,8 @@ use crate::event::{EventData, EventDraft};
 use crate::ids::{Assurance, AuditId, EventId, KeyId, ScopeName, TenantId, UserId};
 use crate::model::PlatformRole;
 use crate::ports::{
-    Clock, FactsQuery, IdGenerator, Page, PasswordHasher, SecretGenerator, Store, StoreTx,
-    SubjectRef, TotpVerifier, TxScope,
+    Clock, Decisions, FactsQuery, IdGenerator, Page, PasswordHasher, SecretGenerator, Store,
+    StoreTx, SubjectRef, TotpVerifier, TxScope,
 };
 
 /// Who is calling, as authentication established it.
@@ -240,7 +240,7 @@ impl Engine {
     /// caller sees (a non-member's deny is a 404, as for a missing tenant).
     async fn check(
         &self,
-        tx: &mut dyn StoreTx,
+        tx: &mut (impl Decisions + ?Sized),
         op: &mut Op<'_>,
         check: Check<'_>,
     ) -> Result<Decision, Error> {
@@ -301,7 +301,7 @@ impl Engine {
     /// `exceeds_caller`.
     async fn require_caller_holds(
         &self,
-        tx: &mut dyn StoreTx,
+        tx: &mut (impl Decisions + ?Sized),
         op: &mut Op<'_>,
         tenant: &TenantId,
         granted: &BTreeSet<ScopeName>,

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::event::{EventData, ProfileLayer};
 use crate::ids::{ProfileKey, ProfileValue, TenantId, UserId};
 use crate::model::{resolve_profile, ResolvedProfile, SchemaEntry};
-use crate::ports::{StoreTx, TxScope};
+use crate::ports::{Catalog, Profiles, TxScope};
 
 /// A strong validator of a resolved profile, for `ETag`/`If-Match`.
 pub fn profile_etag(profile: &ResolvedProfile) -> String {
@@ -46,7 +46,7 @@ fn key_target(layer: Layer, owner: &str, key: &ProfileKey) -> AuditTarget {
 }
 
 async fn schema_entry(
-    tx: &mut dyn StoreTx,
+    tx: &mut (impl Catalog + ?Sized),
     key: &ProfileKey,
 ) -> Result<Option<SchemaEntry>, Error> {
     Ok(tx
@@ -82,7 +82,7 @@ fn validate_write(
 
 impl Engine {
     async fn resolve_in(
-        tx: &mut dyn StoreTx,
+        tx: &mut (impl Profiles + Catalog + ?Sized),
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<ResolvedProfile, Error> {

@@ -1,0 +1,109 @@
+//! [`Authentication`] on the in-memory state.
+
+use super::*;
+
+#[async_trait]
+impl Authentication for MemTx {
+    async fn get_credentials(&mut self, user: &UserId) -> Result<Credentials, StoreError> {
+        Ok(self
+            .working
+            .credentials
+            .get(user)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn set_credentials(
+        &mut self,
+        user: &UserId,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        if !self.working.users.contains_key(user) {
+            return Err(StoreError::Missing("user"));
+        }
+        self.working.credentials.insert(*user, credentials.clone());
+        Ok(())
+    }
+
+    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.working
+            .sessions
+            .insert(session.token_hash.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self.working.sessions.get(token_hash).cloned())
+    }
+
+    async fn update_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.working
+            .sessions
+            .insert(session.token_hash.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError> {
+        Ok(self.working.sessions.remove(token_hash).is_some())
+    }
+
+    async fn delete_sessions_of(
+        &mut self,
+        user: &UserId,
+        keep: Option<String>,
+    ) -> Result<u64, StoreError> {
+        let before = self.working.sessions.len();
+        self.working.sessions.retain(|token_hash, session| {
+            session.user_id != *user || keep.as_deref() == Some(token_hash.as_str())
+        });
+        Ok(u64::try_from(before - self.working.sessions.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
+        self.working
+            .invitations
+            .insert(invitation.token_hash.clone(), invitation.clone());
+        Ok(())
+    }
+
+    async fn find_invitation(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<Invitation>, StoreError> {
+        Ok(self.working.invitations.get(token_hash).cloned())
+    }
+
+    async fn consume_invitation(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError> {
+        // Transactions are serialised by the store-wide lock, so the check and the mark
+        // cannot interleave with another transaction's.
+        Ok(self
+            .working
+            .invitations
+            .get_mut(token_hash)
+            .filter(|invitation| invitation.used_at.is_none() && now < invitation.expires_at)
+            .map(|invitation| {
+                invitation.used_at = Some(now);
+                invitation.clone()
+            }))
+    }
+
+    async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError> {
+        let Some(enrolment) = self
+            .working
+            .credentials
+            .get_mut(user)
+            .and_then(|credentials| credentials.totp.as_mut())
+        else {
+            return Ok(false);
+        };
+        if enrolment.last_used_step.is_some_and(|last| last >= step) {
+            return Ok(false);
+        }
+        enrolment.last_used_step = Some(step);
+        Ok(true)
+    }
+}

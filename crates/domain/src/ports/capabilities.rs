@@ -1,0 +1,487 @@
+//! The capabilities of a store transaction, one port each; [`super::StoreTx`] is their
+//! union plus `commit`. A use case helper takes the narrowest one it needs.
+//!
+//! The split follows what the use cases ask together, and the tables behind it:
+//! [`Tenants`] (a tenant, its enabled scopes and role bindings: what a tenant admin
+//! configures), [`Members`] (tenant accounts and their roles), [`Users`] (platform
+//! users), [`Authentication`] (what a sign-in proves or uses up: credentials, sessions,
+//! invitations, TOTP steps), [`Catalog`] (the platform's scopes and profile schema),
+//! [`Profiles`] (profile values at their three layers), [`ApiKeys`], [`Decisions`] (the
+//! facts of one decision, the hot path), [`AuditLog`] (the partition lock and the hash
+//! chained trail) and [`Outbox`] (the event feed and what waits for the relay).
+//!
+//! Rules every method keeps, stated once here:
+//! - **Tenant scope.** In a transaction begun with [`TxScope::Tenant`](super::TxScope)
+//!   a method MUST NOT read or change another tenant's rows. A store with row-level
+//!   security (PostgreSQL) hides them: a read finds nothing, a write fails. A store
+//!   without it (SQLite, the in-memory fake) MUST refuse a tenant-scoped call naming
+//!   another tenant with `Unavailable` ([`TxScope::allow`](super::TxScope::allow)), and
+//!   filter lookups that name no tenant ([`TxScope::sees`](super::TxScope::sees)).
+//! - **Errors.** Every method returns `Unavailable` when the store cannot be reached or
+//!   holds a value the domain refuses, and MAY return `Conflict` when the transaction
+//!   lost a race the store cannot serialise (the caller may retry). The `# Errors`
+//!   sections name what else a method MUST return. A write naming a row that does not
+//!   exist (an unknown user, scope or profile key) fails with `Missing(<what>)` in the
+//!   SQL stores, whose foreign keys or checks refuse it; the in-memory fake checks only
+//!   what an `# Errors` section says MUST be checked, because the use cases check the
+//!   rest before they write.
+//! - **Unit of work.** Nothing a method writes is visible to another transaction before
+//!   commit, and all of it is gone when the transaction is dropped.
+//! - **Order.** Lists are ordered as their docs say, byte-wise (`collate "C"`), never by
+//!   a locale.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError};
+use crate::audit::{AuditDraft, AuditRecord, Partition};
+use crate::authz::AuthzFacts;
+use crate::event::{Event, EventDraft};
+use crate::ids::{Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
+use crate::model::{
+    ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry, Session,
+    Tenant, User,
+};
+
+/// A tenant, its enabled scopes and its role bindings.
+#[async_trait]
+pub trait Tenants: Send {
+    /// The tenant, when it exists (and, in a tenant transaction, is the scope's own).
+    async fn get_tenant(&mut self, tenant: &TenantId) -> Result<Option<Tenant>, StoreError>;
+
+    /// Creates a tenant. Ids are never reused: a deleted tenant's id stays taken.
+    ///
+    /// # Errors
+    /// MUST return `Duplicate("tenant")` when the id was ever used.
+    async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
+
+    /// Replaces the tenant's display name, state and `updated_at`.
+    ///
+    /// # Errors
+    /// MUST return `Missing("tenant")` when there is no such tenant.
+    async fn update_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
+
+    /// At most `limit` tenants ordered by id, after `after`. A platform-wide read: a
+    /// store without row-level security refuses it in a tenant transaction.
+    async fn list_tenants(
+        &mut self,
+        after: Option<TenantId>,
+        limit: usize,
+    ) -> Result<Vec<Tenant>, StoreError>;
+
+    /// The catalog scopes the tenant enabled (empty for an unknown tenant).
+    async fn enabled_scopes(
+        &mut self,
+        tenant: &TenantId,
+    ) -> Result<BTreeSet<ScopeName>, StoreError>;
+
+    /// Replaces the tenant's enabled scopes with `scopes`.
+    ///
+    /// # Errors
+    /// MUST return `Missing("tenant")` for an unknown tenant when `scopes` is not empty
+    /// (the fake and SQLite also for an empty set). The SQL stores return
+    /// `Missing("scope")` for a scope not in the catalog.
+    async fn set_enabled_scopes(
+        &mut self,
+        tenant: &TenantId,
+        scopes: &BTreeSet<ScopeName>,
+    ) -> Result<(), StoreError>;
+
+    /// The tenant's bindings ordered by role name, each with its scopes.
+    async fn list_bindings(&mut self, tenant: &TenantId) -> Result<Vec<RoleBinding>, StoreError>;
+
+    /// Creates or replaces the binding of `binding.role` with exactly its scopes.
+    ///
+    /// # Errors
+    /// MUST return `Missing("tenant")` for an unknown tenant. The SQL stores return
+    /// `Missing("scope")` for a scope not in the catalog.
+    async fn put_binding(
+        &mut self,
+        tenant: &TenantId,
+        binding: &RoleBinding,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the binding of `role` with its scopes; returns whether one existed.
+    async fn delete_binding(
+        &mut self,
+        tenant: &TenantId,
+        role: &RoleName,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Tenant accounts (members) with their roles.
+#[async_trait]
+pub trait Members: Send {
+    /// The user's account in the tenant, with the user's email and the account's roles.
+    async fn get_member(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Option<Member>, StoreError>;
+
+    /// At most `limit` members of the tenant ordered by user id, after `after`.
+    async fn list_members(
+        &mut self,
+        tenant: &TenantId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError>;
+
+    /// Creates an account with its roles.
+    ///
+    /// # Errors
+    /// MUST return `Duplicate("member")` when the user already has an account there,
+    /// `Missing("tenant")` for an unknown tenant and `Missing("user")` for an unknown
+    /// user.
+    async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError>;
+
+    /// Replaces the account's state, version, `updated_at` and roles.
+    ///
+    /// # Errors
+    /// MUST return `Missing("member")` when there is no such account.
+    async fn update_member(&mut self, member: &Member) -> Result<(), StoreError>;
+
+    /// Deletes the account, its roles and its tenant profile values; API keys it created
+    /// forget their creator.
+    ///
+    /// # Errors
+    /// MUST return `Missing("member")` when there is no such account.
+    async fn delete_member(&mut self, tenant: &TenantId, user: &UserId) -> Result<(), StoreError>;
+
+    /// How many `active` accounts of the tenant hold `tenant_admin`. Callers lock the
+    /// tenant's partition first, so concurrent changes count one after the other.
+    async fn count_active_admins(&mut self, tenant: &TenantId) -> Result<u64, StoreError>;
+
+    /// Every account of a user, in any tenant, ordered by tenant id. A platform-wide
+    /// read: a store without row-level security refuses it in a tenant transaction.
+    async fn memberships_of(&mut self, user: &UserId) -> Result<Vec<Member>, StoreError>;
+}
+
+/// Platform users (no tenant: visible to every transaction).
+#[async_trait]
+pub trait Users: Send {
+    /// The user, when it exists.
+    async fn get_user(&mut self, user: &UserId) -> Result<Option<User>, StoreError>;
+
+    /// The user whose email equals `email` ignoring case.
+    async fn find_user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// Creates a user with their credentials.
+    ///
+    /// # Errors
+    /// MUST return `Duplicate("email")` when the email is taken (ignoring case), and
+    /// `Duplicate("user")` when the id is.
+    async fn insert_user(
+        &mut self,
+        user: &User,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the user's email, state, platform roles, TOTP flag and `updated_at`.
+    ///
+    /// # Errors
+    /// MUST return `Missing("user")` when there is no such user.
+    async fn update_user(&mut self, user: &User) -> Result<(), StoreError>;
+
+    /// How many users hold `platform_root`, in any state.
+    async fn count_platform_roots(&mut self) -> Result<u64, StoreError>;
+
+    /// Platform roots whose user is `active`: the `last_platform_root` invariant keeps
+    /// this at one or more. Callers lock the platform partition first, so concurrent
+    /// changes count one after the other.
+    async fn count_active_platform_roots(&mut self) -> Result<u64, StoreError>;
+}
+
+/// What a sign-in proves or uses up: credentials, sessions, invitations, TOTP steps.
+/// Sessions and invitations are platform rows (no tenant).
+#[async_trait]
+pub trait Authentication: Send {
+    /// The user's credentials; the default (none) when the user has none stored.
+    async fn get_credentials(&mut self, user: &UserId) -> Result<Credentials, StoreError>;
+
+    /// Creates or replaces the user's credentials.
+    ///
+    /// # Errors
+    /// MUST return `Missing("user")` for an unknown user.
+    async fn set_credentials(
+        &mut self,
+        user: &UserId,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError>;
+
+    /// Burns a TOTP time step of `user` (RFC 6238 §5.2: a code is accepted once): records
+    /// `step` as the last used one, and returns `true`, unless the user has no TOTP
+    /// enrolment or a step at or after `step` is already recorded.
+    ///
+    /// It MUST return `false` when another transaction burned this step (or a later one),
+    /// committed or not yet: of concurrent calls with one step exactly one returns `true`.
+    /// As with [`Authentication::consume_invitation`], an adapter waits for the other
+    /// transaction and re-checks, or serialises writers.
+    async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError>;
+
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// The SQL stores return `Missing("user")` for an unknown user.
+    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
+
+    /// The session whose token hashes to `token_hash`, expired or not.
+    async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError>;
+
+    /// Replaces the expiry, last-seen time and `aal2_until` of the session
+    /// `session.token_hash` names.
+    async fn update_session(&mut self, session: &Session) -> Result<(), StoreError>;
+
+    /// Deletes the session; returns whether it existed.
+    async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError>;
+
+    /// Deletes every session of `user` except the one whose token hash is `keep` (all of
+    /// them when `keep` is `None`); returns how many it deleted.
+    async fn delete_sessions_of(
+        &mut self,
+        user: &UserId,
+        keep: Option<String>,
+    ) -> Result<u64, StoreError>;
+
+    /// Stores a new invitation.
+    ///
+    /// # Errors
+    /// The SQL stores return `Missing("user")` for an unknown user.
+    async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
+
+    /// The invitation whose token hashes to `token_hash`, used or not.
+    async fn find_invitation(&mut self, token_hash: &str)
+        -> Result<Option<Invitation>, StoreError>;
+
+    /// Uses the invitation `token_hash` names: marks it used at `now` and returns it as
+    /// it now stands, when it exists, is unused and `now` is before its expiry.
+    ///
+    /// This is the one step of an acceptance that only one transaction may win (SPEC
+    /// §3.6: a single-use secret is used once, also under concurrency). It MUST return
+    /// `None` when another transaction used the invitation, committed or not yet: an
+    /// adapter either waits for that transaction and re-checks (PostgreSQL's read
+    /// committed re-evaluates a conditional update's `where` on the row's newest
+    /// version) or serialises writers so the check and the mark cannot interleave.
+    async fn consume_invitation(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError>;
+}
+
+/// The platform's scope catalog and profile schema (no tenant).
+#[async_trait]
+pub trait Catalog: Send {
+    /// The catalog ordered by name.
+    async fn list_catalog(&mut self) -> Result<Vec<CatalogScope>, StoreError>;
+
+    /// The catalog scope `name`, when it exists.
+    async fn get_catalog_scope(
+        &mut self,
+        name: &ScopeName,
+    ) -> Result<Option<CatalogScope>, StoreError>;
+
+    /// Adds a scope to the catalog.
+    ///
+    /// # Errors
+    /// MUST return `Duplicate("scope")` when the name exists.
+    async fn insert_catalog_scope(&mut self, scope: &CatalogScope) -> Result<(), StoreError>;
+
+    /// The profile schema ordered by key.
+    async fn list_schema(&mut self) -> Result<Vec<SchemaEntry>, StoreError>;
+
+    /// Creates or replaces the schema entry of `entry.key`.
+    async fn put_schema_entry(&mut self, entry: &SchemaEntry) -> Result<(), StoreError>;
+}
+
+/// Profile values at their three layers (SPEC §3.4): a member's in a tenant, a tenant's
+/// defaults, and a user's platform values. Each `delete_*` returns whether a value
+/// existed.
+#[async_trait]
+pub trait Profiles: Send {
+    /// The member's values in the tenant, by key.
+    async fn member_values(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
+
+    /// Creates or replaces the member's value of `key`.
+    ///
+    /// # Errors
+    /// MUST return `Missing("member")` when the user has no account in the tenant. The
+    /// SQL stores return `Missing("profile_key")` for a key not in the schema.
+    async fn put_member_value(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        key: &ProfileKey,
+        value: &ProfileValue,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the member's value of `key`.
+    async fn delete_member_value(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        key: &ProfileKey,
+    ) -> Result<bool, StoreError>;
+
+    /// The tenant's defaults, by key.
+    async fn tenant_defaults(
+        &mut self,
+        tenant: &TenantId,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
+
+    /// Creates or replaces the tenant's default of `key`.
+    ///
+    /// # Errors
+    /// MUST return `Missing("tenant")` for an unknown tenant. The SQL stores return
+    /// `Missing("profile_key")` for a key not in the schema.
+    async fn put_tenant_default(
+        &mut self,
+        tenant: &TenantId,
+        key: &ProfileKey,
+        value: &ProfileValue,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the tenant's default of `key`.
+    async fn delete_tenant_default(
+        &mut self,
+        tenant: &TenantId,
+        key: &ProfileKey,
+    ) -> Result<bool, StoreError>;
+
+    /// The user's platform values, by key.
+    async fn platform_values(
+        &mut self,
+        user: &UserId,
+    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
+
+    /// Creates or replaces the user's platform value of `key`.
+    ///
+    /// # Errors
+    /// MUST return `Missing("user")` for an unknown user. The SQL stores return
+    /// `Missing("profile_key")` for a key not in the schema.
+    async fn put_platform_value(
+        &mut self,
+        user: &UserId,
+        key: &ProfileKey,
+        value: &ProfileValue,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the user's platform value of `key`.
+    async fn delete_platform_value(
+        &mut self,
+        user: &UserId,
+        key: &ProfileKey,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A tenant's API keys; the secret is kept only as its hash.
+#[async_trait]
+pub trait ApiKeys: Send {
+    /// Stores a new key with the hash of its secret.
+    ///
+    /// # Errors
+    /// MUST return `Duplicate("api_key")` when the id or the secret hash exists and
+    /// `Missing("member")` when the creator has no account in the tenant. The SQL
+    /// stores return `Missing("tenant")` for an unknown tenant, and SQLite
+    /// `Missing("scope")` for a scope not in the catalog (PostgreSQL keeps a key's
+    /// scopes as an array, which no foreign key covers).
+    async fn insert_api_key(&mut self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError>;
+
+    /// The tenant's keys, revoked ones included, ordered by id.
+    async fn list_api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// The tenant's key `key`, revoked or not.
+    async fn get_api_key(
+        &mut self,
+        tenant: &TenantId,
+        key: &KeyId,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Marks the key revoked at `at` (again, when it already was).
+    ///
+    /// # Errors
+    /// MUST return `Missing("api_key")` when the tenant has no such key.
+    async fn revoke_api_key(
+        &mut self,
+        tenant: &TenantId,
+        key: &KeyId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Looks a key up by the hash of its secret (platform scope: the tenant is not known
+    /// yet). In a tenant transaction, another tenant's key is not found.
+    async fn find_api_key_by_hash(
+        &mut self,
+        secret_hash: &str,
+    ) -> Result<Option<ApiKey>, StoreError>;
+}
+
+/// The facts of a decision (the authorize hot path).
+#[async_trait]
+pub trait Decisions: Send {
+    /// Every fact one decision needs, in one call: the tenant's state, the subject (a
+    /// user, or an unrevoked key this transaction may see), its account and roles in the
+    /// tenant, the scope's catalog entry and whether the tenant enabled it, the roles of
+    /// the account bound to the scope, and the target user. Something that does not
+    /// exist is `None` (or empty), never an error.
+    async fn authz_facts(&mut self, query: &FactsQuery) -> Result<AuthzFacts, StoreError>;
+}
+
+/// The partition lock and the hash-chained audit trail of each partition.
+#[async_trait]
+pub trait AuditLog: Send {
+    /// Takes the write lock of a partition (tenant or platform), held until commit or
+    /// rollback.
+    ///
+    /// Adapters MUST serialise mutating transactions of one partition from their first
+    /// call to commit, so invariant checks (last tenant admin, last platform root)
+    /// cannot race, and audit `seq` and feed positions follow commit order. A tenant
+    /// transaction may lock its own partition and the platform's.
+    async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError>;
+
+    /// Appends a record at the end of its partition's chain: the next `seq` (from 1), the
+    /// previous record's hash (the genesis hash first), sealed with
+    /// [`AuditRecord::seal`]. Records are never changed or deleted.
+    async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError>;
+
+    /// At most `limit` records of a trail matching `filter`, in `seq` order, after
+    /// `after_seq`.
+    async fn list_audit(
+        &mut self,
+        partition: &Partition,
+        filter: &AuditFilter,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// The event feed of each partition, which is also the relay's outbox.
+#[async_trait]
+pub trait Outbox: Send {
+    /// Appends an event at the next position of its partition's feed (from 1), its time
+    /// truncated to microseconds.
+    async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError>;
+
+    /// At most `limit` events of a feed in position order, after `after`.
+    async fn list_events(
+        &mut self,
+        partition: &Partition,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// The tenant's outbox backlog: how many events of its feed (partition
+    /// `Tenant(tenant)` only, never the platform's) no relay has marked published yet,
+    /// and the `time` the oldest of them carries. It writes nothing.
+    ///
+    /// An event counts as waiting from its commit until a relay marks it published; an
+    /// adapter that has no relay at all MUST still report every event of the feed as
+    /// waiting (the diagnostics decide whether a relay is expected, not the store).
+    async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError>;
+}

@@ -1,0 +1,118 @@
+//! The mocked transaction of the use cases' interaction tests (`MockStoreTx`): every
+//! capability port, plus `commit`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::capabilities::{
+    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Members, Outbox, Profiles, Tenants,
+    Users,
+};
+use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx};
+use crate::audit::{AuditDraft, AuditRecord, Partition};
+use crate::authz::AuthzFacts;
+use crate::event::{Event, EventDraft};
+use crate::ids::{Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
+use crate::model::{
+    ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry, Session,
+    Tenant, User,
+};
+
+mockall::mock! {
+    pub StoreTx {}
+    #[async_trait]
+    impl Tenants for StoreTx {
+        async fn get_tenant(&mut self, tenant: &TenantId) -> Result<Option<Tenant>, StoreError>;
+        async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
+        async fn update_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
+        async fn list_tenants(&mut self, after: Option<TenantId>, limit: usize) -> Result<Vec<Tenant>, StoreError>;
+        async fn enabled_scopes(&mut self, tenant: &TenantId) -> Result<BTreeSet<ScopeName>, StoreError>;
+        async fn set_enabled_scopes(&mut self, tenant: &TenantId, scopes: &BTreeSet<ScopeName>) -> Result<(), StoreError>;
+        async fn list_bindings(&mut self, tenant: &TenantId) -> Result<Vec<RoleBinding>, StoreError>;
+        async fn put_binding(&mut self, tenant: &TenantId, binding: &RoleBinding) -> Result<(), StoreError>;
+        async fn delete_binding(&mut self, tenant: &TenantId, role: &RoleName) -> Result<bool, StoreError>;
+    }
+    #[async_trait]
+    impl Members for StoreTx {
+        async fn get_member(&mut self, tenant: &TenantId, user: &UserId) -> Result<Option<Member>, StoreError>;
+        async fn list_members(&mut self, tenant: &TenantId, after: Option<UserId>, limit: usize) -> Result<Vec<Member>, StoreError>;
+        async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError>;
+        async fn update_member(&mut self, member: &Member) -> Result<(), StoreError>;
+        async fn delete_member(&mut self, tenant: &TenantId, user: &UserId) -> Result<(), StoreError>;
+        async fn count_active_admins(&mut self, tenant: &TenantId) -> Result<u64, StoreError>;
+        async fn memberships_of(&mut self, user: &UserId) -> Result<Vec<Member>, StoreError>;
+    }
+    #[async_trait]
+    impl Users for StoreTx {
+        async fn get_user(&mut self, user: &UserId) -> Result<Option<User>, StoreError>;
+        async fn find_user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError>;
+        async fn insert_user(&mut self, user: &User, credentials: &Credentials) -> Result<(), StoreError>;
+        async fn update_user(&mut self, user: &User) -> Result<(), StoreError>;
+        async fn count_platform_roots(&mut self) -> Result<u64, StoreError>;
+        async fn count_active_platform_roots(&mut self) -> Result<u64, StoreError>;
+    }
+    #[async_trait]
+    impl Authentication for StoreTx {
+        async fn get_credentials(&mut self, user: &UserId) -> Result<Credentials, StoreError>;
+        async fn set_credentials(&mut self, user: &UserId, credentials: &Credentials) -> Result<(), StoreError>;
+        async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError>;
+        async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
+        async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError>;
+        async fn update_session(&mut self, session: &Session) -> Result<(), StoreError>;
+        async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError>;
+        async fn delete_sessions_of(&mut self, user: &UserId, keep: Option<String>) -> Result<u64, StoreError>;
+        async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
+        async fn find_invitation(&mut self, token_hash: &str) -> Result<Option<Invitation>, StoreError>;
+        async fn consume_invitation(&mut self, token_hash: &str, now: OffsetDateTime) -> Result<Option<Invitation>, StoreError>;
+    }
+    #[async_trait]
+    impl Catalog for StoreTx {
+        async fn list_catalog(&mut self) -> Result<Vec<CatalogScope>, StoreError>;
+        async fn get_catalog_scope(&mut self, name: &ScopeName) -> Result<Option<CatalogScope>, StoreError>;
+        async fn insert_catalog_scope(&mut self, scope: &CatalogScope) -> Result<(), StoreError>;
+        async fn list_schema(&mut self) -> Result<Vec<SchemaEntry>, StoreError>;
+        async fn put_schema_entry(&mut self, entry: &SchemaEntry) -> Result<(), StoreError>;
+    }
+    #[async_trait]
+    impl Profiles for StoreTx {
+        async fn member_values(&mut self, tenant: &TenantId, user: &UserId) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
+        async fn put_member_value(&mut self, tenant: &TenantId, user: &UserId, key: &ProfileKey, value: &ProfileValue) -> Result<(), StoreError>;
+        async fn delete_member_value(&mut self, tenant: &TenantId, user: &UserId, key: &ProfileKey) -> Result<bool, StoreError>;
+        async fn tenant_defaults(&mut self, tenant: &TenantId) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
+        async fn put_tenant_default(&mut self, tenant: &TenantId, key: &ProfileKey, value: &ProfileValue) -> Result<(), StoreError>;
+        async fn delete_tenant_default(&mut self, tenant: &TenantId, key: &ProfileKey) -> Result<bool, StoreError>;
+        async fn platform_values(&mut self, user: &UserId) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError>;
+        async fn put_platform_value(&mut self, user: &UserId, key: &ProfileKey, value: &ProfileValue) -> Result<(), StoreError>;
+        async fn delete_platform_value(&mut self, user: &UserId, key: &ProfileKey) -> Result<bool, StoreError>;
+    }
+    #[async_trait]
+    impl ApiKeys for StoreTx {
+        async fn insert_api_key(&mut self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError>;
+        async fn list_api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError>;
+        async fn get_api_key(&mut self, tenant: &TenantId, key: &KeyId) -> Result<Option<ApiKey>, StoreError>;
+        async fn revoke_api_key(&mut self, tenant: &TenantId, key: &KeyId, at: OffsetDateTime) -> Result<(), StoreError>;
+        async fn find_api_key_by_hash(&mut self, secret_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    }
+    #[async_trait]
+    impl Decisions for StoreTx {
+        async fn authz_facts(&mut self, query: &FactsQuery) -> Result<AuthzFacts, StoreError>;
+    }
+    #[async_trait]
+    impl AuditLog for StoreTx {
+        async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError>;
+        async fn append_audit(&mut self, draft: AuditDraft) -> Result<AuditRecord, StoreError>;
+        async fn list_audit(&mut self, partition: &Partition, filter: &AuditFilter, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    }
+    #[async_trait]
+    impl Outbox for StoreTx {
+        async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError>;
+        async fn list_events(&mut self, partition: &Partition, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+        async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError>;
+    }
+    #[async_trait]
+    impl StoreTx for StoreTx {
+        async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    }
+}
