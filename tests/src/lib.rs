@@ -5,6 +5,7 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
+    clippy::unreachable,
     reason = "test support: a failed expectation aborts the test that hit it"
 )]
 

@@ -594,6 +594,7 @@ pub fn json() -> String {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
+    clippy::unreachable,
     reason = "tests: a failed lookup is a failed test"
 )]
 mod tests {
