@@ -6,9 +6,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tests::http::{
-    assert_problem, assert_status, enrol_totp, new_user, reply, spawn_app_on,
-    spawn_app_with_options, tenant_with_admin, text, AppOptions, Authenticator, Reply, StoreKind,
-    TestApp, PASSWORD,
+    assert_forbidden, assert_problem, assert_status, enrol_totp, new_user, patch, reply,
+    spawn_app_on, spawn_app_with_options, tenant_with_admin, text, AppOptions, Authenticator,
+    Reply, StoreKind, TestApp, PASSWORD,
 };
 
 /// Sends `count` copies of a request at once, each from a task of its own over its own
@@ -653,7 +653,72 @@ async fn an_aal1_session_cannot_replace_a_totp_factor_while_a_re_enrolment_is_pe
     );
 }
 
+/// SPEC §3.2 step 1: a platform-suspended user is refused everything, on the very next
+/// request — also what their live session may do on their own account, which no scope
+/// guards — and may still end the session. Reactivation gives it all back.
+async fn a_suspended_users_session_is_refused_its_own_account_on_the_very_next_request(
+    store: StoreKind,
+) {
+    let app = spawn_app_on(store).await;
+    let root = app.root_token().await;
+    let id = new_user(&app, &root, "dev@example.com", PASSWORD).await;
+    let session = app.login("dev@example.com", PASSWORD).await;
+    let authenticator = enrol_totp(&app, &session).await;
+    let spare = app.login("dev@example.com", PASSWORD).await;
+    assert_status(&app.get("/v1/me", &session).await, StatusCode::OK);
+    let user = format!("/v1/users/{id}");
+    let suspended = patch(&app, &user, &root, json!({ "state": "suspended" })).await;
+    assert_status(&suspended, StatusCode::OK);
+
+    assert_forbidden(&app.get("/v1/me", &session).await, "subject_suspended");
+    assert_forbidden(&app.get("/v1/tenants", &session).await, "subject_suspended");
+    let new_password =
+        json!({ "current_password": PASSWORD, "new_password": "a new password 456" });
+    let changed = app
+        .send(
+            Method::PUT,
+            "/v1/me/password",
+            Some(&session),
+            Some(new_password),
+        )
+        .await;
+    assert_forbidden(&changed, "subject_suspended");
+    let enrol = app
+        .send(Method::POST, "/v1/me/totp", Some(&session), None)
+        .await;
+    assert_forbidden(&enrol, "subject_suspended");
+    let code = json!({ "code": authenticator.code(0) });
+    let confirm = app
+        .post("/v1/me/totp/confirm", &session, code.clone())
+        .await;
+    assert_forbidden(&confirm, "subject_suspended");
+    let step_up = app.post("/v1/auth/totp", &spare, code).await;
+    assert_forbidden(&step_up, "subject_suspended");
+    let login = app
+        .send(
+            Method::POST,
+            "/v1/auth/password",
+            None,
+            Some(json!({ "email": "dev@example.com", "password": PASSWORD })),
+        )
+        .await;
+    assert_problem(&login, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let ended = app
+        .send(Method::DELETE, "/v1/auth/session", Some(&spare), None)
+        .await;
+    assert_status(&ended, StatusCode::NO_CONTENT);
+
+    let active = patch(&app, &user, &root, json!({ "state": "active" })).await;
+    assert_status(&active, StatusCode::OK);
+    assert_status(&app.get("/v1/me", &session).await, StatusCode::OK);
+    // The password did not change while suspended, and the ended session stays ended.
+    app.login("dev@example.com", PASSWORD).await;
+    let gone = app.get("/v1/me", &spare).await;
+    assert_problem(&gone, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
 tests::on_both_stores!(
+    a_suspended_users_session_is_refused_its_own_account_on_the_very_next_request,
     twenty_concurrent_acceptances_of_one_invitation_let_exactly_one_password_in,
     one_totp_code_sent_on_eight_sessions_at_once_raises_exactly_one_to_aal2,
     a_secret_used_by_an_uncommitted_transaction_cannot_be_used_again,

@@ -272,6 +272,25 @@ impl Engine {
         Ok(())
     }
 
+    /// SPEC §3.2 step 1 for the operations on the caller's own account and session that
+    /// name no scope (`me`, the tenant list, step-up, TOTP enrolment, the password): a
+    /// platform-suspended user is refused them as `decide` refuses them everything else,
+    /// on the very next request after the suspension. Ending the session stays allowed.
+    pub(super) fn refuse_suspended(user: &crate::model::User) -> Result<(), Error> {
+        if user.state == UserState::Suspended {
+            Err(Error::Forbidden(crate::authz::Reason::SubjectSuspended))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// [`Engine::refuse_suspended`] for a user read in a transaction of its own.
+    async fn refuse_suspended_user(&self, user: &UserId) -> Result<(), Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let user = tx.get_user(user).await?.ok_or(Error::Unauthenticated)?;
+        Self::refuse_suspended(&user)
+    }
+
     fn session_of(caller: &Caller) -> Result<(UserId, &str), Error> {
         match &caller.principal {
             Principal::User {
@@ -336,12 +355,14 @@ impl Engine {
     /// Raises the caller's session to `aal2` for the step-up TTL with a TOTP code.
     ///
     /// # Errors
+    /// `forbidden` (`subject_suspended`) when the caller's user is platform-suspended;
     /// `unauthenticated` when the caller has no session (an API key) or the session ended
     /// meanwhile; `rate_limited` while the user's TOTP failure window is full (a wrong code
     /// counts); `invalid_totp` for a wrong code, no confirmed enrolment, or a code already
     /// used; `internal` when the store fails.
     pub async fn step_up(&self, caller: &Caller, code: &str) -> Result<NewSessionState, Error> {
         let (user, token_hash) = Self::session_of(caller)?;
+        self.refuse_suspended_user(&user).await?;
         let target = user_target("session", &user);
         let refused = || AuthStep {
             actor: Self::user_actor(&user),
@@ -390,6 +411,7 @@ impl Engine {
     /// `aal2` session, so a stolen password alone cannot move the second factor.
     ///
     /// # Errors
+    /// `forbidden` (`subject_suspended`) when the caller's user is platform-suspended;
     /// `unauthenticated` when the caller has no session (an API key) or their user is gone;
     /// `forbidden` (`insufficient_assurance`) to replace a confirmed factor below `aal2`;
     /// `internal` when the store fails.
@@ -397,6 +419,7 @@ impl Engine {
         let (user_id, _) = Self::session_of(caller)?;
         let mut tx = self.begin(TxScope::Platform).await?;
         let user = tx.get_user(&user_id).await?.ok_or(Error::Unauthenticated)?;
+        Self::refuse_suspended(&user)?;
         let mut credentials = tx.get_credentials(&user_id).await?;
         // Whether the user has a confirmed factor, not whether the enrolment on file is
         // confirmed: once a re-enrolment is pending, the latter is false, and an `aal1`
@@ -453,12 +476,14 @@ impl Engine {
     /// Confirms a pending enrolment with a first code; the session becomes `aal2`.
     ///
     /// # Errors
+    /// `forbidden` (`subject_suspended`) when the caller's user is platform-suspended;
     /// `unauthenticated` when the caller has no session (an API key) or their user is gone;
     /// `rate_limited` while the user's TOTP failure window is full (a wrong code counts);
     /// `invalid_totp` for a wrong code, no pending enrolment, a code already used, or an
     /// enrolment replaced meanwhile; `internal` when the store fails.
     pub async fn confirm_totp(&self, caller: &Caller, code: &str) -> Result<(), Error> {
         let (user_id, token_hash) = Self::session_of(caller)?;
+        self.refuse_suspended_user(&user_id).await?;
         let target = user_target("user", &user_id);
         let refused = || AuthStep {
             actor: Self::user_actor(&user_id),
@@ -519,6 +544,7 @@ impl Engine {
     /// other session of the user.
     ///
     /// # Errors
+    /// `forbidden` (`subject_suspended`) when the caller's user is platform-suspended;
     /// `unauthenticated` when the caller has no session (an API key); `invalid_credentials`
     /// when `current` is wrong; `internal` when the store or the password hasher fails.
     pub async fn change_password(
@@ -528,6 +554,7 @@ impl Engine {
         new_password: &Password,
     ) -> Result<(), Error> {
         let (user_id, own_session) = Self::session_of(caller)?;
+        self.refuse_suspended_user(&user_id).await?;
         let mut tx = self.begin(TxScope::Platform).await?;
         let mut credentials = tx.get_credentials(&user_id).await?;
         let target = user_target("user", &user_id);

@@ -148,6 +148,7 @@ impl Engine {
     /// caller's own for members, the key's tenant for an API key.
     ///
     /// # Errors
+    /// `forbidden` (`subject_suspended`) when the caller's user is platform-suspended;
     /// `invalid_cursor` for a cursor this list did not give out; `unauthenticated` when the
     /// caller's user is gone; `internal` when the store fails.
     pub async fn list_tenants(
@@ -174,6 +175,7 @@ impl Engine {
             }
             super::Principal::User { user_id, .. } => {
                 let user = tx.get_user(user_id).await?.ok_or(Error::Unauthenticated)?;
+                Self::refuse_suspended(&user)?;
                 if user.platform_roles.is_empty() {
                     let mut tenants = Vec::new();
                     for member in tx.memberships_of(user_id).await? {

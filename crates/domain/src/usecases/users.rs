@@ -256,6 +256,7 @@ impl Engine {
     /// The caller: their user, platform roles, assurance and memberships.
     ///
     /// # Errors
+    /// `forbidden` (`subject_suspended`) when the caller's user is platform-suspended;
     /// `unauthenticated` when the caller's user is gone; `internal` when the store fails.
     pub async fn me(&self, caller: &Caller) -> Result<Me, Error> {
         let mut tx = self.begin(TxScope::Platform).await?;
@@ -264,6 +265,7 @@ impl Engine {
                 user_id, assurance, ..
             } => {
                 let user = tx.get_user(user_id).await?.ok_or(Error::Unauthenticated)?;
+                Self::refuse_suspended(&user)?;
                 let memberships = tx.memberships_of(user_id).await?;
                 Ok(Me {
                     user: Some(user),
