@@ -10,8 +10,11 @@ use domain::relay::{ClaimedEvents, RelayOutbox};
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
+use store_sql::rows::{BacklogRow, EventRow, Shape, EVENT_COLUMNS};
+use store_sql::{to_sql_int, to_sql_limit};
+
+use crate::columns::Pg;
 use crate::errors::store_error;
-use crate::tx::EventRow;
 use crate::PgStore;
 
 /// The outbox relay over the store's pool (connections act as the service role).
@@ -45,33 +48,26 @@ impl std::fmt::Debug for PgClaim {
     }
 }
 
-fn position(value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Unavailable(format!("position {value} out of range")))
-}
-
 #[async_trait]
 impl RelayOutbox for Relay {
     async fn claim(&self, limit: usize) -> Result<Box<dyn ClaimedEvents>, StoreError> {
-        let limit = i64::try_from(limit)
-            .map_err(|_| StoreError::Unavailable(format!("claim limit {limit} out of range")))?;
+        let limit = to_sql_limit(limit)?;
         let mut tx = self
             .pool
             .begin_with(BEGIN_PLATFORM)
             .await
             .map_err(store_error)?;
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "select position, tenant_id, event_id, event_type, subject, time, data \
-             from outbox_events where published_at is null \
-             order by time, partition, position limit $1 for update skip locked",
-        )
+        let rows = sqlx::query(&format!(
+            "select {EVENT_COLUMNS} from outbox_events where published_at is null \
+             order by time, partition, position limit $1 for update skip locked"
+        ))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await
         .map_err(store_error)?;
         let events = rows
-            .into_iter()
-            .map(EventRow::into_event)
+            .iter()
+            .map(|row| EventRow::decode(&Pg(row)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Box::new(PgClaim { tx, events }))
     }
@@ -82,16 +78,16 @@ impl RelayOutbox for Relay {
             .begin_with(BEGIN_PLATFORM)
             .await
             .map_err(store_error)?;
-        let (count, oldest): (i64, Option<OffsetDateTime>) = sqlx::query_as(
-            "select count(*), min(time) from outbox_events where published_at is null",
+        let row = sqlx::query(
+            "select count(*) as waiting, min(time) as oldest from outbox_events \
+             where published_at is null",
         )
         .fetch_one(&mut *tx)
         .await
         .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
-        let count = u64::try_from(count)
-            .map_err(|_| StoreError::Unavailable(format!("backlog count {count} out of range")))?;
-        Ok((count, oldest))
+        let backlog = BacklogRow::decode(&Pg(&row))?;
+        Ok((backlog.waiting, backlog.oldest))
     }
 }
 
@@ -106,7 +102,7 @@ impl ClaimedEvents for PgClaim {
         let partitions: Vec<&str> = events.iter().map(|event| event.partition.name()).collect();
         let positions = events
             .iter()
-            .map(|event| position(event.position))
+            .map(|event| to_sql_int(event.position, "event position"))
             .collect::<Result<Vec<_>, _>>()?;
         sqlx::query(
             "update outbox_events o set published_at = now() \

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
 
 use store_sql::rows::{BacklogRow, EventRow, Shape, EVENT_COLUMNS};
+use store_sql::{to_sql_int, to_sql_limit};
 
 use crate::columns::{micros, Lite};
 use crate::errors::store_error;
@@ -46,14 +47,10 @@ impl Drop for SqliteClaim {
     }
 }
 
-fn out_of_range(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("{what} out of range"))
-}
-
 #[async_trait]
 impl RelayOutbox for SqliteStore {
     async fn claim(&self, limit: usize) -> Result<Box<dyn ClaimedEvents>, StoreError> {
-        let limit = i64::try_from(limit).map_err(|_| out_of_range("claim limit"))?;
+        let limit = to_sql_limit(limit)?;
         let waiting: bool = sqlx::query_scalar(
             "select exists (select 1 from outbox_events where published_at is null)",
         )
@@ -126,8 +123,7 @@ impl ClaimedEvents for SqliteClaim {
         let now = micros(OffsetDateTime::now_utc())?;
         let marked = async {
             for event in &self.events {
-                let position =
-                    i64::try_from(event.position).map_err(|_| out_of_range("event position"))?;
+                let position = to_sql_int(event.position, "event position")?;
                 sqlx::query(
                     "update outbox_events set published_at = ?1 \
                      where partition = ?2 and position = ?3",

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use crate::event::Event;
 use crate::ports::StoreError;
 
-/// The store side of the relay. Implemented by every store, so the embedded one relays
-/// too.
+/// The store side of the relay, implemented by both SQL stores (so the embedded one
+/// relays too).
 #[async_trait]
 pub trait RelayOutbox: Send + Sync {
     /// Claims up to `limit` unpublished events of every feed, oldest first (by time, then

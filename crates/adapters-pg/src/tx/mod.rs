@@ -26,10 +26,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use domain::audit::Partition;
-use domain::event::Event;
 use domain::ids::{ProfileKey, ProfileValue};
 use domain::ports::{StoreError, StoreTx, TxScope};
-use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::postgres::PgArguments;
 use sqlx::{Postgres, Transaction};
 use store_sql::rows::Shape;
 
@@ -54,23 +53,6 @@ struct Head {
     audit_seq: i64,
     audit_hash: String,
     event_position: i64,
-}
-
-/// An outbox row as the relay claims it, decoded exactly as the feed decodes it.
-pub(crate) struct EventRow(store_sql::rows::EventRow);
-
-impl<'r> sqlx::FromRow<'r, PgRow> for EventRow {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        store_sql::rows::EventRow::read(&Pg(row))
-            .map(Self)
-            .map_err(|error| sqlx::Error::Decode(Box::new(error)))
-    }
-}
-
-impl EventRow {
-    pub(crate) fn into_event(self) -> Result<Event, StoreError> {
-        self.0.into_value()
-    }
 }
 
 impl PgTx {
