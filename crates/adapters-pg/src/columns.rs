@@ -1,6 +1,8 @@
 //! PostgreSQL's side of the shared row shapes: `store_sql::Columns` over a `PgRow`
 //! (`uuid`, `timestamptz`, `text[]` and `jsonb` columns, decoded by sqlx).
 
+use std::borrow::Borrow;
+
 use domain::ports::StoreError;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row};
@@ -10,19 +12,19 @@ use uuid::Uuid;
 
 use crate::errors::store_error;
 
-/// A fetched row, read through [`Columns`].
-pub(crate) struct Pg<'r>(pub(crate) &'r PgRow);
+/// A fetched row, owned or borrowed, read through [`Columns`].
+pub(crate) struct Pg<R = PgRow>(pub(crate) R);
 
-impl Pg<'_> {
+impl<R: Borrow<PgRow>> Pg<R> {
     fn get<'r, T>(&'r self, name: &str) -> Result<T, StoreError>
     where
         T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
     {
-        self.0.try_get(name).map_err(store_error)
+        self.0.borrow().try_get(name).map_err(store_error)
     }
 }
 
-impl Columns for Pg<'_> {
+impl<R: Borrow<PgRow>> Columns for Pg<R> {
     fn text_opt(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.get(name)
     }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::catalog::{default_catalog, default_schema};
 use domain::ids::Email;
 use domain::ports::{
     AuthorizeSnapshot, LoginRecord, SnapshotQuery, Store, StoreError, StoreTx, ThrottleCount,
@@ -44,34 +43,10 @@ pub async fn migrate(owner: &PgPool) -> Result<(), StoreError> {
         .run(owner)
         .await
         .map_err(|error| StoreError::Unavailable(error.to_string()))?;
-    let mut tx = owner.begin().await.map_err(store_error)?;
-    for scope in default_catalog() {
-        sqlx::query(
-            "insert into catalog_scopes (name, description, platform_only, min_assurance) \
-             values ($1, $2, $3, $4) on conflict (name) do nothing",
-        )
-        .bind(scope.name.as_str())
-        .bind(&scope.description)
-        .bind(scope.platform_only)
-        .bind(scope.min_assurance.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-    }
-    for entry in default_schema() {
-        sqlx::query(
-            "insert into profile_schema (key, value_type, user_editable, tenant_overridable) \
-             values ($1, $2, $3, $4) on conflict (key) do nothing",
-        )
-        .bind(entry.key.as_str())
-        .bind(entry.value_type.as_str())
-        .bind(entry.user_editable)
-        .bind(entry.tenant_overridable)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-    }
-    tx.commit().await.map_err(store_error)
+    let tx = owner.begin().await.map_err(store_error)?;
+    let mut tx = tx::PgTx::new(tx::PgBackend::new(tx), TxScope::Platform);
+    tx.seed_defaults().await?;
+    Box::new(tx).commit().await
 }
 
 /// The PostgreSQL store.
@@ -141,7 +116,7 @@ impl Store for PgStore {
             ))
             .await
             .map_err(store_error)?;
-        Ok(Box::new(tx::PgTx::new(tx, scope)))
+        Ok(Box::new(tx::PgTx::new(tx::PgBackend::new(tx), scope)))
     }
 
     async fn throttle_hit(

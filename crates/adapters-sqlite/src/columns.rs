@@ -3,6 +3,8 @@
 //! integer microseconds, lists as JSON arrays (`json_group_array` reading a child table,
 //! `json_each` writing one), JSON as text.
 
+use std::borrow::Borrow;
+
 use domain::ports::StoreError;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite};
@@ -12,15 +14,15 @@ use uuid::Uuid;
 
 use crate::errors::store_error;
 
-/// A fetched row, read through [`Columns`].
-pub(crate) struct Lite<'r>(pub(crate) &'r SqliteRow);
+/// A fetched row, owned or borrowed, read through [`Columns`].
+pub(crate) struct Lite<R = SqliteRow>(pub(crate) R);
 
-impl Lite<'_> {
+impl<R: Borrow<SqliteRow>> Lite<R> {
     fn get<'r, T>(&'r self, name: &str) -> Result<T, StoreError>
     where
         T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
     {
-        self.0.try_get(name).map_err(store_error)
+        self.0.borrow().try_get(name).map_err(store_error)
     }
 
     /// A text column, decoded by `parse` (which names what it reads when it fails).
@@ -36,7 +38,7 @@ impl Lite<'_> {
     }
 }
 
-impl Columns for Lite<'_> {
+impl<R: Borrow<SqliteRow>> Columns for Lite<R> {
     fn text_opt(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.get(name)
     }
@@ -82,14 +84,6 @@ pub(crate) fn micros(at: OffsetDateTime) -> Result<i64, StoreError> {
         .map_err(|_| StoreError::Unavailable(format!("time out of range: {at}")))
 }
 
-/// [`micros`] of an optional time.
-///
-/// # Errors
-/// As [`micros`].
-pub(crate) fn micros_opt(at: Option<OffsetDateTime>) -> Result<Option<i64>, StoreError> {
-    at.map(micros).transpose()
-}
-
 /// The time `micros` microseconds after the Unix epoch.
 ///
 /// # Errors
@@ -97,14 +91,4 @@ pub(crate) fn micros_opt(at: Option<OffsetDateTime>) -> Result<Option<i64>, Stor
 pub(crate) fn timestamp(micros: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
         .map_err(|_| corrupt("timestamp"))
-}
-
-/// A set of names as the JSON array `json_each` reads.
-pub(crate) fn json_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    serde_json::Value::Array(
-        names
-            .map(|name| serde_json::Value::String(name.to_owned()))
-            .collect(),
-    )
-    .to_string()
 }

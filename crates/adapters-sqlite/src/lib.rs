@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::catalog::{default_catalog, default_schema};
 use domain::ports::{Store, StoreError, StoreTx, ThrottleCount, TxScope};
 use sqlx::migrate::Migrate;
 use sqlx::sqlite::{
@@ -184,34 +183,13 @@ impl SqliteStore {
             .run(&mut *connection)
             .await
             .map_err(|error| StoreError::Unavailable(error.to_string()))?;
-        let mut tx = connection.begin().await.map_err(store_error)?;
-        for scope in default_catalog() {
-            sqlx::query(
-                "insert into catalog_scopes (name, description, platform_only, min_assurance) \
-                 values (?1, ?2, ?3, ?4) on conflict (name) do nothing",
-            )
-            .bind(scope.name.as_str())
-            .bind(&scope.description)
-            .bind(scope.platform_only)
-            .bind(scope.min_assurance.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        }
-        for entry in default_schema() {
-            sqlx::query(
-                "insert into profile_schema (key, value_type, user_editable, tenant_overridable) \
-                 values (?1, ?2, ?3, ?4) on conflict (key) do nothing",
-            )
-            .bind(entry.key.as_str())
-            .bind(entry.value_type.as_str())
-            .bind(entry.user_editable)
-            .bind(entry.tenant_overridable)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        }
-        tx.commit().await.map_err(store_error)?;
+        drop(writer);
+        let mut tx = tx::SqliteTx::new(
+            tx::SqliteBackend::new(self.readers.clone(), self.writer.clone()),
+            TxScope::Platform,
+        );
+        tx.seed_defaults().await?;
+        Box::new(tx).commit().await?;
         Ok(MIGRATOR
             .iter()
             .filter(|migration| !migration.migration_type.is_down_migration())
@@ -251,9 +229,8 @@ impl Store for SqliteStore {
         // Nothing is opened yet: the first read takes a reader, the first write the
         // writer, so a transaction that only reads never waits for writers.
         Ok(Box::new(tx::SqliteTx::new(
+            tx::SqliteBackend::new(self.readers.clone(), self.writer.clone()),
             scope,
-            self.readers.clone(),
-            self.writer.clone(),
         )))
     }
 

@@ -53,9 +53,8 @@ pub enum TxScope {
 
 impl TxScope {
     /// Whether rows of `tenant` may be touched: a tenant transaction reaching another
-    /// tenant's rows is refused. PostgreSQL's row-level security enforces this in the
-    /// database; stores without it (the in-memory fake, SQLite) call this before every
-    /// tenant-scoped read or write.
+    /// tenant's rows is refused. Every store calls this before each tenant-scoped read
+    /// or write; PostgreSQL's row-level security enforces it again in the database.
     ///
     /// # Errors
     /// `Unavailable` naming both tenants.

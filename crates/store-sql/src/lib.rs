@@ -1,26 +1,33 @@
-//! The SQL store core shared by the PostgreSQL and SQLite adapters: what both read and
-//! how it becomes domain values, written once.
+//! The SQL store core shared by the PostgreSQL and SQLite adapters: the store ports
+//! implemented once ([`SqlTx`] over a [`Backend`]), what both read and how it becomes
+//! domain values.
 //!
-//! An adapter keeps its driver glue (connections, transactions, row-level security or
-//! its own tenant scope, arrays as arrays or as child tables, timestamps as
-//! `timestamptz` or as integer microseconds) and the SQL that must differ. Everything
-//! after a row is fetched lives here: an adapter implements [`Columns`] for its
-//! driver's row type, reads a row shape of [`rows`] with it, and turns that shape into a
-//! domain value with its `into_*` method, which refuses anything the domain would not
-//! accept (`corrupt`). The facts of a decision are assembled once, in
-//! [`facts::FactsRow::into_facts`], from the same row shape in both stores. What a
-//! violated constraint means is said once, in [`constraints::constraint_error`].
+//! An adapter implements [`Backend`]: its driver glue (connections, transaction phases,
+//! row-level security or not, values bound in its encodings: ids as `uuid` or text,
+//! timestamps as `timestamptz` or integer microseconds, lists as arrays or JSON) and the
+//! SQL that must differ, named one by one in the trait. Every statement else is written
+//! once in [`tx`], as a [`Statement`]. After a row is fetched, a row shape of [`rows`]
+//! reads it through [`Columns`] and its `into_*` method refuses anything the domain would
+//! not accept (`corrupt`). The facts of a decision are assembled once, in
+//! [`facts::FactsRow::into_facts`]; what a violated constraint means is said once, in
+//! [`constraints::constraint_error`].
 //!
 //! No driver, no runtime: this crate depends on the domain and on plain data crates only.
 
+pub mod backend;
 pub mod columns;
 pub mod constraints;
 pub mod facts;
 pub mod rows;
+pub mod statement;
+pub mod tx;
 
+pub use backend::Backend;
 pub use columns::Columns;
 pub use constraints::constraint_error;
 pub use facts::FactsRow;
+pub use statement::{Statement, Value};
+pub use tx::SqlTx;
 
 use domain::ports::StoreError;
 

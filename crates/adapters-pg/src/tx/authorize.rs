@@ -12,7 +12,7 @@ use store_sql::rows::{tenant_state, KeyRow, LoginRow, SessionRow, Shape};
 use store_sql::{corrupt, Columns, FactsRow};
 use uuid::Uuid;
 
-use super::users::USER_COLUMNS;
+use super::USER_COLUMNS;
 use crate::columns::Pg;
 use crate::errors::store_error;
 use crate::facts_cache::{FactsCache, Heads};
@@ -38,7 +38,7 @@ pub(crate) async fn find_login(
 
 /// The session of the `session_*` columns of `authorize_snapshot` and `authorize_probe`
 /// (all null when the token hash names none).
-fn session(row: &Pg<'_>, token_hash: &str) -> Result<Option<Session>, StoreError> {
+fn session(row: &Pg<&PgRow>, token_hash: &str) -> Result<Option<Session>, StoreError> {
     let (Some(user_id), Some(created_at), Some(expires_at), Some(last_seen_at)) = (
         row.uuid_opt("session_user_id")?,
         row.time_opt("session_created_at")?,
@@ -61,7 +61,7 @@ fn session(row: &Pg<'_>, token_hash: &str) -> Result<Option<Session>, StoreError
 
 /// The API key of the `api_key_*` columns of `authorize_snapshot` (null when the token
 /// hash names none of the tenant's keys).
-fn api_key(row: &Pg<'_>, query: &SnapshotQuery) -> Result<Option<Credential>, StoreError> {
+fn api_key(row: &Pg<&PgRow>, query: &SnapshotQuery) -> Result<Option<Credential>, StoreError> {
     let (Some(key_id), Some(name), Some(scopes), Some(created_at)) = (
         row.uuid_opt("api_key_id")?,
         row.text_opt("api_key_name")?,
@@ -86,7 +86,7 @@ fn api_key(row: &Pg<'_>, query: &SnapshotQuery) -> Result<Option<Credential>, St
 /// One head of a read: `(audit_seq, event_position)`, `None` where the partition has no
 /// head yet.
 fn head(
-    row: &Pg<'_>,
+    row: &Pg<&PgRow>,
     audit_seq: &str,
     event_position: &str,
 ) -> Result<Option<(i64, i64)>, StoreError> {

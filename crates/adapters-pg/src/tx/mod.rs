@@ -1,48 +1,45 @@
-//! One store transaction over PostgreSQL: each capability port of `domain::ports` as SQL,
-//! one module per capability, plus the store-level reads that run outside a transaction
-//! (`authorize`, `throttles`).
+//! One store transaction over PostgreSQL: [`PgBackend`], the driver glue under the
+//! shared [`SqlTx`] (which implements every capability port once), plus the store-level
+//! reads that run outside a transaction (`authorize`, `throttles`).
 //!
-//! Rows are decoded into `store_sql`'s shapes through [`Pg`], and validated there;
-//! what stays here is PostgreSQL's SQL (arrays, `unnest`, `collate "C"`, the SQL
-//! functions, partition heads) and its transaction. Queries are checked at run time
-//! (`sqlx::query`), not with `query!`: the workspace then builds without a database and
-//! without committed offline data, and the adapter's own tests run every statement
-//! against a real PostgreSQL.
+//! What stays here is PostgreSQL's own: values bound as `uuid`, `timestamptz`, `text[]`
+//! and `jsonb`; lists as arrays (`unnest`, `array(…)`); `collate "C"`; the two list
+//! columns (`users.platform_roles`, `api_keys.scopes`); the SQL function
+//! `authz_facts_rows`; the partition heads that serialise a partition's writers; and the
+//! transaction, whose tenant setting row-level security reads. Queries are checked at
+//! run time (`sqlx::query`), not with `query!`: the workspace then builds without a
+//! database and without committed offline data, and the adapter's own tests run every
+//! statement against a real PostgreSQL.
 
-mod api_keys;
-mod audit;
-mod authentication;
 pub(crate) mod authorize;
-mod catalog;
-mod decisions;
-mod members;
-mod outbox;
-mod profiles;
-mod tenants;
 pub(crate) mod throttles;
-mod users;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use domain::audit::Partition;
-use domain::ids::{ProfileKey, ProfileValue};
-use domain::ports::{StoreError, StoreTx, TxScope};
-use sqlx::postgres::PgArguments;
+use domain::audit::{AuditRecord, Partition};
+use domain::model::{ApiKey, Member, PlatformRole, User};
+use domain::ports::StoreError;
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Postgres, Transaction};
-use store_sql::rows::Shape;
+use store_sql::{from_sql_int, Backend, SqlTx, Statement, Value};
 
 use crate::columns::Pg;
 use crate::errors::store_error;
 
+/// A store transaction over PostgreSQL.
+pub(crate) type PgTx = SqlTx<PgBackend>;
+
+/// The columns of `store_sql::rows::UserRow` in `users`.
+pub(crate) const USER_COLUMNS: &str =
+    "user_id, email, state, platform_roles, has_totp, created_at, updated_at";
+
 /// A statement with its arguments bound.
 type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
-pub(crate) struct PgTx {
+/// A PostgreSQL transaction, its tenant set for row-level security.
+pub(crate) struct PgBackend {
     tx: Transaction<'static, Postgres>,
-    /// What the transaction may see; row-level security enforces it in the database,
-    /// the facts assembly filters keys by it as well.
-    scope: TxScope,
     /// Heads this transaction has locked, as it last wrote them: while the row lock is
     /// held nobody else can change them, so appends need not read them again.
     heads: HashMap<String, Head>,
@@ -55,93 +52,200 @@ struct Head {
     event_position: i64,
 }
 
-impl PgTx {
-    pub(crate) fn new(tx: Transaction<'static, Postgres>, scope: TxScope) -> Self {
+impl PgBackend {
+    pub(crate) fn new(tx: Transaction<'static, Postgres>) -> Self {
         Self {
             tx,
-            scope,
             heads: HashMap::new(),
         }
     }
 
     /// Locks a partition's head row (creating it at first use) until commit, and reads it
     /// once; later calls in the transaction use what it holds.
-    async fn lock_head(&mut self, partition: &Partition) -> Result<Head, StoreError> {
-        if let Some(head) = self.heads.get(partition.name()) {
-            return Ok(head.clone());
+    async fn lock_head(&mut self, partition: &Partition) -> Result<&mut Head, StoreError> {
+        if !self.heads.contains_key(partition.name()) {
+            let head: Head = sqlx::query_as(
+                "insert into partition_heads (partition) values ($1) \
+                 on conflict (partition) do update set partition = excluded.partition \
+                 returning audit_seq, audit_hash, event_position",
+            )
+            .bind(partition.name())
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+            self.heads.insert(partition.name().to_owned(), head);
         }
-        let head: Head = sqlx::query_as(
-            "insert into partition_heads (partition) values ($1) \
-             on conflict (partition) do update set partition = excluded.partition \
-             returning audit_seq, audit_hash, event_position",
-        )
-        .bind(partition.name())
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(store_error)?;
-        self.heads.insert(partition.name().to_owned(), head.clone());
-        Ok(head)
+        self.heads
+            .get_mut(partition.name())
+            .ok_or_else(|| StoreError::Unavailable("partition head lost".to_owned()))
     }
+}
 
-    /// Runs one statement and returns the rows it changed.
-    async fn execute(&mut self, query: Query<'_>) -> Result<u64, StoreError> {
-        query
+/// A statement's SQL as a query, each of its values bound in PostgreSQL's type for it.
+fn query(sql: &str, values: Vec<Value>) -> Query<'_> {
+    values
+        .into_iter()
+        .fold(sqlx::query(sql), |query, value| match value {
+            Value::Text(text) => query.bind(text),
+            Value::Int(int) => query.bind(int),
+            Value::Flag(flag) => query.bind(flag),
+            Value::Id(id) => query.bind(id),
+            Value::Time(at) => query.bind(at),
+            Value::Names(names) => query.bind(names),
+            Value::Json(json) => query.bind(json),
+        })
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    type Row = Pg;
+
+    /// Every unique key and foreign key is named; `store_sql::constraint_error` maps it.
+    const CHECKS_BEFORE_WRITE: bool = false;
+    const BYTEWISE: &'static str = " collate \"C\"";
+
+    async fn execute(&mut self, statement: Statement) -> Result<u64, StoreError> {
+        query(&statement.sql, statement.values)
             .execute(&mut *self.tx)
             .await
             .map(|done| done.rows_affected())
             .map_err(store_error)
     }
 
-    /// The one row a statement returns, as the value of its shape.
-    async fn fetch_one<S: Shape>(&mut self, query: Query<'_>) -> Result<S::Value, StoreError> {
-        let row = query.fetch_one(&mut *self.tx).await.map_err(store_error)?;
-        S::decode(&Pg(&row))
-    }
-
-    /// The row a statement returns, if any, as the value of its shape.
-    async fn fetch_optional<S: Shape>(
-        &mut self,
-        query: Query<'_>,
-    ) -> Result<Option<S::Value>, StoreError> {
-        let row = query
-            .fetch_optional(&mut *self.tx)
+    async fn fetch(&mut self, statement: Statement) -> Result<Vec<Pg>, StoreError> {
+        let rows: Vec<PgRow> = query(&statement.sql, statement.values)
+            .fetch_all(&mut *self.tx)
             .await
             .map_err(store_error)?;
-        row.map(|row| S::decode(&Pg(&row))).transpose()
+        Ok(rows.into_iter().map(Pg).collect())
     }
 
-    /// Every row a statement returns, as values of its shape.
-    async fn fetch_all<S: Shape>(&mut self, query: Query<'_>) -> Result<Vec<S::Value>, StoreError> {
-        let rows = query.fetch_all(&mut *self.tx).await.map_err(store_error)?;
-        rows.iter().map(|row| S::decode(&Pg(row))).collect()
+    /// One transaction reads and writes alike.
+    async fn fetch_writing(&mut self, statement: Statement) -> Result<Vec<Pg>, StoreError> {
+        self.fetch(statement).await
     }
 
-    /// Profile values (`key`, `value` rows) by key.
-    async fn values(
-        &mut self,
-        query: Query<'_>,
-    ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
-        let rows = query.fetch_all(&mut *self.tx).await.map_err(store_error)?;
-        rows.iter()
-            .map(|row| store_sql::rows::ValueRow::decode(&Pg(row)))
-            .collect()
-    }
-
-    /// A `count(*)` (or any one bigint) a statement returns.
-    async fn count(&mut self, sql: &str, bind: Option<&str>) -> Result<u64, StoreError> {
-        let query = sqlx::query_scalar::<_, i64>(sql);
-        let query = match bind {
-            Some(bind) => query.bind(bind),
-            None => query,
-        };
-        let count = query.fetch_one(&mut *self.tx).await.map_err(store_error)?;
-        store_sql::from_sql_int(count, "count")
-    }
-}
-
-#[async_trait]
-impl StoreTx for PgTx {
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(store_error)
     }
+
+    async fn lock_partition(&mut self, partition: &Partition) -> Result<(), StoreError> {
+        self.lock_head(partition).await.map(|_| ())
+    }
+
+    async fn audit_head(&mut self, partition: &Partition) -> Result<(u64, String), StoreError> {
+        let head = self.lock_head(partition).await?;
+        Ok((
+            from_sql_int(head.audit_seq, "audit seq")?,
+            head.audit_hash.clone(),
+        ))
+    }
+
+    const AUDIT_HEAD_UPDATE: &'static str =
+        "with head as (update partition_heads set audit_seq = $2, audit_hash = $15 \
+                       where partition = $1) ";
+
+    fn audit_appended(&mut self, record: &AuditRecord) {
+        if let Some(head) = self.heads.get_mut(record.partition.name()) {
+            head.audit_seq = head.audit_seq.saturating_add(1);
+            head.audit_hash.clone_from(&record.hash);
+        }
+    }
+
+    async fn event_head(&mut self, partition: &Partition) -> Result<u64, StoreError> {
+        let head = self.lock_head(partition).await?;
+        from_sql_int(head.event_position, "event position")
+    }
+
+    const EVENT_HEAD_UPDATE: &'static str =
+        "with head as (update partition_heads set event_position = $2 where partition = $1) ";
+
+    fn event_appended(&mut self, partition: &Partition, position: u64) {
+        if let (Some(head), Ok(position)) = (
+            self.heads.get_mut(partition.name()),
+            i64::try_from(position),
+        ) {
+            head.event_position = position;
+        }
+    }
+
+    fn each(param: usize) -> String {
+        format!("unnest(${param}::text[]) as value")
+    }
+
+    fn list(expr: &str, from: &str) -> String {
+        format!("array(select {expr} from {from})")
+    }
+
+    const USER_SELECT: &'static str = "select u.user_id, u.email, u.state, u.platform_roles, \
+         u.has_totp, u.created_at, u.updated_at from users u";
+
+    fn write_user(user: &User, insert: bool) -> Vec<Statement> {
+        let sql = if insert {
+            "insert into users \
+                 (user_id, email, state, platform_roles, has_totp, updated_at, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7)"
+        } else {
+            "update users set email = $2, state = $3, platform_roles = $4, has_totp = $5, \
+             updated_at = $6 where user_id = $1"
+        };
+        let statement = Statement::new(sql)
+            .id(user.id.as_uuid())
+            .text(user.email.as_str())
+            .text(user.state.as_str())
+            .names(user.platform_roles.iter().map(PlatformRole::as_str))
+            .flag(user.has_totp)
+            .time(user.updated_at);
+        vec![if insert {
+            statement.time(user.created_at)
+        } else {
+            statement
+        }]
+    }
+
+    const PLATFORM_ROOTS: &'static str =
+        "from users u where 'platform_root' = any(u.platform_roles)";
+
+    const KEY_SELECT: &'static str = "select k.tenant_id, k.key_id, k.name, k.scopes, \
+         k.created_by, k.created_at, k.revoked_at from api_keys k";
+
+    fn insert_key(key: &ApiKey, secret_hash: &str) -> Vec<Statement> {
+        vec![Statement::new(
+            "insert into api_keys \
+                 (tenant_id, key_id, name, scopes, secret_hash, created_by, created_at, revoked_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .text(key.tenant.as_str())
+        .id(key.id.as_uuid())
+        .text(key.name.as_str())
+        .names(key.scopes.iter().map(|scope| scope.as_str()))
+        .text(secret_hash)
+        .id_opt(key.created_by.as_ref().map(|user| user.as_uuid()))
+        .time(key.created_at)
+        .time_opt(key.revoked_at)]
+    }
+
+    /// One round trip: the account and its roles in one statement.
+    fn insert_member(member: &Member) -> Result<Vec<Statement>, StoreError> {
+        Ok(vec![Statement::new(
+            "with account as ( \
+                 insert into accounts \
+                     (tenant_id, user_id, state, version, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6)) \
+             insert into memberships (tenant_id, user_id, role) \
+             select $1, $2, unnest($7::text[])",
+        )
+        .text(member.tenant.as_str())
+        .id(member.user_id.as_uuid())
+        .text(member.state.as_str())
+        .count(member.version, "version")?
+        .time(member.created_at)
+        .time(member.updated_at)
+        .names(member.roles.iter().map(|role| role.as_str()))])
+    }
+
+    /// `authz_facts_rows` is the one definition of what a decision reads, shared with
+    /// `authorize_snapshot`.
+    const FACTS_QUERY: &'static str = "select * from authz_facts_rows($1, array[$2]::uuid[], \
+        array[$3]::uuid[], array[$4]::text[], array[$5]::uuid[])";
 }

@@ -12,11 +12,12 @@
 //!
 //! Rules every method keeps, stated once here:
 //! - **Tenant scope.** In a transaction begun with [`TxScope::Tenant`](super::TxScope)
-//!   a method MUST NOT read or change another tenant's rows. A store with row-level
-//!   security (PostgreSQL) hides them: a read finds nothing, a write fails. A store
-//!   without it (SQLite, the in-memory fake) MUST refuse a tenant-scoped call naming
-//!   another tenant with `Unavailable` ([`TxScope::allow`](super::TxScope::allow)), and
-//!   filter lookups that name no tenant ([`TxScope::sees`](super::TxScope::sees)).
+//!   a method MUST NOT read or change another tenant's rows. It MUST refuse a
+//!   tenant-scoped call naming another tenant with `Unavailable`
+//!   ([`TxScope::allow`](super::TxScope::allow)), and filter lookups that name no tenant
+//!   ([`TxScope::sees`](super::TxScope::sees)). Every store does so before touching
+//!   data (the SQL stores in their shared core); PostgreSQL's row-level security hides
+//!   the rows again beneath it.
 //! - **Errors.** Every method returns `Unavailable` when the store cannot be reached or
 //!   holds a value the domain refuses, and MAY return `Conflict` when the transaction
 //!   lost a race the store cannot serialise (the caller may retry). The `# Errors`
@@ -64,7 +65,7 @@ pub trait Tenants: Send {
     async fn update_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
 
     /// At most `limit` tenants ordered by id, after `after`. A platform-wide read: a
-    /// store without row-level security refuses it in a tenant transaction.
+    /// store refuses it in a tenant transaction.
     async fn list_tenants(
         &mut self,
         after: Option<TenantId>,
@@ -155,7 +156,7 @@ pub trait Members: Send {
     async fn count_active_admins(&mut self, tenant: &TenantId) -> Result<u64, StoreError>;
 
     /// Every account of a user, in any tenant, ordered by tenant id. A platform-wide
-    /// read: a store without row-level security refuses it in a tenant transaction.
+    /// read: a store refuses it in a tenant transaction.
     async fn memberships_of(&mut self, user: &UserId) -> Result<Vec<Member>, StoreError>;
 }
 

@@ -1,5 +1,5 @@
-//! [`Profiles`] over SQLite: profile values at their three layers, as JSON text; member,
-//! tenant, user and schema key checked before a write.
+//! [`Profiles`]: profile values at their three layers, as JSON (member, tenant, user
+//! and schema key checked before a write where the backend asks).
 
 use std::collections::BTreeMap;
 
@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use domain::ids::{ProfileKey, ProfileValue, TenantId, UserId};
 use domain::ports::{Profiles, StoreError};
 
-use super::SqliteTx;
+use super::SqlTx;
+use crate::{Backend, Statement};
 
 #[async_trait]
-impl Profiles for SqliteTx {
+impl<B: Backend> Profiles for SqlTx<B> {
     async fn member_values(
         &mut self,
         tenant: &TenantId,
@@ -18,9 +19,12 @@ impl Profiles for SqliteTx {
     ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
         self.scope.allow(tenant)?;
         self.values(
-            sqlx::query("select key, value from member_profile_values where tenant_id = ?1 and user_id = ?2")
-                .bind(tenant.as_str())
-                .bind(user.to_string()),
+            Statement::new(
+                "select key, value from member_profile_values \
+                 where tenant_id = $1 and user_id = $2",
+            )
+            .text(tenant.as_str())
+            .id(user.as_uuid()),
         )
         .await
     }
@@ -36,15 +40,15 @@ impl Profiles for SqliteTx {
         self.require_member(tenant, user).await?;
         self.require_profile_key(key).await?;
         self.execute(
-            sqlx::query(
+            Statement::new(
                 "insert into member_profile_values (tenant_id, user_id, key, value) \
-                 values (?1, ?2, ?3, ?4) on conflict (tenant_id, user_id, key) \
+                 values ($1, $2, $3, $4) on conflict (tenant_id, user_id, key) \
                  do update set value = excluded.value",
             )
-            .bind(tenant.as_str())
-            .bind(user.to_string())
-            .bind(key.as_str())
-            .bind(value.as_json().to_string()),
+            .text(tenant.as_str())
+            .id(user.as_uuid())
+            .text(key.as_str())
+            .json(value.as_json()),
         )
         .await
         .map(|_| ())
@@ -58,12 +62,13 @@ impl Profiles for SqliteTx {
     ) -> Result<bool, StoreError> {
         self.scope.allow(tenant)?;
         self.execute(
-            sqlx::query(
-                "delete from member_profile_values where tenant_id = ?1 and user_id = ?2 and key = ?3",
+            Statement::new(
+                "delete from member_profile_values \
+                 where tenant_id = $1 and user_id = $2 and key = $3",
             )
-            .bind(tenant.as_str())
-            .bind(user.to_string())
-            .bind(key.as_str()),
+            .text(tenant.as_str())
+            .id(user.as_uuid())
+            .text(key.as_str()),
         )
         .await
         .map(|deleted| deleted > 0)
@@ -75,8 +80,8 @@ impl Profiles for SqliteTx {
     ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
         self.scope.allow(tenant)?;
         self.values(
-            sqlx::query("select key, value from tenant_profile_defaults where tenant_id = ?1")
-                .bind(tenant.as_str()),
+            Statement::new("select key, value from tenant_profile_defaults where tenant_id = $1")
+                .text(tenant.as_str()),
         )
         .await
     }
@@ -91,13 +96,13 @@ impl Profiles for SqliteTx {
         self.require_tenant(tenant).await?;
         self.require_profile_key(key).await?;
         self.execute(
-            sqlx::query(
-                "insert into tenant_profile_defaults (tenant_id, key, value) values (?1, ?2, ?3) \
+            Statement::new(
+                "insert into tenant_profile_defaults (tenant_id, key, value) values ($1, $2, $3) \
                  on conflict (tenant_id, key) do update set value = excluded.value",
             )
-            .bind(tenant.as_str())
-            .bind(key.as_str())
-            .bind(value.as_json().to_string()),
+            .text(tenant.as_str())
+            .text(key.as_str())
+            .json(value.as_json()),
         )
         .await
         .map(|_| ())
@@ -110,9 +115,9 @@ impl Profiles for SqliteTx {
     ) -> Result<bool, StoreError> {
         self.scope.allow(tenant)?;
         self.execute(
-            sqlx::query("delete from tenant_profile_defaults where tenant_id = ?1 and key = ?2")
-                .bind(tenant.as_str())
-                .bind(key.as_str()),
+            Statement::new("delete from tenant_profile_defaults where tenant_id = $1 and key = $2")
+                .text(tenant.as_str())
+                .text(key.as_str()),
         )
         .await
         .map(|deleted| deleted > 0)
@@ -123,8 +128,8 @@ impl Profiles for SqliteTx {
         user: &UserId,
     ) -> Result<BTreeMap<ProfileKey, ProfileValue>, StoreError> {
         self.values(
-            sqlx::query("select key, value from platform_profile_values where user_id = ?1")
-                .bind(user.to_string()),
+            Statement::new("select key, value from platform_profile_values where user_id = $1")
+                .id(user.as_uuid()),
         )
         .await
     }
@@ -138,13 +143,13 @@ impl Profiles for SqliteTx {
         self.require_user(user).await?;
         self.require_profile_key(key).await?;
         self.execute(
-            sqlx::query(
-                "insert into platform_profile_values (user_id, key, value) values (?1, ?2, ?3) \
+            Statement::new(
+                "insert into platform_profile_values (user_id, key, value) values ($1, $2, $3) \
                  on conflict (user_id, key) do update set value = excluded.value",
             )
-            .bind(user.to_string())
-            .bind(key.as_str())
-            .bind(value.as_json().to_string()),
+            .id(user.as_uuid())
+            .text(key.as_str())
+            .json(value.as_json()),
         )
         .await
         .map(|_| ())
@@ -156,9 +161,9 @@ impl Profiles for SqliteTx {
         key: &ProfileKey,
     ) -> Result<bool, StoreError> {
         self.execute(
-            sqlx::query("delete from platform_profile_values where user_id = ?1 and key = ?2")
-                .bind(user.to_string())
-                .bind(key.as_str()),
+            Statement::new("delete from platform_profile_values where user_id = $1 and key = $2")
+                .id(user.as_uuid())
+                .text(key.as_str()),
         )
         .await
         .map(|deleted| deleted > 0)
