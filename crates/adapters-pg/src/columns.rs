@@ -52,4 +52,8 @@ impl<R: Borrow<PgRow>> Columns for Pg<R> {
     fn json_opt(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
         self.get(name)
     }
+
+    fn bytes_opt(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(name)
+    }
 }

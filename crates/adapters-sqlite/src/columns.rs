@@ -72,6 +72,10 @@ impl<R: Borrow<SqliteRow>> Columns for Lite<R> {
             serde_json::from_str(json).map_err(|_| corrupt(name))
         })
     }
+
+    fn bytes_opt(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(name)
+    }
 }
 
 /// Microseconds since the Unix epoch: what every timestamp column holds.

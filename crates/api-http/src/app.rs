@@ -40,7 +40,6 @@ pub struct AppState {
     pub auth_failure_rate: ThrottleRule,
     /// The proxies whose forwarding headers say who the client is.
     pub trusted_proxies: Arc<[IpNet]>,
-    pub idempotency: crate::idempotency::IdempotencyKeys,
     /// What the diagnostics endpoint is told (threshold, relay expected); the binary
     /// sets it from the configuration.
     pub diagnostics: diagnostics::Options,
@@ -73,7 +72,6 @@ impl AppState {
                 NonZeroU32::new(DEFAULT_AUTH_FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
             ),
             trusted_proxies: Arc::from(Vec::new()),
-            idempotency: crate::idempotency::IdempotencyKeys::default(),
             diagnostics: diagnostics::Options::default(),
         }
     }
@@ -131,7 +129,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Inside the request context, so a replay or a refusal still carries a request id.
         .layer(middleware::from_fn_with_state(
-            state.idempotency.clone(),
+            state.clone(),
             crate::idempotency::middleware,
         ))
         // Outside idempotency, so a malformed `Idempotency-Key` is judged like any input.

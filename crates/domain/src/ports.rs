@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use capabilities::{
-    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Members, Outbox, Profiles, Tenants,
-    Users,
+    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Members,
+    Outbox, Profiles, Tenants, Users,
 };
 #[cfg(test)]
 pub use mock::MockStoreTx;
@@ -363,6 +363,7 @@ pub trait StoreTx:
     + Decisions
     + AuditLog
     + Outbox
+    + Idempotency
     + Send
 {
     /// Makes every write of the transaction durable and visible, or none of them.
@@ -377,8 +378,8 @@ pub trait StoreTx:
 /// concrete transaction type: `use domain::ports::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        ApiKeys, AuditLog, Authentication, Catalog, Decisions, Members, Outbox, Profiles, StoreTx,
-        Tenants, Users,
+        ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, Members, Outbox,
+        Profiles, StoreTx, Tenants, Users,
     };
 }
 

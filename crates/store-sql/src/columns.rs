@@ -50,6 +50,11 @@ pub trait Columns {
     /// # Errors
     /// `Unavailable` when the column is missing or not JSON.
     fn json_opt(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// A bytes column (`bytea`, or a blob).
+    ///
+    /// # Errors
+    /// `Unavailable` when the column is missing or not bytes.
+    fn bytes_opt(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// [`Columns::text_opt`], refusing `NULL`.
     ///

@@ -2,7 +2,7 @@
 //! values it binds, typed by what they mean rather than by a driver's types. Each
 //! adapter binds a [`Value`] in its own encoding ([`crate::Backend`]): an id as `uuid`
 //! or as text, a time as `timestamptz` or as integer microseconds, a list of names as
-//! `text[]` or as a JSON array, JSON as `jsonb` or as text.
+//! `text[]` or as a JSON array, JSON as `jsonb` or as text, bytes as `bytea` or a blob.
 
 use std::borrow::Cow;
 
@@ -23,6 +23,7 @@ pub enum Value {
     /// A list of names, written to a list column or read by `Backend::each`.
     Names(Vec<String>),
     Json(serde_json::Value),
+    Bytes(Option<Vec<u8>>),
 }
 
 /// SQL and the values its placeholders bind, in order.
@@ -120,6 +121,12 @@ impl Statement {
     #[must_use]
     pub fn names<'a>(self, names: impl IntoIterator<Item = &'a str>) -> Self {
         self.with(Value::Names(names.into_iter().map(str::to_owned).collect()))
+    }
+
+    /// Binds bytes.
+    #[must_use]
+    pub fn bytes(self, bytes: Vec<u8>) -> Self {
+        self.with(Value::Bytes(Some(bytes)))
     }
 
     /// Binds a JSON value.

@@ -5,6 +5,8 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
+use tests::http::AppDb;
 use tests::http::{
     add_member, assert_forbidden, assert_problem, assert_status, delete, enrol_totp, etag, my_id,
     new_user, patch, put, reply, send_with, spawn_app, spawn_app_on, spawn_app_with,
@@ -1028,6 +1030,158 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
     assert_problem(&plain, StatusCode::CONFLICT, "member_exists");
 }
 
+/// Every response the store holds for idempotency keys, as stored.
+async fn stored_idempotent_responses(db: &AppDb) -> Vec<Vec<u8>> {
+    let sql = "select response from idempotency_keys where response is not null";
+    match db {
+        AppDb::Postgres(db) => {
+            let mut connection = PgConnection::connect_with(&db.owner)
+                .await
+                .expect("connect as the owner");
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut connection)
+                .await
+                .expect("read the records")
+        }
+        AppDb::Sqlite(file) => {
+            let pool = sqlx::SqlitePool::connect(&file.url())
+                .await
+                .expect("open the file");
+            sqlx::query_scalar(sql)
+                .fetch_all(&pool)
+                .await
+                .expect("read the records")
+        }
+    }
+}
+
+async fn an_idempotency_key_runs_once_across_nodes_replays_on_either_and_is_sealed_at_rest(
+    store: StoreKind,
+) {
+    let node_a = spawn_app_on(store).await;
+    let node_b = node_a.another_node().await;
+    let root = node_a.root_token().await;
+    let (admin, _) = tenant_with_admin(&node_a, &root, "acme").await;
+    let body = json!({ "email": "dev@acme.example", "roles": ["member"] });
+    let key = [("idempotency-key", "add-dev-race")];
+
+    // 20 concurrent uses of one key, split over two nodes: one runs, the others replay
+    // it or find it still running.
+    let replies = futures::future::join_all((0..20).map(|i| {
+        let node = if i % 2 == 0 { &node_a } else { &node_b };
+        send_with(
+            node,
+            Method::POST,
+            "/v1/tenants/acme/members",
+            &admin,
+            Some(body.clone()),
+            &key,
+        )
+    }))
+    .await;
+    let mut first = None;
+    for reply in &replies {
+        match reply.status {
+            StatusCode::CREATED if reply.headers.get("idempotent-replayed").is_none() => {
+                assert!(first.is_none(), "the request ran twice: {replies:?}");
+                first = Some(reply.body.clone());
+            }
+            StatusCode::CREATED => {}
+            _ => assert_problem(reply, StatusCode::CONFLICT, "idempotency_key_in_use"),
+        }
+    }
+    let first = first.expect("one request ran");
+    for reply in replies
+        .iter()
+        .filter(|reply| reply.status == StatusCode::CREATED)
+    {
+        assert_eq!(reply.body, first, "a replay is the first response");
+    }
+    let members = node_b.get("/v1/tenants/acme/members", &admin).await;
+    assert_eq!(members.body["items"].as_array().expect("items").len(), 2);
+    let added = events(&node_a, &admin, "acme")
+        .await
+        .iter()
+        .filter(|event| event["type"] == "membership.added")
+        .count();
+    assert_eq!(added, 2, "the admin's and dev's, once");
+
+    // Once finished, either node replays it.
+    for node in [&node_a, &node_b] {
+        let again = send_with(
+            node,
+            Method::POST,
+            "/v1/tenants/acme/members",
+            &admin,
+            Some(body.clone()),
+            &key,
+        )
+        .await;
+        assert_status(&again, StatusCode::CREATED);
+        assert_eq!(again.body, first);
+        assert_eq!(
+            again
+                .headers
+                .get("idempotent-replayed")
+                .map(|v| v.as_bytes()),
+            Some(&b"true"[..])
+        );
+    }
+
+    // A new API key, created on node A and replayed on node B: the replay shows the same
+    // secret, and the store holds neither it nor the caller's token in the clear.
+    let key_body = json!({ "name": "ci", "scopes": ["members:read"] });
+    let key_header = [("idempotency-key", "key-ci")];
+    let created = send_with(
+        &node_a,
+        Method::POST,
+        "/v1/tenants/acme/api-keys",
+        &admin,
+        Some(key_body.clone()),
+        &key_header,
+    )
+    .await;
+    assert_status(&created, StatusCode::CREATED);
+    let secret = created.body["key"].as_str().expect("the key").to_owned();
+    let replayed = send_with(
+        &node_b,
+        Method::POST,
+        "/v1/tenants/acme/api-keys",
+        &admin,
+        Some(key_body),
+        &key_header,
+    )
+    .await;
+    assert_status(&replayed, StatusCode::CREATED);
+    assert_eq!(replayed.body["key"], secret.as_str());
+    // Another caller with the same key and body does not get it.
+    let (other_admin, _) = tenant_with_admin(&node_a, &root, "globex").await;
+    let others = send_with(
+        &node_b,
+        Method::POST,
+        "/v1/tenants/acme/api-keys",
+        &other_admin,
+        Some(json!({ "name": "ci", "scopes": ["members:read"] })),
+        &key_header,
+    )
+    .await;
+    assert_ne!(others.body["key"], secret.as_str());
+    let stored = stored_idempotent_responses(&node_a.db).await;
+    assert!(
+        stored.len() >= 2,
+        "the answers are stored: {}",
+        stored.len()
+    );
+    for response in &stored {
+        for clear in [secret.as_bytes(), admin.as_bytes(), b"dev@acme.example"] {
+            assert!(
+                !response.windows(clear.len()).any(|window| window == clear),
+                "a stored answer holds a secret in the clear"
+            );
+        }
+    }
+}
+
 async fn every_error_code_the_api_can_produce_is_a_problem_json(store: StoreKind) {
     // Logins are limited per client address too: every login below counts.
     let app = spawn_app_with(store, 10).await;
@@ -1458,6 +1612,7 @@ tests::on_both_stores!(
     membership_changes_keep_one_admin_and_granting_or_revoking_tenant_admin_needs_aal2,
     the_authorize_api_answers_every_reachable_reason_with_its_facts_and_keeps_batch_order,
     an_idempotency_key_replays_the_first_response_and_refuses_another_body,
+    an_idempotency_key_runs_once_across_nodes_replays_on_either_and_is_sealed_at_rest,
     every_error_code_the_api_can_produce_is_a_problem_json,
 );
 

@@ -93,6 +93,7 @@ fn query(sql: &str, values: Vec<Value>) -> Query<'_> {
             Value::Time(at) => query.bind(at),
             Value::Names(names) => query.bind(names),
             Value::Json(json) => query.bind(json),
+            Value::Bytes(bytes) => query.bind(bytes),
         })
 }
 

@@ -149,6 +149,7 @@ fn query(sql: &str, values: Vec<Value>) -> Result<Query<'_>, StoreError> {
                 Value::Time(at) => query.bind(at.map(micros).transpose()?),
                 Value::Names(names) => query.bind(serde_json::Value::from(names).to_string()),
                 Value::Json(json) => query.bind(json.to_string()),
+                Value::Bytes(bytes) => query.bind(bytes),
             })
         })
 }

@@ -6,6 +6,7 @@ mod audit;
 mod authentication;
 mod catalog;
 mod decisions;
+mod idempotency;
 mod members;
 mod outbox;
 mod profiles;
@@ -69,6 +70,8 @@ pub struct MemState {
     pub events: BTreeMap<Partition, Vec<Event>>,
     /// Throttle counters: the end of each key's window and its hits.
     pub throttles: BTreeMap<String, (OffsetDateTime, u32)>,
+    /// Idempotency records by key, with the time each expires.
+    pub idempotency: BTreeMap<String, (crate::ports::IdempotencyRecord, OffsetDateTime)>,
     /// Events a relay has marked published (see [`MemStore::publish_all`]); every other
     /// event waits in the outbox.
     pub published: BTreeSet<EventId>,

@@ -8,7 +8,8 @@
 //! invitations, TOTP steps), [`Catalog`] (the platform's scopes and profile schema),
 //! [`Profiles`] (profile values at their three layers), [`ApiKeys`], [`Decisions`] (the
 //! facts of one decision, the hot path), [`AuditLog`] (the partition lock and the hash
-//! chained trail) and [`Outbox`] (the event feed and what waits for the relay).
+//! chained trail), [`Outbox`] (the event feed and what waits for the relay) and
+//! [`Idempotency`] (the records that make a POST's retry replay its first answer).
 //!
 //! Rules every method keeps, stated once here:
 //! - **Tenant scope.** In a transaction begun with [`TxScope::Tenant`](super::TxScope)
@@ -485,4 +486,42 @@ pub trait Outbox: Send {
     /// adapter that has no relay at all MUST still report every event of the feed as
     /// waiting (the diagnostics decide whether a relay is expected, not the store).
     async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError>;
+}
+
+/// What the store holds for one `Idempotency-Key` (SPEC §4): the tag of the first
+/// request's body, and its response once it finished. Both are opaque to the store: the
+/// API derives the tag and seals the response with secrets the store never sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub body_tag: String,
+    /// `None` while the first request still runs.
+    pub response: Option<Vec<u8>>,
+}
+
+/// Idempotency records, shared by every node (SPEC §4, §7): a retry that reaches
+/// another node finds what the first node stored. Keys are platform-wide (a hash of the
+/// caller, the path and the client's key), never a tenant's rows.
+#[async_trait]
+pub trait Idempotency: Send {
+    /// Claims `key` for a request whose body has `body_tag`, unless a record of it is
+    /// live at `now` (a record whose `expires_at` has passed counts as absent and is
+    /// replaced). Returns `None` when this transaction now holds the key as running,
+    /// live until `running_until`; else the live record. Of concurrent claims of one
+    /// key, exactly one gets `None`. It also removes a few records that have expired.
+    async fn claim_idempotency_key(
+        &mut self,
+        key: &str,
+        body_tag: &str,
+        now: OffsetDateTime,
+        running_until: OffsetDateTime,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Finishes a claim: stores `response`, live until `keep_until`; with `None`, frees
+    /// the key for a retry.
+    async fn finish_idempotency_key(
+        &mut self,
+        key: &str,
+        response: Option<Vec<u8>>,
+        keep_until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }

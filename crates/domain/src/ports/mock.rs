@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::capabilities::{
-    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Members, Outbox, Profiles, Tenants,
-    Users,
+    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Members,
+    Outbox, Profiles, Tenants, Users,
 };
 use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
@@ -110,6 +110,11 @@ mockall::mock! {
         async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError>;
         async fn list_events(&mut self, partition: &Partition, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
         async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError>;
+    }
+    #[async_trait]
+    impl Idempotency for StoreTx {
+        async fn claim_idempotency_key(&mut self, key: &str, body_tag: &str, now: OffsetDateTime, running_until: OffsetDateTime) -> Result<Option<IdempotencyRecord>, StoreError>;
+        async fn finish_idempotency_key(&mut self, key: &str, response: Option<Vec<u8>>, keep_until: OffsetDateTime) -> Result<(), StoreError>;
     }
     #[async_trait]
     impl StoreTx for StoreTx {

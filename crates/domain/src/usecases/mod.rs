@@ -12,6 +12,7 @@ mod authorize;
 mod catalog;
 mod diagnostics;
 mod feeds;
+mod idempotency;
 mod members;
 mod profiles;
 mod roles;
@@ -30,6 +31,7 @@ pub use auth::{session_assurance, NewSession, NewSessionState, TotpEnrolmentStar
 pub use authorize::{AuthzCheck, CheckSubject, MAX_BATCH};
 pub use catalog::NewCatalogScope;
 pub use diagnostics::{AdminFacts, AuditProbe, TenantFacts, TrailFacts, AUDIT_PROBE_ACTION};
+pub use idempotency::{IDEMPOTENCY_KEEP_FOR, IDEMPOTENCY_RUNNING_AT_MOST};
 pub use members::{AddMember, AddedMember, MemberChange, UserRef};
 pub use profiles::profile_etag;
 pub use tenants::{CreateTenant, CreatedTenant, TenantChange};

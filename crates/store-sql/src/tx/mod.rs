@@ -12,6 +12,7 @@ mod audit;
 mod authentication;
 mod catalog;
 mod decisions;
+mod idempotency;
 mod members;
 mod outbox;
 mod profiles;
