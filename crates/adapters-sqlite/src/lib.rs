@@ -2,7 +2,8 @@
 //! PostgreSQL store (composite tenant keys, named constraints, CHECKs, an append-only
 //! audit table) and the store ports of `domain` over sqlx's bundled SQLite.
 //!
-//! One process owns the file. Writes are serialised: a transaction that writes (or
+//! One process owns the file: it holds an exclusive lock on `<file>.lock` (naming its
+//! process id), and a second store opening the file is refused. Writes are serialised: a transaction that writes (or
 //! calls `lock_partition`) waits for the one writer connection and runs `BEGIN
 //! IMMEDIATE` on it, so the last-admin check cannot race and audit `seq` and feed
 //! positions follow commit order. Reads run on a pool of `query_only` connections in
@@ -49,6 +50,63 @@ pub const DATABASE_FILE: &str = "user-engine.db";
 
 /// The one connection that writes, and whether it was left inside a transaction (a
 /// dropped transaction whose rollback could not run yet).
+/// The lock that makes the file one process's: an exclusive `flock` on `<file>.lock`
+/// beside it, held for as long as any clone of the store lives, the file naming the
+/// holder's process id. The operating system releases it when the process ends, however
+/// it ends.
+#[derive(Debug)]
+struct OwnerLock {
+    _file: std::fs::File,
+}
+
+impl OwnerLock {
+    /// Takes the lock of the store at `path`.
+    ///
+    /// # Errors
+    /// `Unavailable` naming the process that holds it, or why it could not be taken.
+    fn take(path: &Path) -> Result<Self, StoreError> {
+        use std::io::{Read, Seek, Write};
+
+        use fs4::fs_std::FileExt;
+
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let lock_path = path.with_file_name(name);
+        let unavailable = |what: &str, error: std::io::Error| {
+            StoreError::Unavailable(format!("{what} {}: {error}", lock_path.display()))
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|error| unavailable("cannot open the lock file", error))?;
+        if !file
+            .try_lock_exclusive()
+            .map_err(|error| unavailable("cannot lock", error))?
+        {
+            let mut holder = String::new();
+            // The holder's id is informative only; an unreadable one is still refused.
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(StoreError::Unavailable(format!(
+                "the embedded store {} is in use by process {} (lock {}): one process \
+                 owns it; stop that process or name another file",
+                path.display(),
+                if holder.is_empty() { "unknown" } else { holder },
+                lock_path.display()
+            )));
+        }
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .and_then(|()| file.flush())
+            .map_err(|error| unavailable("cannot write", error))?;
+        Ok(Self { _file: file })
+    }
+}
+
 pub(crate) struct Writer {
     pub(crate) connection: SqliteConnection,
     pub(crate) open: bool,
@@ -60,6 +118,7 @@ pub struct SqliteStore {
     readers: SqlitePool,
     writer: Arc<Mutex<Writer>>,
     path: PathBuf,
+    _owner: Arc<OwnerLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -138,6 +197,7 @@ impl SqliteStore {
                 ))
             })?;
         }
+        let owner = OwnerLock::take(&path)?;
         let options = tuned(options);
         // The writer first: it creates the file and switches it to WAL, which the
         // query-only readers could not do.
@@ -159,6 +219,7 @@ impl SqliteStore {
                 open: false,
             })),
             path,
+            _owner: Arc::new(owner),
         })
     }
 

@@ -221,8 +221,7 @@ pub async fn open_sqlite(
         .await
         .map_err(|error| {
             format!(
-                "cannot open the embedded store at {} ({error}); check that the directory is \
-             writable, or set USER_ENGINE_DATA_DIR elsewhere",
+                "cannot open the embedded store at {}: {error}",
                 path.display()
             )
         })?;

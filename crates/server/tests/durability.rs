@@ -415,3 +415,64 @@ async fn acknowledged_changes_survive_a_restart_and_a_sigkill_under_load_with_th
     let expected = format!("{TENANT}: {} records, intact", trail.len());
     assert!(report.lines().any(|line| line == expected), "{report}");
 }
+
+/// Runs the binary to its end (at most 30 s): its exit code and what it printed.
+fn run_to_end(mut command: Command) -> (Option<i32>, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the second process kept running on a file another one holds");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("its output");
+    (
+        output.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_embedded_store_refuses_to_start_and_names_the_holder() {
+    let data_dir = TempDir(std::env::temp_dir().join(format!(
+        "user-engine-lock-{}",
+        uuid::Uuid::now_v7().simple()
+    )));
+    let (server, _) = start(&data_dir.0);
+    let holder = server.child.id();
+
+    for args in [&["serve"][..], &["audit", "verify"][..]] {
+        let (code, output) = run_to_end(command(&data_dir.0, args));
+        assert_ne!(code, Some(0), "{args:?} ran beside serve: {output}");
+        assert!(
+            output.contains(&format!("in use by process {holder}")),
+            "{args:?} does not name the holder: {output}"
+        );
+    }
+    // The first keeps serving.
+    let client = Client::new(&server);
+    let (status, _) = client
+        .send(reqwest::Method::GET, "/healthz", None, None)
+        .await
+        .expect("the first still answers");
+    assert_eq!(status, 200);
+
+    // However the holder ends, the lock goes with it.
+    let mut server = server;
+    server.child.kill().expect("SIGKILL sent");
+    let _ = server.child.wait();
+    let (restarted, _) = start(&data_dir.0);
+    drop(restarted);
+}
