@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 
 use adapters_pg::PgStore;
 use domain::ids::{Assurance, DisplayName, RoleName, TenantId, UserId};
-use domain::ports::{
-    Clock, IdGenerator, PasswordHasher, SecretGenerator, StoreError, TotpVerifier,
-};
+use domain::ports::{Clock, HashError, IdGenerator, PasswordHasher, SecretGenerator, TotpVerifier};
 use domain::usecases::{
     AddMember, Caller, CreateTenant, Engine, EngineConfig, Ports, Principal, UserRef,
 };
@@ -58,11 +56,11 @@ impl SecretGenerator for Unused {
 
 #[async_trait::async_trait]
 impl PasswordHasher for Unused {
-    async fn hash(&self, password: &str) -> Result<String, StoreError> {
+    async fn hash(&self, password: &str) -> Result<String, HashError> {
         Ok(password.to_owned())
     }
-    async fn verify(&self, _password: &str, _hash: Option<&str>) -> bool {
-        false
+    async fn verify(&self, _password: &str, _hash: Option<&str>) -> Result<bool, HashError> {
+        Ok(false)
     }
 }
 

@@ -164,6 +164,26 @@ pub async fn spawn_app_with_options(kind: StoreKind, options: AppOptions) -> Tes
     serve(db, options, app)
 }
 
+/// Starts the service on a fresh database of `kind` with `options` and the settings
+/// `configure` changes (those `AppOptions` does not name), through the same
+/// `Application::build` as `serve`; returns the app and its management listener's
+/// address, when `configure` set one.
+pub async fn spawn_app_configured(
+    kind: StoreKind,
+    options: AppOptions,
+    configure: impl FnOnce(&mut Config),
+) -> (TestApp, Option<SocketAddr>) {
+    let db = match kind {
+        StoreKind::Postgres => AppDb::Postgres(Arc::new(TestDb::create().await)),
+        StoreKind::Sqlite => AppDb::Sqlite(Arc::new(TestFile::new())),
+    };
+    let mut config = app_config(&db, &options);
+    configure(&mut config);
+    let app = Application::build(&config).await.expect("the app starts");
+    let management = app.management_address();
+    (serve(db, options, app), management)
+}
+
 /// What `user-engine serve` would be configured with for `db` and `options`: port 0, no
 /// broker, and the platform root bootstrapped.
 fn app_config(db: &AppDb, options: &AppOptions) -> Config {

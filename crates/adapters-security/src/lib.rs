@@ -1,6 +1,7 @@
 //! Production adapters of the domain's ports: argon2id password hashing, RFC 6238 TOTP,
 //! random secrets, the system clock and UUID v7 ids.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher as _, SaltString};
@@ -9,7 +10,7 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use domain::ports::{
-    Clock, IdGenerator, PasswordHasher, SecretGenerator, Store, StoreError, TotpVerifier,
+    Clock, HashError, IdGenerator, PasswordHasher, SecretGenerator, Store, TotpVerifier,
 };
 use domain::usecases::Ports;
 use rand::rngs::OsRng;
@@ -107,14 +108,34 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 /// and evicts the others' memory from the caches; waiting jobs queue without holding a
 /// thread, and a thread that finishes one takes the next at once, without a round trip
 /// through the async runtime. The threads end when the last hasher is dropped.
+///
+/// The queue is bounded: at most `queue` jobs wait beyond the one each thread runs. A
+/// job past that is refused at once ([`HashError::Overloaded`]) rather than queued, so
+/// a burst of logins costs neither unbounded memory nor an unbounded wait; a job whose
+/// caller gave up (a request past its deadline) still counts until it has run.
 #[derive(Debug)]
 struct HashingThreads {
     /// `None` when no thread could be started: jobs then run on tokio's blocking pool.
     jobs: Option<Mutex<std::sync::mpsc::Sender<Job>>>,
+    /// Jobs accepted and not yet finished, waiting or running.
+    pending: Arc<AtomicUsize>,
+    /// The most jobs pending at once: one per thread plus the queue's bound.
+    capacity: usize,
+}
+
+/// A job's place in the bound, given back when the job is dropped: after it has run,
+/// or unrun when it could not be sent.
+#[derive(Debug)]
+struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl HashingThreads {
-    fn start(count: usize) -> Self {
+    fn start(count: usize, queue_bound: usize) -> Self {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let mut started = 0;
@@ -145,26 +166,51 @@ impl HashingThreads {
         }
         Self {
             jobs: (started > 0).then(|| Mutex::new(jobs)),
+            pending: Arc::new(AtomicUsize::new(0)),
+            capacity: started.max(1).saturating_add(queue_bound),
         }
     }
 
-    /// Runs `work` on a hashing thread; `None` if it could not run or failed.
+    /// A place for one more job, or `Overloaded` when every place is taken.
+    fn admit(&self) -> Result<Admitted, HashError> {
+        self.pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
+                (pending < self.capacity).then_some(pending + 1)
+            })
+            .map(|_| Admitted(Arc::clone(&self.pending)))
+            .map_err(|_| HashError::Overloaded)
+    }
+
+    /// Runs `work` on a hashing thread.
+    ///
+    /// # Errors
+    /// `Overloaded` when the queue is full; `Failed` if the work could not run or
+    /// panicked.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Option<T> {
+    ) -> Result<T, HashError> {
+        let admitted = self.admit()?;
+        let failed = || HashError::Failed("the hashing task did not finish".to_owned());
         let Some(jobs) = &self.jobs else {
             // No thread: fresh working memory on the blocking pool, as a last resort.
-            return tokio::task::spawn_blocking(move || work(&mut Vec::new()))
-                .await
-                .ok();
+            return tokio::task::spawn_blocking(move || {
+                let _admitted = admitted;
+                work(&mut Vec::new())
+            })
+            .await
+            .map_err(|_| failed());
         };
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |memory| {
+            let _admitted = admitted;
             let _ = answer.send(work(memory));
         });
-        jobs.lock().ok()?.send(job).ok()?;
-        answered.await.ok()
+        jobs.lock()
+            .map_err(|_| failed())?
+            .send(job)
+            .map_err(|_| failed())?;
+        answered.await.map_err(|_| failed())
     }
 }
 
@@ -184,17 +230,34 @@ impl Argon2Hasher {
     pub const OWASP_T_COST: u32 = 2;
     pub const OWASP_P_COST: u32 = 1;
 
+    /// How many hashing jobs may wait for a thread unless configured
+    /// (`USER_ENGINE_HASH_QUEUE`): at tens of milliseconds a hash, a full queue drains in
+    /// seconds even on one core, well inside a request's deadline.
+    pub const DEFAULT_QUEUE: usize = 256;
+
+    /// A hasher with `params` and the default queue bound.
     pub fn new(params: Params) -> Self {
+        Self::with_queue(params, Self::DEFAULT_QUEUE)
+    }
+
+    /// A hasher with `params` on one thread per core, where at most `queue` jobs wait
+    /// beyond those running; more are refused with [`HashError::Overloaded`].
+    pub fn with_queue(params: Params, queue: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         Self {
             params,
             dummy: Arc::new(OnceLock::new()),
-            threads: Arc::new(HashingThreads::start(cores)),
+            threads: Arc::new(HashingThreads::start(cores, queue)),
         }
     }
 
-    /// The production parameters (OWASP: m=19456 KiB, t=2, p=1).
+    /// The production parameters (OWASP: m=19456 KiB, t=2, p=1) and the default queue.
     pub fn owasp() -> Self {
+        Self::owasp_with_queue(Self::DEFAULT_QUEUE)
+    }
+
+    /// The production parameters with at most `queue` jobs waiting.
+    pub fn owasp_with_queue(queue: usize) -> Self {
         // These constants are valid argon2 parameters; the fallback is argon2's own
         // default, which has the same values.
         let params = Params::new(
@@ -204,7 +267,7 @@ impl Argon2Hasher {
             None,
         )
         .unwrap_or(Params::DEFAULT);
-        Self::new(params)
+        Self::with_queue(params, queue)
     }
 
     fn argon2(params: Params) -> Argon2<'static> {
@@ -261,17 +324,16 @@ const DUMMY_PASSWORD: &str = "user-engine dummy password for unknown users";
 
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
-    async fn hash(&self, password: &str) -> Result<String, StoreError> {
+    async fn hash(&self, password: &str) -> Result<String, HashError> {
         let params = self.params.clone();
         let password = password.to_owned();
         self.threads
             .run(move |_| Self::hash_blocking(params, password.as_bytes()))
-            .await
-            .ok_or_else(|| StoreError::Unavailable("password hashing task failed".to_owned()))?
-            .map_err(|error| StoreError::Unavailable(format!("password hashing: {error}")))
+            .await?
+            .map_err(|error| HashError::Failed(format!("password hashing: {error}")))
     }
 
-    async fn verify(&self, password: &str, hash: Option<&str>) -> bool {
+    async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, HashError> {
         let params = self.params.clone();
         let password = password.to_owned();
         let stored = hash.map(str::to_owned);
@@ -302,8 +364,6 @@ impl PasswordHasher for Argon2Hasher {
                 false
             })
             .await
-            // A failed task cannot have verified anything.
-            .unwrap_or(false)
     }
 }
 
@@ -404,14 +464,21 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-/// Every production port around `store`, with OWASP argon2id parameters.
+/// Every production port around `store`, with OWASP argon2id parameters and the
+/// default hashing queue.
 pub fn production_ports(store: Arc<dyn Store>) -> Ports {
+    production_ports_with_queue(store, Argon2Hasher::DEFAULT_QUEUE)
+}
+
+/// Every production port around `store`, with OWASP argon2id parameters and at most
+/// `hash_queue` password hashes waiting for a thread.
+pub fn production_ports_with_queue(store: Arc<dyn Store>, hash_queue: usize) -> Ports {
     Ports {
         store,
         clock: Arc::new(SystemClock),
         ids: Arc::new(V7Ids),
         secrets: Arc::new(OsSecrets),
-        passwords: Arc::new(Argon2Hasher::owasp()),
+        passwords: Arc::new(Argon2Hasher::owasp_with_queue(hash_queue)),
         totp: Arc::new(RfcTotp),
     }
 }
@@ -544,8 +611,14 @@ mod tests {
         let hasher = cheap_hasher();
         let hash = hasher.hash("correct horse battery").await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$"));
-        assert!(hasher.verify("correct horse battery", Some(&hash)).await);
-        assert!(!hasher.verify("correct horse battery!", Some(&hash)).await);
+        assert!(hasher
+            .verify("correct horse battery", Some(&hash))
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify("correct horse battery!", Some(&hash))
+            .await
+            .unwrap());
         // A fresh salt every time.
         assert_ne!(hasher.hash("correct horse battery").await.unwrap(), hash);
     }
@@ -567,9 +640,12 @@ mod tests {
                 .hash_password(b"legacy password", &salt)
                 .unwrap()
                 .to_string();
-            assert!(hasher.verify("legacy password", Some(&phc)).await, "{phc}");
             assert!(
-                !hasher.verify("legacy password?", Some(&phc)).await,
+                hasher.verify("legacy password", Some(&phc)).await.unwrap(),
+                "{phc}"
+            );
+            assert!(
+                !hasher.verify("legacy password?", Some(&phc)).await.unwrap(),
                 "{phc}"
             );
             // The reference implementation agrees.
@@ -584,11 +660,14 @@ mod tests {
     async fn a_missing_or_malformed_hash_never_verifies() {
         let hasher = cheap_hasher();
         // Twice: the first call computes the dummy, the second verifies against it.
-        assert!(!hasher.verify("anything", None).await);
-        assert!(!hasher.verify("anything", None).await);
-        assert!(!hasher.verify(DUMMY_PASSWORD, None).await);
-        assert!(!hasher.verify("anything", Some("not a phc string")).await);
-        assert!(!hasher.verify("anything", Some("")).await);
+        assert!(!hasher.verify("anything", None).await.unwrap());
+        assert!(!hasher.verify("anything", None).await.unwrap());
+        assert!(!hasher.verify(DUMMY_PASSWORD, None).await.unwrap());
+        assert!(!hasher
+            .verify("anything", Some("not a phc string"))
+            .await
+            .unwrap());
+        assert!(!hasher.verify("anything", Some("")).await.unwrap());
     }
 
     #[tokio::test]
@@ -599,13 +678,63 @@ mod tests {
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
         );
-        assert!(hasher.verify("correct horse battery", Some(&hash)).await);
+        assert!(hasher
+            .verify("correct horse battery", Some(&hash))
+            .await
+            .unwrap());
         // A hash made with other parameters still verifies: they come from the string.
-        assert!(
-            cheap_hasher()
-                .verify("correct horse battery", Some(&hash))
-                .await
-        );
+        assert!(cheap_hasher()
+            .verify("correct horse battery", Some(&hash))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_job_past_the_queue_bound_is_refused_at_once_and_the_bound_frees_up() {
+        // One thread, no waiting room: while one job runs, the next is refused.
+        let threads = Arc::new(HashingThreads::start(1, 0));
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let threads = Arc::clone(&threads);
+            async move {
+                threads
+                    .run(move |_| {
+                        started.send(()).unwrap();
+                        released.recv().unwrap();
+                        "first"
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || running.recv().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(threads.run(|_| "second").await, Err(HashError::Overloaded));
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Ok("first"));
+        assert_eq!(threads.run(|_| "third").await, Ok("third"));
+        assert_eq!(threads.pending.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_fails_and_gives_its_place_back() {
+        let threads = HashingThreads::start(1, 0);
+        let failed = threads
+            .run(|_| {
+                #[allow(clippy::panic, reason = "the failure under test")]
+                if threads_panic() {
+                    panic!("a hashing job failed");
+                }
+            })
+            .await;
+        assert!(matches!(failed, Err(HashError::Failed(_))), "{failed:?}");
+        assert_eq!(threads.run(|_| 7).await, Ok(7));
+    }
+
+    /// Always true; keeps the panicking closure's type `()` without an unreachable tail.
+    fn threads_panic() -> bool {
+        std::hint::black_box(true)
     }
 
     #[test]

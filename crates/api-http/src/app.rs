@@ -1,19 +1,23 @@
 //! The application: shared state, the routes of SPEC §4 (registered in `routes::api`)
-//! behind the middleware every request passes (request context with id, metrics and
-//! access log; the tenant gate; idempotency; body limit; client address).
+//! behind the middleware every request passes (request context with id, trace context,
+//! metrics and access log; the deadline; the panic guard; the tenant gate; idempotency;
+//! body limit; client address), and the management listener's router.
 
+use std::any::Any;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::routing::get;
+use axum::{BoxError, Router};
 use domain::ids::{Email, TenantId};
 use domain::usecases::Engine;
 use domain::usecases::ThrottleRule;
@@ -43,6 +47,12 @@ pub struct AppState {
     /// What the diagnostics endpoint is told (threshold, relay expected); the binary
     /// sets it from the configuration.
     pub diagnostics: diagnostics::Options,
+    /// How long a request may take before it is answered 503 `overloaded`
+    /// (`USER_ENGINE_REQUEST_TIMEOUT`).
+    pub request_timeout: Duration,
+    /// Whether the public listener serves `/metrics`; false when a management listener
+    /// serves it instead (`USER_ENGINE_MANAGEMENT_LISTEN`).
+    pub public_metrics: bool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -73,6 +83,8 @@ impl AppState {
             ),
             trusted_proxies: Arc::from(Vec::new()),
             diagnostics: diagnostics::Options::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            public_metrics: true,
         }
     }
 
@@ -94,6 +106,12 @@ impl AppState {
 /// configured (`USER_ENGINE_AUTH_FAILURES_PER_MINUTE`).
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 60;
 
+/// A request's deadline unless configured (`USER_ENGINE_REQUEST_TIMEOUT`, SPEC §7).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `Retry-After` of a request answered 503 at its deadline.
+const DEADLINE_RETRY_AFTER_SECS: u64 = 1;
+
 #[allow(
     clippy::panic,
     reason = "metric names are constants; a clash is a programming error"
@@ -112,7 +130,8 @@ pub fn router(state: AppState) -> Router {
 /// routes must cost what the API's own routes cost around their handlers.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (api, _) = crate::routes::api().split_for_parts();
-    api.merge(extra)
+    let api = api
+        .merge(extra)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -133,23 +152,135 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             crate::idempotency::middleware,
         ))
         // Outside idempotency, so a malformed `Idempotency-Key` is judged like any input.
-        .layer(middleware::from_fn_with_state(state.clone(), tenant_gate))
+        .layer(middleware::from_fn_with_state(state.clone(), tenant_gate));
+    guarded(api, &state).with_state(state)
+}
+
+/// The router of the management listener (`USER_ENGINE_MANAGEMENT_LISTEN`): liveness,
+/// readiness and metrics, apart from the public port, behind the same request context,
+/// deadline and panic guard as the API. These are operations endpoints, not API
+/// operations, so they are not registered through `routes::api()` again.
+pub fn management_router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/healthz", get(crate::routes::operations::healthz))
+        .route("/readyz", get(crate::routes::operations::readyz))
+        .route("/metrics", get(crate::routes::operations::render_metrics))
+        .fallback(|| async { ApiError::no_route() });
+    guarded(routes, &state).with_state(state)
+}
+
+/// Wraps `routes` in what every request of every listener passes, outermost first: the
+/// request context (id, trace context, span, access log, metrics), the deadline, and
+/// the panic guard. The deadline and the guard sit inside the context, so their answers
+/// carry the request id and are counted like any other.
+fn guarded(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    routes
+        // tower-http's guard: a panicking handler loses its request, not the process.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            answer_panic,
+        ))
+        // tower's timeout; the handler turns its error into our problem body.
+        .layer((
+            HandleErrorLayer::new(answer_deadline),
+            tower::timeout::TimeoutLayer::new(state.request_timeout),
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
         ))
-        .with_state(state)
 }
 
-/// Gives each request an id (task-local, for error bodies, and `x-request-id`), a
-/// tracing span with its route, a log line, and its metrics.
+/// The answer to a request past its deadline: 503 `overloaded` with `Retry-After`
+/// (SPEC §5's list of codes is closed, and a server too slow to answer in time is what
+/// `overloaded` says). The inner service is infallible, so the timeout's is the only
+/// error that reaches here.
+async fn answer_deadline(error: BoxError) -> Response {
+    tracing::warn!(error = %error, "request passed its deadline");
+    ApiError::overloaded(
+        DEADLINE_RETRY_AFTER_SECS,
+        "the request did not finish within its deadline; retry later",
+    )
+    .into_response()
+}
+
+/// The answer to a panicking handler: logged once, a 500 problem with the request id,
+/// and nothing of the panic in the body.
+fn answer_panic(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "a handler panicked");
+    ApiError::internal().into_response()
+}
+
+/// The incoming `x-request-id` when it is well-formed: 1 to 128 characters of
+/// `[A-Za-z0-9._:-]`, so a client or proxy can correlate its logs with ours without
+/// being able to write anything else into them.
+pub fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-request-id")?.to_str().ok()?;
+    let well_formed = (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'));
+    well_formed.then(|| value.to_owned())
+}
+
+/// A W3C Trace Context `traceparent` header's ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent {
+    /// 32 lowercase hex digits, not all zero.
+    pub trace_id: String,
+    /// The caller's span: 16 lowercase hex digits, not all zero.
+    pub parent_span_id: String,
+}
+
+/// The incoming `traceparent` when it is well-formed: `00-<32 hex>-<16 hex>-<2 hex>`
+/// with lowercase hex and neither id all zeros (W3C Trace Context, version 00).
+pub fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let hex = |text: &str, length: usize| {
+        text.len() == length
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    };
+    let nonzero = |text: &str| text.bytes().any(|byte| byte != b'0');
+    let mut parts = value.split('-');
+    let (Some(version), Some(trace_id), Some(parent_span_id), Some(flags), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let well_formed = version == "00"
+        && hex(trace_id, 32)
+        && nonzero(trace_id)
+        && hex(parent_span_id, 16)
+        && nonzero(parent_span_id)
+        && hex(flags, 2);
+    well_formed.then(|| TraceParent {
+        trace_id: trace_id.to_owned(),
+        parent_span_id: parent_span_id.to_owned(),
+    })
+}
+
+/// Gives each request an id (a well-formed incoming `x-request-id`, else a new UUIDv7;
+/// task-local, for error bodies, and echoed as `x-request-id`), a tracing span with its
+/// route and the caller's trace context (`traceparent`), a log line, and its metrics.
 async fn request_context(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let request_id = uuid::Uuid::now_v7().to_string();
+    let request_id =
+        incoming_request_id(request.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let trace = traceparent(request.headers());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = crate::metrics::method_label(request.method().as_str());
     let tenant = tenant_of(request.uri().path()).map(str::to_owned);
     let api = request.uri().path().starts_with("/v1/");
     let started = Instant::now();
@@ -158,8 +289,17 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
         request_id = %request_id,
         method = %method,
         route = %route,
-        tenant = tenant.as_deref().unwrap_or("")
+        tenant = tenant.as_deref().unwrap_or(""),
+        trace_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
     );
+    if let Some(trace) = &trace {
+        span.record("trace_id", tracing::field::display(&trace.trace_id));
+        span.record(
+            "parent_span_id",
+            tracing::field::display(&trace.parent_span_id),
+        );
+    }
     let mut response = REQUEST_ID
         .scope(
             request_id.clone(),
@@ -170,7 +310,7 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
     let elapsed = started.elapsed();
     state
         .metrics
-        .request(&route, &method, status, elapsed.as_secs_f64());
+        .request(&route, method, status, elapsed.as_secs_f64());
     if route.ends_with("/auth/password") && status == 401 {
         state.metrics.login_failure();
     }

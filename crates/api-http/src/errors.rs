@@ -72,6 +72,24 @@ impl ApiError {
         }
     }
 
+    /// 503 `overloaded` with the seconds to wait: a bounded queue is full, or the
+    /// request ran past its deadline (SPEC §5 has no other code for either).
+    pub fn overloaded(retry_after: u64, detail: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail)
+        }
+    }
+
+    /// 500 `internal`: a bug (a handler panicked); the body shows nothing of it.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
     fn title(&self) -> &'static str {
         self.status.canonical_reason().unwrap_or("Error")
     }
@@ -105,6 +123,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::LastPlatformRoot => StatusCode::CONFLICT,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -126,6 +145,10 @@ impl From<Error> for ApiError {
                 Self::new(status, "internal", detail)
             }
             Error::RateLimited { retry_after_secs } => Self::rate_limited(*retry_after_secs),
+            Error::Overloaded { retry_after_secs } => Self {
+                status,
+                ..Self::overloaded(*retry_after_secs, error.to_string())
+            },
             Error::Forbidden(reason) => Self {
                 reason: Some(reason.as_str()),
                 ..Self::new(status, "forbidden", error.to_string())

@@ -11,3 +11,6 @@ pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+
+#[cfg(test)]
+mod middleware_tests;

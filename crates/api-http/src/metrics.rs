@@ -1,15 +1,35 @@
 //! Prometheus metrics: requests by route and status, latency histograms, decisions by
-//! reason, login failures, and the outbox relay (published, failures, backlog, lag).
+//! reason, login failures, the outbox relay (published, failures, backlog, lag), the
+//! build, and the process (`process_*`, on Linux).
+//!
+//! Every label takes its value from a fixed set (SPEC §7: bounded), so no request can
+//! add a time series: `route` is a route template or `unmatched`, `method` one of
+//! [`KNOWN_METHODS`] or `other`, `status` a status code, `reason` a decision reason.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
-/// The service's metrics, in a registry of their own.
+/// The methods the `method` label names; any other is counted as `other`.
+pub const KNOWN_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The `method` label of a request: the method if it is one of [`KNOWN_METHODS`],
+/// `other` for any other (a client may send any token as a method).
+pub fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// The service's metrics, in a registry of their own (names prefixed `user_engine_`),
+/// and the process's in another (the conventional unprefixed `process_*` names).
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    process: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
     decisions: IntCounterVec,
@@ -66,8 +86,22 @@ impl Metrics {
         registry.register(Box::new(relay_failures.clone()))?;
         registry.register(Box::new(relay_backlog.clone()))?;
         registry.register(Box::new(relay_lag.clone()))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "Always 1; the version label names the build"),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(build_info))?;
+        let process = Registry::new();
+        #[cfg(target_os = "linux")]
+        process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Self {
             registry,
+            process,
             requests,
             latency,
             decisions,
@@ -79,7 +113,8 @@ impl Metrics {
         })
     }
 
-    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    /// One request answered. `method` is a label from [`method_label`].
+    pub fn request(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
         self.requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();
@@ -116,7 +151,9 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        let _ = TextEncoder::new().encode(&families, &mut buffer);
         String::from_utf8(buffer).unwrap_or_default()
     }
 }
@@ -147,5 +184,39 @@ mod tests {
             text.contains("user_engine_relay_lag_seconds 12.5"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn only_known_methods_name_themselves_in_the_method_label() {
+        for method in KNOWN_METHODS {
+            assert_eq!(method_label(method), method);
+        }
+        for method in ["get", "FOO", "PROPFIND", "CONNECT", "TRACE", ""] {
+            assert_eq!(method_label(method), "other", "{method:?}");
+        }
+    }
+
+    #[test]
+    fn the_build_and_the_process_show_in_the_exposition() {
+        let text = Metrics::new().expect("metrics").render();
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            text.contains(&format!(
+                "user_engine_build_info{{version=\"{version}\"}} 1"
+            )),
+            "{text}"
+        );
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|line| line.starts_with(&format!("{name} "))),
+                "{name} missing: {text}"
+            );
+        }
     }
 }

@@ -7,7 +7,11 @@
 
 use crate::authz::Reason;
 use crate::ids::FormatError;
-use crate::ports::StoreError;
+use crate::ports::{HashError, StoreError};
+
+/// The seconds a client is told to wait (`Retry-After`) when password hashing is
+/// overloaded: a hash takes tens of milliseconds, so a queue drains within a second.
+pub const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -86,6 +90,10 @@ pub enum Error {
     /// `precondition_failed`.
     #[error("the resource changed since it was read")]
     PreconditionFailed,
+    /// `overloaded`: a bounded queue (password hashing) is full or its work failed to
+    /// run; retry after the seconds given.
+    #[error("the service is overloaded; retry later")]
+    Overloaded { retry_after_secs: u64 },
     /// `internal`: the store failed. Its detail is never shown to clients.
     #[error("store failure: {0}")]
     Store(StoreError),
@@ -94,6 +102,16 @@ pub enum Error {
 impl From<StoreError> for Error {
     fn from(error: StoreError) -> Self {
         Self::Store(error)
+    }
+}
+
+impl From<HashError> for Error {
+    /// A hasher that cannot answer is overloaded, never an internal failure: the request
+    /// did nothing wrong and may be retried.
+    fn from(_: HashError) -> Self {
+        Self::Overloaded {
+            retry_after_secs: OVERLOADED_RETRY_AFTER_SECS,
+        }
     }
 }
 
@@ -126,6 +144,7 @@ impl Error {
             Self::InvalidCursor => "invalid_cursor",
             Self::RateLimited { .. } => "rate_limited",
             Self::PreconditionFailed => "precondition_failed",
+            Self::Overloaded { .. } => "overloaded",
             Self::Store(_) => "internal",
         }
     }

@@ -401,14 +401,32 @@ pub trait SecretGenerator: Send + Sync {
     fn totp_secret(&self) -> String;
 }
 
+/// Why the password hasher did not answer. Neither is the caller's fault nor a bug: the
+/// use case reports both as `overloaded`, which a client may retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    /// The hasher's bounded queue is full; the work was not started.
+    #[error("password hashing is overloaded")]
+    Overloaded,
+    /// The work could not run or did not finish (no hashing thread, a failed task).
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
 /// Slow password hashing (argon2id in production). Async so adapters can move the work
 /// to a blocking pool.
+///
+/// # Errors
+/// Both methods MUST return [`HashError::Overloaded`] at once, without queueing the
+/// work, when the adapter's bound on waiting work is reached, so a burst of logins costs
+/// memory and latency within that bound; and [`HashError::Failed`] when the work could
+/// not be done. A verification that ran answers `Ok`, matched or not.
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
-    async fn hash(&self, password: &str) -> Result<String, StoreError>;
+    async fn hash(&self, password: &str) -> Result<String, HashError>;
     /// Verifies in constant time; `None` as the hash verifies against a dummy hash so an
     /// unknown user costs the same as a wrong password.
-    async fn verify(&self, password: &str, hash: Option<&str>) -> bool;
+    async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, HashError>;
 }
 
 /// RFC 6238 TOTP checks.

@@ -150,6 +150,30 @@ const NATS_URL: Setting = Setting {
            user_engine.>); unset, events stay available through the feed only",
 };
 
+const MANAGEMENT_LISTEN: Setting = Setting {
+    key: "management_listen",
+    env: "USER_ENGINE_MANAGEMENT_LISTEN",
+    default: None,
+    help: "address and port of a management listener serving /healthz, /readyz and \
+           /metrics apart from the API, e.g. 127.0.0.1:9000; when set, /metrics is served \
+           there only (the API port answers it 404); unset, the API port serves all three",
+};
+const REQUEST_TIMEOUT: Setting = Setting {
+    key: "request_timeout_seconds",
+    env: "USER_ENGINE_REQUEST_TIMEOUT",
+    default: Some("30"),
+    help: "whole seconds a request may take; past it the request is abandoned and answered \
+           503 overloaded with Retry-After",
+};
+const HASH_QUEUE: Setting = Setting {
+    key: "hash_queue",
+    env: "USER_ENGINE_HASH_QUEUE",
+    default: Some("256"),
+    help: "password hashes (logins, password changes) that may wait for a hashing thread \
+           (one per core); beyond it such requests get 503 overloaded with Retry-After at \
+           once (0 to 100000)",
+};
+
 const OUTBOX_LAG_WARN: Setting = Setting {
     key: "outbox_lag_warn_seconds",
     env: "USER_ENGINE_OUTBOX_LAG_WARN",
@@ -177,6 +201,9 @@ pub const SETTINGS: &[Setting] = &[
     TRUSTED_PROXIES,
     NATS_URL,
     OUTBOX_LAG_WARN,
+    MANAGEMENT_LISTEN,
+    REQUEST_TIMEOUT,
+    HASH_QUEUE,
 ];
 
 /// A value that must never reach a log: `Debug` and `Display` print `<redacted>`.
@@ -249,6 +276,11 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub nats_url: Option<Secret>,
     pub outbox_lag_warn_seconds: u32,
+    /// The management listener's address (`/healthz`, `/readyz`, `/metrics`), if any.
+    pub management_listen: Option<SocketAddr>,
+    pub request_timeout_seconds: u32,
+    /// Password hashes that may wait for a hashing thread.
+    pub hash_queue: u32,
 }
 
 impl Default for Config {
@@ -272,6 +304,9 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             nats_url: None,
             outbox_lag_warn_seconds: diagnostics::DEFAULT_OUTBOX_LAG_WARN_SECONDS,
+            management_listen: None,
+            request_timeout_seconds: 30,
+            hash_queue: 256,
         }
     }
 }
@@ -312,6 +347,9 @@ struct FileConfig {
     trusted_proxies: Option<String>,
     nats_url: Option<String>,
     outbox_lag_warn_seconds: Option<i64>,
+    management_listen: Option<String>,
+    request_timeout_seconds: Option<i64>,
+    hash_queue: Option<i64>,
 }
 
 /// Where a value came from, for error messages.
@@ -416,6 +454,23 @@ const RATE: Range = Range {
     max: 100_000,
     unit: "",
 };
+const REQUEST_SECONDS: Range = Range {
+    min: 1,
+    max: 3_600,
+    unit: " of seconds",
+};
+const QUEUE: Range = Range {
+    min: 0,
+    max: 100_000,
+    unit: "",
+};
+
+/// An address and port, as `listen` and `management_listen` take them.
+fn socket_address(value: String) -> Result<SocketAddr, String> {
+    value.trim().parse::<SocketAddr>().map_err(|_| {
+        "must be an ip address and port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080".to_owned()
+    })
+}
 
 /// An integer setting's range; the variable's text and the file's integer are checked
 /// against it with the same message, so `15m` for a TTL is told it must be seconds.
@@ -519,12 +574,43 @@ impl Config {
         };
         let defaults = Self::default();
         let listen = layers
-            .resolve(&LISTEN, false, parsed.listen, text, |value| {
-                value.trim().parse::<SocketAddr>().map_err(|_| {
-                    "must be an ip address and port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080".to_owned()
-                })
-            })?
+            .resolve(&LISTEN, false, parsed.listen, text, socket_address)?
             .unwrap_or(defaults.listen);
+        let management_listen = layers.resolve(
+            &MANAGEMENT_LISTEN,
+            false,
+            parsed.management_listen,
+            text,
+            |value| {
+                let address = socket_address(value)?;
+                // Port 0 picks a free port for each, so only a fixed port can clash.
+                if address == listen && address.port() != 0 {
+                    Err(format!(
+                        "must differ from the API's address (USER_ENGINE_LISTEN={listen})"
+                    ))
+                } else {
+                    Ok(address)
+                }
+            },
+        )?;
+        let request_timeout_seconds = layers
+            .resolve(
+                &REQUEST_TIMEOUT,
+                false,
+                parsed.request_timeout_seconds,
+                |text| REQUEST_SECONDS.parse(text),
+                |value| REQUEST_SECONDS.check(value),
+            )?
+            .unwrap_or(defaults.request_timeout_seconds);
+        let hash_queue = layers
+            .resolve(
+                &HASH_QUEUE,
+                false,
+                parsed.hash_queue,
+                |text| QUEUE.parse(text),
+                |value| QUEUE.check(value),
+            )?
+            .unwrap_or(defaults.hash_queue);
         let database_url =
             layers.resolve(&DATABASE_URL, true, parsed.database_url, text, |value| {
                 if value.starts_with("postgres://")
@@ -690,7 +776,15 @@ impl Config {
             trusted_proxies,
             nats_url,
             outbox_lag_warn_seconds,
+            management_listen,
+            request_timeout_seconds,
+            hash_queue,
         })
+    }
+
+    /// A request's deadline.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.request_timeout_seconds))
     }
 
     /// What the diagnostics are told: the `outbox.lag` threshold, and whether a relay is
@@ -1077,6 +1171,49 @@ database_url = "postgres://file:filepass@db/file"
     }
 
     #[test]
+    fn the_bounds_settings_default_parse_and_are_range_checked() -> Result<(), ConfigError> {
+        let defaults = load(None, &[])?;
+        assert_eq!(defaults.management_listen, None);
+        assert_eq!(
+            defaults.request_timeout(),
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(defaults.hash_queue, 256);
+        let set = load(
+            Some("management_listen = \"127.0.0.1:9000\"\nhash_queue = 0\n"),
+            &[("USER_ENGINE_REQUEST_TIMEOUT", "5")],
+        )?;
+        assert_eq!(
+            set.management_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9000)))
+        );
+        assert_eq!(set.hash_queue, 0);
+        assert_eq!(set.request_timeout(), std::time::Duration::from_secs(5));
+        let message = rejection(load(None, &[("USER_ENGINE_REQUEST_TIMEOUT", "0")]));
+        assert!(message.contains("USER_ENGINE_REQUEST_TIMEOUT"), "{message}");
+        assert!(
+            message.contains("whole number of seconds from 1 to 3600"),
+            "{message}"
+        );
+        let message = rejection(load(None, &[("USER_ENGINE_HASH_QUEUE", "-1")]));
+        assert!(message.contains("from 0 to 100000"), "{message}");
+        let message = rejection(load(
+            None,
+            &[
+                ("USER_ENGINE_LISTEN", "127.0.0.1:8080"),
+                ("USER_ENGINE_MANAGEMENT_LISTEN", "127.0.0.1:8080"),
+            ],
+        ));
+        assert!(
+            message.contains("USER_ENGINE_MANAGEMENT_LISTEN") && message.contains("must differ"),
+            "{message}"
+        );
+        let message = rejection(load(None, &[("USER_ENGINE_MANAGEMENT_LISTEN", "9000")]));
+        assert!(message.contains("ip address and port"), "{message}");
+        Ok(())
+    }
+
+    #[test]
     fn the_help_lists_every_setting() {
         let help = settings_help();
         for setting in SETTINGS {
@@ -1129,6 +1266,7 @@ database_url = "postgres://file:filepass@db/file"
                 bootstrap_password: None,
                 trusted_proxies: Vec::new(),
                 nats_url: None,
+                management_listen: None,
                 ..config
             },
             defaults

@@ -291,6 +291,9 @@ fn log_effective_config(config: &Config) {
         login_rate_per_minute = config.login_rate_per_minute,
         nats_url = config.nats_url.as_ref().map_or("unset", |_| "<redacted>"),
         outbox_lag_warn_seconds = config.outbox_lag_warn_seconds,
+        management_listen = config.management_listen.map_or("unset".to_owned(), |address| address.to_string()),
+        request_timeout_seconds = config.request_timeout_seconds,
+        hash_queue = config.hash_queue,
         "effective configuration"
     );
 }

@@ -1,14 +1,15 @@
 //! What `user-engine serve` starts, as one value tests start too: the store opened and
 //! migrated, the first platform root when the configuration asks for it, the engine over
 //! the production ports, the HTTP state and router, the outbox relay when a broker is
-//! configured, and the bound listener.
+//! configured, and the bound listeners (the API's, and the management listener's when
+//! one is configured).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use api_http::app::{router, AppState};
+use api_http::app::{management_router, router, AppState};
 use api_http::metrics::Metrics;
 use domain::ids::{Email, Password};
 use domain::model::User;
@@ -28,6 +29,8 @@ type RelayTask = (oneshot::Sender<()>, JoinHandle<()>);
 pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
+    /// The management listener and its address, when configured.
+    management: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     backend: Backend,
     relay: Option<RelayTask>,
@@ -67,7 +70,8 @@ impl Application {
         backend: Backend,
         bootstrap: Option<(Email, &Secret)>,
     ) -> Result<Self, String> {
-        let ports = adapters_security::production_ports(backend.store());
+        let hash_queue = usize::try_from(config.hash_queue).unwrap_or(usize::MAX);
+        let ports = adapters_security::production_ports_with_queue(backend.store(), hash_queue);
         let engine = Engine::new(ports, config.engine_config());
         if let Some((email, password)) = bootstrap {
             match bootstrap_root(&engine, email, password).await? {
@@ -100,9 +104,28 @@ impl Application {
         let address = listener
             .local_addr()
             .map_err(|error| format!("cannot read the bound address: {error}"))?;
+        let management = match config.management_listen {
+            Some(management_address) => {
+                let listener = TcpListener::bind(management_address)
+                    .await
+                    .map_err(|error| {
+                        format!(
+                            "cannot listen on {management_address} ({error}); set \
+                         USER_ENGINE_MANAGEMENT_LISTEN to a free address, or unset it to \
+                         serve /metrics on the API port"
+                        )
+                    })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|error| format!("cannot read the bound address: {error}"))?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             address,
+            management,
             state,
             backend,
             relay,
@@ -112,6 +135,11 @@ impl Application {
     /// The address the listener is bound to (the port the system chose for port 0).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The management listener's address, when one is configured.
+    pub fn management_address(&self) -> Option<SocketAddr> {
+        self.management.as_ref().map(|(_, address)| *address)
     }
 
     /// The engine the handlers call.
@@ -125,7 +153,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, letting requests in flight finish, then stops
-    /// the relay and closes the store.
+    /// the management listener and the relay and closes the store.
     ///
     /// # Errors
     /// When the HTTP server fails.
@@ -134,11 +162,35 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         tracing::info!(address = %self.address, "listening");
+        let management = self.management.map(|(listener, address)| {
+            tracing::info!(address = %address, "management listener: /healthz, /readyz, /metrics");
+            let (stop, stopped) = oneshot::channel::<()>();
+            let app = management_router(self.state.clone())
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let task = tokio::spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "the management listener failed");
+                }
+            });
+            (stop, task)
+        });
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(|error| format!("the http server failed: {error}"))?;
+            .map_err(|error| format!("the http server failed: {error}"));
+        // The management listener answers until the API has drained, so an orchestrator
+        // sees the node until then; it stops with the API, failed or not.
+        if let Some((stop, task)) = management {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        served?;
         if let Some((stop, task)) = self.relay {
             // The relay may hold a claim mid-pass; stop it before closing the store.
             let _ = stop.send(());
@@ -196,6 +248,8 @@ fn app_state(config: &Config, engine: Engine, backend: &Backend) -> AppState {
         NonZeroU32::new(config.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN),
     );
     state.trusted_proxies = config.trusted_proxies.clone().into();
+    state.request_timeout = config.request_timeout();
+    state.public_metrics = config.management_listen.is_none();
     state
 }
 

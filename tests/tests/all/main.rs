@@ -21,6 +21,7 @@ mod differential_sqlite;
 mod feed_load;
 mod fresh_decisions;
 mod http_api;
+mod http_bounds;
 mod http_hardening;
 mod http_rules;
 mod http_secrets;

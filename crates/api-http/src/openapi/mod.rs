@@ -7,7 +7,8 @@
 //! repeated on each handler: every 4xx/5xx carries the problem+json body of SPEC §5,
 //! every JSON body can be refused with 413 and 415, every POST honours
 //! `Idempotency-Key` (400 when malformed), every tenant route can answer 404
-//! `tenant_not_found` and every bearer route 401 and 429; path parameters and body fields
+//! `tenant_not_found`, every bearer route 401 and 429, and every route 503 `overloaded`
+//! with `Retry-After` (its deadline, the hashing queue); path parameters and body fields
 //! carry SPEC §2's formats as patterns that accept exactly what the server's parsers
 //! accept, request bodies are closed objects (or a `oneOf` of them) with no `null`, and
 //! states, reasons and problem codes are enums. `cargo xtask schemathesis` holds the
@@ -150,8 +151,15 @@ fn parameter_formats(path: &str, operation: &mut Operation) {
 
 /// Answers every operation can give besides its own: 404 `tenant_not_found` on every
 /// tenant route (SPEC §3.1), 429 where a throttle counts (SPEC §3.6: failed bearer
-/// authentications on every bearer route, failed TOTP codes).
+/// authentications on every bearer route, failed TOTP codes), and 503 `overloaded` on
+/// every route (SPEC §7: a request past its deadline, or a full password-hashing queue).
 fn refusals(path: &str, operation: &mut Operation) {
+    with_retry_after(
+        operation,
+        "503",
+        "`overloaded`: the request passed its deadline (USER_ENGINE_REQUEST_TIMEOUT), or \
+         the password-hashing queue is full; retry after the seconds given",
+    );
     if path.starts_with("/v1/tenants/{tenant}") {
         add_error(
             operation,
@@ -180,7 +188,12 @@ fn refusals(path: &str, operation: &mut Operation) {
 
 /// A 429 with its `Retry-After` header.
 fn add_retry_after(operation: &mut Operation, description: &str) {
-    if !operation.responses.responses.contains_key("429") {
+    with_retry_after(operation, "429", description);
+}
+
+/// An error answer of `status` with its `Retry-After` header (429, 503).
+fn with_retry_after(operation: &mut Operation, status: &str, description: &str) {
+    if !operation.responses.responses.contains_key(status) {
         let response = ResponseBuilder::new()
             .description(description)
             .header(
@@ -198,10 +211,10 @@ fn add_retry_after(operation: &mut Operation, description: &str) {
         operation
             .responses
             .responses
-            .insert("429".to_owned(), RefOr::T(response));
+            .insert(status.to_owned(), RefOr::T(response));
         problem_bodies(operation);
     } else {
-        add_error(operation, "429", description);
+        add_error(operation, status, description);
     }
 }
 

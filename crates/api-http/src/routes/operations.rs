@@ -55,15 +55,30 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     get,
     path = "/metrics",
     tag = "operations",
-    responses((
-        status = 200,
-        description = "Prometheus text format: requests by route and status, latency \
-                       histograms, decisions by reason, login failures",
-        body = String,
-        content_type = "text/plain; version=0.0.4"
-    ))
+    responses(
+        (
+            status = 200,
+            description = "Prometheus text format: requests by route and status, latency \
+                           histograms, decisions by reason, login failures, the build and \
+                           the process",
+            body = String,
+            content_type = "text/plain; version=0.0.4"
+        ),
+        (status = 404, description = "`not_found`: USER_ENGINE_MANAGEMENT_LISTEN is set, and \
+                                      the management listener serves the metrics instead"),
+    )
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // With a management listener the metrics are served there only, as they say much
+    // about the service's traffic (SPEC §7, Keycloak's port 9000).
+    if !state.public_metrics {
+        return ApiError::no_route().into_response();
+    }
+    render_metrics(State(state)).await
+}
+
+/// The metrics in Prometheus's text format, wherever they are served.
+pub async fn render_metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

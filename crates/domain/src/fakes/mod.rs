@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 pub use store::{MemState, MemStore, MemberRow};
 
-use crate::ports::{Clock, IdGenerator, PasswordHasher, SecretGenerator, StoreError, TotpVerifier};
+use crate::ports::{Clock, HashError, IdGenerator, PasswordHasher, SecretGenerator, TotpVerifier};
 use crate::usecases::{Engine, EngineConfig, Ports};
 
 /// A clock that stands still until told to move.
@@ -97,16 +97,16 @@ pub struct FastPasswordHasher;
 
 #[async_trait]
 impl PasswordHasher for FastPasswordHasher {
-    async fn hash(&self, password: &str) -> Result<String, StoreError> {
+    async fn hash(&self, password: &str) -> Result<String, HashError> {
         Ok(format!(
             "fake${}",
             hex::encode(Sha256::digest(password.as_bytes()))
         ))
     }
 
-    async fn verify(&self, password: &str, hash: Option<&str>) -> bool {
+    async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, HashError> {
         let expected = format!("fake${}", hex::encode(Sha256::digest(password.as_bytes())));
-        hash.is_some_and(|hash| hash == expected)
+        Ok(hash.is_some_and(|hash| hash == expected))
     }
 }
 

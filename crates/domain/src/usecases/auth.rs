@@ -95,7 +95,7 @@ impl Engine {
             None => (None, None),
         };
         let hash = hash.as_deref();
-        let verified = self.ports.passwords.verify(password, hash).await;
+        let verified = self.ports.passwords.verify(password, hash).await?;
         let target = AuditTarget {
             kind: "user",
             id: user
@@ -562,7 +562,7 @@ impl Engine {
             .ports
             .passwords
             .verify(current, credentials.password_hash.as_deref())
-            .await
+            .await?
         {
             drop(tx);
             self.refuse_auth(

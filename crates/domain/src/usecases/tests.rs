@@ -11,7 +11,7 @@ use crate::authz::{AuthzFacts, SubjectFacts};
 use crate::event::Event;
 use crate::ids::{Assurance, DisplayName, Email, TenantId, UserId};
 use crate::model::{PlatformRole, User, UserState};
-use crate::ports::{MockStore, MockStoreTx, StoreError};
+use crate::ports::{HashError, MockStore, MockStoreTx, StoreError};
 
 struct FixedClock;
 
@@ -45,11 +45,11 @@ struct NoPasswords;
 
 #[async_trait::async_trait]
 impl PasswordHasher for NoPasswords {
-    async fn hash(&self, password: &str) -> Result<String, StoreError> {
+    async fn hash(&self, password: &str) -> Result<String, HashError> {
         Ok(password.to_owned())
     }
-    async fn verify(&self, _password: &str, _hash: Option<&str>) -> bool {
-        false
+    async fn verify(&self, _password: &str, _hash: Option<&str>) -> Result<bool, HashError> {
+        Ok(false)
     }
 }
 
