@@ -10,6 +10,7 @@
 )]
 
 pub mod behaviour;
+pub mod cluster;
 pub mod conformance;
 pub mod fixtures;
 pub mod harness;

@@ -28,6 +28,7 @@ mod http_secrets;
 mod model;
 mod pg_concurrency;
 mod pg_isolation;
+mod pg_tls;
 mod relay;
 mod relay_crash;
 mod relay_embedded;
