@@ -170,13 +170,29 @@ impl TestCa {
     }
 }
 
-/// The directory of PostgreSQL's server programs (`initdb`, `pg_ctl`).
+/// The directory of PostgreSQL's server programs (`initdb`, `pg_ctl`): Debian's
+/// `/usr/lib/postgresql/<newest>/bin`, else what `pg_config --bindir` says, else `PATH`.
 fn pg_bin() -> PathBuf {
-    let output = Command::new("pg_config")
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .max();
+    if let Some((_, bin)) = debian {
+        return bin;
+    }
+    Command::new("pg_config")
         .arg("--bindir")
         .output()
-        .expect("pg_config (PostgreSQL's server package) is installed");
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+        .ok()
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+        .filter(|bin| bin.join("initdb").is_file())
+        .unwrap_or_default()
 }
 
 /// A PostgreSQL cluster of its own: `initdb` in a temporary directory, trust
