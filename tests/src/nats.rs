@@ -220,6 +220,58 @@ impl PrivateNats {
     }
 }
 
+impl PrivateNats {
+    /// A private server from a configuration file: listening on 127.0.0.1 at a free
+    /// port, JetStream in its store directory, and `extra` (a `tls {}` block, an
+    /// `authorization {}` block) as given. Returns once it accepts connections.
+    pub fn start_configured(extra: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let store = std::env::temp_dir().join(format!(
+            "user-engine-test-nats-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&store).expect("store directory");
+        let config = store.join("server.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\n{extra}\n",
+                store.join("js").display()
+            ),
+        )
+        .expect("server.conf");
+        let spawn = |program: &str| {
+            Command::new(program)
+                .arg("-c")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        };
+        let child = spawn("nats-server")
+            .or_else(|_| spawn("/usr/sbin/nats-server"))
+            .expect("nats-server is installed (cargo xtask nats installs it)");
+        let nats = Self {
+            port,
+            store,
+            server: Some(KillOnDrop(child)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server does not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nats
+    }
+}
+
 impl Drop for PrivateNats {
     fn drop(&mut self) {
         self.kill();

@@ -3,7 +3,9 @@
 //! with its id as `Nats-Msg-Id`, so JetStream dedupes a redelivery within the stream's
 //! window and consumers can dedupe by id beyond it.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
@@ -18,10 +20,85 @@ pub const DEFAULT_STREAM: &str = "USER_ENGINE";
 pub const DEFAULT_SUBJECT_PREFIX: &str = "user_engine";
 /// JetStream's dedupe window for `Nats-Msg-Id`.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How to reach NATS: the URL (`nats://` or `tls://`; user and password, or a token, in
+/// its user part) and what TLS and authentication need beside it.
+#[derive(Clone, Default)]
+pub struct NatsOptions {
+    pub url: String,
+    /// The CA of the server's certificate; TLS is required when it is set.
+    pub ca_file: Option<PathBuf>,
+    /// A `.creds` file (user JWT and nkey seed).
+    pub creds_file: Option<PathBuf>,
+    /// A user nkey seed.
+    pub nkey_seed: Option<String>,
+}
+
+impl std::fmt::Debug for NatsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsOptions")
+            .field("url", &redact(&self.url))
+            .field("ca_file", &self.ca_file)
+            .field("creds_file", &self.creds_file)
+            .field("nkey_seed", &self.nkey_seed.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// `url` without its user part (a user and password, or a token), for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string().trim_end_matches('/').to_owned()
+        }
+        Err(_) => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{host}")
+        }
+    }
+}
+
+/// A user and its password, or a token alone.
+type UrlUser = (String, Option<String>);
+
+/// The URL's credentials, and the URL without them: `user:password@` is a user and
+/// password, `token@` a token.
+///
+/// # Errors
+/// When the URL cannot be parsed (the message holds no credential).
+fn credentials(url: &str) -> Result<(String, Option<UrlUser>), String> {
+    let parsed = url::Url::parse(url)
+        .map_err(|error| format!("invalid NATS url {}: {error}", redact(url)))?;
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .map(|text| text.into_owned())
+            .map_err(|_| {
+                format!(
+                    "invalid NATS url {}: its user part is not UTF-8",
+                    redact(url)
+                )
+            })
+    };
+    if parsed.username().is_empty() {
+        return Ok((url.to_owned(), None));
+    }
+    let user = decode(parsed.username())?;
+    let password = parsed.password().map(decode).transpose()?;
+    Ok((redact(url), Some((user, password))))
+}
+
 /// Publishes to one JetStream stream: a batch goes out whole, then every PubAck is
 /// awaited.
 #[derive(Debug)]
 pub struct JetStreamPublisher {
+    client: async_nats::Client,
+    /// What last went wrong with the connection, until it is up again.
+    problem: Arc<Mutex<Option<String>>>,
+    /// The server's URL without credentials, for messages.
+    server: String,
     context: jetstream::Context,
     stream: String,
     prefix: String,
@@ -46,17 +123,105 @@ impl JetStreamPublisher {
     /// # Errors
     /// As [`JetStreamPublisher::connect`].
     pub async fn connect_to(url: &str, stream: &str, prefix: &str) -> Result<Self, String> {
-        let client = async_nats::ConnectOptions::new()
+        let options = NatsOptions {
+            url: url.to_owned(),
+            ..NatsOptions::default()
+        };
+        Self::connect_with(&options, stream, prefix).await
+    }
+
+    /// Connects as `options` say. The connection is made and kept in the background:
+    /// while it is down (unreachable, refused by TLS or authentication), publishing
+    /// fails and is retried, and [`JetStreamPublisher::health`] says why.
+    ///
+    /// # Errors
+    /// When the URL is invalid or the credentials file cannot be read; the message
+    /// never holds the URL's credentials.
+    pub async fn connect_with(
+        options: &NatsOptions,
+        stream: &str,
+        prefix: &str,
+    ) -> Result<Self, String> {
+        let problem = Arc::new(Mutex::new(Some("not connected yet".to_owned())));
+        let server = redact(&options.url);
+        let seen = problem.clone();
+        let mut connect = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
-            .connect(url)
-            .await
-            .map_err(|error| format!("cannot connect to NATS at {url}: {error}"))?;
+            .event_callback(move |event| {
+                let seen = seen.clone();
+                async move {
+                    let now = match event {
+                        async_nats::Event::Connected => None,
+                        async_nats::Event::Disconnected => Some("disconnected".to_owned()),
+                        async_nats::Event::Closed => Some("connection closed".to_owned()),
+                        async_nats::Event::ClientError(error) => Some(error.to_string()),
+                        async_nats::Event::ServerError(error) => Some(error.to_string()),
+                        _ => return,
+                    };
+                    if let Ok(mut problem) = seen.lock() {
+                        *problem = now;
+                    }
+                }
+            });
+        if let Some(ca) = &options.ca_file {
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some(creds) = &options.creds_file {
+            connect = connect.credentials_file(creds).await.map_err(|error| {
+                format!(
+                    "cannot read the NATS credentials file {}: {error}",
+                    creds.display()
+                )
+            })?;
+        }
+        if let Some(seed) = &options.nkey_seed {
+            connect = connect.nkey(seed.clone());
+        }
+        let (address, user) = credentials(&options.url)?;
+        connect = match user {
+            Some((user, Some(password))) => connect.user_and_password(user, password),
+            Some((token, None)) => connect.token(token),
+            None => connect,
+        };
+        let client = connect.connect(address.as_str()).await.map_err(|error| {
+            format!(
+                "cannot connect to NATS at {}: {}",
+                redact(&options.url),
+                // The error may quote the URL it was given.
+                error
+                    .to_string()
+                    .replace(&options.url, &redact(&options.url))
+            )
+        })?;
         Ok(Self {
-            context: jetstream::new(client),
+            context: jetstream::new(client.clone()),
+            client,
+            problem,
+            server,
             stream: stream.to_owned(),
             prefix: prefix.to_owned(),
             stream_ready: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the connection is up; else what is wrong, for readiness.
+    ///
+    /// # Errors
+    /// The connection's state and the last problem seen (`tls error`, an authorization
+    /// violation, `disconnected`, …).
+    pub fn health(&self) -> Result<(), String> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => {
+                let problem = self
+                    .problem
+                    .lock()
+                    .ok()
+                    .and_then(|problem| problem.clone())
+                    .unwrap_or_else(|| "not connected".to_owned());
+                Err(format!("NATS at {} {state}: {problem}", self.server))
+            }
+        }
     }
 
     /// Creates the stream over `<prefix>.>` unless it exists.
@@ -164,4 +329,42 @@ pub fn cloudevent(event: &Event) -> serde_json::Value {
         "sequence": event.position,
         "data": event.data,
     })
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::expect_used,
+    reason = "tests: a failed expectation aborts the test"
+)]
+mod tests {
+    use super::{credentials, redact};
+
+    #[test]
+    fn the_user_part_of_a_url_is_credentials_and_never_shown() {
+        assert_eq!(
+            redact("nats://relay:p%40ss@localhost:4222"),
+            "nats://localhost:4222"
+        );
+        assert_eq!(redact("tls://token@host:4222"), "tls://host:4222");
+        assert_eq!(
+            credentials("nats://relay:p%40ss@localhost:4222"),
+            Ok((
+                "nats://localhost:4222".to_owned(),
+                Some(("relay".to_owned(), Some("p@ss".to_owned())))
+            ))
+        );
+        assert_eq!(
+            credentials("tls://s3cret-token@host:4222"),
+            Ok((
+                "tls://host:4222".to_owned(),
+                Some(("s3cret-token".to_owned(), None))
+            ))
+        );
+        assert_eq!(
+            credentials("nats://127.0.0.1:4222"),
+            Ok(("nats://127.0.0.1:4222".to_owned(), None))
+        );
+        let refused = credentials("nats://relay:s3cret@[bad").expect_err("malformed");
+        assert!(!refused.contains("s3cret"), "{refused}");
+    }
 }

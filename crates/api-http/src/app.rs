@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 
 /// Whether the service can do its work (the database answers), for `/readyz`.
 pub trait Readiness: Send + Sync {
-    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 }
 
 /// What every handler shares.

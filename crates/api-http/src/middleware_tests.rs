@@ -26,8 +26,8 @@ use crate::app::{incoming_request_id, router_with, traceparent, AppState, Readin
 struct Ready;
 
 impl Readiness for Ready {
-    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(async { true })
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async { Ok(()) })
     }
 }
 

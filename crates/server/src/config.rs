@@ -150,6 +150,28 @@ const NATS_URL: Setting = Setting {
            user_engine.>); unset, events stay available through the feed only",
 };
 
+const NATS_CA_FILE: Setting = Setting {
+    key: "nats_ca_file",
+    env: "USER_ENGINE_NATS_CA_FILE",
+    default: None,
+    help: "PEM file of the CA that signed the NATS server's certificate; when set, the \
+           connection must use TLS (tls:// urls use TLS with the system's trust store \
+           otherwise)",
+};
+const NATS_CREDS_FILE: Setting = Setting {
+    key: "nats_creds_file",
+    env: "USER_ENGINE_NATS_CREDS_FILE",
+    default: None,
+    help: "a NATS .creds file (user JWT and nkey seed) to authenticate with; user and \
+           password, or a token, go in the URL instead (nats://user:password@host:4222)",
+};
+const NATS_NKEY_SEED: Setting = Setting {
+    key: "nats_nkey_seed",
+    env: "USER_ENGINE_NATS_NKEY_SEED",
+    default: None,
+    help: "a NATS user nkey seed (SU…) to authenticate with (secret, never logged)",
+};
+
 const MANAGEMENT_LISTEN: Setting = Setting {
     key: "management_listen",
     env: "USER_ENGINE_MANAGEMENT_LISTEN",
@@ -200,6 +222,9 @@ pub const SETTINGS: &[Setting] = &[
     AUTH_FAILURES,
     TRUSTED_PROXIES,
     NATS_URL,
+    NATS_CA_FILE,
+    NATS_CREDS_FILE,
+    NATS_NKEY_SEED,
     OUTBOX_LAG_WARN,
     MANAGEMENT_LISTEN,
     REQUEST_TIMEOUT,
@@ -275,6 +300,12 @@ pub struct Config {
     /// The proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub nats_url: Option<Secret>,
+    /// The CA of the NATS server's certificate (TLS required when set).
+    pub nats_ca_file: Option<PathBuf>,
+    /// A `.creds` file to authenticate to NATS with.
+    pub nats_creds_file: Option<PathBuf>,
+    /// A user nkey seed to authenticate to NATS with.
+    pub nats_nkey_seed: Option<Secret>,
     pub outbox_lag_warn_seconds: u32,
     /// The management listener's address (`/healthz`, `/readyz`, `/metrics`), if any.
     pub management_listen: Option<SocketAddr>,
@@ -303,6 +334,9 @@ impl Default for Config {
             auth_failures_per_minute: 60,
             trusted_proxies: Vec::new(),
             nats_url: None,
+            nats_ca_file: None,
+            nats_creds_file: None,
+            nats_nkey_seed: None,
             outbox_lag_warn_seconds: diagnostics::DEFAULT_OUTBOX_LAG_WARN_SECONDS,
             management_listen: None,
             request_timeout_seconds: 30,
@@ -346,6 +380,9 @@ struct FileConfig {
     auth_failures_per_minute: Option<i64>,
     trusted_proxies: Option<String>,
     nats_url: Option<String>,
+    nats_ca_file: Option<String>,
+    nats_creds_file: Option<String>,
+    nats_nkey_seed: Option<String>,
     outbox_lag_warn_seconds: Option<i64>,
     management_listen: Option<String>,
     request_timeout_seconds: Option<i64>,
@@ -744,14 +781,52 @@ impl Config {
             .unwrap_or(defaults.trusted_proxies);
         let nats_url = layers.resolve(&NATS_URL, true, parsed.nats_url, text, |value| {
             let value = value.trim().to_owned();
-            // Only plain nats://: the client is built without TLS and websockets to keep
-            // the dependency tree small.
-            if value.starts_with("nats://") {
+            // nats:// (TLS when the server asks for it or a CA file is set) or tls://
+            // (always TLS); websockets are not built in.
+            if value.starts_with("nats://") || value.starts_with("tls://") {
                 Ok(Secret::new(value))
             } else {
-                Err("must be a nats:// url, e.g. nats://127.0.0.1:4222".to_owned())
+                Err("must be a nats:// or tls:// url, e.g. nats://127.0.0.1:4222".to_owned())
             }
         })?;
+        // Whether the files exist is checked when the relay connects, so a sample
+        // configuration and a configuration check need not see them.
+        let existing_file = |value: String| {
+            let path = PathBuf::from(value.trim());
+            if path.as_os_str().is_empty() {
+                Err("must name a file".to_owned())
+            } else {
+                Ok(path)
+            }
+        };
+        let nats_ca_file = layers.resolve(
+            &NATS_CA_FILE,
+            false,
+            parsed.nats_ca_file,
+            text,
+            existing_file,
+        )?;
+        let nats_creds_file = layers.resolve(
+            &NATS_CREDS_FILE,
+            false,
+            parsed.nats_creds_file,
+            text,
+            existing_file,
+        )?;
+        let nats_nkey_seed = layers.resolve(
+            &NATS_NKEY_SEED,
+            true,
+            parsed.nats_nkey_seed,
+            text,
+            |value| {
+                let value = value.trim().to_owned();
+                if value.starts_with("SU") && value.len() > 50 {
+                    Ok(Secret::new(value))
+                } else {
+                    Err("must be a user nkey seed (SU…)".to_owned())
+                }
+            },
+        )?;
         let outbox_lag_warn_seconds = ttl(
             &OUTBOX_LAG_WARN,
             parsed.outbox_lag_warn_seconds,
@@ -775,6 +850,9 @@ impl Config {
             auth_failures_per_minute,
             trusted_proxies,
             nats_url,
+            nats_ca_file,
+            nats_creds_file,
+            nats_nkey_seed,
             outbox_lag_warn_seconds,
             management_listen,
             request_timeout_seconds,
@@ -1266,6 +1344,9 @@ database_url = "postgres://file:filepass@db/file"
                 bootstrap_password: None,
                 trusted_proxies: Vec::new(),
                 nats_url: None,
+                nats_ca_file: None,
+                nats_creds_file: None,
+                nats_nkey_seed: None,
                 management_listen: None,
                 ..config
             },

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use domain::ids::{Email, TenantId};
 use domain::usecases::Engine;
 use server::config::{self, Config, LogFormat, Secret};
-use server::startup::{bootstrap_root, nats_url, Application};
+use server::startup::{bootstrap_root, nats_options, Application};
 use server::store::{self, connect_existing, Location};
 use tracing_subscriber::EnvFilter;
 
@@ -328,13 +328,18 @@ async fn serve(config: Config) -> Result<(), String> {
 async fn relay(config: &Config) -> Result<(), String> {
     log_effective_config(config);
     let url = postgres_url(config, "the relay")?;
-    let nats = nats_url(config)?;
+    let nats = nats_options(config)?;
     // No migration: the API's deployment owns the schema; a relay only reads and marks
     // outbox rows, so a small pool is enough.
     let store = PgStore::connect(url.expose(), config.max_connections.min(4))
         .await
         .map_err(|error| format!("cannot connect the database pool: {error}"))?;
-    let publisher = adapters_nats::JetStreamPublisher::connect(nats.expose()).await?;
+    let publisher = adapters_nats::JetStreamPublisher::connect_with(
+        &nats,
+        adapters_nats::DEFAULT_STREAM,
+        adapters_nats::DEFAULT_SUBJECT_PREFIX,
+    )
+    .await?;
     tracing::info!("relaying outbox events to NATS JetStream");
     server::relay::run_relay(
         &adapters_pg::relay::Relay::new(&store),

@@ -7,9 +7,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use api_http::app::{management_router, router, AppState};
+use api_http::app::{management_router, router, AppState, Readiness};
 use api_http::metrics::Metrics;
 use domain::ids::{Email, Password};
 use domain::model::User;
@@ -93,8 +94,13 @@ impl Application {
                  with USER_ENGINE_BOOTSTRAP_PASSWORD set"
             );
         }
-        let state = app_state(config, engine, &backend);
-        let relay = spawn_relay(config, &backend, state.metrics.clone()).await?;
+        let publisher = connect_broker(config).await?;
+        let readiness = Arc::new(NodeReadiness {
+            backend: backend.clone(),
+            broker: publisher.clone(),
+        });
+        let state = app_state(config, engine, readiness);
+        let relay = spawn_relay(publisher, &backend, state.metrics.clone());
         let listener = TcpListener::bind(config.listen).await.map_err(|error| {
             format!(
                 "cannot listen on {} ({error}); set USER_ENGINE_LISTEN to a free address",
@@ -240,9 +246,9 @@ pub async fn bootstrap_root(
 }
 
 /// The handlers' shared state, with the configured throttles and proxies.
-fn app_state(config: &Config, engine: Engine, backend: &Backend) -> AppState {
+fn app_state(config: &Config, engine: Engine, readiness: Arc<NodeReadiness>) -> AppState {
     let login_rate = NonZeroU32::new(config.login_rate_per_minute).unwrap_or(NonZeroU32::MIN);
-    let mut state = AppState::with_login_limit(engine, Arc::new(backend.clone()), login_rate);
+    let mut state = AppState::with_login_limit(engine, readiness, login_rate);
     state.diagnostics = config.diagnostics_options();
     state.auth_failure_rate = ThrottleRule::per_minute(
         NonZeroU32::new(config.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN),
@@ -253,41 +259,98 @@ fn app_state(config: &Config, engine: Engine, backend: &Backend) -> AppState {
     state
 }
 
-/// The broker URL, for what relays.
+/// A node is ready when its database answers and, when it relays, its NATS connection
+/// is up; otherwise `/readyz` says which and why.
+struct NodeReadiness {
+    backend: Backend,
+    broker: Option<Arc<adapters_nats::JetStreamPublisher>>,
+}
+
+impl Readiness for NodeReadiness {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            self.backend.ready().await?;
+            match &self.broker {
+                Some(broker) => broker
+                    .health()
+                    .map_err(|problem| format!("the relay cannot publish: {problem}")),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+/// How to reach the broker, for what relays.
 ///
 /// # Errors
 /// When none is configured.
-pub fn nats_url(config: &Config) -> Result<&Secret, String> {
-    config.nats_url.as_ref().ok_or_else(|| {
+pub fn nats_options(config: &Config) -> Result<adapters_nats::NatsOptions, String> {
+    let url = config.nats_url.as_ref().ok_or_else(|| {
         "no NATS server configured: set USER_ENGINE_NATS_URL=nats://host:4222 \
          (or nats_url in the config file)"
             .to_owned()
+    })?;
+    Ok(adapters_nats::NatsOptions {
+        url: url.expose().to_owned(),
+        ca_file: config.nats_ca_file.clone(),
+        creds_file: config.nats_creds_file.clone(),
+        nkey_seed: config
+            .nats_nkey_seed
+            .as_ref()
+            .map(|seed| seed.expose().to_owned()),
     })
 }
 
-/// Starts the outbox relay beside the HTTP API when NATS is configured; returns what
-/// stops it.
-async fn spawn_relay(
+/// Connects the relay's publisher when NATS is configured. The connection is kept in
+/// the background: a server that is down or refuses TLS or the credentials makes the
+/// node not ready (and is retried), never a failed start.
+async fn connect_broker(
     config: &Config,
-    backend: &Backend,
-    metrics: Arc<Metrics>,
-) -> Result<Option<RelayTask>, String> {
-    let Some(url) = config.nats_url.as_ref() else {
+) -> Result<Option<Arc<adapters_nats::JetStreamPublisher>>, String> {
+    if config.nats_url.is_none() {
         tracing::info!(
             "USER_ENGINE_NATS_URL is unset: events are not relayed to NATS and stay \
              available through the event feed only"
         );
         return Ok(None);
-    };
-    let publisher = adapters_nats::JetStreamPublisher::connect(url.expose()).await?;
+    }
+    let options = nats_options(config)?;
+    for (setting, file) in [
+        ("USER_ENGINE_NATS_CA_FILE", &options.ca_file),
+        ("USER_ENGINE_NATS_CREDS_FILE", &options.creds_file),
+    ] {
+        if let Some(file) = file.as_ref().filter(|file| !file.is_file()) {
+            return Err(format!(
+                "{setting} names {}, which is not a readable file",
+                file.display()
+            ));
+        }
+    }
+    let publisher = adapters_nats::JetStreamPublisher::connect_with(
+        &options,
+        adapters_nats::DEFAULT_STREAM,
+        adapters_nats::DEFAULT_SUBJECT_PREFIX,
+    )
+    .await?;
+    Ok(Some(Arc::new(publisher)))
+}
+
+/// Starts the outbox relay beside the HTTP API when there is a publisher; returns what
+/// stops it.
+fn spawn_relay(
+    publisher: Option<Arc<adapters_nats::JetStreamPublisher>>,
+    backend: &Backend,
+    metrics: Arc<Metrics>,
+) -> Option<RelayTask> {
+    let publisher = publisher?;
     let outbox = backend.outbox();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        crate::relay::run_relay(outbox.as_ref(), &publisher, Some(metrics), async {
+        crate::relay::run_relay(outbox.as_ref(), publisher.as_ref(), Some(metrics), async {
             let _ = stopped.await;
         })
         .await;
     });
     tracing::info!("relaying outbox events to NATS JetStream");
-    Ok(Some((stop, task)))
+    Some((stop, task))
 }

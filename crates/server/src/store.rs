@@ -93,11 +93,18 @@ impl Backend {
 }
 
 impl Readiness for Backend {
-    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        match self {
-            Self::Postgres(store) => Box::pin(store.ping()),
-            Self::Sqlite(store) => Box::pin(store.ping()),
-        }
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            let answers = match self {
+                Self::Postgres(store) => store.ping().await,
+                Self::Sqlite(store) => store.ping().await,
+            };
+            if answers {
+                Ok(())
+            } else {
+                Err("the database does not answer".to_owned())
+            }
+        })
     }
 }
 

@@ -26,6 +26,7 @@ mod http_hardening;
 mod http_rules;
 mod http_secrets;
 mod model;
+mod nats_tls;
 mod pg_concurrency;
 mod pg_isolation;
 mod pg_tls;

@@ -137,8 +137,8 @@ mod tests {
     struct Ready;
 
     impl Readiness for Ready {
-        fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-            Box::pin(async { true })
+        fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+            Box::pin(async { Ok(()) })
         }
     }
 

@@ -34,20 +34,16 @@ pub async fn healthz() -> &'static str {
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "The database answers", body = String, content_type = "text/plain"),
-        (status = 503, description = "`not_ready`: the database does not answer"),
+        (status = 200, description = "The database answers, and the NATS connection is up when a relay runs", body = String, content_type = "text/plain"),
+        (status = 503, description = "`not_ready`: the database does not answer, or the relay's NATS connection is down; `detail` says which and why"),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.readiness.ready().await {
-        "ready".into_response()
-    } else {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the database does not answer",
-        )
-        .into_response()
+    match state.readiness.ready().await {
+        Ok(()) => "ready".into_response(),
+        Err(reason) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason).into_response()
+        }
     }
 }
 
