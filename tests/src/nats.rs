@@ -155,11 +155,40 @@ impl Drop for KillOnDrop {
 pub struct PrivateNats {
     pub port: u16,
     store: PathBuf,
+    /// The configuration file it runs with, when it has one.
+    config: Option<PathBuf>,
     server: Option<KillOnDrop>,
 }
 
 impl PrivateNats {
     pub fn start() -> Self {
+        let mut nats = Self::unstarted();
+        nats.restart();
+        nats
+    }
+
+    /// A private server from a configuration file: listening on 127.0.0.1 at a free
+    /// port, JetStream in its store directory, and `extra` (a `tls {}` block, an
+    /// `authorization {}` block) as given. Returns once it accepts connections.
+    pub fn start_configured(extra: &str) -> Self {
+        let mut nats = Self::unstarted();
+        let config = nats.store.join("server.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: \"127.0.0.1:{}\"\njetstream {{ store_dir: \"{}\" }}\n{extra}\n",
+                nats.port,
+                nats.store.join("js").display()
+            ),
+        )
+        .expect("server.conf");
+        nats.config = Some(config);
+        nats.restart();
+        nats
+    }
+
+    /// A free port and a fresh store directory.
+    fn unstarted() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -169,13 +198,12 @@ impl PrivateNats {
             uuid::Uuid::now_v7().simple()
         ));
         std::fs::create_dir_all(&store).expect("store directory");
-        let mut nats = Self {
+        Self {
             port,
             store,
+            config: None,
             server: None,
-        };
-        nats.restart();
-        nats
+        }
     }
 
     pub fn url(&self) -> String {
@@ -195,9 +223,14 @@ impl PrivateNats {
         self.kill();
         let port = self.port.to_string();
         let spawn = |program: &str| {
-            Command::new(program)
-                .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
-                .arg(&self.store)
+            let mut command = Command::new(program);
+            match &self.config {
+                Some(config) => command.arg("-c").arg(config),
+                None => command
+                    .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
+                    .arg(&self.store),
+            };
+            command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -217,58 +250,6 @@ impl PrivateNats {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl PrivateNats {
-    /// A private server from a configuration file: listening on 127.0.0.1 at a free
-    /// port, JetStream in its store directory, and `extra` (a `tls {}` block, an
-    /// `authorization {}` block) as given. Returns once it accepts connections.
-    pub fn start_configured(extra: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let store = std::env::temp_dir().join(format!(
-            "user-engine-test-nats-{}",
-            uuid::Uuid::now_v7().simple()
-        ));
-        std::fs::create_dir_all(&store).expect("store directory");
-        let config = store.join("server.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\n{extra}\n",
-                store.join("js").display()
-            ),
-        )
-        .expect("server.conf");
-        let spawn = |program: &str| {
-            Command::new(program)
-                .arg("-c")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-        };
-        let child = spawn("nats-server")
-            .or_else(|_| spawn("/usr/sbin/nats-server"))
-            .expect("nats-server is installed (cargo xtask nats installs it)");
-        let nats = Self {
-            port,
-            store,
-            server: Some(KillOnDrop(child)),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server does not listen on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nats
     }
 }
 

@@ -5,5 +5,6 @@
 pub mod config;
 pub mod diagnose;
 pub mod relay;
+pub mod settings;
 pub mod startup;
 pub mod store;
