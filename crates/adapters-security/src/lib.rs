@@ -203,14 +203,19 @@ impl HashingThreads {
         };
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |memory| {
-            let _admitted = admitted;
-            let _ = answer.send(work(memory));
+            // The job's place is given back before the caller hears the answer, so a
+            // caller that goes on at once finds it free; a panicking job gives it back
+            // too and answers a failure.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(memory)))
+                .map_err(|_| HashError::Failed("a hashing job panicked".to_owned()));
+            drop(admitted);
+            let _ = answer.send(outcome);
         });
         jobs.lock()
             .map_err(|_| failed())?
             .send(job)
             .map_err(|_| failed())?;
-        answered.await.map_err(|_| failed())
+        answered.await.map_err(|_| failed())?
     }
 }
 
