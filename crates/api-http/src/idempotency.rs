@@ -215,8 +215,14 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     let body = to_bytes(body, usize::MAX)
         .await
         .unwrap_or_else(|_| Bytes::new());
-    // A server error is not an answer worth replaying: the key is freed for a retry.
-    let sealed = if parts.status.is_server_error() {
+    // Only the request's outcome is replayed. A server error, "try again later" (429)
+    // and "who are you" (401) are not: the key is freed, so a retry after Retry-After
+    // runs again, and requests that authenticate nobody leave no record behind.
+    let sealed = if parts.status.is_server_error()
+        || matches!(
+            parts.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::UNAUTHORIZED
+        ) {
         None
     } else {
         scope.seal(&Stored::new(parts.status, &parts.headers, &body))

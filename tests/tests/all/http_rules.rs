@@ -1172,6 +1172,24 @@ async fn an_idempotency_key_runs_once_across_nodes_replays_on_either_and_is_seal
         "the answers are stored: {}",
         stored.len()
     );
+
+    // A request that authenticates nobody is answered 401 and leaves no record: the
+    // key stays free and nothing accumulates for anonymous callers.
+    let anonymous = send_with(
+        &node_b,
+        Method::POST,
+        "/v1/tenants/acme/members",
+        "not-a-token",
+        Some(body.clone()),
+        &[("idempotency-key", "anonymous-1")],
+    )
+    .await;
+    assert_status(&anonymous, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        stored_idempotent_responses(&node_a.db).await.len(),
+        stored.len(),
+        "a 401 is not kept"
+    );
     for response in &stored {
         for clear in [secret.as_bytes(), admin.as_bytes(), b"dev@acme.example"] {
             assert!(
