@@ -229,43 +229,102 @@ pub struct ChainBreak {
 /// Walks one trail in stored order and names the first record that was modified,
 /// deleted or reordered.
 pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
-    let mut prev_hash = GENESIS_HASH.to_owned();
-    for (index, record) in records.iter().enumerate() {
-        let expected_seq = index as u64 + 1;
+    let mut verifier = ChainVerifier::default();
+    for record in records {
+        verifier.push(record);
+    }
+    verifier.finish().map(|_| ())
+}
+
+/// [`verify_chain`] fed one record at a time, so a trail of any length is verified in
+/// the memory of one page: it keeps the previous hash, the count, the last record's seq
+/// and hash, and the first break found.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    prev_hash: String,
+    seen: u64,
+    last: Option<(u64, String)>,
+    /// The first break, once certain.
+    broken: Option<ChainBreak>,
+    /// A record seen past the seq expected there: the expected one is missing unless it
+    /// turns up later in the trail, which makes it a reordering.
+    missing: Option<ChainBreak>,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self {
+            prev_hash: GENESIS_HASH.to_owned(),
+            seen: 0,
+            last: None,
+            broken: None,
+            missing: None,
+        }
+    }
+}
+
+impl ChainVerifier {
+    /// The next record of the trail, in stored order.
+    pub fn push(&mut self, record: &AuditRecord) {
+        self.seen += 1;
+        self.last = Some((record.seq, record.hash.clone()));
+        if self.broken.is_some() {
+            return;
+        }
+        if let Some(missing) = &self.missing {
+            if record.seq == missing.seq {
+                self.broken = Some(ChainBreak {
+                    kind: ChainBreakKind::Reordered,
+                    ..missing.clone()
+                });
+                self.missing = None;
+            }
+            return;
+        }
+        let expected_seq = self.seen;
         if record.compute_hash() != record.hash {
-            return Err(ChainBreak {
+            self.broken = Some(ChainBreak {
                 kind: ChainBreakKind::Modified,
                 seq: record.seq,
                 record: Some(record.id),
             });
-        }
-        if record.seq > expected_seq {
-            // The expected record may only have moved further down (a swap): that is a
-            // reordering, not a deletion.
-            let moved_later = records
-                .iter()
-                .skip(index + 1)
-                .any(|later| later.seq == expected_seq);
-            return Err(ChainBreak {
-                kind: if moved_later {
-                    ChainBreakKind::Reordered
-                } else {
-                    ChainBreakKind::Missing
-                },
+        } else if record.seq > expected_seq {
+            self.missing = Some(ChainBreak {
+                kind: ChainBreakKind::Missing,
                 seq: expected_seq,
                 record: Some(record.id),
             });
-        }
-        if record.seq < expected_seq || record.prev_hash != prev_hash {
-            return Err(ChainBreak {
+        } else if record.seq < expected_seq || record.prev_hash != self.prev_hash {
+            self.broken = Some(ChainBreak {
                 kind: ChainBreakKind::Reordered,
                 seq: record.seq,
                 record: Some(record.id),
             });
+        } else {
+            self.prev_hash.clone_from(&record.hash);
         }
-        prev_hash.clone_from(&record.hash);
     }
-    Ok(())
+
+    /// Records pushed so far.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// The seq and hash of the last record pushed.
+    pub fn last(&self) -> Option<&(u64, String)> {
+        self.last.as_ref()
+    }
+
+    /// The verdict: the number of records of an intact trail, or its first break.
+    ///
+    /// # Errors
+    /// The first modified, missing or reordered record.
+    pub fn finish(self) -> Result<u64, ChainBreak> {
+        match self.broken.or(self.missing) {
+            Some(broken) => Err(broken),
+            None => Ok(self.seen),
+        }
+    }
 }
 
 #[cfg(test)]

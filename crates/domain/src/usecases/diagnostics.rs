@@ -12,9 +12,7 @@ use time::OffsetDateTime;
 
 use super::tenants::tenant_check;
 use super::{tenant_target, Caller, Engine};
-use crate::audit::{
-    verify_chain, Actor, ActorType, AuditDraft, AuditRecord, ChainBreak, Outcome, Partition,
-};
+use crate::audit::{Actor, ActorType, AuditDraft, ChainBreak, ChainVerifier, Outcome, Partition};
 use crate::catalog::scopes;
 use crate::error::Error;
 use crate::ids::{Email, RoleName, ScopeName, TenantId, UserId};
@@ -215,7 +213,8 @@ impl Engine {
         let outbox = tx.outbox_backlog(tenant_id).await?;
 
         let partition = Partition::Tenant(tenant_id.clone());
-        let mut records: Vec<AuditRecord> = Vec::new();
+        // Page by page, in the memory of one page whatever the trail's length.
+        let mut verifier = ChainVerifier::default();
         let mut after_seq = 0;
         loop {
             let page = tx
@@ -223,16 +222,15 @@ impl Engine {
                 .await?;
             let Some(last) = page.last() else { break };
             after_seq = last.seq;
-            records.extend(page);
+            for record in &page {
+                verifier.push(record);
+            }
         }
         let trail = TrailFacts {
-            records: records.len() as u64,
-            last: records
-                .last()
-                .map(|record| (record.seq, record.hash.clone())),
-            chain: verify_chain(&records),
+            records: verifier.seen(),
+            last: verifier.last().cloned(),
+            chain: verifier.finish().map(|_| ()),
         };
-        drop(records);
 
         let probe = self
             .probe_audit(tx.as_mut(), &partition, tenant_id, request_id)

@@ -2,7 +2,7 @@
 
 use super::tenants::tenant_check;
 use super::{paginate, Caller, Check, Engine};
-use crate::audit::{verify_chain, AuditRecord, AuditTarget, ChainBreak, Partition};
+use crate::audit::{AuditRecord, AuditTarget, ChainBreak, ChainVerifier, Partition};
 use crate::catalog::scopes;
 use crate::cursor::{self, List};
 use crate::error::Error;
@@ -212,7 +212,8 @@ impl Engine {
         partition: &Partition,
     ) -> Result<Result<u64, ChainBreak>, Error> {
         let mut tx = self.begin(scope_of(partition)).await?;
-        let mut records = Vec::new();
+        // Page by page: a trail of any length is verified in the memory of one page.
+        let mut verifier = ChainVerifier::default();
         let mut after = 0;
         loop {
             let page = tx
@@ -220,9 +221,11 @@ impl Engine {
                 .await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            records.extend(page);
+            for record in &page {
+                verifier.push(record);
+            }
         }
-        Ok(verify_chain(&records).map(|()| records.len() as u64))
+        Ok(verifier.finish())
     }
 
     /// Verifies the platform's trail, then every tenant's in id order. Like
