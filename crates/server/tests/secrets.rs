@@ -233,23 +233,22 @@ fn binary(args: &[&str], settings: &[(&str, &str)]) -> Command {
     command
 }
 
-/// Reads a pipe to its end into `sink`, line by line; sends the address of a
-/// "listening" log line when one comes.
+/// Reads a pipe to its end into `sink`, line by line; when a log line with the awaited
+/// message comes, sends its `address` field (empty when it has none).
 fn drain(
     pipe: impl Read + Send + 'static,
     sink: Arc<Mutex<String>>,
-    listening: Option<mpsc::Sender<String>>,
+    awaited: Option<(&'static str, mpsc::Sender<String>)>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut line = String::new();
         while reader.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(sender) = &listening {
+            if let Some((message, sender)) = &awaited {
                 if let Ok(log) = serde_json::from_str::<Value>(&line) {
-                    if log["fields"]["message"] == "listening" {
-                        if let Some(address) = log["fields"]["address"].as_str() {
-                            let _ = sender.send(address.to_owned());
-                        }
+                    if log["fields"]["message"] == *message {
+                        let address = log["fields"]["address"].as_str().unwrap_or_default();
+                        let _ = sender.send(address.to_owned());
                     }
                 }
             }
@@ -320,7 +319,17 @@ struct Serve {
 impl Serve {
     /// Starts `serve` and waits until it listens.
     fn start(label: &str, settings: &[(&str, &str)]) -> Self {
-        let mut child = binary(&["serve"], settings).spawn().expect("serve starts");
+        Self::start_until(label, &["serve"], settings, "listening")
+    }
+
+    /// Starts the binary with `args` and waits for a log line saying `message`.
+    fn start_until(
+        label: &str,
+        args: &[&str],
+        settings: &[(&str, &str)],
+        message: &'static str,
+    ) -> Self {
+        let mut child = binary(args, settings).spawn().expect("the binary starts");
         let output = Arc::new(Mutex::new(String::new()));
         let (sender, receiver) = mpsc::channel();
         let readers = vec![
@@ -328,7 +337,7 @@ impl Serve {
             drain(
                 child.stderr.take().expect("stderr"),
                 output.clone(),
-                Some(sender),
+                Some((message, sender)),
             ),
         ];
         let mut serve = Self {
@@ -340,7 +349,10 @@ impl Serve {
         };
         match receiver.recv_timeout(PROCESS_TIMEOUT) {
             Ok(address) => serve.base = format!("http://{address}"),
-            Err(_) => panic!("{label} did not listen: {}", serve.output.lock().unwrap()),
+            Err(_) => panic!(
+                "{label} did not log {message:?}: {}",
+                serve.output.lock().unwrap()
+            ),
         }
         serve
     }
@@ -1004,6 +1016,15 @@ async fn no_secret_is_ever_logged_or_echoed() {
         "the run logged at trace level"
     );
 
+    // The relay alone, on the same database and broker.
+    let relay = Serve::start_until(
+        "relay on PostgreSQL with NATS",
+        &["relay"],
+        &settings,
+        "relaying outbox events to NATS JetStream",
+    );
+    relay.stop(&transcript);
+
     for (args, codes) in [
         (&["audit", "verify"][..], &[0][..]),
         (&["diagnose", "--all"][..], &[0, 1, 2][..]),
@@ -1032,11 +1053,19 @@ async fn no_secret_is_ever_logged_or_echoed() {
     );
     let malformed_password = transcript.make("a malformed URL's password", "bad", "");
     let malformed = format!("postgres://postgres:{malformed_password}@127.0.0.1:notaport/db");
+    let tls_password = transcript.make("a TLS database URL's password", "tls pw ", "");
+    let tls = format!(
+        "postgres://postgres:{}@127.0.0.1:5432/{}?sslmode=verify-full&sslrootcert=/nonexistent/ca-{}.pem",
+        percent_encode(&tls_password),
+        database.name,
+        core()
+    );
     // At once: a pool gives an unreachable server its 10 s acquire timeout.
     let runs: Vec<(String, Command, i32)> = [
         ("an unreachable database", unreachable.as_str()),
         ("a missing database", missing.as_str()),
         ("a malformed database URL", malformed.as_str()),
+        ("a database URL with a missing CA file", tls.as_str()),
     ]
     .into_iter()
     .flat_map(|(what, url)| {
