@@ -2,10 +2,11 @@
 //! through every path a secret takes — the bootstrap password, logins right and wrong,
 //! password changes, invitations, session tokens, API keys (made, used, revoked, made
 //! up), TOTP enrolment and codes; a PostgreSQL URL with a password for `migrate`,
-//! `serve`, `bootstrap`, `audit verify` and `diagnose --all`, and the same password on
-//! URLs that fail (an unreachable port, a missing database, a malformed URL); NATS URLs
-//! with a user and password (right, wrong, unreachable), a token, an invalid nkey seed;
-//! invalid secret settings and a config file full of secrets that does not parse —
+//! `bootstrap`, `serve`, `relay`, `audit verify` and `diagnose --all`, and passwords on
+//! URLs that fail (an unreachable port, a missing database, a malformed URL, a missing
+//! CA file); NATS URLs with a user and password (right, wrong, unreachable), a token, an
+//! invalid nkey seed; invalid secret settings (too short, not UTF-8, a wrong scheme, a
+//! misspelt name) and config files full of secrets that do not parse —
 //! logging at `trace` in JSON. Everything each process wrote (stdout and stderr) and
 //! every HTTP answer (status, headers, body) is then searched for every secret, raw,
 //! percent-encoded, form-encoded and JSON-escaped, and for the random core of each
@@ -22,6 +23,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -1221,6 +1223,22 @@ async fn no_secret_is_ever_logged_or_echoed() {
         let outcome = run(&transcript, what, binary(&["migrate"], &settings));
         assert_fails(&outcome, 1, &[needle], what);
     }
+    // A password that is not UTF-8: refused by name, its bytes never shown.
+    let binary_password = transcript.make("a password that is not UTF-8", "bin pw ", "");
+    let mut bytes = binary_password.clone().into_bytes();
+    bytes.push(0xff);
+    let mut command = binary(&["migrate"], &[("USER_ENGINE_BOOTSTRAP_EMAIL", ROOT_EMAIL)]);
+    command.env(
+        "USER_ENGINE_BOOTSTRAP_PASSWORD",
+        std::ffi::OsString::from_vec(bytes),
+    );
+    let outcome = run(&transcript, "a password that is not UTF-8", command);
+    assert_fails(
+        &outcome,
+        1,
+        &["USER_ENGINE_BOOTSTRAP_PASSWORD is not valid UTF-8"],
+        "a password that is not UTF-8",
+    );
     let outcome = run(
         &transcript,
         "a misspelt database variable",
