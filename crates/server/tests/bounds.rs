@@ -71,8 +71,8 @@ const METRICS_GROWTH_BOUND_BYTES: usize = 16 * 1024;
 /// their 19 MiB each after the warm-up, and every map, queue and cache of the process is
 /// bounded; what may still grow is allocator fragmentation and SQLite's page cache as
 /// the throttle and audit tables grow (bounded by its cache size per connection).
-/// Measured here: about 80 MiB after the warm-up, 1 to 3 MiB more after the run. The
-/// bound is eight times that: anything the process kept of each request, from about
+/// Measured here: about 80 MiB after the warm-up, 1 to 4 MiB more after the run. The
+/// bound is six times that: anything the process kept of each request, from about
 /// 2.5 KiB a request, would pass it.
 const RSS_GROWTH_BOUND_KIB: u64 = 24 * 1024;
 
