@@ -170,6 +170,7 @@ impl std::error::Error for ConfigError {}
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
+    #[serde(default, deserialize_with = "secret_text")]
     database_url: Option<String>,
     database_pooling: Option<String>,
     data_dir: Option<String>,
@@ -181,18 +182,42 @@ struct FileConfig {
     session_idle_seconds: Option<i64>,
     invitation_ttl_seconds: Option<i64>,
     bootstrap_email: Option<String>,
+    #[serde(default, deserialize_with = "secret_text")]
     bootstrap_password: Option<String>,
     login_rate_per_minute: Option<i64>,
     auth_failures_per_minute: Option<i64>,
     trusted_proxies: Option<String>,
+    #[serde(default, deserialize_with = "secret_text")]
     nats_url: Option<String>,
     nats_ca_file: Option<String>,
     nats_creds_file: Option<String>,
+    #[serde(default, deserialize_with = "secret_text")]
     nats_nkey_seed: Option<String>,
     outbox_lag_warn_seconds: Option<i64>,
     management_listen: Option<String>,
     request_timeout_seconds: Option<i64>,
     hash_queue: Option<i64>,
+}
+
+/// A secret of the file: a string, whose value no error repeats (serde's own message
+/// for a wrong type, such as an unquoted number, quotes the value).
+fn secret_text<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<toml::Value>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(toml::Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "must be a quoted string, not {} {} (the value is a secret and is not shown)",
+            if other.type_str().starts_with(['a', 'i']) {
+                "an"
+            } else {
+                "a"
+            },
+            other.type_str()
+        ))),
+    }
 }
 
 /// Where a value came from, for error messages.
@@ -1017,6 +1042,23 @@ database_url = "postgres://file:filepass@db/file"
         )?;
         assert_eq!(config.database_pooling, adapters_pg::Pooling::Transaction);
         Ok(())
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_refused_without_its_value() {
+        for (contents, shown) in [
+            ("bootstrap_password = 987654321987654321\n", "an integer"),
+            ("database_url = 12.5e3\n", "a float"),
+            ("nats_url = [\"nats://u:pw@h\"]\n", "an array"),
+            ("nats_nkey_seed = true\n", "a boolean"),
+        ] {
+            let message = rejection(load(Some(contents), &[]));
+            assert!(message.contains("must be a quoted string"), "{message}");
+            assert!(message.contains(shown), "{message}");
+            for secret in ["987654321987654321", "12.5", "12500", "pw@h", "true"] {
+                assert!(!message.contains(secret), "{secret} in {message}");
+            }
+        }
     }
 
     #[test]

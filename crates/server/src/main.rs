@@ -247,9 +247,23 @@ fn print_openapi() -> Result<(), String> {
     }
 }
 
+/// Log targets that write credentials at their finest levels, each with the finest level
+/// that does not.
+const CREDENTIAL_LOGGING_TARGETS: [&str; 1] = ["async_nats::connection=debug"];
+
 fn init_tracing(config: &Config) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&config.log_level)
+    let mut filter = EnvFilter::try_new(&config.log_level)
         .map_err(|error| format!("invalid setting USER_ENGINE_LOG: {error}"))?;
+    // Capped whatever USER_ENGINE_LOG says (a directive for the same target replaces
+    // the operator's): at trace, async-nats logs its CONNECT message, password and
+    // token included.
+    for directive in CREDENTIAL_LOGGING_TARGETS {
+        filter = filter.add_directive(
+            directive
+                .parse()
+                .map_err(|error| format!("logging directive {directive}: {error}"))?,
+        );
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -338,7 +352,7 @@ async fn relay(config: &Config) -> Result<(), String> {
         config.database_pooling,
     )
     .await
-    .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+    .map_err(|error| store::pool_error(&error))?;
     let publisher = adapters_nats::JetStreamPublisher::connect_with(
         &nats,
         adapters_nats::DEFAULT_STREAM,

@@ -142,7 +142,7 @@ pub async fn open(config: &Config) -> Result<(Backend, Vec<String>), String> {
                 config.database_pooling,
             )
             .await
-            .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+            .map_err(|error| pool_error(&error))?;
             if config.database_pooling == Pooling::Transaction {
                 require_migrated(&store).await?;
             }
@@ -171,12 +171,21 @@ pub async fn connect_existing(config: &Config, connections: u32) -> Result<Backe
             PgStore::connect_pooled(url.expose(), connections, config.database_pooling)
                 .await
                 .map(Backend::Postgres)
-                .map_err(|error| format!("cannot connect the database pool: {error}"))
+                .map_err(|error| pool_error(&error))
         }
         Location::Sqlite { options, .. } => open_existing_sqlite(options, connections)
             .await
             .map(Backend::Sqlite),
     }
+}
+
+/// Why the service pool could not connect, naming the setting to check.
+pub fn pool_error(error: &domain::ports::StoreError) -> String {
+    format!(
+        "cannot connect to the database of USER_ENGINE_DATABASE_URL ({error}); check its \
+         host, port, user, password and TLS parameters and that PostgreSQL (or the pooler) \
+         is running"
+    )
 }
 
 /// What `migrate` says behind a transaction pooler, which cannot carry the migrations'
