@@ -259,3 +259,107 @@ impl Drop for PrivateNats {
         let _ = std::fs::remove_dir_all(&self.store);
     }
 }
+
+/// A NATS decentralised-auth setup of the test's own: an operator, its system account,
+/// an account with JetStream, and a user of it, as `nsc` would make them (JWTs signed with nkeys).
+#[derive(Debug)]
+pub struct Operator {
+    /// The server's configuration lines: the operator JWT and a memory resolver
+    /// preloaded with the account JWT.
+    pub server_config: String,
+    /// A `.creds` file's contents for the user: its JWT and its nkey seed.
+    pub creds: String,
+    /// The user's seed, a secret the tests look for in messages.
+    pub user_seed: String,
+}
+
+impl Operator {
+    pub fn new() -> Self {
+        let operator = nkeys::KeyPair::new_operator();
+        let account = nkeys::KeyPair::new_account();
+        let user = nkeys::KeyPair::new_user();
+        let operator_jwt = jwt(
+            &operator,
+            &operator.public_key(),
+            "test-operator",
+            serde_json::json!({ "type": "operator", "version": 2 }),
+        );
+        let account_jwt = jwt(
+            &operator,
+            &account.public_key(),
+            "test-account",
+            serde_json::json!({
+                "limits": {
+                    "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                    "wildcards": true, "conn": -1, "leaf": -1,
+                    "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1
+                },
+                "default_permissions": { "pub": {}, "sub": {} },
+                "type": "account",
+                "version": 2
+            }),
+        );
+        let user_jwt = jwt(
+            &account,
+            &user.public_key(),
+            "test-user",
+            serde_json::json!({
+                "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                "type": "user", "version": 2
+            }),
+        );
+        // JetStream in operator mode needs a system account.
+        let system = nkeys::KeyPair::new_account();
+        let system_jwt = jwt(
+            &operator,
+            &system.public_key(),
+            "SYS",
+            serde_json::json!({ "type": "account", "version": 2 }),
+        );
+        let user_seed = user.seed().expect("a user seed");
+        let creds = format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\
+             NKEYs are sensitive and should be treated as secrets.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{user_seed}\n------END USER NKEY SEED------\n\n\
+             *************************************************************\n"
+        );
+        let server_config = format!(
+            "operator: \"{operator_jwt}\"\nresolver: MEMORY\nsystem_account: {system}\n\
+             resolver_preload: {{ {account}: \"{account_jwt}\", {system}: \"{system_jwt}\" }}\n",
+            account = account.public_key(),
+            system = system.public_key(),
+        );
+        Self {
+            server_config,
+            creds,
+            user_seed,
+        }
+    }
+}
+
+impl Default for Operator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A NATS JWT (header `ed25519-nkey`) with these claims, signed by `issuer`.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": uuid::Uuid::now_v7().simple().to_string().to_ascii_uppercase(),
+        "iat": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let payload = encode(claims.to_string().as_bytes());
+    let signed = format!("{header}.{payload}");
+    let signature = issuer.sign(signed.as_bytes()).expect("signed");
+    format!("{signed}.{}", encode(&signature))
+}

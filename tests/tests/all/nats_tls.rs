@@ -1,6 +1,6 @@
 //! NATS over TLS with authentication (SPEC §7, issue 14), on a private `nats-server` with
 //! a `tls {}` block and users, its certificate from a CA the test makes: events reach
-//! JetStream with a password or an nkey; a CA that did not sign the server's certificate
+//! JetStream with a password, an nkey or a `.creds` file (an operator-mode server); a CA that did not sign the server's certificate
 //! leaves the node alive and not ready, naming the server and the failure, never a panic;
 //! no message echoes a credential.
 
@@ -14,7 +14,7 @@ use domain::relay::EventPublisher;
 use server::config::{Config, Secret};
 use server::startup::Application;
 use tests::cluster::{TempDir, TestCa};
-use tests::nats::PrivateNats;
+use tests::nats::{Operator, PrivateNats};
 
 const PASSWORD: &str = "relay-password-7f3a91";
 
@@ -103,6 +103,65 @@ async fn over_tls_a_password_or_an_nkey_gets_events_acknowledged_by_jetstream() 
         .await
         .expect_err("a wrong password is refused");
     assert!(!problem.contains(PASSWORD), "{problem}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_creds_file_gets_events_acknowledged_and_a_strangers_is_refused() {
+    let ca = TestCa::new("user-engine NATS CA");
+    let certs = TempDir::new("nats-creds");
+    let (cert, key) = ca.server_cert("localhost", &certs.0);
+    let operator = Operator::new();
+    let nats = PrivateNats::start_configured(&format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", timeout: 2 }}\n{}",
+        cert.display(),
+        key.display(),
+        operator.server_config
+    ));
+    let creds = certs.0.join("relay.creds");
+    std::fs::write(&creds, &operator.creds).expect("the creds file");
+    let publisher = JetStreamPublisher::connect_with(
+        &NatsOptions {
+            url: format!("tls://localhost:{}", nats.port),
+            ca_file: Some(ca.cert.clone()),
+            creds_file: Some(creds),
+            ..NatsOptions::default()
+        },
+        "UE_CREDS",
+        "uecreds",
+    )
+    .await
+    .expect("connects");
+    settled(&publisher)
+        .await
+        .unwrap_or_else(|problem| panic!("the connection is up: {problem}"));
+    publisher.ensure_stream().await.expect("the stream");
+    publisher
+        .publish(&event("acme"))
+        .await
+        .expect("JetStream acknowledges the event");
+
+    // Credentials of another operator's user: refused, without the seed in the problem.
+    let stranger = Operator::new();
+    let strangers = certs.0.join("stranger.creds");
+    std::fs::write(&strangers, &stranger.creds).expect("the creds file");
+    let publisher = JetStreamPublisher::connect_with(
+        &NatsOptions {
+            url: format!("tls://localhost:{}", nats.port),
+            ca_file: Some(ca.cert.clone()),
+            creds_file: Some(strangers),
+            ..NatsOptions::default()
+        },
+        "UE_CREDS_STRANGER",
+        "uecredsstranger",
+    )
+    .await
+    .expect("the connection is made in the background");
+    let problem = settled(&publisher)
+        .await
+        .expect_err("another operator's user is refused");
+    assert!(problem.contains("authorization violation"), "{problem}");
+    assert!(!problem.contains(&stranger.user_seed), "{problem}");
+    assert!(!problem.contains(&operator.user_seed), "{problem}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
