@@ -4,9 +4,6 @@
 //! member a 2xx answer acknowledged is there with its audit record and its event, every
 //! member there has exactly both, the audit chain verifies (`user-engine audit verify`)
 //! and audit seqs and feed positions have no gaps.
-//!
-//! It lives with the binary's package because only there does cargo build the binary
-//! for a test (`CARGO_BIN_EXE_user-engine`); the cross-crate tests are in `tests`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
