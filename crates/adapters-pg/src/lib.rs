@@ -4,11 +4,13 @@
 //! Every transaction sets its tenant (or platform mode) with `set_config(…, true)`, so
 //! the setting lives exactly as long as the transaction and a pooled connection never
 //! carries one tenant into another's request. Queries run as `user_engine_app`, a role
-//! that row-level security applies to.
+//! that row-level security applies to, set for each transaction. Behind a transaction
+//! pooler such as PgBouncer nothing else may live in the session either ([`Pooling`]).
 
 mod columns;
 mod errors;
 mod facts_cache;
+mod pooling;
 pub mod relay;
 mod tx;
 
@@ -26,6 +28,8 @@ use sqlx::{ConnectOptions, Executor, PgPool};
 
 pub use errors::store_error;
 use facts_cache::FactsCache;
+use pooling::Db;
+pub use pooling::Pooling;
 
 /// The role the service's queries run as (created by the migrations).
 pub const SERVICE_ROLE: &str = "user_engine_app";
@@ -44,7 +48,7 @@ pub async fn migrate(owner: &PgPool) -> Result<(), StoreError> {
         .await
         .map_err(|error| StoreError::Unavailable(error.to_string()))?;
     let tx = owner.begin().await.map_err(store_error)?;
-    let mut tx = tx::PgTx::new(tx::PgBackend::new(tx), TxScope::Platform);
+    let mut tx = tx::PgTx::new(tx::PgBackend::new(tx, Pooling::Session), TxScope::Platform);
     tx.seed_defaults().await?;
     Box::new(tx).commit().await
 }
@@ -52,50 +56,121 @@ pub async fn migrate(owner: &PgPool) -> Result<(), StoreError> {
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    db: Db,
     /// The authorize API's facts, served again only while the partition heads they were
     /// read with are unchanged (see `facts_cache`); shared by the clones of a store.
     facts: Arc<FactsCache>,
 }
 
 impl PgStore {
-    /// Connects a pool whose every connection acts as the service role.
+    /// Connects a pool straight to PostgreSQL whose every connection acts as the service
+    /// role.
     ///
     /// # Errors
     /// When the URL is invalid or the database cannot be reached.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options: PgConnectOptions = url
+        Self::connect_pooled(url, max_connections, Pooling::Session).await
+    }
+
+    /// Connects a pool that reaches PostgreSQL as `pooling` says.
+    ///
+    /// # Errors
+    /// When the URL is invalid or the database (or the pooler) cannot be reached.
+    pub async fn connect_pooled(
+        url: &str,
+        max_connections: u32,
+        pooling: Pooling,
+    ) -> Result<Self, StoreError> {
+        let mut options: PgConnectOptions = url
             .parse::<PgConnectOptions>()
             .map_err(|error| StoreError::Unavailable(error.to_string()))?
             .disable_statement_logging();
+        if pooling == Pooling::Transaction {
+            // The adapter's own statements are unnamed; this keeps any the driver makes
+            // for itself from being reused in another server session.
+            options = options.statement_cache_capacity(0);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|connection, _meta| {
+            .acquire_timeout(Duration::from_secs(10));
+        // Straight to PostgreSQL the role is set once, for the statements the adapter
+        // runs outside a transaction; behind a transaction pooler it would land in one
+        // server session of many, so every transaction sets it instead.
+        let pool = match pooling {
+            Pooling::Session => pool.after_connect(|connection, _meta| {
                 Box::pin(async move {
                     connection
                         .execute(format!("set role {SERVICE_ROLE}").as_str())
                         .await
                         .map(|_| ())
                 })
-            })
-            .connect_with(options)
-            .await
-            .map_err(store_error)?;
+            }),
+            Pooling::Transaction => pool,
+        };
+        let pool = pool.connect_with(options).await.map_err(store_error)?;
         Ok(Self {
-            pool,
+            db: Db { pool, pooling },
             facts: Arc::default(),
         })
     }
 
     /// The pool, for tests and tools.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.db.pool
+    }
+
+    /// How the pool reaches PostgreSQL.
+    pub fn pooling(&self) -> Pooling {
+        self.db.pooling
     }
 
     /// Whether the database answers a trivial query (for readiness checks).
     pub async fn ping(&self) -> bool {
-        sqlx::query("select 1").execute(&self.pool).await.is_ok()
+        self.db.ping().await
+    }
+
+    /// The embedded migrations the database has not applied, as `version description`:
+    /// what a node that does not migrate (behind a transaction pooler) checks before
+    /// serving. Reads `_sqlx_migrations` as the connecting user, not the service role.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn unapplied_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let mut tx = self
+            .db
+            .pool
+            .begin_with("begin; set local role none")
+            .await
+            .map_err(store_error)?;
+        let exists: bool = Db::query_as::<(bool,)>(
+            self.db.pooling,
+            "select to_regclass('_sqlx_migrations') is not null",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .0;
+        let applied: Vec<i64> = if exists {
+            Db::query_as::<(i64,)>(
+                self.db.pooling,
+                "select version from _sqlx_migrations where success",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|(version,)| version)
+            .collect()
+        } else {
+            Vec::new()
+        };
+        tx.commit().await.map_err(store_error)?;
+        Ok(MIGRATOR
+            .iter()
+            .filter(|migration| !migration.migration_type.is_down_migration())
+            .filter(|migration| !applied.contains(&migration.version))
+            .map(|migration| format!("{} {}", migration.version, migration.description))
+            .collect())
     }
 }
 
@@ -109,14 +184,17 @@ impl Store for PgStore {
             TxScope::Platform => ("", "on"),
         };
         let tx = self
-            .pool
-            .begin_with(format!(
-                "begin; select set_config('app.tenant_id', '{tenant}', true), \
+            .db
+            .begin(&format!(
+                "select set_config('app.tenant_id', '{tenant}', true), \
                  set_config('app.platform', '{platform}', true)"
             ))
             .await
             .map_err(store_error)?;
-        Ok(Box::new(tx::PgTx::new(tx::PgBackend::new(tx), scope)))
+        Ok(Box::new(tx::PgTx::new(
+            tx::PgBackend::new(tx, self.db.pooling),
+            scope,
+        )))
     }
 
     async fn throttle_hit(
@@ -125,7 +203,7 @@ impl Store for PgStore {
         window: time::Duration,
         now: time::OffsetDateTime,
     ) -> Result<ThrottleCount, StoreError> {
-        tx::throttles::throttle_hit(&self.pool, key, window, now).await
+        tx::throttles::throttle_hit(&self.db, key, window, now).await
     }
 
     async fn throttle_peek(
@@ -133,12 +211,12 @@ impl Store for PgStore {
         key: &str,
         now: time::OffsetDateTime,
     ) -> Result<ThrottleCount, StoreError> {
-        tx::throttles::throttle_peek(&self.pool, key, now).await
+        tx::throttles::throttle_peek(&self.db, key, now).await
     }
 
     /// One statement, no transaction.
     async fn find_login(&self, email: &Email) -> Result<Option<LoginRecord>, StoreError> {
-        tx::authorize::find_login(&self.pool, email).await
+        tx::authorize::find_login(&self.db, email).await
     }
 
     /// One statement, one round trip: a probe of the partition heads when the facts
@@ -148,6 +226,6 @@ impl Store for PgStore {
         &self,
         query: &SnapshotQuery,
     ) -> Result<AuthorizeSnapshot, StoreError> {
-        tx::authorize::authorize_snapshot(&self.pool, &self.facts, query).await
+        tx::authorize::authorize_snapshot(&self.db, &self.facts, query).await
     }
 }

@@ -30,6 +30,23 @@ use crate::metrics::Metrics;
 /// Whether the service can do its work (the database answers), for `/readyz`.
 pub trait Readiness: Send + Sync {
     fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+
+    /// The store's connection pool as it is now, for `/metrics`; `None` when the store
+    /// has no pool to report.
+    fn pool(&self) -> Option<PoolStats> {
+        None
+    }
+}
+
+/// A connection pool's state at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open, idle or in use.
+    pub open: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
 }
 
 /// What every handler shares.

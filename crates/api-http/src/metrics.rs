@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests by route and status, latency histograms, decisions by
 //! reason, login failures, the outbox relay (published, failures, backlog, lag), the
-//! build, and the process (`process_*`, on Linux).
+//! database connection pool, the build, and the process (`process_*`, on Linux).
 //!
 //! Every label takes its value from a fixed set (SPEC §7: bounded), so no request can
 //! add a time series: `route` is a route template or `unmatched`, `method` one of
@@ -38,6 +38,8 @@ pub struct Metrics {
     relay_failures: IntCounter,
     relay_backlog: IntGauge,
     relay_lag: Gauge,
+    pool_connections: IntGaugeVec,
+    pool_max: IntGauge,
 }
 
 impl Metrics {
@@ -86,6 +88,19 @@ impl Metrics {
         registry.register(Box::new(relay_failures.clone()))?;
         registry.register(Box::new(relay_backlog.clone()))?;
         registry.register(Box::new(relay_lag.clone()))?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Open database connections, idle or in use",
+            ),
+            &["state"],
+        )?;
+        let pool_max = IntGauge::new(
+            "db_pool_max_connections",
+            "The most connections the database pool opens",
+        )?;
+        registry.register(Box::new(pool_connections.clone()))?;
+        registry.register(Box::new(pool_max.clone()))?;
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Always 1; the version label names the build"),
             &["version"],
@@ -110,6 +125,8 @@ impl Metrics {
             relay_failures,
             relay_backlog,
             relay_lag,
+            pool_connections,
+            pool_max,
         })
     }
 
@@ -148,6 +165,20 @@ impl Metrics {
         self.relay_lag.set(oldest_age_seconds);
     }
 
+    /// The database pool as it is now (left as it was when the store reports none).
+    pub fn pool(&self, stats: Option<crate::app::PoolStats>) {
+        if let Some(stats) = stats {
+            let in_use = stats.open.saturating_sub(stats.idle);
+            self.pool_connections
+                .with_label_values(&["idle"])
+                .set(i64::from(stats.idle));
+            self.pool_connections
+                .with_label_values(&["in_use"])
+                .set(i64::from(in_use));
+            self.pool_max.set(i64::from(stats.max));
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
@@ -184,6 +215,24 @@ mod tests {
             text.contains("user_engine_relay_lag_seconds 12.5"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_pool_shows_idle_and_in_use_connections_and_its_bound() {
+        let metrics = Metrics::new().expect("metrics");
+        metrics.pool(Some(crate::app::PoolStats {
+            open: 5,
+            idle: 2,
+            max: 16,
+        }));
+        let text = metrics.render();
+        for line in [
+            "user_engine_db_pool_connections{state=\"idle\"} 2",
+            "user_engine_db_pool_connections{state=\"in_use\"} 3",
+            "user_engine_db_pool_max_connections 16",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub struct Config {
     pub file: Option<PathBuf>,
     pub listen: SocketAddr,
     pub database_url: Option<Secret>,
+    /// How the PostgreSQL URL reaches the database.
+    pub database_pooling: adapters_pg::Pooling,
     /// The embedded store's directory, used when `database_url` is unset.
     pub data_dir: PathBuf,
     pub max_connections: u32,
@@ -122,6 +124,7 @@ impl Default for Config {
             file: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
+            database_pooling: adapters_pg::Pooling::Session,
             data_dir: PathBuf::from("./user-engine-data"),
             max_connections: 16,
             log_format: LogFormat::Text,
@@ -168,6 +171,7 @@ impl std::error::Error for ConfigError {}
 struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
+    database_pooling: Option<String>,
     data_dir: Option<String>,
     max_connections: Option<i64>,
     log_format: Option<String>,
@@ -461,6 +465,15 @@ impl Config {
                     Err("must be a postgres://, postgresql:// or sqlite:// url".to_owned())
                 }
             })?;
+        let database_pooling = layers
+            .resolve(
+                &DATABASE_POOLING,
+                false,
+                parsed.database_pooling,
+                text,
+                |value| adapters_pg::Pooling::parse(value.trim()),
+            )?
+            .unwrap_or(defaults.database_pooling);
         let data_dir = layers
             .resolve(&DATA_DIR, false, parsed.data_dir, text, |value| {
                 if value.trim().is_empty() {
@@ -638,6 +651,7 @@ impl Config {
             file: file.map(|(path, _)| path.to_path_buf()),
             listen,
             database_url,
+            database_pooling,
             data_dir,
             max_connections,
             log_format,
@@ -984,10 +998,25 @@ database_url = "postgres://file:filepass@db/file"
             ("USER_ENGINE_AUTH_FAILURES_PER_MINUTE", "0"),
             ("USER_ENGINE_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("USER_ENGINE_BOOTSTRAP_EMAIL", "not-an-email"),
+            ("USER_ENGINE_DATABASE_POOLING", "statement"),
         ] {
             let message = rejection(load(None, &[(name, value)]));
             assert!(message.contains(name), "{name}={value} gave {message:?}");
         }
+    }
+
+    #[test]
+    fn pooling_is_session_unless_a_transaction_pooler_is_named() -> Result<(), ConfigError> {
+        assert_eq!(
+            load(None, &[])?.database_pooling,
+            adapters_pg::Pooling::Session
+        );
+        let config = load(
+            Some("database_pooling = \"session\"\n"),
+            &[("USER_ENGINE_DATABASE_POOLING", "transaction")],
+        )?;
+        assert_eq!(config.database_pooling, adapters_pg::Pooling::Transaction);
+        Ok(())
     }
 
     #[test]

@@ -278,6 +278,7 @@ fn log_effective_config(config: &Config) {
         config_file = file.as_deref().unwrap_or("none"),
         listen = %config.listen,
         database_url = config.database_url.as_ref().map_or("unset", |_| "<redacted>"),
+        database_pooling = config.database_pooling.as_str(),
         data_dir = %config.data_dir.display(),
         max_connections = config.max_connections,
         log_format = %config.log_format,
@@ -331,9 +332,13 @@ async fn relay(config: &Config) -> Result<(), String> {
     let nats = nats_options(config)?;
     // No migration: the API's deployment owns the schema; a relay only reads and marks
     // outbox rows, so a small pool is enough.
-    let store = PgStore::connect(url.expose(), config.max_connections.min(4))
-        .await
-        .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+    let store = PgStore::connect_pooled(
+        url.expose(),
+        config.max_connections.min(4),
+        config.database_pooling,
+    )
+    .await
+    .map_err(|error| format!("cannot connect the database pool: {error}"))?;
     let publisher = adapters_nats::JetStreamPublisher::connect_with(
         &nats,
         adapters_nats::DEFAULT_STREAM,
@@ -385,7 +390,10 @@ async fn shutdown_signal() {
 
 async fn migrate(config: &Config) -> Result<(), String> {
     let applied = match Location::of(config)? {
-        Location::Postgres(url) => store::migrate_postgres(&url).await?,
+        Location::Postgres(url) => {
+            store::refuse_through_transaction_pooler(config)?;
+            store::migrate_postgres(&url).await?
+        }
         Location::Sqlite { options, path } => {
             let (store, applied) = store::open_sqlite(options, 1).await?;
             store.close().await;

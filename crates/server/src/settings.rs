@@ -28,6 +28,16 @@ pub(crate) const DATABASE_URL: Setting = Setting {
            the migrations), sqlite://path/to/file.db an embedded SQLite file; unset, the \
            embedded store in USER_ENGINE_DATA_DIR (secret, never logged)",
 };
+pub(crate) const DATABASE_POOLING: Setting = Setting {
+    key: "database_pooling",
+    env: "USER_ENGINE_DATABASE_POOLING",
+    default: Some("session"),
+    help: "how the PostgreSQL URL reaches the database: session (straight to PostgreSQL, or \
+           a pooler in session mode) or transaction (a transaction pooler such as PgBouncer \
+           with pool_mode = transaction: no prepared statement is kept and every statement \
+           runs in a transaction; serve then checks the schema instead of migrating it, so \
+           run `user-engine migrate` on a URL straight to PostgreSQL first)",
+};
 pub(crate) const DATA_DIR: Setting = Setting {
     key: "data_dir",
     env: "USER_ENGINE_DATA_DIR",
@@ -180,6 +190,7 @@ pub(crate) const OUTBOX_LAG_WARN: Setting = Setting {
 pub const SETTINGS: &[Setting] = &[
     LISTEN,
     DATABASE_URL,
+    DATABASE_POOLING,
     DATA_DIR,
     MAX_CONNECTIONS,
     LOG_FORMAT,

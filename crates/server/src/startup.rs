@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use api_http::app::{management_router, router, AppState, Readiness};
+use api_http::app::{management_router, router, AppState, PoolStats, Readiness};
 use api_http::metrics::Metrics;
 use domain::ids::{Email, Password};
 use domain::model::User;
@@ -277,6 +277,10 @@ impl Readiness for NodeReadiness {
                 None => Ok(()),
             }
         })
+    }
+
+    fn pool(&self) -> Option<PoolStats> {
+        self.backend.pool()
     }
 }
 

@@ -9,9 +9,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters_pg::PgStore;
+use adapters_pg::{PgStore, Pooling};
 use adapters_sqlite::SqliteStore;
-use api_http::app::Readiness;
+use api_http::app::{PoolStats, Readiness};
 use domain::ports::{Store, TxScope};
 use domain::relay::RelayOutbox;
 use sqlx::migrate::Migrate;
@@ -106,6 +106,22 @@ impl Readiness for Backend {
             }
         })
     }
+
+    /// PostgreSQL's pool; the embedded store's one writer and its readers are not a
+    /// pool an operator sizes against a server, so it reports none.
+    fn pool(&self) -> Option<PoolStats> {
+        match self {
+            Self::Postgres(store) => {
+                let pool = store.pool();
+                Some(PoolStats {
+                    open: pool.size(),
+                    idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                    max: pool.options().get_max_connections(),
+                })
+            }
+            Self::Sqlite(_) => None,
+        }
+    }
 }
 
 /// Opens the configured store (PostgreSQL, or the embedded SQLite file) and applies its
@@ -116,10 +132,20 @@ impl Readiness for Backend {
 pub async fn open(config: &Config) -> Result<(Backend, Vec<String>), String> {
     match Location::of(config)? {
         Location::Postgres(url) => {
-            let applied = migrate_postgres(&url).await?;
-            let store = PgStore::connect(url.expose(), config.max_connections)
-                .await
-                .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+            let applied = match config.database_pooling {
+                Pooling::Session => migrate_postgres(&url).await?,
+                Pooling::Transaction => Vec::new(),
+            };
+            let store = PgStore::connect_pooled(
+                url.expose(),
+                config.max_connections,
+                config.database_pooling,
+            )
+            .await
+            .map_err(|error| format!("cannot connect the database pool: {error}"))?;
+            if config.database_pooling == Pooling::Transaction {
+                require_migrated(&store).await?;
+            }
             Ok((Backend::Postgres(store), applied))
         }
         Location::Sqlite { options, path } => {
@@ -141,13 +167,53 @@ pub async fn open(config: &Config) -> Result<(Backend, Vec<String>), String> {
 /// When the store cannot be reached, or the embedded file does not exist.
 pub async fn connect_existing(config: &Config, connections: u32) -> Result<Backend, String> {
     match Location::of(config)? {
-        Location::Postgres(url) => PgStore::connect(url.expose(), connections)
-            .await
-            .map(Backend::Postgres)
-            .map_err(|error| format!("cannot connect the database pool: {error}")),
+        Location::Postgres(url) => {
+            PgStore::connect_pooled(url.expose(), connections, config.database_pooling)
+                .await
+                .map(Backend::Postgres)
+                .map_err(|error| format!("cannot connect the database pool: {error}"))
+        }
         Location::Sqlite { options, .. } => open_existing_sqlite(options, connections)
             .await
             .map(Backend::Sqlite),
+    }
+}
+
+/// What `migrate` says behind a transaction pooler, which cannot carry the migrations'
+/// session (their advisory lock, their prepared statements).
+///
+/// # Errors
+/// When `USER_ENGINE_DATABASE_POOLING` is `transaction`.
+pub fn refuse_through_transaction_pooler(config: &Config) -> Result<(), String> {
+    match config.database_pooling {
+        Pooling::Session => Ok(()),
+        Pooling::Transaction => Err(
+            "migrations need a connection straight to PostgreSQL, not through a transaction \
+             pooler: run `user-engine migrate` with USER_ENGINE_DATABASE_URL naming PostgreSQL \
+             itself and USER_ENGINE_DATABASE_POOLING=session (or unset)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// Behind a transaction pooler a node does not migrate; it serves only a schema that
+/// has every migration it embeds.
+async fn require_migrated(store: &PgStore) -> Result<(), String> {
+    let missing = store
+        .unapplied_migrations()
+        .await
+        .map_err(|error| format!("cannot read the applied migrations: {error}"))?;
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the database lacks {} migration(s) (first: {}); with \
+             USER_ENGINE_DATABASE_POOLING=transaction the schema is not migrated through the \
+             pooler: run `user-engine migrate` with USER_ENGINE_DATABASE_URL naming PostgreSQL \
+             itself first",
+            missing.len(),
+            missing.first().map_or("", String::as_str)
+        ))
     }
 }
 

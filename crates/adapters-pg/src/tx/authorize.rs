@@ -16,23 +16,24 @@ use super::USER_COLUMNS;
 use crate::columns::Pg;
 use crate::errors::store_error;
 use crate::facts_cache::{FactsCache, Heads};
+use crate::pooling::Db;
 
 /// [`domain::ports::Store::find_login`] in one statement, outside any transaction:
 /// users and their credentials are platform tables, which row-level security does not
 /// cover, so no setting is needed.
-pub(crate) async fn find_login(
-    pool: &sqlx::PgPool,
-    email: &Email,
-) -> Result<Option<LoginRecord>, StoreError> {
-    let row = sqlx::query(&format!(
+pub(crate) async fn find_login(db: &Db, email: &Email) -> Result<Option<LoginRecord>, StoreError> {
+    let mut single = db.single().await.map_err(store_error)?;
+    let sql = format!(
         "select u.*, (select c.password_hash from user_credentials c \
                       where c.user_id = u.user_id) as password_hash \
          from (select {USER_COLUMNS} from users where lower(email) = lower($1)) as u"
-    ))
-    .bind(email.as_str())
-    .fetch_optional(pool)
-    .await
-    .map_err(store_error)?;
+    );
+    let row = Db::query(db.pooling, &sql)
+        .bind(email.as_str())
+        .fetch_optional(single.conn())
+        .await
+        .map_err(store_error)?;
+    single.done().await.map_err(store_error)?;
     row.map(|row| LoginRow::decode(&Pg(&row))).transpose()
 }
 
@@ -98,18 +99,20 @@ fn head(
 /// statement that also refreshes the cache. Both run outside any explicit transaction:
 /// the SQL functions set the tenant for the statement's own transaction.
 pub(crate) async fn authorize_snapshot(
-    pool: &sqlx::PgPool,
+    db: &Db,
     cache: &FactsCache,
     query: &SnapshotQuery,
 ) -> Result<AuthorizeSnapshot, StoreError> {
     if let Some(cached) = cache.heads_for(query) {
         let session_hash = (!query.api_key).then_some(query.token_hash.as_str());
-        let rows = sqlx::query("select * from authorize_probe($1, $2)")
+        let mut single = db.single().await.map_err(store_error)?;
+        let rows = Db::query(db.pooling, "select * from authorize_probe($1, $2)")
             .bind(query.tenant.as_str())
             .bind(session_hash)
-            .fetch_all(pool)
+            .fetch_all(single.conn())
             .await
             .map_err(store_error)?;
+        single.done().await.map_err(store_error)?;
         let mut heads = Heads::default();
         let mut found = None;
         for row in &rows {
@@ -130,14 +133,14 @@ pub(crate) async fn authorize_snapshot(
             }
         }
     }
-    let (heads, snapshot) = read_snapshot(pool, query).await?;
+    let (heads, snapshot) = read_snapshot(db, query).await?;
     cache.keep(query, heads, &snapshot);
     Ok(snapshot)
 }
 
 /// The `authorize_snapshot` statement, and the heads it read the facts with.
 async fn read_snapshot(
-    pool: &sqlx::PgPool,
+    db: &Db,
     query: &SnapshotQuery,
 ) -> Result<(Heads, AuthorizeSnapshot), StoreError> {
     let users: Vec<Uuid> = query.checks.iter().map(|c| *c.user.as_uuid()).collect();
@@ -147,7 +150,9 @@ async fn read_snapshot(
         .iter()
         .map(|c| c.target.map(|target| *target.as_uuid()))
         .collect();
-    let rows: Vec<PgRow> = sqlx::query(
+    let mut single = db.single().await.map_err(store_error)?;
+    let rows: Vec<PgRow> = Db::query(
+        db.pooling,
         "select * from authorize_snapshot($1, $2, $3, $4, $5::uuid[], $6::text[], $7::uuid[])",
     )
     .bind(query.tenant.as_str())
@@ -157,9 +162,10 @@ async fn read_snapshot(
     .bind(&users)
     .bind(&scopes)
     .bind(&targets)
-    .fetch_all(pool)
+    .fetch_all(single.conn())
     .await
     .map_err(store_error)?;
+    single.done().await.map_err(store_error)?;
     // 1 for the caller's own scope, then 2… for the checks in order.
     let mut rows = rows
         .iter()

@@ -20,12 +20,13 @@ use async_trait::async_trait;
 use domain::audit::{AuditRecord, Partition};
 use domain::model::{ApiKey, Member, PlatformRole, User};
 use domain::ports::StoreError;
-use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Transaction};
 use store_sql::{from_sql_int, Backend, SqlTx, Statement, Value};
 
 use crate::columns::Pg;
 use crate::errors::store_error;
+use crate::pooling::{Db, Pooling, Query};
 
 /// A store transaction over PostgreSQL.
 pub(crate) type PgTx = SqlTx<PgBackend>;
@@ -34,12 +35,11 @@ pub(crate) type PgTx = SqlTx<PgBackend>;
 pub(crate) const USER_COLUMNS: &str =
     "user_id, email, state, platform_roles, has_totp, created_at, updated_at";
 
-/// A statement with its arguments bound.
-type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
-
 /// A PostgreSQL transaction, its tenant set for row-level security.
 pub(crate) struct PgBackend {
     tx: Transaction<'static, Postgres>,
+    /// Whether the transaction's statements may be named and kept.
+    pooling: Pooling,
     /// Heads this transaction has locked, as it last wrote them: while the row lock is
     /// held nobody else can change them, so appends need not read them again.
     heads: HashMap<String, Head>,
@@ -53,9 +53,10 @@ struct Head {
 }
 
 impl PgBackend {
-    pub(crate) fn new(tx: Transaction<'static, Postgres>) -> Self {
+    pub(crate) fn new(tx: Transaction<'static, Postgres>, pooling: Pooling) -> Self {
         Self {
             tx,
+            pooling,
             heads: HashMap::new(),
         }
     }
@@ -64,7 +65,8 @@ impl PgBackend {
     /// once; later calls in the transaction use what it holds.
     async fn lock_head(&mut self, partition: &Partition) -> Result<&mut Head, StoreError> {
         if !self.heads.contains_key(partition.name()) {
-            let head: Head = sqlx::query_as(
+            let head: Head = Db::query_as(
+                self.pooling,
                 "insert into partition_heads (partition) values ($1) \
                  on conflict (partition) do update set partition = excluded.partition \
                  returning audit_seq, audit_hash, event_position",
@@ -82,10 +84,10 @@ impl PgBackend {
 }
 
 /// A statement's SQL as a query, each of its values bound in PostgreSQL's type for it.
-fn query(sql: &str, values: Vec<Value>) -> Query<'_> {
+fn query(pooling: Pooling, sql: &str, values: Vec<Value>) -> Query<'_> {
     values
         .into_iter()
-        .fold(sqlx::query(sql), |query, value| match value {
+        .fold(Db::query(pooling, sql), |query, value| match value {
             Value::Text(text) => query.bind(text),
             Value::Int(int) => query.bind(int),
             Value::Flag(flag) => query.bind(flag),
@@ -106,7 +108,7 @@ impl Backend for PgBackend {
     const BYTEWISE: &'static str = " collate \"C\"";
 
     async fn execute(&mut self, statement: Statement) -> Result<u64, StoreError> {
-        query(&statement.sql, statement.values)
+        query(self.pooling, &statement.sql, statement.values)
             .execute(&mut *self.tx)
             .await
             .map(|done| done.rows_affected())
@@ -114,7 +116,7 @@ impl Backend for PgBackend {
     }
 
     async fn fetch(&mut self, statement: Statement) -> Result<Vec<Pg>, StoreError> {
-        let rows: Vec<PgRow> = query(&statement.sql, statement.values)
+        let rows: Vec<PgRow> = query(self.pooling, &statement.sql, statement.values)
             .fetch_all(&mut *self.tx)
             .await
             .map_err(store_error)?;

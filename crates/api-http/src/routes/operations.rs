@@ -75,6 +75,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 /// The metrics in Prometheus's text format, wherever they are served.
 pub async fn render_metrics(State(state): State<AppState>) -> Response {
+    state.metrics.pool(state.readiness.pool());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
