@@ -962,6 +962,13 @@ pub async fn prove(cluster: &mut Cluster, report: &mut impl FnMut(&str, &str)) {
     );
     let detail = audit_verifies(cluster).await;
     report("user-engine audit verify passes", &detail);
+    if cluster.pgbouncer.is_some() {
+        let detail = pooled(cluster).await;
+        report(
+            "nodes and relays reached PostgreSQL only through PgBouncer",
+            &detail,
+        );
+    }
 }
 
 /// What the checks share: the client, both nodes' URLs and the root's `aal2` session
@@ -2042,4 +2049,28 @@ async fn audit_verifies(cluster: &Cluster) -> String {
         .map(|(node, warnings)| format!("{node} logged {warnings} warnings"))
         .collect();
     format!("exit 0, {trails} trails intact; {}", warnings.join(", "))
+}
+
+/// The nodes' and relays' pools hold more connections than PgBouncer's pool for the
+/// database, and PostgreSQL never saw more than that pool: every query went through the
+/// pooler, in transaction mode.
+async fn pooled(cluster: &Cluster) -> String {
+    let mut owner = cluster.owner_connection().await;
+    let backends: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+    )
+    .bind(&cluster.db.name)
+    .fetch_one(&mut owner)
+    .await
+    .expect("the database's backends");
+    owner.close().await.ok();
+    assert!(
+        backends <= i64::from(POOLER_SERVER_CONNECTIONS),
+        "{backends} connections to the database, more than PgBouncer's pool of \
+         {POOLER_SERVER_CONNECTIONS}: something connected around it"
+    );
+    format!(
+        "{backends} server connections (pool of {POOLER_SERVER_CONNECTIONS}) behind 2 nodes of \
+         {NODE_CONNECTIONS} and 2 relays"
+    )
 }
