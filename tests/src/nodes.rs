@@ -1828,10 +1828,16 @@ impl Scenario {
             "{unanswered} adds committed without an answer: more than the writers in flight"
         );
         let after_kill = count(true);
+        let by_a = acknowledged
+            .iter()
+            .filter(|(_, node, _)| *node == 0)
+            .count();
+        assert!(by_a > 0, "node A acknowledged no add before its kill");
         format!(
-            "{} adds acknowledged ({after_kill} by B after A's SIGKILL), {unanswered} committed unanswered; \
-             each member has one record and one event",
-            acknowledged.len()
+            "{} adds acknowledged ({by_a} by A, {} by B before A's SIGKILL, {after_kill} by B after), \
+             {unanswered} committed unanswered; each member has one record and one event",
+            acknowledged.len(),
+            acknowledged.len() - by_a - after_kill
         )
     }
 }
