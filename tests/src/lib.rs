@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod harness;
 pub mod http;
 pub mod nats;
+pub mod nodes;
 pub mod pg;
 pub mod races;
 pub mod scenario;

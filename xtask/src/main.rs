@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("db") => db(),
         Some("bench") => bench(args.get(1..).unwrap_or_default()),
+        Some("cluster") => cluster(args.get(1..).unwrap_or_default()),
         Some("deps") => domain_dependency_ban(),
         Some("schemathesis") => schemathesis::Options::parse(
             args.get(1..).unwrap_or_default(),
@@ -43,6 +44,12 @@ fn main() -> ExitCode {
                         authorize requests/s beside hello and select routes; logins beside argon2\n  \
                  bench events [seconds]\n         \
                         outbox relay events/s beside raw JetStream publishes; commit-to-ack lag\n  \
+                 cluster [--hold] [--no-checks] [--direct]\n         \
+                        two user-engine serve nodes and two relays on a fresh database through\n         \
+                        PgBouncer (transaction pooling) and a private NATS, all on 127.0.0.1;\n         \
+                        runs the many-node checks across them (as the cluster test does);\n         \
+                        --hold keeps it running until Ctrl-C, printing every URL; --direct\n         \
+                        skips PgBouncer\n  \
                  deps   only the domain dependency ban\n  \
                  schemathesis [--examples N] [--store pg|sqlite|both]\n         \
                         the real server on a fresh store, fuzzed through its OpenAPI document\n         \
@@ -364,6 +371,47 @@ fn bench(args: &[String]) -> Result<(), String> {
                 .to_owned(),
         ),
     }
+}
+
+/// Builds `user-engine` and runs the many-node cluster of `tests::nodes` (the `cluster`
+/// binary of `tests`), passing its arguments through. It starts a private NATS and
+/// PgBouncer of its own, so it needs their programs but no shared server beyond
+/// PostgreSQL; like the rest of xtask it installs nothing.
+fn cluster(args: &[String]) -> Result<(), String> {
+    db()?;
+    let installed = |program: &str| {
+        Command::new(program).arg("--version").output().is_ok()
+            || Command::new(format!("/usr/sbin/{program}"))
+                .arg("--version")
+                .output()
+                .is_ok()
+    };
+    for program in ["pgbouncer", "nats-server"] {
+        if !installed(program) {
+            return Err(format!(
+                "{program} is not installed; the cluster runs a private one: install it \
+                 (Debian: apt-get install {program}) or run .ci/run, which does"
+            ));
+        }
+    }
+    run(
+        "cluster: build user-engine",
+        cargo().args(["build", "--package", "user-engine"]),
+    )?;
+    run(
+        "cluster",
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--package",
+                "tests",
+                "--bin",
+                "cluster",
+                "--",
+            ])
+            .args(args),
+    )
 }
 
 fn nats_listening() -> bool {

@@ -14,6 +14,7 @@ mod authorize_paths;
 mod behaviour_fake;
 mod behaviour_pg;
 mod behaviour_sqlite;
+mod cluster;
 mod decision_properties;
 mod diagnostics;
 mod differential;
