@@ -109,6 +109,24 @@ pub async fn harness() -> Harness {
     harness
 }
 
+/// A harness over a fresh PostgreSQL database reached through a PgBouncer of its own in
+/// transaction pooling mode (`Pooling::Transaction`): consecutive transactions of one
+/// client connection run in whichever server session is free.
+pub async fn pooled_harness() -> Harness {
+    let db = TestDb::create().await;
+    let name = db.name.clone();
+    let bouncer = tokio::task::spawn_blocking(move || crate::nodes::PgBouncer::start(&name))
+        .await
+        .expect("pgbouncer starts");
+    let store = PgStore::connect_pooled(&bouncer.url(), 4, adapters_pg::Pooling::Transaction)
+        .await
+        .expect("the store connects through the pooler");
+    let mut harness = Harness::new(Arc::new(store));
+    // The pooler goes before the database, whose drop ends every connection.
+    harness.keep_alive = Some(Arc::new((bouncer, db)));
+    harness
+}
+
 /// Runs a future on a multi-threaded runtime, as the service would.
 pub fn run<F: std::future::Future<Output = ()>>(future: F) {
     tokio::runtime::Builder::new_multi_thread()

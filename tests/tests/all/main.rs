@@ -13,6 +13,7 @@ mod audit_tamper;
 mod authorize_paths;
 mod behaviour_fake;
 mod behaviour_pg;
+mod behaviour_pooled;
 mod behaviour_sqlite;
 mod cluster;
 mod decision_properties;
