@@ -14,6 +14,8 @@ use domain::audit::format_timestamp;
 use domain::event::Event;
 use domain::relay::{EventPublisher, PublishFailure};
 
+mod tls;
+
 /// The stream of SPEC §6.
 pub const DEFAULT_STREAM: &str = "USER_ENGINE";
 /// The subject root of SPEC §6 (`user_engine.<tenant or _platform>.<type>`).
@@ -97,6 +99,8 @@ pub struct JetStreamPublisher {
     client: async_nats::Client,
     /// What last went wrong with the connection, until it is up again.
     problem: Arc<Mutex<Option<String>>>,
+    /// Why the server's certificate was last refused, until one is accepted.
+    refusal: tls::Refusal,
     /// The server's URL without credentials, for messages.
     server: String,
     context: jetstream::Context,
@@ -163,8 +167,11 @@ impl JetStreamPublisher {
                     }
                 }
             });
+        let refusal = tls::Refusal::default();
         if let Some(ca) = &options.ca_file {
-            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+            connect = connect
+                .tls_client_config(tls::client_config(ca, refusal.clone())?)
+                .require_tls(true);
         }
         if let Some(creds) = &options.creds_file {
             connect = connect.credentials_file(creds).await.map_err(|error| {
@@ -197,6 +204,7 @@ impl JetStreamPublisher {
             context: jetstream::new(client.clone()),
             client,
             problem,
+            refusal,
             server,
             stream: stream.to_owned(),
             prefix: prefix.to_owned(),
@@ -219,7 +227,13 @@ impl JetStreamPublisher {
                     .ok()
                     .and_then(|problem| problem.clone())
                     .unwrap_or_else(|| "not connected".to_owned());
-                Err(format!("NATS at {} {state}: {problem}", self.server))
+                match self.refusal.lock().ok().and_then(|refusal| refusal.clone()) {
+                    Some(refusal) => Err(format!(
+                        "NATS at {} {state}: {problem} ({refusal})",
+                        self.server
+                    )),
+                    None => Err(format!("NATS at {} {state}: {problem}", self.server)),
+                }
             }
         }
     }

@@ -205,11 +205,11 @@ async fn a_ca_that_did_not_sign_the_server_leaves_the_node_alive_and_not_ready_s
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    // async-nats reports a refused handshake as an I/O error, without the certificate's
-    // fault; the detail names the server (without credentials) and what it saw.
+    // async-nats reports a refused handshake as an I/O error; the detail names the
+    // server (without credentials) and the certificate's fault.
     assert!(
         detail.contains(&format!("NATS at nats://localhost:{}", nats.port))
-            && detail.contains("error"),
+            && detail.contains("not signed by a CA of USER_ENGINE_NATS_CA_FILE"),
         "{detail}"
     );
     assert!(!detail.contains(PASSWORD), "{detail}");
@@ -222,6 +222,35 @@ async fn a_ca_that_did_not_sign_the_server_leaves_the_node_alive_and_not_ready_s
     let _ = stop.send(());
     let _ = server.await;
     drop(nats);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_the_certificate_does_not_carry_is_refused_saying_so() {
+    let ca = TestCa::new("user-engine NATS CA");
+    let certs = TempDir::new("nats-certs");
+    let user = nkeys::KeyPair::new_user();
+    let nats = tls_server(&ca, &certs, &user.public_key());
+    // The certificate names localhost; 127.0.0.1 is the same server under another name.
+    let publisher = JetStreamPublisher::connect_with(
+        &NatsOptions {
+            url: format!("nats://relay:{PASSWORD}@127.0.0.1:{}", nats.port),
+            ca_file: Some(ca.cert.clone()),
+            ..NatsOptions::default()
+        },
+        "UE_TLS_NAME",
+        "uetlsname",
+    )
+    .await
+    .expect("the connection is made in the background");
+    let problem = settled(&publisher)
+        .await
+        .expect_err("a name not on the certificate is refused");
+    assert!(
+        problem.contains("the server's certificate was refused")
+            && problem.contains("not valid for name"),
+        "{problem}"
+    );
+    assert!(!problem.contains(PASSWORD), "{problem}");
 }
 
 #[tokio::test]
