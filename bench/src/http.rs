@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::{database_url, Failure};
 
-const CONNECTIONS: usize = 64;
+pub(crate) const CONNECTIONS: usize = 64;
 
 /// How many slices each measurement is cut into: the slices of a work and of its
 /// baselines alternate, so that every figure sees the same machine (on a shared machine
@@ -24,23 +24,23 @@ const SLICES: u32 = 4;
 
 /// Successful requests and their latencies over one or more load runs.
 #[derive(Default)]
-struct Load {
+pub(crate) struct Load {
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 impl Load {
-    fn add(&mut self, run: Self) {
+    pub(crate) fn add(&mut self, run: Self) {
         self.elapsed += run.elapsed;
         self.latencies.extend(run.latencies);
     }
 
-    fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 
     /// The latency at `fraction` of the sorted latencies.
-    fn at(&mut self, fraction: f64) -> Duration {
+    pub(crate) fn at(&mut self, fraction: f64) -> Duration {
         self.latencies.sort_unstable();
         let index = ((self.latencies.len() as f64) * fraction) as usize;
         self.latencies
@@ -52,7 +52,7 @@ impl Load {
 
 /// `connections` tasks each sending requests back to back on their own connection for
 /// `duration`.
-async fn load(
+pub(crate) async fn load(
     connections: usize,
     duration: Duration,
     request: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>,
@@ -89,7 +89,7 @@ async fn load(
     })
 }
 
-type Request = Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>;
+pub(crate) type Request = Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>;
 
 pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     let owner = sqlx::PgPool::connect(&database_url(name)).await?;
@@ -152,33 +152,8 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     let base = format!("http://{address}");
     let client = reqwest::Client::new();
 
-    // A tenant, a member to ask about, and an API key that may ask.
     let root = login(&client, &base, "root@bench.example", "bench root password").await?;
-    let created = client
-        .post(format!("{base}/v1/tenants"))
-        .bearer_auth(&root)
-        .json(&json!({ "id": "bench", "display_name": "Bench", "admin": { "email": "admin@bench.example" } }))
-        .send()
-        .await?
-        .json::<serde_json::Value>()
-        .await?;
-    let member = created
-        .pointer("/admin/user_id")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let key = client
-        .post(format!("{base}/v1/tenants/bench/api-keys"))
-        .bearer_auth(&root)
-        .json(&json!({ "name": "bench", "scopes": ["authz:check"] }))
-        .send()
-        .await?
-        .json::<serde_json::Value>()
-        .await?
-        .get("key")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let (member, key) = authorize_fixture(&client, &base, &root).await?;
     let body =
         json!({ "subject": { "user_id": member, "assurance": "aal1" }, "scope": "tenant:read" });
 
@@ -299,7 +274,7 @@ fn print_load(route: &str, load: &mut Load) {
     );
 }
 
-async fn login(
+pub(crate) async fn login(
     client: &reqwest::Client,
     base: &str,
     email: &str,
@@ -390,4 +365,39 @@ async fn raw_argon2(
         total += task.await?;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A tenant `bench`, its admin (the member to ask about) and an API key with
+/// `authz:check` there, created over HTTP by the platform root: the user id and the key.
+pub(crate) async fn authorize_fixture(
+    client: &reqwest::Client,
+    base: &str,
+    root: &str,
+) -> Result<(String, String), Failure> {
+    let created = client
+        .post(format!("{base}/v1/tenants"))
+        .bearer_auth(root)
+        .json(&json!({ "id": "bench", "display_name": "Bench", "admin": { "email": "admin@bench.example" } }))
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    let member = created
+        .pointer("/admin/user_id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let key = client
+        .post(format!("{base}/v1/tenants/bench/api-keys"))
+        .bearer_auth(root)
+        .json(&json!({ "name": "bench", "scopes": ["authz:check"] }))
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?
+        .get("key")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok((member, key))
 }

@@ -4,10 +4,15 @@
 //! audit record + event, `synchronous_commit` on) at 1, 8 and 32 concurrent clients,
 //! beside pgbench running the equivalent inserts in one transaction against the same
 //! database. `store --store sqlite`: the same on the embedded store, see `sqlite.rs`.
-//! `http`: see `http.rs`. `events`: see `events.rs`.
+//! `http`: see `http.rs`. `events`: see `events.rs`. `audit`, `rss` and `connections`:
+//! see their modules; `peak-rss` is the helper process of `process.rs`.
 
+mod audit;
+mod connections;
 mod events;
 mod http;
+mod process;
+mod rss;
 mod sqlite;
 
 use std::collections::BTreeSet;
@@ -98,8 +103,15 @@ const USERS_PER_CLIENT_SECOND: i64 = 1_000;
 async fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let which = args.first().cloned().unwrap_or_default();
-    if !["store", "http", "events"].contains(&which.as_str()) {
-        return Err("usage: bench store|http|events [seconds per run, default 5]".into());
+    if which == "peak-rss" {
+        return process::peak_rss_main(args.get(1..).unwrap_or_default());
+    }
+    if !["store", "http", "events", "audit", "rss", "connections"].contains(&which.as_str()) {
+        return Err(
+            "usage: bench store|http|events|rss|connections [seconds per run, default 5] \
+                    | bench audit [records, default 1000000]"
+                .into(),
+        );
     }
     // `--store sqlite` (after `store`) selects the embedded store; the seconds are the
     // first number.
@@ -108,11 +120,8 @@ async fn main() -> Result<(), Failure> {
         .position(|arg| arg == "--store")
         .and_then(|index| args.get(index + 1))
         .map_or("postgres", String::as_str);
-    let seconds: u64 = args
-        .iter()
-        .skip(1)
-        .find_map(|text| text.parse().ok())
-        .unwrap_or(5);
+    let number: Option<u64> = args.iter().skip(1).find_map(|text| text.parse().ok());
+    let seconds = number.unwrap_or(5);
     match (which.as_str(), store) {
         // Needs no PostgreSQL: return before creating a database there.
         ("store", "sqlite") => return sqlite::run(seconds).await,
@@ -128,6 +137,9 @@ async fn main() -> Result<(), Failure> {
     let result = match which.as_str() {
         "http" => http::run(&name, seconds).await,
         "events" => events::run(&name, seconds).await,
+        "audit" => audit::run(&name, number).await,
+        "rss" => rss::run(&name, seconds).await,
+        "connections" => connections::run(&name, seconds).await,
         _ => run(&name, seconds).await,
     };
     admin

@@ -441,6 +441,33 @@ pub struct Node {
 }
 
 impl Node {
+    /// `user-engine serve` alone, with the JSON log settings of every process here and
+    /// `env` (the store, the listen address, …); returns once it logged where it listens.
+    pub fn serve(name: &'static str, env: &[(&str, &str)]) -> Self {
+        let mut command = base_command(&user_engine_bin(), &["serve"]);
+        command.envs(env.iter().copied());
+        Self::spawn(name, &mut command)
+    }
+
+    fn spawn(name: &'static str, command: &mut Command) -> Self {
+        let (mut process, lines) = Process::spawn(name, command);
+        let listening = process.wait_for_log(&lines, "listening");
+        let address = listening["address"]
+            .as_str()
+            .and_then(|address| address.parse().ok())
+            .unwrap_or_else(|| panic!("{name} logged no address: {listening}"));
+        Self {
+            name,
+            address,
+            process,
+        }
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     /// `http://127.0.0.1:port`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.address)
@@ -560,17 +587,7 @@ impl Cluster {
                 .env("USER_ENGINE_BOOTSTRAP_EMAIL", ROOT_EMAIL)
                 .env("USER_ENGINE_BOOTSTRAP_PASSWORD", ROOT_PASSWORD);
         }
-        let (mut process, lines) = Process::spawn(name, &mut command);
-        let listening = process.wait_for_log(&lines, "listening");
-        let address = listening["address"]
-            .as_str()
-            .and_then(|address| address.parse().ok())
-            .unwrap_or_else(|| panic!("{name} logged no address: {listening}"));
-        Node {
-            name,
-            address,
-            process,
-        }
+        Node::spawn(name, &mut command)
     }
 
     /// Starts one `user-engine relay` and waits until it is connected to both sides.

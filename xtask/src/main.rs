@@ -44,6 +44,13 @@ fn main() -> ExitCode {
                         authorize requests/s beside hello and select routes; logins beside argon2\n  \
                  bench events [seconds]\n         \
                         outbox relay events/s beside raw JetStream publishes; commit-to-ack lag\n  \
+                 bench audit [records]\n         \
+                        peak RSS of audit verify and diagnose on 1,000 records and on 1,000,000\n  \
+                 bench rss [seconds]\n         \
+                        serve's memory on each store: idle, after setup, under authorize load\n  \
+                 bench connections [seconds]\n         \
+                        authorize and member adds over TLS, transaction pooling and PgBouncer,\n         \
+                        as ratios to a direct plaintext connection\n  \
                  cluster [--hold] [--no-checks] [--direct]\n         \
                         two user-engine serve nodes and two relays on a fresh database through\n         \
                         PgBouncer (transaction pooling) and a private NATS, all on 127.0.0.1;\n         \
@@ -343,13 +350,20 @@ fn diagnose(args: &[String]) -> ExitCode {
 /// Runs a benchmark of `bench/` in release mode against the development database.
 fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
-        Some(which @ ("store" | "http" | "events")) => {
+        Some(which @ ("store" | "http" | "events" | "audit" | "rss" | "connections")) => {
             // The embedded store needs no PostgreSQL.
             if !args.windows(2).any(|pair| pair == ["--store", "sqlite"]) {
                 db()?;
             }
             if which == "events" {
                 nats()?;
+            }
+            // These measure the release binary itself, found beside the bench's.
+            if matches!(which, "audit" | "rss") {
+                run(
+                    &format!("bench {which}: build user-engine"),
+                    cargo().args(["build", "--release", "--quiet", "--package", "user-engine"]),
+                )?;
             }
             run(
                 &format!("bench {which}"),
@@ -367,7 +381,8 @@ fn bench(args: &[String]) -> Result<(), String> {
             )
         }
         _ => Err(
-            "usage: cargo xtask bench store [--store sqlite]|http|events [seconds per run]"
+            "usage: cargo xtask bench store [--store sqlite]|http|events|rss|connections \
+             [seconds per run] | bench audit [records]"
                 .to_owned(),
         ),
     }
