@@ -247,22 +247,7 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
 
 /// The process's peak resident set (`VmHWM`) in MiB, 0 where `/proc` does not say.
 fn peak_resident_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|value| {
-                    value
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-        })
-        .map_or(0, |kib| kib / 1024)
+    crate::process::resident_kib(std::process::id()).map_or(0, |(_, peak)| peak / 1024)
 }
 
 fn print_load(route: &str, load: &mut Load) {
