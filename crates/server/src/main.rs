@@ -333,9 +333,10 @@ fn postgres_url(config: &Config, what: &str) -> Result<Secret, String> {
 /// `user-engine serve`: what `startup` builds, until SIGTERM or Ctrl-C.
 async fn serve(config: Config) -> Result<(), String> {
     log_effective_config(&config);
+    let stop = shutdown_signal();
     Application::build(&config)
         .await?
-        .run_until_stopped(shutdown_signal())
+        .run_until_stopped(stop)
         .await
 }
 
@@ -359,46 +360,57 @@ async fn relay(config: &Config) -> Result<(), String> {
         adapters_nats::DEFAULT_SUBJECT_PREFIX,
     )
     .await?;
+    let stop = shutdown_signal();
     tracing::info!("relaying outbox events to NATS JetStream");
     server::relay::run_relay(
         &adapters_pg::relay::Relay::new(&store),
         &publisher,
         None,
-        shutdown_signal(),
+        stop,
     )
     .await;
     store.pool().close().await;
     Ok(())
 }
 
-/// Resolves on SIGTERM (what orchestrators send) or Ctrl-C; axum then stops accepting
-/// and lets requests in flight finish.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            // Without the handler only SIGTERM can stop the server, which is still a
-            // graceful path, so wait on that instead of exiting.
-            tracing::error!(%error, "cannot listen for ctrl-c");
+/// Installs the handlers of SIGTERM (what orchestrators send) and Ctrl-C now, and
+/// returns what resolves on either; axum then stops accepting and lets requests in
+/// flight finish. Installed before the process says it is ready ("listening",
+/// "relaying …"): a signal sent right after that line is a graceful stop, never the
+/// signal's default action of ending the process on the spot.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        async fn received(signal: std::io::Result<Signal>, name: &str) {
+            match signal {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    // Without this handler the other signal still stops the process
+                    // gracefully, so wait on that one instead of exiting.
+                    tracing::error!(%error, "cannot listen for {name}");
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            tokio::select! {
+                () = received(interrupt, "ctrl-c") => tracing::info!("ctrl-c received, shutting down"),
+                () = received(terminate, "sigterm") => tracing::info!("sigterm received, shutting down"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("ctrl-c received, shutting down");
+        } else {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for sigterm");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("ctrl-c received, shutting down"),
-        () = terminate => tracing::info!("sigterm received, shutting down"),
     }
 }
 

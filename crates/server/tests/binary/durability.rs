@@ -473,3 +473,40 @@ async fn a_second_process_on_the_same_embedded_store_refuses_to_start_and_names_
     let (restarted, _) = start(&data_dir.0);
     drop(restarted);
 }
+
+/// How many times `serve` is sent SIGTERM the moment it says it is listening.
+const SIGTERM_ROUNDS: usize = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_the_moment_serve_says_it_listens_is_a_graceful_stop() {
+    let data_dir = TempDir(std::env::temp_dir().join(format!(
+        "user-engine-sigterm-{}",
+        uuid::Uuid::now_v7().simple()
+    )));
+    for round in 0..SIGTERM_ROUNDS {
+        let (mut server, _) = start(&data_dir.0);
+        let signalled = Command::new("kill")
+            .args(["-TERM", &server.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(signalled.success());
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = server.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "round {round}: serve does not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // Killed by the signal's default action, the status would carry no exit code.
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "round {round}: SIGTERM right after \"listening\" ended serve with {status:?}, \
+             not a graceful stop"
+        );
+    }
+}
