@@ -264,36 +264,27 @@ async fn uses_tls(url: &str) -> Result<bool, Failure> {
     Ok(tls.unwrap_or(false))
 }
 
-/// [`AUTHORIZE_CLIENTS`] tasks asking the same question back to back for `duration`,
-/// as the HTTP route asks it: decisions made (each must be an allow) and the time taken.
-async fn authorize(
-    engine: &Engine,
-    tenant: &TenantId,
-    key: &str,
-    check: &AuthzCheck,
+/// `clients` tasks each running `step(client)` back to back for `duration`: the steps
+/// done and the time taken; the first failing step fails the run.
+async fn in_flight<Step, Done>(
+    clients: usize,
     duration: Duration,
-) -> Result<(u64, Duration), Failure> {
+    step: Step,
+) -> Result<(u64, Duration), Failure>
+where
+    Step: Fn(usize) -> Done + Send + Sync + 'static,
+    Done: std::future::Future<Output = Result<(), String>> + Send,
+{
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
+    let step = Arc::new(step);
     let mut tasks = Vec::new();
-    for _ in 0..AUTHORIZE_CLIENTS {
-        let (engine, tenant, key, check, done) = (
-            engine.clone(),
-            tenant.clone(),
-            key.to_owned(),
-            check.clone(),
-            done.clone(),
-        );
+    for client in 0..clients {
+        let (step, done) = (step.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                let decisions = engine
-                    .authorize_request(&tenant, Some(&key), "bench", vec![Ok(check.clone())])
-                    .await
-                    .map_err(|error| error.to_string())?;
-                if !decisions.first().is_some_and(|decision| decision.allowed) {
-                    return Err(format!("authorize did not allow: {decisions:?}"));
-                }
+                step(client).await?;
                 done.fetch_add(1, Ordering::Relaxed);
             }
             Ok::<_, String>(())
@@ -305,7 +296,40 @@ async fn authorize(
     Ok((done.load(Ordering::Relaxed), started.elapsed()))
 }
 
-/// [`ADD_CLIENTS`] tasks each adding fresh users as members of its own tenant for
+/// [`AUTHORIZE_CLIENTS`] tasks asking the same question back to back for `duration`,
+/// as the HTTP route asks it: decisions made (each must be an allow) and the time taken.
+async fn authorize(
+    engine: &Engine,
+    tenant: &TenantId,
+    key: &str,
+    check: &AuthzCheck,
+    duration: Duration,
+) -> Result<(u64, Duration), Failure> {
+    let (engine, tenant, key, check) = (
+        engine.clone(),
+        tenant.clone(),
+        key.to_owned(),
+        check.clone(),
+    );
+    in_flight(AUTHORIZE_CLIENTS, duration, move |_| {
+        let (engine, tenant, key, check) =
+            (engine.clone(), tenant.clone(), key.clone(), check.clone());
+        async move {
+            let decisions = engine
+                .authorize_request(&tenant, Some(&key), "bench", vec![Ok(check)])
+                .await
+                .map_err(|error| error.to_string())?;
+            if decisions.first().is_some_and(|decision| decision.allowed) {
+                Ok(())
+            } else {
+                Err(format!("authorize did not allow: {decisions:?}"))
+            }
+        }
+    })
+    .await
+}
+
+/// One task per tenant, each adding fresh users as members of its tenant for
 /// `duration`: members added and the time taken.
 async fn add_members(
     engine: &Engine,
@@ -315,43 +339,36 @@ async fn add_members(
     next_user: &Arc<AtomicUsize>,
     duration: Duration,
 ) -> Result<(u64, Duration), Failure> {
-    let deadline = Instant::now() + duration;
-    let started = Instant::now();
-    let done = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for tenant in tenants {
-        let (engine, root, tenant, users, next_user, done) = (
-            engine.clone(),
-            root.clone(),
-            tenant.clone(),
-            users.clone(),
-            next_user.clone(),
-            done.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let roles = BTreeSet::from([RoleName::member()]);
-            while Instant::now() < deadline {
-                let Some(user) = users.get(next_user.fetch_add(1, Ordering::Relaxed)) else {
-                    return Err("ran out of users to add: raise USERS_PER_SECOND".to_owned());
-                };
-                engine
-                    .add_member(
-                        &root,
-                        &tenant,
-                        AddMember {
-                            user: UserRef::Id(UserId::from_generated(*user)),
-                            roles: roles.clone(),
-                        },
-                    )
-                    .await
-                    .map_err(|error| error.to_string())?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<_, String>(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    Ok((done.load(Ordering::Relaxed), started.elapsed()))
+    let (engine, root, tenants, users, next_user) = (
+        engine.clone(),
+        root.clone(),
+        tenants.to_vec(),
+        users.clone(),
+        next_user.clone(),
+    );
+    in_flight(tenants.len(), duration, move |client| {
+        let (engine, root) = (engine.clone(), root.clone());
+        let tenant = tenants.get(client).cloned();
+        let user = users
+            .get(next_user.fetch_add(1, Ordering::Relaxed))
+            .copied();
+        async move {
+            let (Some(tenant), Some(user)) = (tenant, user) else {
+                return Err("ran out of users to add: raise USERS_PER_SECOND".to_owned());
+            };
+            engine
+                .add_member(
+                    &root,
+                    &tenant,
+                    AddMember {
+                        user: UserRef::Id(UserId::from_generated(user)),
+                        roles: BTreeSet::from([RoleName::member()]),
+                    },
+                )
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        }
+    })
+    .await
 }
