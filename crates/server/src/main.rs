@@ -333,10 +333,11 @@ fn postgres_url(config: &Config, what: &str) -> Result<Secret, String> {
 /// `user-engine serve`: what `startup` builds, until SIGTERM or Ctrl-C.
 async fn serve(config: Config) -> Result<(), String> {
     log_effective_config(&config);
-    let stop = shutdown_signal();
+    // The handlers go in once the store is open and before "listening": a SIGTERM
+    // during a slow start still ends the process at once, as it always did.
     Application::build(&config)
         .await?
-        .run_until_stopped(stop)
+        .run_until_stopped(shutdown_signal())
         .await
 }
 
