@@ -10,13 +10,12 @@
 
 use domain::audit::{format_timestamp, Actor, ActorType, AuditDraft, AuditRecord, AuditTarget};
 use domain::audit::{Outcome, Partition};
-use domain::ids::{AuditId, DisplayName, TenantId, UserId};
-use domain::usecases::{CreateTenant, UserRef};
+use domain::ids::{AuditId, TenantId};
 use serde_json::Value;
 use sqlx::Row;
 
 use crate::process::{run_measured, Measured};
-use crate::{database_url, insert_root, Failure};
+use crate::{create_tenant, database_url, insert_root, insert_user, Failure};
 
 const SMALL: u64 = 1_000;
 const DEFAULT_LARGE: u64 = 1_000_000;
@@ -36,25 +35,8 @@ pub async fn run(name: &str, records: Option<u64>) -> Result<(), Failure> {
     println!("# audit benchmark: trails of {SMALL} and {large} records, each command run {ROUNDS} times per trail");
     let filling = std::time::Instant::now();
     for (tenant, records) in trails {
-        let admin = uuid::Uuid::now_v7();
-        sqlx::query(
-            "insert into users (user_id, email, state, created_at, updated_at) \
-             values ($1, $2, 'active', now(), now())",
-        )
-        .bind(admin)
-        .bind(format!("admin@{tenant}.example"))
-        .execute(&owner)
-        .await?;
-        engine
-            .create_tenant(
-                &root,
-                CreateTenant {
-                    id: TenantId::parse(tenant)?,
-                    display_name: DisplayName::parse("Audit bench")?,
-                    admin: UserRef::Id(UserId::from_generated(admin)),
-                },
-            )
-            .await?;
+        let admin = insert_user(&owner, &format!("admin@{tenant}.example")).await?;
+        create_tenant(&engine, &root, &TenantId::parse(tenant)?, admin).await?;
         extend_trail(&owner, &TenantId::parse(tenant)?, records).await?;
     }
     sqlx::query("analyze").execute(&owner).await?;
@@ -70,30 +52,27 @@ pub async fn run(name: &str, records: Option<u64>) -> Result<(), Failure> {
     ];
     println!("| command | trail | peak RSS (MiB), each run | time (s), each run |");
     println!("|---|---:|---|---|");
-    let mut peaks = [[0_u64; 2]; 2];
-    for (command, row) in [("audit verify", 0), ("diagnose", 1)] {
+    let mut ratios = Vec::new();
+    for (command, args) in [
+        ("audit verify", ["audit", "verify", "--tenant"]),
+        ("diagnose", ["diagnose", "--json", "--tenant"]),
+    ] {
         let mut runs: [Vec<Measured>; 2] = Default::default();
         for _ in 0..ROUNDS {
             for ((tenant, _), runs) in trails.iter().zip(&mut runs) {
-                let args: &[&str] = if row == 0 {
-                    &["audit", "verify", "--tenant", tenant]
-                } else {
-                    &["diagnose", "--tenant", tenant, "--json"]
-                };
-                let measured = run_measured(&bin, args, &env)?;
+                let measured = run_measured(&bin, &[args.as_slice(), &[tenant]].concat(), &env)?;
                 check(command, tenant, &measured)?;
                 runs.push(measured);
             }
         }
-        for (index, ((_, records), runs)) in trails.iter().zip(&runs).enumerate() {
-            let peak = runs
-                .iter()
-                .map(|run| run.peak_kib)
-                .max()
-                .unwrap_or_default();
-            if let Some(slot) = peaks.get_mut(row).and_then(|row| row.get_mut(index)) {
-                *slot = peak;
-            }
+        let mut peaks = Vec::new();
+        for ((_, records), runs) in trails.iter().zip(&runs) {
+            peaks.push(
+                runs.iter()
+                    .map(|run| run.peak_kib)
+                    .max()
+                    .unwrap_or_default(),
+            );
             println!(
                 "| `user-engine {command}` | {records} | {} | {} |",
                 runs.iter()
@@ -106,12 +85,12 @@ pub async fn run(name: &str, records: Option<u64>) -> Result<(), Failure> {
                     .join(" / "),
             );
         }
+        if let [small, large_peak] = peaks.as_slice() {
+            ratios.push((command, *large_peak as f64 / (*small).max(1) as f64));
+        }
     }
-    for (command, [small, large_peak]) in ["audit verify", "diagnose"].iter().zip(peaks) {
-        println!(
-            "\n{command}: peak RSS on {large} records / on {SMALL} = {:.2} (target ≤ 2)",
-            large_peak as f64 / small.max(1) as f64
-        );
+    for (command, ratio) in ratios {
+        println!("\n{command}: peak RSS on {large} records / on {SMALL} = {ratio:.2} (target ≤ 2)");
     }
     owner.close().await;
     Ok(())

@@ -25,13 +25,12 @@ use std::time::{Duration, Instant};
 use adapters_pg::{PgStore, Pooling};
 use domain::ids::{Assurance, DisplayName, RoleName, ScopeName, TenantId, UserId};
 use domain::usecases::{
-    AddMember, AuthzCheck, Caller, CheckSubject, CreateTenant, Engine, EngineConfig, NewApiKey,
-    UserRef,
+    AddMember, AuthzCheck, Caller, CheckSubject, Engine, EngineConfig, NewApiKey, UserRef,
 };
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-use crate::{database_url, insert_root, Failure};
+use crate::{create_tenant, database_url, insert_root, insert_user, Failure};
 
 /// Connections of each engine's pool (and PgBouncer's server connections).
 const POOL: u32 = 8;
@@ -213,38 +212,6 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     }
     drop(pgbouncer);
     owner.close().await;
-    Ok(())
-}
-
-async fn insert_user(owner: &sqlx::PgPool, email: &str) -> Result<UserId, Failure> {
-    let id = uuid::Uuid::now_v7();
-    sqlx::query(
-        "insert into users (user_id, email, state, created_at, updated_at) \
-         values ($1, $2, 'active', now(), now())",
-    )
-    .bind(id)
-    .bind(email)
-    .execute(owner)
-    .await?;
-    Ok(UserId::from_generated(id))
-}
-
-async fn create_tenant(
-    engine: &Engine,
-    root: &Caller,
-    tenant: &TenantId,
-    admin: UserId,
-) -> Result<(), Failure> {
-    engine
-        .create_tenant(
-            root,
-            CreateTenant {
-                id: tenant.clone(),
-                display_name: DisplayName::parse("Connections bench")?,
-                admin: UserRef::Id(admin),
-            },
-        )
-        .await?;
     Ok(())
 }
 

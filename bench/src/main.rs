@@ -196,31 +196,49 @@ async fn insert_root(owner: &sqlx::PgPool) -> Result<Caller, Failure> {
     Ok(root_caller(root_id))
 }
 
+/// An active user with no password, inserted straight into PostgreSQL.
+async fn insert_user(owner: &sqlx::PgPool, email: &str) -> Result<UserId, Failure> {
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "insert into users (user_id, email, state, created_at, updated_at) \
+         values ($1, $2, 'active', now(), now())",
+    )
+    .bind(id)
+    .bind(email)
+    .execute(owner)
+    .await?;
+    Ok(UserId::from_generated(id))
+}
+
+/// A tenant created through the engine by `root`, with `admin` as its tenant admin.
+async fn create_tenant(
+    engine: &Engine,
+    root: &Caller,
+    tenant: &TenantId,
+    admin: UserId,
+) -> Result<(), Failure> {
+    engine
+        .create_tenant(
+            root,
+            CreateTenant {
+                id: tenant.clone(),
+                display_name: DisplayName::parse("Bench")?,
+                admin: UserRef::Id(admin),
+            },
+        )
+        .await?;
+    Ok(())
+}
+
 /// One tenant per client (its own partition head), users to add, and the pgbench tables.
 async fn seed(owner: &sqlx::PgPool, clients: usize, per_client: i64) -> Result<Caller, Failure> {
     let root = insert_root(owner).await?;
     let engine = engine(&database_url_of(owner), 4).await?;
     for client in 0..clients {
-        let admin = UserId::from_generated(uuid::Uuid::now_v7());
-        sqlx::query(
-            "insert into users (user_id, email, state, created_at, updated_at) \
-             values ($1, $2, 'active', now(), now())",
-        )
-        .bind(admin.as_uuid())
-        .bind(format!("admin{client}@bench.example"))
-        .execute(owner)
-        .await?;
+        let admin = insert_user(owner, &format!("admin{client}@bench.example")).await?;
         for prefix in ["engine", "pgbench"] {
-            engine
-                .create_tenant(
-                    &root,
-                    CreateTenant {
-                        id: TenantId::parse(&format!("{prefix}-{client}"))?,
-                        display_name: DisplayName::parse("Bench")?,
-                        admin: UserRef::Id(admin),
-                    },
-                )
-                .await?;
+            let tenant = TenantId::parse(&format!("{prefix}-{client}"))?;
+            create_tenant(&engine, &root, &tenant, admin).await?;
         }
     }
     // Engine rounds draw disjoint ranges; pgbench takes users from the start by sequence.

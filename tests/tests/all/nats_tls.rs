@@ -42,6 +42,16 @@ async fn settled(publisher: &JetStreamPublisher) -> Result<(), String> {
     }
 }
 
+/// The problem a publisher connected with `options` settles on, which must be a refusal
+/// (`why` says which); its subject prefix is the stream's name in lower case.
+async fn refused(options: &NatsOptions, stream: &str, why: &str) -> String {
+    let prefix = stream.to_lowercase().replace('_', "");
+    let publisher = JetStreamPublisher::connect_with(options, stream, &prefix)
+        .await
+        .expect("the connection is made in the background");
+    settled(&publisher).await.expect_err(why)
+}
+
 fn event(tenant: &str) -> Event {
     Event {
         id: EventId::from_generated(uuid::Uuid::now_v7()),
@@ -88,20 +98,16 @@ async fn over_tls_a_password_or_an_nkey_gets_events_acknowledged_by_jetstream() 
     }
 
     // A wrong password: refused, and the problem says so without the password.
-    let publisher = JetStreamPublisher::connect_with(
+    let problem = refused(
         &NatsOptions {
             url: format!("nats://relay:wrong-{PASSWORD}@localhost:{}", nats.port),
             ca_file: Some(ca.cert.clone()),
             ..NatsOptions::default()
         },
         "UE_TLS_WRONG",
-        "uetlswrong",
+        "a wrong password is refused",
     )
-    .await
-    .expect("the connection is made in the background");
-    let problem = settled(&publisher)
-        .await
-        .expect_err("a wrong password is refused");
+    .await;
     assert!(!problem.contains(PASSWORD), "{problem}");
 }
 
@@ -144,7 +150,7 @@ async fn over_tls_a_creds_file_gets_events_acknowledged_and_a_strangers_is_refus
     let stranger = Operator::new();
     let strangers = certs.0.join("stranger.creds");
     std::fs::write(&strangers, &stranger.creds).expect("the creds file");
-    let publisher = JetStreamPublisher::connect_with(
+    let problem = refused(
         &NatsOptions {
             url: format!("tls://localhost:{}", nats.port),
             ca_file: Some(ca.cert.clone()),
@@ -152,13 +158,9 @@ async fn over_tls_a_creds_file_gets_events_acknowledged_and_a_strangers_is_refus
             ..NatsOptions::default()
         },
         "UE_CREDS_STRANGER",
-        "uecredsstranger",
+        "another operator's user is refused",
     )
-    .await
-    .expect("the connection is made in the background");
-    let problem = settled(&publisher)
-        .await
-        .expect_err("another operator's user is refused");
+    .await;
     assert!(problem.contains("authorization violation"), "{problem}");
     assert!(!problem.contains(&stranger.user_seed), "{problem}");
     assert!(!problem.contains(&operator.user_seed), "{problem}");
@@ -231,20 +233,16 @@ async fn a_name_the_certificate_does_not_carry_is_refused_saying_so() {
     let user = nkeys::KeyPair::new_user();
     let nats = tls_server(&ca, &certs, &user.public_key());
     // The certificate names localhost; 127.0.0.1 is the same server under another name.
-    let publisher = JetStreamPublisher::connect_with(
+    let problem = refused(
         &NatsOptions {
             url: format!("nats://relay:{PASSWORD}@127.0.0.1:{}", nats.port),
             ca_file: Some(ca.cert.clone()),
             ..NatsOptions::default()
         },
         "UE_TLS_NAME",
-        "uetlsname",
+        "a name not on the certificate is refused",
     )
-    .await
-    .expect("the connection is made in the background");
-    let problem = settled(&publisher)
-        .await
-        .expect_err("a name not on the certificate is refused");
+    .await;
     assert!(
         problem.contains("the server's certificate was refused")
             && problem.contains("not valid for name"),

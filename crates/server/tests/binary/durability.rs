@@ -264,14 +264,9 @@ async fn acknowledged_changes_survive_a_restart_and_a_sigkill_under_load_with_th
         .await
         .expect("answered");
     assert_eq!(status, 201, "{body}");
-    let pid = server.child.id().to_string();
-    let stopped = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(stopped.success());
     let mut server = server;
-    let exit = server.child.wait().expect("serve exits");
+    let exit = crate::terminate(&mut server.child, Duration::from_secs(30))
+        .expect("serve stops on SIGTERM");
     assert!(exit.success(), "a graceful stop exits 0: {exit:?}");
 
     // Second start: everything is there; the bootstrap changes nothing. Then rounds of
@@ -485,22 +480,8 @@ async fn sigterm_the_moment_serve_says_it_listens_is_a_graceful_stop() {
     )));
     for round in 0..SIGTERM_ROUNDS {
         let (mut server, _) = start(&data_dir.0);
-        let signalled = Command::new("kill")
-            .args(["-TERM", &server.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(signalled.success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = server.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "round {round}: serve does not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let status = crate::terminate(&mut server.child, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("round {round}: serve does not stop on SIGTERM"));
         // Killed by the signal's default action, the status would carry no exit code.
         assert_eq!(
             status.code(),

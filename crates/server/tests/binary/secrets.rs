@@ -359,24 +359,8 @@ impl Serve {
 
     /// SIGTERM, then the output (recorded); asserts a graceful stop.
     fn stop(mut self, transcript: &Transcript) -> String {
-        let pid = self.child.id().to_string();
-        let signalled = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(signalled.success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(
-                started.elapsed() < PROCESS_TIMEOUT,
-                "{} does not stop",
-                self.label
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let status = crate::terminate(&mut self.child, PROCESS_TIMEOUT)
+            .unwrap_or_else(|| panic!("{} does not stop", self.label));
         for reader in self.readers.drain(..) {
             reader.join().expect("reader");
         }
