@@ -8,13 +8,14 @@
 //! with the domain's own `AuditRecord::seal` after its head and loaded with COPY, the head
 //! moved to the last one — so `audit verify` must find them intact.
 
-use domain::audit::{format_timestamp, Actor, ActorType, AuditDraft, AuditRecord, AuditTarget};
+use domain::audit::{Actor, ActorType, AuditDraft, AuditRecord, AuditTarget};
 use domain::audit::{Outcome, Partition};
 use domain::ids::{AuditId, TenantId};
 use serde_json::Value;
 use sqlx::Row;
 
 use crate::process::{run_measured, Measured};
+use crate::seed::{audit_copy_row, AUDIT_COPY_COLUMNS};
 use crate::{create_tenant, database_url, insert_root, insert_user, Failure};
 
 const SMALL: u64 = 1_000;
@@ -175,29 +176,14 @@ async fn extend_trail(
                 next,
                 &prev_hash,
             );
-            rows.push_str(&format!(
-                "{tenant}\t{next}\t{tenant}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-                record.id,
-                format_timestamp(record.at),
-                record.actor.kind.as_str(),
-                record.actor.id,
-                record.action,
-                record.target_kind,
-                record.target_id,
-                record.outcome.as_str(),
-                record.reason,
-                record.request_id,
-                record.prev_hash,
-                record.hash,
-            ));
+            rows.push_str(&audit_copy_row(tenant.as_str(), tenant.as_str(), &record));
+            rows.push('\n');
             prev_hash = record.hash;
         }
         let mut copy = connection
-            .copy_in_raw(
-                "copy audit_records (partition, seq, tenant_id, audit_id, at, actor_type, \
-                 actor_id, action, target_type, target_id, outcome, reason, request_id, \
-                 prev_hash, hash) from stdin",
-            )
+            .copy_in_raw(&format!(
+                "copy audit_records ({AUDIT_COPY_COLUMNS}) from stdin"
+            ))
             .await?;
         copy.send(rows.into_bytes()).await?;
         copy.finish().await?;

@@ -112,43 +112,7 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
             "bench",
         )
         .await?;
-    let state = AppState::with_login_limit(
-        engine,
-        Arc::new(server::store::Backend::Postgres(store.clone())),
-        std::num::NonZeroU32::MAX,
-    );
-    let pool = store.pool().clone();
-    // The baselines sit behind the same middleware as the API's routes, so the ratio
-    // compares what the handlers do.
-    let baselines = axum::Router::new()
-        .route(
-            "/bench/hello",
-            get(|| async { axum::Json(json!({ "hello": "world" })) }),
-        )
-        .route(
-            "/bench/select",
-            get(move || {
-                let pool = pool.clone();
-                async move {
-                    let row: Result<(String,), _> =
-                        sqlx::query_as("select name from catalog_scopes where name = $1")
-                            .bind("tenant:read")
-                            .fetch_one(&pool)
-                            .await;
-                    axum::Json(json!({ "name": row.map(|(name,)| name).unwrap_or_default() }))
-                }
-            }),
-        );
-    let app = router_with(state, baselines);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    let (address, server) = serve_with_baselines(engine, store).await?;
     let base = format!("http://{address}");
     let client = reqwest::Client::new();
 
@@ -245,8 +209,53 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Serves the API of `engine` over `store` on 127.0.0.1 with the two baseline routes
+/// (`/bench/hello`, `/bench/select`) behind the same middleware as the API's routes, so
+/// a ratio compares what the handlers do.
+pub(crate) async fn serve_with_baselines(
+    engine: Engine,
+    store: adapters_pg::PgStore,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Failure> {
+    let state = AppState::with_login_limit(
+        engine,
+        Arc::new(server::store::Backend::Postgres(store.clone())),
+        std::num::NonZeroU32::MAX,
+    );
+    let pool = store.pool().clone();
+    let baselines = axum::Router::new()
+        .route(
+            "/bench/hello",
+            get(|| async { axum::Json(json!({ "hello": "world" })) }),
+        )
+        .route(
+            "/bench/select",
+            get(move || {
+                let pool = pool.clone();
+                async move {
+                    let row: Result<(String,), _> =
+                        sqlx::query_as("select name from catalog_scopes where name = $1")
+                            .bind("tenant:read")
+                            .fetch_one(&pool)
+                            .await;
+                    axum::Json(json!({ "name": row.map(|(name,)| name).unwrap_or_default() }))
+                }
+            }),
+        );
+    let app = router_with(state, baselines);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Ok((address, server))
+}
+
 /// The process's peak resident set (`VmHWM`) in MiB, 0 where `/proc` does not say.
-fn peak_resident_mib() -> u64 {
+pub(crate) fn peak_resident_mib() -> u64 {
     crate::process::resident_kib(std::process::id()).map_or(0, |(_, peak)| peak / 1024)
 }
 

@@ -4,7 +4,7 @@
 //! audit record + event, `synchronous_commit` on) at 1, 8 and 32 concurrent clients,
 //! beside pgbench running the equivalent inserts in one transaction against the same
 //! database. `store --store sqlite`: the same on the embedded store, see `sqlite.rs`.
-//! `http`: see `http.rs`. `events`: see `events.rs`. `audit`, `rss` and `connections`:
+//! `http`: see `http.rs`; `http --seeded`: see `seeded.rs`; `seed`: see `seed.rs`. `events`: see `events.rs`. `audit`, `rss` and `connections`:
 //! see their modules; `peak-rss` is the helper process of `process.rs`.
 
 mod audit;
@@ -13,6 +13,8 @@ mod events;
 mod http;
 mod process;
 mod rss;
+mod seed;
+mod seeded;
 mod sqlite;
 
 use std::collections::BTreeSet;
@@ -106,6 +108,9 @@ async fn main() -> Result<(), Failure> {
     if which == "peak-rss" {
         return process::peak_rss_main(args.get(1..).unwrap_or_default());
     }
+    if which == "seed" {
+        return seed_main(args.get(1..).unwrap_or_default()).await;
+    }
     if !["store", "http", "events", "audit", "rss", "connections"].contains(&which.as_str()) {
         return Err(
             "usage: bench store|http|events|rss|connections [seconds per run, default 5] \
@@ -135,6 +140,7 @@ async fn main() -> Result<(), Failure> {
         .execute(format!("create database {name}").as_str())
         .await?;
     let result = match which.as_str() {
+        "http" if args.iter().any(|arg| arg == "--seeded") => seeded::run(&name, seconds).await,
         "http" => http::run(&name, seconds).await,
         "events" => events::run(&name, seconds).await,
         "audit" => audit::run(&name, number).await,
@@ -146,6 +152,48 @@ async fn main() -> Result<(), Failure> {
         .execute(format!("drop database if exists {name} with (force)").as_str())
         .await?;
     result
+}
+
+/// `bench seed --tenants N --members-per-tenant M [--multi-tenant-users K]`: seeds the
+/// database of `USER_ENGINE_DATABASE_URL` (else the development server's `postgres`
+/// database), migrating it first.
+async fn seed_main(args: &[String]) -> Result<(), Failure> {
+    let number = |flag: &str| -> Result<Option<u64>, Failure> {
+        match args.iter().position(|arg| arg == flag) {
+            None => Ok(None),
+            Some(index) => Ok(Some(
+                args.get(index + 1)
+                    .ok_or_else(|| format!("{flag} needs a number"))?
+                    .parse()
+                    .map_err(|_| format!("{flag} needs a number"))?,
+            )),
+        }
+    };
+    let usage = "usage: seed --tenants N --members-per-tenant M [--multi-tenant-users K]";
+    let plan = seed::Plan {
+        tenants: number("--tenants")?.ok_or(usage)?,
+        members_per_tenant: number("--members-per-tenant")?.ok_or(usage)?,
+        multi_tenant_users: number("--multi-tenant-users")?.unwrap_or(0),
+    };
+    if plan.tenants == 0 || plan.tenants > 99_999 || plan.members_per_tenant == 0 {
+        return Err("--tenants is 1 to 99999 and --members-per-tenant at least 1".into());
+    }
+    let url =
+        std::env::var("USER_ENGINE_DATABASE_URL").unwrap_or_else(|_| database_url("postgres"));
+    let owner = sqlx::PgPool::connect(&url).await?;
+    adapters_pg::migrate(&owner).await?;
+    let started = Instant::now();
+    seed::seed(&owner, &plan).await?;
+    println!(
+        "seeded {} tenants x {} members and {} multi-tenant users ({} users) in {:.1} s",
+        plan.tenants,
+        plan.members_per_tenant,
+        plan.multi_tenant_users,
+        plan.users(),
+        started.elapsed().as_secs_f64()
+    );
+    owner.close().await;
+    Ok(())
 }
 
 async fn run(name: &str, seconds: u64) -> Result<(), Failure> {

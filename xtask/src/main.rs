@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Some("db") => db(),
         Some("bench") => bench(args.get(1..).unwrap_or_default()),
         Some("cluster") => cluster(args.get(1..).unwrap_or_default()),
+        Some("seed") => seed(args.get(1..).unwrap_or_default()),
         Some("deps") => domain_dependency_ban(),
         Some("schemathesis") => schemathesis::Options::parse(
             args.get(1..).unwrap_or_default(),
@@ -40,8 +41,9 @@ fn main() -> ExitCode {
                  bench store [--store sqlite] [seconds]\n         \
                         member-add transactions/s on PostgreSQL beside pgbench, same run\n         \
                         (on SQLite beside the same inserts as raw SQL)\n  \
-                 bench http [seconds]\n         \
-                        authorize requests/s beside hello and select routes; logins beside argon2\n  \
+                 bench http [--seeded] [seconds]\n         \
+                        authorize requests/s beside hello and select routes; logins beside argon2;\n         \
+                        --seeded: random questions on 10x10 and 10,000x100 seeded datasets\n  \
                  bench events [seconds]\n         \
                         outbox relay events/s beside raw JetStream publishes; commit-to-ack lag\n  \
                  bench audit [records]\n         \
@@ -57,6 +59,10 @@ fn main() -> ExitCode {
                         runs the many-node checks across them (as the cluster test does);\n         \
                         --hold keeps it running until Ctrl-C, printing every URL; --direct\n         \
                         skips PgBouncer\n  \
+                 seed --tenants N --members-per-tenant M [--multi-tenant-users K]\n         \
+                        fills the database of USER_ENGINE_DATABASE_URL (else the development\n         \
+                        server's postgres database) through COPY: tenants, users, accounts,\n         \
+                        roles, keys and audit chains that verify (bench/src/seed.rs)\n  \
                  deps   only the domain dependency ban\n  \
                  schemathesis [--examples N] [--store pg|sqlite|both]\n         \
                         the real server on a fresh store, fuzzed through its OpenAPI document\n         \
@@ -386,6 +392,27 @@ fn bench(args: &[String]) -> Result<(), String> {
                 .to_owned(),
         ),
     }
+}
+
+/// Seeds a PostgreSQL database with a large dataset (the `seed` command of `bench/`).
+fn seed(args: &[String]) -> Result<(), String> {
+    if env::var_os("USER_ENGINE_DATABASE_URL").is_none() {
+        db()?;
+    }
+    run(
+        "seed",
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "--package",
+                "bench",
+                "--",
+                "seed",
+            ])
+            .args(args),
+    )
 }
 
 /// Builds `user-engine` and runs the many-node cluster of `tests::nodes` (the `cluster`

@@ -3,8 +3,9 @@
 //! very next authorize decision, however many identical decisions came before it, so no
 //! cache, wherever it sits and however it is built, may serve a stale answer. Each test
 //! warms `POST /v1/tenants/{t}/authorize` with repeated identical checks, makes one
-//! change through the API, and asserts the next answer; each on PostgreSQL and on the
-//! embedded SQLite store.
+//! change through the API of another node on the same database, and asserts the next
+//! answer of the first node; each on PostgreSQL (two processes' worth of nodes: their own
+//! pools and caches) and on the embedded SQLite store.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -38,7 +39,10 @@ enum Expected {
 /// Tenant `acme` with an admin (session at `aal2`), a member holding only [`ROLE`]
 /// (bound to [`SCOPE`]), and a tenant API key holding only `authz:check`.
 struct Acme {
+    /// The node every check is sent to.
     app: TestApp,
+    /// Another node on the same database, which every change is sent to.
+    writer: TestApp,
     /// The bootstrap platform root's session.
     root: String,
     /// The tenant admin's session, a caller of the authorize API (`authz:check` through
@@ -96,6 +100,7 @@ impl Acme {
         let key_id = text(&key.body, "id").to_owned();
         let key = text(&key.body, "key").to_owned();
         Self {
+            writer: app.another_node().await,
             app,
             root,
             admin,
@@ -119,7 +124,7 @@ impl Acme {
         format!("/v1/tenants/{TENANT}/members/{}", self.member)
     }
 
-    /// Sends a change through the API and asserts its status.
+    /// Sends a change through the other node's API and asserts its status.
     async fn change(
         &self,
         method: Method,
@@ -128,7 +133,7 @@ impl Acme {
         body: Option<Value>,
         status: StatusCode,
     ) {
-        let reply = self.app.send(method, path, Some(token), body).await;
+        let reply = self.writer.send(method, path, Some(token), body).await;
         assert_status(&reply, status);
     }
 

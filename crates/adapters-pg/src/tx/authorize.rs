@@ -1,21 +1,28 @@
 //! The store-level reads of a sign-in and of the authorize API, each one statement with
-//! no explicit transaction: `find_login`, and `authorize_snapshot` with its facts cache
-//! and the probe of the partition heads that keeps the cache fresh.
+//! no explicit transaction: `find_login`, and `authorize_snapshot` with its facts cache,
+//! the probe of the partition heads that keeps the cache fresh and the read of the parts
+//! the cache lacks.
 
-use domain::ids::Email;
+use std::collections::{BTreeSet, HashMap};
+
+use domain::authz::AccountFacts;
+use domain::ids::{Email, RoleName, ScopeName, UserId};
 use domain::model::Session;
-use domain::ports::{
-    AuthorizeSnapshot, Credential, LoginRecord, SnapshotQuery, StoreError, SubjectRef, TxScope,
-};
+use domain::ports::{AuthorizeSnapshot, LoginRecord, SnapshotQuery, StoreError};
+use serde::Deserialize;
 use sqlx::postgres::PgRow;
-use store_sql::rows::{tenant_state, KeyRow, LoginRow, SessionRow, Shape};
-use store_sql::{corrupt, Columns, FactsRow};
+use store_sql::rows::{
+    account_state, platform_roles, roles, tenant_state, user_state, KeyRow, LoginRow, ScopeRow,
+    SessionRow, Shape,
+};
+use store_sql::{corrupt, Columns};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::USER_COLUMNS;
 use crate::columns::Pg;
 use crate::errors::store_error;
-use crate::facts_cache::{FactsCache, Heads};
+use crate::facts_cache::{FactsCache, Heads, Needs, Parts, TenantFacts, UserFacts};
 use crate::pooling::Db;
 
 /// [`domain::ports::Store::find_login`] in one statement, outside any transaction:
@@ -37,7 +44,7 @@ pub(crate) async fn find_login(db: &Db, email: &Email) -> Result<Option<LoginRec
     row.map(|row| LoginRow::decode(&Pg(&row))).transpose()
 }
 
-/// The session of the `session_*` columns of `authorize_snapshot` and `authorize_probe`
+/// The session of the `session_*` columns of the probe and of `authorize_facts`
 /// (all null when the token hash names none).
 fn session(row: &Pg<&PgRow>, token_hash: &str) -> Result<Option<Session>, StoreError> {
     let (Some(user_id), Some(created_at), Some(expires_at), Some(last_seen_at)) = (
@@ -60,155 +67,249 @@ fn session(row: &Pg<&PgRow>, token_hash: &str) -> Result<Option<Session>, StoreE
     .map(Some)
 }
 
-/// The API key of the `api_key_*` columns of `authorize_snapshot` (null when the token
-/// hash names none of the tenant's keys).
-fn api_key(row: &Pg<&PgRow>, query: &SnapshotQuery) -> Result<Option<Credential>, StoreError> {
-    let (Some(key_id), Some(name), Some(scopes), Some(created_at)) = (
-        row.uuid_opt("api_key_id")?,
-        row.text_opt("api_key_name")?,
-        row.names_opt("api_key_scopes")?,
-        row.time_opt("api_key_created_at")?,
-    ) else {
-        return Ok(None);
+/// The heads of a probe or a read (`tenant_*` and `platform_*` columns).
+fn heads(row: &Pg<&PgRow>) -> Result<Heads, StoreError> {
+    let head = |audit_seq: &str, event_position: &str| -> Result<_, StoreError> {
+        Ok(row.int_opt(audit_seq)?.zip(row.int_opt(event_position)?))
     };
-    KeyRow {
-        tenant_id: query.tenant.to_string(),
-        key_id,
-        name,
-        scopes,
-        created_by: row.uuid_opt("api_key_created_by")?,
-        created_at,
-        revoked_at: row.time_opt("api_key_revoked_at")?,
-    }
-    .into_value()
-    .map(|key| Some(Credential::ApiKey(key)))
+    Ok(Heads {
+        tenant: head("tenant_audit_seq", "tenant_event_position")?,
+        platform: head("platform_audit_seq", "platform_event_position")?,
+    })
 }
 
-/// One head of a read: `(audit_seq, event_position)`, `None` where the partition has no
-/// head yet.
-fn head(
-    row: &Pg<&PgRow>,
-    audit_seq: &str,
-    event_position: &str,
-) -> Result<Option<(i64, i64)>, StoreError> {
-    Ok(row.int_opt(audit_seq)?.zip(row.int_opt(event_position)?))
-}
+/// The probe: the tenant's and the platform's heads and the session a token hash names,
+/// in one prepared statement of plain SQL (`partition_versions` shows every partition's
+/// position and nothing else; `sessions` is a platform table).
+const PROBE: &str = "select th.audit_seq as tenant_audit_seq, \
+        th.event_position as tenant_event_position, \
+        ph.audit_seq as platform_audit_seq, ph.event_position as platform_event_position, \
+        s.user_id as session_user_id, s.created_at as session_created_at, \
+        s.expires_at as session_expires_at, s.last_seen_at as session_last_seen_at, \
+        s.aal2_until as session_aal2_until \
+    from (select 1) as one \
+    left join partition_versions th on th.partition = $1 \
+    left join partition_versions ph on ph.partition = '_platform' \
+    left join sessions s on s.token_hash = $2";
 
-/// [`domain::ports::Store::authorize_snapshot`]: from the facts cache when a probe of
-/// the partition heads (and the session) shows the cached facts still hold, else in one
-/// statement that also refreshes the cache. Both run outside any explicit transaction:
-/// the SQL functions set the tenant for the statement's own transaction.
+/// [`domain::ports::Store::authorize_snapshot`]: when the cache holds every part the
+/// query needs, one probe of the heads (and the session) and the snapshot from the
+/// cache; else, or when a head has moved, one `authorize_facts` statement reading only
+/// the missing parts. Should a head move between the cache's parts and that read, a
+/// second read takes every part. Both statements run outside any explicit transaction.
 pub(crate) async fn authorize_snapshot(
     db: &Db,
     cache: &FactsCache,
     query: &SnapshotQuery,
 ) -> Result<AuthorizeSnapshot, StoreError> {
-    if let Some(cached) = cache.heads_for(query) {
-        let session_hash = (!query.api_key).then_some(query.token_hash.as_str());
+    let session_hash = (!query.api_key).then_some(query.token_hash.as_str());
+    let mut probed = None;
+    if cache.needs(query, None, None).nothing() {
         let mut single = db.single().await.map_err(store_error)?;
-        let rows = Db::query(db.pooling, "select * from authorize_probe($1, $2)")
+        let row = Db::query(db.pooling, PROBE)
             .bind(query.tenant.as_str())
             .bind(session_hash)
-            .fetch_all(single.conn())
+            .fetch_one(single.conn())
             .await
             .map_err(store_error)?;
         single.done().await.map_err(store_error)?;
-        let mut heads = Heads::default();
-        let mut found = None;
-        for row in &rows {
-            let row = Pg(row);
-            let head = head(&row, "audit_seq", "event_position")?;
-            match row.text_opt("partition")?.as_deref() {
-                Some("_platform") => heads.platform = head,
-                Some(partition) if partition == query.tenant.as_str() => heads.tenant = head,
-                _ => {}
-            }
-            if let Some(session) = session(&row, &query.token_hash)? {
-                found = Some(session);
-            }
+        let row = Pg(&row);
+        let (heads, session) = (heads(&row)?, session(&row, &query.token_hash)?);
+        let session_user = session.as_ref().map(|session| session.user_id);
+        if let Some(snapshot) = cache.assemble(query, heads, session, None) {
+            return Ok(snapshot);
         }
-        if heads == cached {
-            if let Some(snapshot) = cache.answer(query, heads, found) {
-                return Ok(snapshot);
-            }
-        }
+        probed = Some((heads, session_user));
     }
-    let (heads, snapshot) = read_snapshot(db, query).await?;
-    cache.keep(query, heads, &snapshot);
-    Ok(snapshot)
+    let mut needs = cache.needs(
+        query,
+        probed.map(|(heads, _)| heads),
+        probed.and_then(|(_, user)| user),
+    );
+    for _ in 0..2 {
+        let (heads, session, parts) = read_parts(db, query, &needs).await?;
+        cache.keep(query, heads, &needs, &parts);
+        let session_user = session.as_ref().map(|session| session.user_id);
+        if let Some(snapshot) = cache.assemble(query, heads, session, Some(&parts)) {
+            return Ok(snapshot);
+        }
+        needs = Needs::everything(query, session_user);
+    }
+    Err(corrupt("authorize facts"))
 }
 
-/// The `authorize_snapshot` statement, and the heads it read the facts with.
-async fn read_snapshot(
+/// One `authorize_facts` statement: the heads, the session and the parts of `needs`.
+async fn read_parts(
     db: &Db,
     query: &SnapshotQuery,
-) -> Result<(Heads, AuthorizeSnapshot), StoreError> {
-    let users: Vec<Uuid> = query.checks.iter().map(|c| *c.user.as_uuid()).collect();
-    let scopes: Vec<&str> = query.checks.iter().map(|c| c.scope.as_str()).collect();
-    let targets: Vec<Option<Uuid>> = query
-        .checks
-        .iter()
-        .map(|c| c.target.map(|target| *target.as_uuid()))
-        .collect();
+    needs: &Needs,
+) -> Result<(Heads, Option<Session>, Parts), StoreError> {
+    let users: Vec<Uuid> = needs.users.iter().map(|user| *user.as_uuid()).collect();
+    let accounts: Vec<Uuid> = needs.accounts.iter().map(|user| *user.as_uuid()).collect();
+    let session_hash = (!query.api_key).then_some(query.token_hash.as_str());
+    let key_hash = needs.key.then_some(query.token_hash.as_str());
     let mut single = db.single().await.map_err(store_error)?;
-    let rows: Vec<PgRow> = Db::query(
+    let row = Db::query(
         db.pooling,
-        "select * from authorize_snapshot($1, $2, $3, $4, $5::uuid[], $6::text[], $7::uuid[])",
+        "select * from authorize_facts($1, $2, $3, $4, $5, $6::uuid[], $7::uuid[])",
     )
     .bind(query.tenant.as_str())
-    .bind(&query.token_hash)
-    .bind(query.api_key)
-    .bind(query.caller_scope.as_str())
+    .bind(session_hash)
+    .bind(key_hash)
+    .bind(needs.tenant)
+    .bind(needs.catalog)
     .bind(&users)
-    .bind(&scopes)
-    .bind(&targets)
-    .fetch_all(single.conn())
+    .bind(&accounts)
+    .fetch_one(single.conn())
     .await
     .map_err(store_error)?;
     single.done().await.map_err(store_error)?;
-    // 1 for the caller's own scope, then 2… for the checks in order.
-    let mut rows = rows
-        .iter()
-        .map(|row| Ok((Pg(row).int("ord")?, Pg(row))))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    rows.sort_unstable_by_key(|(ord, _)| *ord);
-    let mut rows = rows.into_iter().map(|(_, row)| row);
-    let first = rows.next().ok_or_else(|| corrupt("authorize snapshot"))?;
-    let heads = Heads {
-        tenant: head(&first, "tenant_audit_seq", "tenant_event_position")?,
-        platform: head(&first, "platform_audit_seq", "platform_event_position")?,
-    };
-    let scope = TxScope::Tenant(query.tenant.clone());
-    let facts = FactsRow::read(&first)?;
-    let tenant = facts
-        .tenant_state
-        .as_deref()
-        .map(tenant_state)
-        .transpose()?;
-    let credential = match session(&first, &query.token_hash)? {
-        Some(session) => Some(Credential::Session(session)),
-        None => api_key(&first, query)?,
-    };
-    let caller = match &credential {
-        Some(credential) => Some(facts.into_facts(&credential.subject(), None, &scope)?),
-        None => None,
-    };
-    let checks = rows
-        .zip(&query.checks)
-        .map(|(row, check)| {
-            FactsRow::read(&row)?.into_facts(&SubjectRef::User(check.user), check.target, &scope)
+    let row = Pg(&row);
+    let document: ReadJson =
+        serde_json::from_str(&row.text("facts")?).map_err(|_| corrupt("authorize facts"))?;
+    let parts = document.into_parts(query, needs)?;
+    Ok((heads(&row)?, session(&row, &query.token_hash)?, parts))
+}
+
+/// The `facts` document of `authorize_facts` (see its migration).
+#[derive(Deserialize)]
+struct ReadJson {
+    tenant: Option<TenantJson>,
+    key: Option<KeyJson>,
+    catalog: Option<Vec<ScopeJson>>,
+    users: Vec<(Uuid, String, Vec<String>)>,
+    accounts: Vec<(Uuid, String, Vec<String>)>,
+}
+
+#[derive(Deserialize)]
+struct TenantJson {
+    state: String,
+    scopes: Vec<String>,
+    bindings: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct KeyJson {
+    id: Uuid,
+    name: String,
+    scopes: Vec<String>,
+    created_by: Option<Uuid>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ScopeJson {
+    name: String,
+    description: String,
+    platform_only: bool,
+    min_assurance: String,
+}
+
+fn scope_name(name: &str) -> Result<ScopeName, StoreError> {
+    ScopeName::parse(name).map_err(|_| corrupt("scope name"))
+}
+
+fn micros(at: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000).map_err(|_| corrupt("time"))
+}
+
+impl ReadJson {
+    fn into_parts(self, query: &SnapshotQuery, needs: &Needs) -> Result<Parts, StoreError> {
+        let tenant = match self.tenant {
+            Some(tenant) => {
+                let mut bound: HashMap<ScopeName, BTreeSet<RoleName>> = HashMap::new();
+                for (role, scope) in tenant.bindings {
+                    bound
+                        .entry(scope_name(&scope)?)
+                        .or_default()
+                        .insert(RoleName::parse(&role).map_err(|_| corrupt("role"))?);
+                }
+                Some(TenantFacts {
+                    state: tenant_state(&tenant.state)?,
+                    enabled: tenant
+                        .scopes
+                        .iter()
+                        .map(|scope| scope_name(scope))
+                        .collect::<Result<_, _>>()?,
+                    bound,
+                })
+            }
+            None => None,
+        };
+        let key = match self.key {
+            Some(key) => Some(
+                KeyRow {
+                    tenant_id: query.tenant.to_string(),
+                    key_id: key.id,
+                    name: key.name,
+                    scopes: key.scopes,
+                    created_by: key.created_by,
+                    created_at: micros(key.created_at)?,
+                    revoked_at: key.revoked_at.map(micros).transpose()?,
+                }
+                .into_value()?,
+            ),
+            None => None,
+        };
+        let catalog = match self.catalog {
+            Some(scopes) => Some(
+                scopes
+                    .into_iter()
+                    .map(|scope| {
+                        let value = ScopeRow {
+                            name: scope.name,
+                            description: scope.description,
+                            platform_only: scope.platform_only,
+                            min_assurance: scope.min_assurance,
+                        }
+                        .into_value()?;
+                        Ok((value.name.clone(), value))
+                    })
+                    .collect::<Result<HashMap<_, _>, StoreError>>()?,
+            ),
+            None => None,
+        };
+        let users = self
+            .users
+            .into_iter()
+            .map(|(id, state, names)| {
+                Ok((
+                    UserId::from_generated(id),
+                    Some(UserFacts {
+                        state: user_state(&state)?,
+                        platform_roles: platform_roles(&names)?,
+                    }),
+                ))
+            })
+            .collect::<Result<HashMap<_, _>, StoreError>>()?;
+        let accounts = self
+            .accounts
+            .into_iter()
+            .map(|(id, state, names)| {
+                Ok((
+                    UserId::from_generated(id),
+                    Some(AccountFacts {
+                        state: account_state(&state)?,
+                        roles: roles(&names)?,
+                    }),
+                ))
+            })
+            .collect::<Result<HashMap<_, _>, StoreError>>()?;
+        Ok(Parts {
+            tenant: needs.tenant.then_some(tenant),
+            key: needs.key.then_some(key),
+            catalog: if needs.catalog { catalog } else { None },
+            users: needs
+                .users
+                .iter()
+                .map(|user| (*user, users.get(user).cloned().flatten()))
+                .collect(),
+            accounts: needs
+                .accounts
+                .iter()
+                .map(|user| (*user, accounts.get(user).cloned().flatten()))
+                .collect(),
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    if checks.len() != query.checks.len() {
-        return Err(corrupt("authorize snapshot"));
     }
-    Ok((
-        heads,
-        AuthorizeSnapshot {
-            tenant,
-            credential,
-            caller,
-            checks,
-        },
-    ))
 }

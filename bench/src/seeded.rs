@@ -1,0 +1,274 @@
+//! `cargo xtask bench http --seeded [seconds]`: authorize at scale. Two databases seeded
+//! by `seed.rs` — a small one (10 tenants × 10 members) and a large one (10,000 tenants ×
+//! 100 members, a million users; `BENCH_SEED_TENANTS` and `BENCH_SEED_MEMBERS` set
+//! another size) — each served in process like `bench http`, and on each, alternating in
+//! slices: the one-row select route (the baseline), authorize with a random question per
+//! request (a random tenant's key asking about a random member of it, for a random scope
+//! of the seeded ones) and the batch route with 100 random questions per request.
+//!
+//! Before measuring, every member is asked about once through the batch route, so the
+//! facts cache is full (the figures are those of a warm service; the peak resident set
+//! after that is reported).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::usecases::{Engine, EngineConfig};
+use serde_json::{json, Value};
+
+use crate::http::{load, serve_with_baselines, Load, Request, CONNECTIONS};
+use crate::seed::{api_key, member_id, seed, tenant_id, Plan};
+use crate::{database_url, Failure};
+
+/// Slices per figure, alternating between the routes.
+const SLICES: u32 = 4;
+/// The scopes questions ask about: the seeded application scopes and two engine ones.
+const SCOPES: [&str; 5] = [
+    "docs:read",
+    "docs:write",
+    "billing:manage",
+    "tenant:read",
+    "members:write",
+];
+
+/// A random question generator shared by all connections: splitmix64 over a counter, so
+/// the questions spread over every tenant, member and scope without a lock.
+struct Questions {
+    plan: Plan,
+    next: AtomicU64,
+}
+
+impl Questions {
+    fn random(&self) -> u64 {
+        let mut z = self
+            .next
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A random tenant's number.
+    fn tenant(&self) -> u64 {
+        self.random() % self.plan.tenants
+    }
+
+    /// A random check about a member of `tenant`.
+    fn check(&self, tenant: u64) -> Value {
+        let random = self.random();
+        let member = random % self.plan.members_per_tenant;
+        let scope = SCOPES
+            .get(usize::try_from((random >> 32) % SCOPES.len() as u64).unwrap_or(0))
+            .copied()
+            .unwrap_or("docs:read");
+        json!({
+            "subject": { "user_id": member_id(&self.plan, tenant, member).to_string(), "assurance": "aal1" },
+            "scope": scope,
+        })
+    }
+}
+
+/// One dataset's figures.
+struct Figures {
+    label: String,
+    select: Load,
+    authorize: Load,
+    batch: Load,
+    warm_up: Duration,
+    peak_mib: u64,
+}
+
+pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
+    let size = |variable: &str, default: u64| {
+        std::env::var(variable)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
+    let plans = [
+        Plan {
+            tenants: 10,
+            members_per_tenant: 10,
+            multi_tenant_users: 0,
+        },
+        Plan {
+            tenants: size("BENCH_SEED_TENANTS", 10_000),
+            members_per_tenant: size("BENCH_SEED_MEMBERS", 100),
+            multi_tenant_users: 0,
+        },
+    ];
+    println!(
+        "# authorize at scale: {seconds} s per figure in {SLICES} slices alternating with the \
+         select baseline, {CONNECTIONS} HTTP connections, random questions"
+    );
+    let mut all = Vec::new();
+    for (index, plan) in plans.iter().enumerate() {
+        let database = format!("{name}_{index}");
+        let url = database_url(&database);
+        let admin = sqlx::PgPool::connect(&database_url(name)).await?;
+        sqlx::query(&format!("create database {database}"))
+            .execute(&admin)
+            .await?;
+        let figures = measure(&url, plan, seconds).await;
+        sqlx::query(&format!("drop database if exists {database} with (force)"))
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        all.push(figures?);
+    }
+    println!("\n| dataset | route | requests/s | decisions/s | p50 | p99 |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for figures in &mut all {
+        let label = figures.label.clone();
+        for (route, load, per_request) in [
+            ("one-row select (baseline)", &mut figures.select, 1.0),
+            ("authorize", &mut figures.authorize, 1.0),
+            ("authorize/batch, 100 checks", &mut figures.batch, 100.0),
+        ] {
+            println!(
+                "| {label} | {route} | {:.0} | {:.0} | {:.2} ms | {:.2} ms |",
+                load.per_second(),
+                load.per_second() * per_request,
+                load.at(0.50).as_secs_f64() * 1000.0,
+                load.at(0.99).as_secs_f64() * 1000.0
+            );
+        }
+    }
+    println!();
+    for figures in &all {
+        println!(
+            "{}: authorize / select = {:.2} (target ≥ 0.8); warm-up {:.1} s; peak RSS of the \
+             bench process (server, caches full, and load generator) {} MiB",
+            figures.label,
+            figures.authorize.per_second() / figures.select.per_second(),
+            figures.warm_up.as_secs_f64(),
+            figures.peak_mib
+        );
+    }
+    if let [small, large] = all.as_mut_slice() {
+        println!(
+            "authorize p99 large / small = {:.2} (target ≤ 1.5)",
+            large.authorize.at(0.99).as_secs_f64() / small.authorize.at(0.99).as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+async fn measure(url: &str, plan: &Plan, seconds: u64) -> Result<Figures, Failure> {
+    let owner = sqlx::PgPool::connect(url).await?;
+    adapters_pg::migrate(&owner).await?;
+    let seeding = Instant::now();
+    seed(&owner, plan).await?;
+    let label = format!(
+        "{} tenants × {} members",
+        plan.tenants, plan.members_per_tenant
+    );
+    println!(
+        "({label}: seeded in {:.1} s)",
+        seeding.elapsed().as_secs_f64()
+    );
+    owner.close().await;
+    let connections = server::config::Config::default().max_connections;
+    let store = adapters_pg::PgStore::connect(url, connections).await?;
+    let engine = Engine::new(
+        adapters_security::production_ports(Arc::new(store.clone())),
+        EngineConfig::default(),
+    );
+    let (address, server) = serve_with_baselines(engine, store).await?;
+    let base = format!("http://{address}");
+    let keys: Arc<Vec<String>> = Arc::new(
+        (0..plan.tenants)
+            .map(|tenant| tenant_id(tenant).map(|tenant| api_key(&tenant)))
+            .collect::<Result<_, _>>()?,
+    );
+    let questions = Arc::new(Questions {
+        plan: *plan,
+        next: AtomicU64::new(1),
+    });
+
+    // Warm-up: every member of every tenant once, 100 to a batch.
+    let warming = Instant::now();
+    let client = reqwest::Client::new();
+    for tenant in 0..plan.tenants {
+        let tenant_name = tenant_id(tenant)?;
+        let members: Vec<u64> = (0..plan.members_per_tenant).collect();
+        for chunk in members.chunks(100) {
+            let checks: Vec<Value> = chunk
+                .iter()
+                .map(|member| {
+                    json!({
+                        "subject": { "user_id": member_id(plan, tenant, *member).to_string(), "assurance": "aal1" },
+                        "scope": "docs:read",
+                    })
+                })
+                .collect();
+            let reply = client
+                .post(format!("{base}/v1/tenants/{tenant_name}/authorize/batch"))
+                .bearer_auth(api_key(&tenant_name))
+                .json(&json!({ "checks": checks }))
+                .send()
+                .await?;
+            if !reply.status().is_success() {
+                return Err(format!("warm-up of {tenant_name}: {}", reply.status()).into());
+            }
+        }
+    }
+    let warm_up = warming.elapsed();
+
+    let select_url = format!("{base}/bench/select");
+    let authorize: Request = {
+        let (base, keys, questions) = (base.clone(), keys.clone(), questions.clone());
+        Arc::new(move |client: &reqwest::Client| {
+            let tenant = questions.tenant();
+            let key = keys
+                .get(usize::try_from(tenant).unwrap_or(0))
+                .cloned()
+                .unwrap_or_default();
+            client
+                .post(format!("{base}/v1/tenants/seed-{tenant:05}/authorize"))
+                .bearer_auth(key)
+                .json(&questions.check(tenant))
+        })
+    };
+    let batch: Request = {
+        let (base, keys, questions) = (base.clone(), keys.clone(), questions.clone());
+        Arc::new(move |client: &reqwest::Client| {
+            let tenant = questions.tenant();
+            let key = keys
+                .get(usize::try_from(tenant).unwrap_or(0))
+                .cloned()
+                .unwrap_or_default();
+            let checks: Vec<Value> = (0..100).map(|_| questions.check(tenant)).collect();
+            client
+                .post(format!(
+                    "{base}/v1/tenants/seed-{tenant:05}/authorize/batch"
+                ))
+                .bearer_auth(key)
+                .json(&json!({ "checks": checks }))
+        })
+    };
+    let routes: [Request; 3] = [
+        Arc::new(move |client: &reqwest::Client| client.get(&select_url)),
+        authorize,
+        batch,
+    ];
+    let slice = Duration::from_secs(seconds) / SLICES;
+    let mut loads: [Load; 3] = Default::default();
+    for _ in 0..SLICES {
+        for (route, total) in routes.iter().zip(&mut loads) {
+            total.add(load(CONNECTIONS, slice, route.clone()).await?);
+        }
+    }
+    server.abort();
+    let [select, authorize, batch] = loads;
+    Ok(Figures {
+        label,
+        select,
+        authorize,
+        batch,
+        warm_up,
+        peak_mib: crate::http::peak_resident_mib(),
+    })
+}
