@@ -218,7 +218,9 @@ async fn measure(url: &str, plan: &Plan, seconds: u64) -> Result<Figures, Failur
     let warm_up = warming.elapsed();
 
     let select_url = format!("{base}/bench/select");
-    let authorize: Request = {
+    // A request to `route` of a random tenant with that tenant's key and a body of
+    // `checks` random questions about its members.
+    let random_request = |route: &'static str, checks: Option<usize>| -> Request {
         let (base, keys, questions) = (base.clone(), keys.clone(), questions.clone());
         Arc::new(move |client: &reqwest::Client| {
             let tenant = questions.tenant();
@@ -226,29 +228,20 @@ async fn measure(url: &str, plan: &Plan, seconds: u64) -> Result<Figures, Failur
                 .get(usize::try_from(tenant).unwrap_or(0))
                 .cloned()
                 .unwrap_or_default();
+            let body = match checks {
+                None => questions.check(tenant),
+                Some(count) => {
+                    json!({ "checks": (0..count).map(|_| questions.check(tenant)).collect::<Vec<_>>() })
+                }
+            };
             client
-                .post(format!("{base}/v1/tenants/seed-{tenant:05}/authorize"))
+                .post(format!("{base}/v1/tenants/seed-{tenant:05}/{route}"))
                 .bearer_auth(key)
-                .json(&questions.check(tenant))
+                .json(&body)
         })
     };
-    let batch: Request = {
-        let (base, keys, questions) = (base.clone(), keys.clone(), questions.clone());
-        Arc::new(move |client: &reqwest::Client| {
-            let tenant = questions.tenant();
-            let key = keys
-                .get(usize::try_from(tenant).unwrap_or(0))
-                .cloned()
-                .unwrap_or_default();
-            let checks: Vec<Value> = (0..100).map(|_| questions.check(tenant)).collect();
-            client
-                .post(format!(
-                    "{base}/v1/tenants/seed-{tenant:05}/authorize/batch"
-                ))
-                .bearer_auth(key)
-                .json(&json!({ "checks": checks }))
-        })
-    };
+    let authorize = random_request("authorize", None);
+    let batch = random_request("authorize/batch", Some(100));
     let routes: [Request; 3] = [
         Arc::new(move |client: &reqwest::Client| client.get(&select_url)),
         authorize,

@@ -103,8 +103,8 @@ pub(crate) async fn authorize_snapshot(
     query: &SnapshotQuery,
 ) -> Result<AuthorizeSnapshot, StoreError> {
     let session_hash = (!query.api_key).then_some(query.token_hash.as_str());
-    let mut probed = None;
-    if cache.needs(query, None, None).nothing() {
+    let mut needs = cache.needs(query, None, None);
+    if needs.nothing() {
         let mut single = db.single().await.map_err(store_error)?;
         let row = Db::query(db.pooling, PROBE)
             .bind(query.tenant.as_str())
@@ -119,13 +119,9 @@ pub(crate) async fn authorize_snapshot(
         if let Some(snapshot) = cache.assemble(query, heads, session, None) {
             return Ok(snapshot);
         }
-        probed = Some((heads, session_user));
+        // A head moved, or the session's user is not held: what to read at these heads.
+        needs = cache.needs(query, Some(heads), session_user);
     }
-    let mut needs = cache.needs(
-        query,
-        probed.map(|(heads, _)| heads),
-        probed.and_then(|(_, user)| user),
-    );
     for _ in 0..2 {
         let (heads, session, parts) = read_parts(db, query, &needs).await?;
         cache.keep(query, heads, &needs, &parts);
