@@ -1230,7 +1230,7 @@ pub async fn the_authorize_api_explains_every_reason(h: Harness) {
         .expect("a decision");
     assert_eq!(by_session.reason, Reason::RoleBinding);
     assert_eq!(by_session.facts.assurance, Assurance::Aal1);
-    assert_eq!(by_session.facts.roles, roles(&["member"]));
+    assert_eq!(by_session.facts.roles.to_names(), roles(&["member"]));
     assert_eq!(by_session.facts.tenant_state, Some(TenantState::Active));
 }
 

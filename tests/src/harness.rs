@@ -24,6 +24,13 @@ pub struct Harness {
     pub store: Arc<dyn Store>,
     /// Whatever must live as long as the harness (a test database, say).
     pub keep_alive: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Another node's engine over the same database (a store of its own, so caches of
+    /// its own), on the same clock: where the differential test asks the authorize API's
+    /// common path, so a change made through `engine` must be seen there at once.
+    pub other_node: Option<Engine>,
+    /// Shared by both nodes' engines, so what either writes has ids of its own.
+    ids: Arc<SequentialIds>,
+    secrets: Arc<CountingSecrets>,
 }
 
 impl std::fmt::Debug for Harness {
@@ -32,26 +39,51 @@ impl std::fmt::Debug for Harness {
     }
 }
 
+/// An engine over `store` with the harness's fake ports.
+fn engine(
+    store: Arc<dyn Store>,
+    clock: &Arc<ManualClock>,
+    ids: &Arc<SequentialIds>,
+    secrets: &Arc<CountingSecrets>,
+) -> Engine {
+    Engine::new(
+        Ports {
+            store,
+            clock: clock.clone(),
+            ids: ids.clone(),
+            secrets: secrets.clone(),
+            passwords: Arc::new(FastPasswordHasher),
+            totp: Arc::new(FakeTotp),
+        },
+        EngineConfig::default(),
+    )
+}
+
 impl Harness {
     pub fn new(store: Arc<dyn Store>) -> Self {
         let clock = Arc::new(ManualClock::new(ManualClock::default_start()));
-        let engine = Engine::new(
-            Ports {
-                store: store.clone(),
-                clock: clock.clone(),
-                ids: Arc::new(SequentialIds::default()),
-                secrets: Arc::new(CountingSecrets::default()),
-                passwords: Arc::new(FastPasswordHasher),
-                totp: Arc::new(FakeTotp),
-            },
-            EngineConfig::default(),
-        );
+        let ids = Arc::new(SequentialIds::default());
+        let secrets = Arc::new(CountingSecrets::default());
         Self {
-            engine,
+            engine: engine(store.clone(), &clock, &ids, &secrets),
             clock,
             store,
             keep_alive: None,
+            other_node: None,
+            ids,
+            secrets,
         }
+    }
+
+    fn engine_over(&self, store: Arc<dyn Store>) -> Engine {
+        engine(store, &self.clock, &self.ids, &self.secrets)
+    }
+
+    /// Adds another node: an engine over `store` (the same database through a store of
+    /// its own) on this harness's clock and id generator.
+    pub fn with_other_node(mut self, store: Arc<dyn Store>) -> Self {
+        self.other_node = Some(self.engine_over(store));
+        self
     }
 
     /// The harness clock's current time.

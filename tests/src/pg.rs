@@ -109,6 +109,17 @@ pub async fn harness() -> Harness {
     harness
 }
 
+/// A harness over a fresh PostgreSQL database with another node: a second store over the
+/// same database, with caches of its own ([`Harness::other_node`]).
+pub async fn two_node_harness() -> Harness {
+    let db = TestDb::create().await;
+    let store = db.store(4).await;
+    let other = db.store(2).await;
+    let mut harness = Harness::new(Arc::new(store)).with_other_node(Arc::new(other));
+    harness.keep_alive = Some(Arc::new(db));
+    harness
+}
+
 /// A harness over a fresh PostgreSQL database reached through a PgBouncer of its own in
 /// transaction pooling mode (`Pooling::Transaction`): consecutive transactions of one
 /// client connection run in whichever server session is free.

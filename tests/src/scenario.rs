@@ -505,12 +505,12 @@ impl World {
             })
             .collect();
         let mut seen = Vec::new();
+        // Another node, when the harness has one: its cache must see every change at once.
+        let node = self.h.other_node.as_ref().unwrap_or(&self.h.engine);
         for (index, (key_id, own, secret)) in self.keys.iter().take(TENANTS.len()).enumerate() {
             let next = &self.tenants[(index + 1) % self.tenants.len()];
             for tenant in [own, next] {
-                let fast = self
-                    .h
-                    .engine
+                let fast = node
                     .authorize_fast(tenant, secret, &checks)
                     .await
                     .expect("store");

@@ -24,25 +24,36 @@
 //! read again. Only tenants that exist and keys that were found are kept, so requests
 //! with made-up tenants or keys add nothing; users and accounts asked about are kept
 //! found or not (a non-member is a fact too), within their bound.
+//!
+//! Names are numbered when parts are kept: scope names by an id the cache gives each name
+//! it reads (ids are never reused, and only names read from the database get one, so the
+//! numbering grows with the catalog, not with requests); role names by their place in
+//! the tenant's table of bound roles. A tenant's enabled scopes are bits over scope ids,
+//! each scope's bound roles and each account's roles bits over the tenant's table, so the
+//! roles that grant a scope are one AND (see `domain::authz::RoleSet`).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use domain::authz::{AccountFacts, AuthzFacts, SubjectFacts, TargetFacts};
+use domain::authz::{
+    AccountFacts, AuthzFacts, Bits, RoleSet, RoleTable, SubjectFacts, TargetFacts,
+};
 use domain::ids::{RoleName, ScopeName, TenantId, UserId};
-use domain::model::{ApiKey, CatalogScope, PlatformRole, Session, TenantState, UserState};
+use domain::model::{
+    AccountState, ApiKey, CatalogScope, PlatformRole, Session, TenantState, UserState,
+};
 use domain::ports::{AuthorizeSnapshot, Credential, SnapshotQuery};
 use lru::LruCache;
 
 /// One partition's head: `(audit_seq, event_position)`, `None` where it has none yet.
-pub(crate) type Head = Option<(i64, i64)>;
+pub type Head = Option<(i64, i64)>;
 
 /// The heads of one read: the tenant's partition and the platform's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Heads {
-    pub(crate) tenant: Head,
-    pub(crate) platform: Head,
+pub struct Heads {
+    pub tenant: Head,
+    pub platform: Head,
 }
 
 /// How many parts of each kind the cache holds at most.
@@ -70,53 +81,94 @@ impl Capacity {
 
 impl Default for Capacity {
     /// A million users and a million accounts: the facts of every member of the largest
-    /// dataset the benchmarks seed (about 110 MiB when full, see BENCHMARKS.md).
+    /// dataset the benchmarks seed (`serve` held 328 MiB with it full, see BENCHMARKS.md).
     fn default() -> Self {
         Self::entries(NonZeroUsize::new(1_000_000).unwrap_or(NonZeroUsize::MIN))
     }
 }
 
-/// A tenant's own facts, read with the tenant's head.
+/// A tenant's own facts as read: state, enabled scopes and bindings by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TenantFacts {
-    pub(crate) state: TenantState,
-    pub(crate) enabled: HashSet<ScopeName>,
-    /// The tenant's roles bound to each scope.
-    pub(crate) bound: HashMap<ScopeName, BTreeSet<RoleName>>,
+pub struct TenantRead {
+    pub state: TenantState,
+    pub enabled: Vec<ScopeName>,
+    /// `(role, scope)` for each scope each role is bound to.
+    pub bindings: Vec<(RoleName, ScopeName)>,
+}
+
+/// An account as read: state and role names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRead {
+    pub state: AccountState,
+    pub roles: Vec<RoleName>,
+}
+
+/// A tenant's own facts, read with the tenant's head, with names numbered.
+#[derive(Debug)]
+struct TenantFacts {
+    state: TenantState,
+    /// The roles its bindings name and the built-in ones: its accounts' roles and each
+    /// scope's bound roles are bits over this table.
+    roles: Arc<RoleTable>,
+    /// Bits over scope ids.
+    enabled: Bits,
+    /// The roles bound to each scope, by scope id.
+    bound: Vec<RoleSet>,
+}
+
+impl TenantFacts {
+    fn account(&self, read: &AccountRead) -> AccountFacts {
+        let (bits, others) = self.roles.bits(&read.roles);
+        AccountFacts {
+            state: read.state,
+            roles: RoleSet::in_table(&self.roles, bits, others),
+        }
+    }
 }
 
 /// A user's facts; `None` in the cache when no such user exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UserFacts {
-    pub(crate) state: UserState,
-    pub(crate) platform_roles: BTreeSet<PlatformRole>,
+pub struct UserFacts {
+    pub state: UserState,
+    pub platform_roles: BTreeSet<PlatformRole>,
 }
 
 /// What one read of `authorize_facts` returned, besides the heads and the session: the
 /// parts it was asked for. `None` where it was not asked; `Some(None)` where it was
 /// asked and the database has none.
-#[derive(Debug, Default)]
-pub(crate) struct Parts {
-    pub(crate) tenant: Option<Option<TenantFacts>>,
+#[derive(Debug, Default, Clone)]
+pub struct Parts {
+    pub tenant: Option<Option<TenantRead>>,
     /// The tenant's key with the token's hash.
-    pub(crate) key: Option<Option<ApiKey>>,
-    pub(crate) catalog: Option<HashMap<ScopeName, CatalogScope>>,
-    pub(crate) users: HashMap<UserId, Option<UserFacts>>,
-    pub(crate) accounts: HashMap<UserId, Option<AccountFacts>>,
+    pub key: Option<Option<ApiKey>>,
+    pub catalog: Option<Vec<CatalogScope>>,
+    pub users: HashMap<UserId, Option<UserFacts>>,
+    pub accounts: HashMap<UserId, Option<AccountRead>>,
+}
+
+/// The parts of one read with names numbered, as [`FactsCache::keep`] keeps them: what
+/// [`FactsCache::assemble`] takes before the cache's own (which may not have kept them).
+#[derive(Debug, Default)]
+pub struct Kept {
+    tenant: Option<Option<Arc<TenantFacts>>>,
+    key: Option<Option<ApiKey>>,
+    catalog: Option<Arc<Catalog>>,
+    users: HashMap<UserId, Option<UserFacts>>,
+    accounts: HashMap<UserId, Option<AccountFacts>>,
 }
 
 /// What a request needs read, given what the cache holds with the reference heads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Needs {
-    pub(crate) tenant: bool,
-    pub(crate) key: bool,
-    pub(crate) catalog: bool,
-    pub(crate) users: Vec<UserId>,
-    pub(crate) accounts: Vec<UserId>,
+pub struct Needs {
+    pub tenant: bool,
+    pub key: bool,
+    pub catalog: bool,
+    pub users: Vec<UserId>,
+    pub accounts: Vec<UserId>,
 }
 
 impl Needs {
-    pub(crate) fn nothing(&self) -> bool {
+    pub fn nothing(&self) -> bool {
         !self.tenant
             && !self.key
             && !self.catalog
@@ -125,7 +177,7 @@ impl Needs {
     }
 
     /// Every part `query` reads (with the session's user, once known).
-    pub(crate) fn everything(query: &SnapshotQuery, session_user: Option<UserId>) -> Self {
+    pub fn everything(query: &SnapshotQuery, session_user: Option<UserId>) -> Self {
         let users = users_of(query, session_user);
         Self {
             tenant: true,
@@ -156,7 +208,8 @@ fn users_of(query: &SnapshotQuery, session_user: Option<UserId>) -> Vec<UserId> 
 #[derive(Debug)]
 struct Catalog {
     head: Head,
-    scopes: HashMap<ScopeName, CatalogScope>,
+    /// By scope id.
+    scopes: Vec<Option<Arc<CatalogScope>>>,
 }
 
 #[derive(Debug)]
@@ -169,6 +222,8 @@ struct TenantEntry {
 
 #[derive(Debug)]
 struct Entries {
+    /// The id of every scope name read so far.
+    scope_ids: HashMap<ScopeName, usize>,
     catalog: Option<Arc<Catalog>>,
     tenants: LruCache<TenantId, TenantEntry>,
     /// A number for every tenant ever kept (tenants are never deleted, and only tenants
@@ -179,9 +234,68 @@ struct Entries {
     accounts: LruCache<(u32, UserId), (Head, Option<AccountFacts>)>,
 }
 
+impl Entries {
+    fn scope_id(&mut self, name: &ScopeName) -> usize {
+        let next = self.scope_ids.len();
+        *self.scope_ids.entry(name.clone()).or_insert(next)
+    }
+
+    /// `read` with its names numbered.
+    fn tenant(&mut self, read: &TenantRead) -> TenantFacts {
+        let roles = RoleTable::new(
+            read.bindings
+                .iter()
+                .map(|(role, _)| role.clone())
+                .chain([RoleName::tenant_admin(), RoleName::member()]),
+        );
+        let enabled: Vec<usize> = read
+            .enabled
+            .iter()
+            .map(|scope| self.scope_id(scope))
+            .collect();
+        let mut by_scope: HashMap<usize, Vec<RoleName>> = HashMap::new();
+        for (role, scope) in &read.bindings {
+            by_scope
+                .entry(self.scope_id(scope))
+                .or_default()
+                .push(role.clone());
+        }
+        let mut bound = vec![RoleSet::default(); by_scope.keys().max().map_or(0, |id| id + 1)];
+        for (id, names) in by_scope {
+            if let Some(slot) = bound.get_mut(id) {
+                let (bits, others) = roles.bits(&names);
+                *slot = RoleSet::in_table(&roles, bits, others);
+            }
+        }
+        TenantFacts {
+            state: read.state,
+            enabled: Bits::with(&enabled),
+            roles,
+            bound,
+        }
+    }
+
+    fn catalog(&mut self, head: Head, scopes: &[CatalogScope]) -> Catalog {
+        let mut by_id = Vec::new();
+        for scope in scopes {
+            let id = self.scope_id(&scope.name);
+            if by_id.len() <= id {
+                by_id.resize(id + 1, None);
+            }
+            if let Some(slot) = by_id.get_mut(id) {
+                *slot = Some(Arc::new(scope.clone()));
+            }
+        }
+        Catalog {
+            head,
+            scopes: by_id,
+        }
+    }
+}
+
 /// See the module documentation.
 #[derive(Debug)]
-pub(crate) struct FactsCache {
+pub struct FactsCache {
     entries: Mutex<Entries>,
 }
 
@@ -194,7 +308,7 @@ impl Default for FactsCache {
 /// Where the parts of one assembly come from: a read just made, then the cache.
 struct Source<'a> {
     entries: &'a mut Entries,
-    parts: Option<&'a Parts>,
+    kept: Option<&'a Kept>,
     heads: Heads,
     tenant: &'a TenantId,
 }
@@ -202,24 +316,17 @@ struct Source<'a> {
 impl Source<'_> {
     fn tenant(&mut self) -> Option<Option<(u32, Arc<TenantFacts>)>> {
         let slot = self.entries.slots.get(self.tenant).copied();
-        if let Some(read) = self.parts.and_then(|parts| parts.tenant.as_ref()) {
-            return Some(match (read, slot) {
-                (Some(facts), Some(slot)) => Some((slot, Arc::new(facts.clone()))),
-                // Not kept (no head): served from the read alone, with no accounts cached.
-                (Some(facts), None) => Some((u32::MAX, Arc::new(facts.clone()))),
-                (None, _) => None,
-            });
+        if let Some(read) = self.kept.and_then(|kept| kept.tenant.as_ref()) {
+            // Not kept (no head): served from the read alone, with no accounts cached.
+            return Some(read.clone().map(|facts| (slot.unwrap_or(u32::MAX), facts)));
         }
         let entry = self.entries.tenants.get(self.tenant)?;
         (entry.head == self.heads.tenant).then(|| Some((entry.slot, entry.facts.clone())))
     }
 
     fn catalog(&mut self) -> Option<Arc<Catalog>> {
-        if let Some(scopes) = self.parts.and_then(|parts| parts.catalog.as_ref()) {
-            return Some(Arc::new(Catalog {
-                head: self.heads.platform,
-                scopes: scopes.clone(),
-            }));
+        if let Some(catalog) = self.kept.and_then(|kept| kept.catalog.as_ref()) {
+            return Some(catalog.clone());
         }
         self.entries
             .catalog
@@ -228,7 +335,7 @@ impl Source<'_> {
     }
 
     fn user(&mut self, user: &UserId) -> Option<Option<UserFacts>> {
-        if let Some(read) = self.parts.and_then(|parts| parts.users.get(user)) {
+        if let Some(read) = self.kept.and_then(|kept| kept.users.get(user)) {
             return Some(read.clone());
         }
         let (head, facts) = self.entries.users.get(user)?;
@@ -236,7 +343,7 @@ impl Source<'_> {
     }
 
     fn account(&mut self, slot: u32, user: &UserId) -> Option<Option<AccountFacts>> {
-        if let Some(read) = self.parts.and_then(|parts| parts.accounts.get(user)) {
+        if let Some(read) = self.kept.and_then(|kept| kept.accounts.get(user)) {
             return Some(read.clone());
         }
         let (head, facts) = self.entries.accounts.get(&(slot, *user))?;
@@ -244,7 +351,7 @@ impl Source<'_> {
     }
 
     fn key(&mut self, hash: &str) -> Option<Option<ApiKey>> {
-        if let Some(read) = self.parts.and_then(|parts| parts.key.as_ref()) {
+        if let Some(read) = self.kept.and_then(|kept| kept.key.as_ref()) {
             return Some(read.clone());
         }
         let (head, key) = self.entries.keys.get(hash)?;
@@ -253,9 +360,10 @@ impl Source<'_> {
 }
 
 impl FactsCache {
-    pub(crate) fn new(capacity: Capacity) -> Self {
+    pub fn new(capacity: Capacity) -> Self {
         Self {
             entries: Mutex::new(Entries {
+                scope_ids: HashMap::new(),
                 catalog: None,
                 tenants: LruCache::new(capacity.tenants),
                 slots: HashMap::new(),
@@ -276,7 +384,7 @@ impl FactsCache {
     /// them, else against the heads the cached tenant and catalog were read with (then a
     /// probe decides whether they still hold). `session_user` is the session's user once
     /// a read has found it (a session's own facts are needed then).
-    pub(crate) fn needs(
+    pub fn needs(
         &self,
         query: &SnapshotQuery,
         heads: Option<Heads>,
@@ -341,39 +449,66 @@ impl FactsCache {
         }
     }
 
-    /// Keeps the parts one read returned with `heads`. `needs` is what was asked: users
-    /// and accounts asked and not returned are kept as missing. Parts of a tenant that
-    /// does not exist are not kept.
-    pub(crate) fn keep(&self, query: &SnapshotQuery, heads: Heads, needs: &Needs, parts: &Parts) {
+    /// Keeps the parts one read returned with `heads`, and returns them with their names
+    /// numbered. `needs` is what was asked: users and accounts asked and not returned are
+    /// kept as missing. Parts of a tenant that does not exist are not kept.
+    pub fn keep(&self, query: &SnapshotQuery, heads: Heads, needs: &Needs, parts: Parts) -> Kept {
         let mut entries = self.lock();
         let entries = &mut *entries;
+        let mut kept = Kept {
+            key: parts.key,
+            ..Kept::default()
+        };
         if let Some(scopes) = &parts.catalog {
+            let catalog = Arc::new(entries.catalog(heads.platform, scopes));
             let newer = entries
                 .catalog
                 .as_ref()
-                .is_none_or(|catalog| !older(heads.platform, catalog.head));
+                .is_none_or(|held| !older(heads.platform, held.head));
             if newer {
-                entries.catalog = Some(Arc::new(Catalog {
-                    head: heads.platform,
-                    scopes: scopes.clone(),
-                }));
+                entries.catalog = Some(catalog.clone());
             }
+            kept.catalog = Some(catalog);
         }
+        let mut users = parts.users;
         for user in &needs.users {
-            if entries
+            let facts = users.remove(user).flatten();
+            let newer = entries
                 .users
                 .peek(user)
-                .is_some_and(|(head, _)| older(heads.platform, *head))
-            {
-                continue;
+                .is_none_or(|(head, _)| !older(heads.platform, *head));
+            if newer {
+                entries.users.put(*user, (heads.platform, facts.clone()));
             }
-            let facts = parts.users.get(user).cloned().flatten();
-            entries.users.put(*user, (heads.platform, facts));
+            kept.users.insert(*user, facts);
+        }
+        if let Some(read) = &parts.tenant {
+            kept.tenant = Some(read.as_ref().map(|read| Arc::new(entries.tenant(read))));
+        }
+        // The table the accounts' roles are numbered by: the tenant's at these heads.
+        let tenant = match &kept.tenant {
+            Some(tenant) => tenant.clone(),
+            None => entries
+                .tenants
+                .peek(&query.tenant)
+                .filter(|entry| entry.head == heads.tenant)
+                .map(|entry| entry.facts.clone()),
+        };
+        let mut accounts = parts.accounts;
+        for user in &needs.accounts {
+            let facts = accounts.remove(user).flatten().map(|read| match &tenant {
+                Some(tenant) => tenant.account(&read),
+                None => AccountFacts {
+                    state: read.state,
+                    roles: RoleSet::new(read.roles),
+                },
+            });
+            kept.accounts.insert(*user, facts);
         }
         if heads.tenant.is_none() {
-            return;
+            return kept;
         }
-        if let Some(Some(facts)) = &parts.tenant {
+        if let Some(Some(facts)) = &kept.tenant {
             let next = u32::try_from(entries.slots.len()).unwrap_or(u32::MAX);
             let slot = *entries.slots.entry(query.tenant.clone()).or_insert(next);
             let replace = entries
@@ -386,12 +521,12 @@ impl FactsCache {
                     TenantEntry {
                         head: heads.tenant,
                         slot,
-                        facts: Arc::new(facts.clone()),
+                        facts: facts.clone(),
                     },
                 );
             }
         }
-        if let Some(Some(key)) = &parts.key {
+        if let Some(Some(key)) = &kept.key {
             let newer = entries
                 .keys
                 .peek(&query.token_hash)
@@ -403,32 +538,34 @@ impl FactsCache {
             }
         }
         let Some(slot) = entries.slots.get(&query.tenant).copied() else {
-            return;
+            return kept;
         };
-        for user in &needs.accounts {
+        for (user, facts) in &kept.accounts {
             let held = entries.accounts.peek(&(slot, *user));
             if held.is_some_and(|(head, _)| older(heads.tenant, *head)) {
                 continue;
             }
-            let facts = parts.accounts.get(user).cloned().flatten();
-            entries.accounts.put((slot, *user), (heads.tenant, facts));
+            entries
+                .accounts
+                .put((slot, *user), (heads.tenant, facts.clone()));
         }
+        kept
     }
 
-    /// The snapshot of `query` at `heads` from `parts` (a read made with `heads`) and
+    /// The snapshot of `query` at `heads` from `kept` (a read made with `heads`) and
     /// from the cache's parts read with the same heads; `None` when a part is missing.
     /// `session` is the session a probe or read found for a session token.
-    pub(crate) fn assemble(
+    pub fn assemble(
         &self,
         query: &SnapshotQuery,
         heads: Heads,
         session: Option<Session>,
-        parts: Option<&Parts>,
+        kept: Option<&Kept>,
     ) -> Option<AuthorizeSnapshot> {
         let mut entries = self.lock();
         let mut source = Source {
             entries: &mut entries,
-            parts,
+            kept,
             heads,
             tenant: &query.tenant,
         };
@@ -455,19 +592,22 @@ impl FactsCache {
         };
         let catalog = source.catalog()?;
         let caller = match &credential {
-            Credential::ApiKey(key) => AuthzFacts {
-                tenant_state: Some(tenant.state),
-                subject: (key.revoked_at.is_none()).then(|| SubjectFacts::ApiKey {
-                    key_id: key.id,
-                    tenant: key.tenant.clone(),
-                    scopes: key.scopes.clone(),
-                }),
-                account: None,
-                scope: catalog.scopes.get(&query.caller_scope).cloned(),
-                scope_enabled: tenant.enabled.contains(&query.caller_scope),
-                bound_roles: BTreeSet::new(),
-                target: None,
-            },
+            Credential::ApiKey(key) => {
+                let scope = source.entries.scope_ids.get(&query.caller_scope).copied();
+                AuthzFacts {
+                    tenant_state: Some(tenant.state),
+                    subject: (key.revoked_at.is_none()).then(|| SubjectFacts::ApiKey {
+                        key_id: key.id,
+                        tenant: key.tenant.clone(),
+                        scopes: key.scopes.clone(),
+                    }),
+                    account: None,
+                    scope: scope.and_then(|id| catalog.scopes.get(id).cloned().flatten()),
+                    scope_enabled: scope.is_some_and(|id| tenant.enabled.contains(id)),
+                    bound_roles: RoleSet::default(),
+                    target: None,
+                }
+            }
             Credential::Session(session) => facts(
                 &mut source,
                 slot,
@@ -515,7 +655,7 @@ fn older(a: Head, b: Head) -> bool {
 
 /// The facts of a decision about `user` for `scope` (and `target`), exactly as
 /// `authz_facts_rows` and `FactsRow::into_facts` give them: the roles that grant the
-/// scope are those the account holds among the tenant's roles bound to it.
+/// scope are those the account holds among the tenant's roles bound to it — one AND.
 fn facts(
     source: &mut Source<'_>,
     slot: u32,
@@ -531,9 +671,11 @@ fn facts(
         platform_roles: facts.platform_roles,
     });
     let account = source.account(slot, &user)?;
-    let bound_roles = match (&account, tenant.bound.get(scope)) {
-        (Some(account), Some(bound)) => account.roles.intersection(bound).cloned().collect(),
-        _ => BTreeSet::new(),
+    // A name the cache never read is in no catalog, tenant or binding it holds.
+    let scope = source.entries.scope_ids.get(scope).copied();
+    let bound_roles = match (&account, scope.and_then(|id| tenant.bound.get(id))) {
+        (Some(account), Some(bound)) => account.roles.intersection(bound),
+        _ => RoleSet::default(),
     };
     let target = match target {
         Some(target) => match source.user(&target)? {
@@ -550,8 +692,8 @@ fn facts(
         tenant_state: Some(tenant.state),
         subject,
         account,
-        scope: catalog.scopes.get(scope).cloned(),
-        scope_enabled: tenant.enabled.contains(scope),
+        scope: scope.and_then(|id| catalog.scopes.get(id).cloned().flatten()),
+        scope_enabled: scope.is_some_and(|id| tenant.enabled.contains(id)),
         bound_roles,
         target,
     })
@@ -623,19 +765,14 @@ mod tests {
         }
     }
 
-    fn catalog() -> HashMap<ScopeName, CatalogScope> {
+    fn catalog() -> Vec<CatalogScope> {
         ["authz:check", "docs:read"]
             .into_iter()
-            .map(|name| {
-                (
-                    scope(name),
-                    CatalogScope {
-                        name: scope(name),
-                        description: name.to_owned(),
-                        platform_only: false,
-                        min_assurance: domain::ids::Assurance::Aal1,
-                    },
-                )
+            .map(|name| CatalogScope {
+                name: scope(name),
+                description: name.to_owned(),
+                platform_only: false,
+                min_assurance: domain::ids::Assurance::Aal1,
             })
             .collect()
     }
@@ -645,10 +782,10 @@ mod tests {
     fn read_all(query: &SnapshotQuery, key: &ApiKey) -> (Needs, Parts) {
         let needs = Needs::everything(query, None);
         let parts = Parts {
-            tenant: Some(Some(TenantFacts {
+            tenant: Some(Some(TenantRead {
                 state: TenantState::Active,
-                enabled: HashSet::from([scope("authz:check"), scope("docs:read")]),
-                bound: HashMap::from([(scope("docs:read"), BTreeSet::from([role("viewer")]))]),
+                enabled: vec![scope("authz:check"), scope("docs:read")],
+                bindings: vec![(role("viewer"), scope("docs:read"))],
             })),
             key: Some(Some(key.clone())),
             catalog: Some(catalog()),
@@ -667,9 +804,9 @@ mod tests {
                 .accounts
                 .iter()
                 .map(|user| {
-                    let facts = AccountFacts {
+                    let facts = AccountRead {
                         state: AccountState::Active,
-                        roles: BTreeSet::from([role("viewer")]),
+                        roles: vec![role("viewer")],
                     };
                     (*user, Some(facts))
                 })
@@ -691,7 +828,7 @@ mod tests {
         let key = key();
         assert!(!cache.needs(&query, None, None).nothing());
         let (needs, parts) = read_all(&query, &key);
-        cache.keep(&query, heads(3, 7), &needs, &parts);
+        cache.keep(&query, heads(3, 7), &needs, parts);
         assert!(cache.needs(&query, None, None).nothing());
         let snapshot = cache
             .assemble(&query, heads(3, 7), None, None)
@@ -727,8 +864,8 @@ mod tests {
         let cache = FactsCache::new(Capacity::default());
         let query = query(&users(1));
         let (needs, parts) = read_all(&query, &key());
-        cache.keep(&query, heads(5, 5), &needs, &parts);
-        cache.keep(&query, heads(4, 4), &needs, &parts);
+        cache.keep(&query, heads(5, 5), &needs, parts.clone());
+        cache.keep(&query, heads(4, 4), &needs, parts);
         assert!(cache.assemble(&query, heads(5, 5), None, None).is_some());
     }
 
@@ -740,7 +877,7 @@ mod tests {
         let key = key();
         let first = query(&everyone[..1]);
         let (needs, parts) = read_all(&first, &key);
-        cache.keep(&first, heads(1, 1), &needs, &parts);
+        cache.keep(&first, heads(1, 1), &needs, parts);
         assert!(cache.assemble(&first, heads(1, 1), None, None).is_some());
         // Nine more users pass through a bound of four.
         for user in &everyone[1..] {
@@ -748,7 +885,7 @@ mod tests {
             let needs = cache.needs(&query, Some(heads(1, 1)), None);
             assert_eq!(needs.users, vec![*user]);
             let (_, parts) = read_all(&query, &key);
-            cache.keep(&query, heads(1, 1), &needs, &parts);
+            cache.keep(&query, heads(1, 1), &needs, parts);
         }
         {
             let entries = cache.lock();
@@ -773,11 +910,11 @@ mod tests {
         let (needs, mut parts) = read_all(&query, &key());
         parts.tenant = Some(None);
         parts.key = Some(None);
-        cache.keep(&query, heads(1, 1), &needs, &parts);
+        let kept = cache.keep(&query, heads(1, 1), &needs, parts);
         let needs = cache.needs(&query, None, None);
         assert!(needs.tenant && needs.key);
         let snapshot = cache
-            .assemble(&query, heads(1, 1), None, Some(&parts))
+            .assemble(&query, heads(1, 1), None, Some(&kept))
             .expect("read");
         assert_eq!((snapshot.tenant, snapshot.credential), (None, None));
     }
@@ -797,7 +934,7 @@ mod tests {
             aal2_until: None,
         };
         let (needs, parts) = read_all(&query, &key());
-        cache.keep(&query, heads(2, 2), &needs, &parts);
+        cache.keep(&query, heads(2, 2), &needs, parts);
         // The session's user was not read yet: not enough to answer.
         assert_eq!(
             cache.assemble(&query, heads(2, 2), Some(session.clone()), None),
@@ -806,7 +943,7 @@ mod tests {
         let needs = cache.needs(&query, Some(heads(2, 2)), Some(people[0]));
         assert_eq!(needs.users, vec![people[0]]);
         let (_, parts) = read_all(&self::query(&people[..1]), &key());
-        cache.keep(&query, heads(2, 2), &needs, &parts);
+        cache.keep(&query, heads(2, 2), &needs, parts);
         let snapshot = cache
             .assemble(&query, heads(2, 2), Some(session.clone()), None)
             .expect("held");

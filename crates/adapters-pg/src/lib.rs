@@ -9,7 +9,7 @@
 
 mod columns;
 mod errors;
-mod facts_cache;
+pub mod facts_cache;
 mod pooling;
 pub mod relay;
 mod tx;
@@ -112,6 +112,16 @@ impl PgStore {
             db: Db { pool, pooling },
             facts: Arc::default(),
         })
+    }
+
+    /// This store with an empty facts cache holding at most `capacity` (the default is
+    /// [`facts_cache::Capacity::default`]); its clones share it.
+    #[must_use]
+    pub fn with_facts_capacity(self, capacity: facts_cache::Capacity) -> Self {
+        Self {
+            facts: Arc::new(FactsCache::new(capacity)),
+            ..self
+        }
     }
 
     /// The pool, for tests and tools.

@@ -5,9 +5,14 @@
 //! [`AuthzFacts`] (gathered by one store call) and [`AuthzRequest`].
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::ids::{Assurance, KeyId, RoleName, ScopeName, TenantId, UserId};
 use crate::model::{AccountState, CatalogScope, PlatformRole, TenantState, UserState};
+
+mod roles;
+
+pub use roles::{Bits, RoleSet, RoleTable};
 
 /// Why a decision came out as it did: the reason codes of SPEC §3.2 and §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -101,7 +106,7 @@ impl SubjectFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountFacts {
     pub state: AccountState,
-    pub roles: BTreeSet<RoleName>,
+    pub roles: RoleSet,
 }
 
 /// The target user named by the request, as seen from the tenant asked about.
@@ -123,11 +128,12 @@ pub struct AuthzFacts {
     /// The subject's account in the tenant.
     pub account: Option<AccountFacts>,
     /// The catalog entry of the requested scope; `None` when it is not in the catalog.
-    pub scope: Option<CatalogScope>,
+    pub scope: Option<Arc<CatalogScope>>,
     /// The scope is enabled for the tenant.
     pub scope_enabled: bool,
-    /// The subject's roles whose binding in the tenant lists the scope.
-    pub bound_roles: BTreeSet<RoleName>,
+    /// The subject's roles whose binding in the tenant lists the scope (a decision
+    /// uses those the account holds).
+    pub bound_roles: RoleSet,
     pub target: Option<TargetFacts>,
 }
 
@@ -153,7 +159,7 @@ pub struct DecisionFacts {
     pub user_state: Option<UserState>,
     pub platform_roles: BTreeSet<PlatformRole>,
     pub account_state: Option<AccountState>,
-    pub roles: BTreeSet<RoleName>,
+    pub roles: RoleSet,
     pub assurance: Assurance,
     pub scope_enabled: bool,
     pub platform_only: Option<bool>,
@@ -209,18 +215,43 @@ fn decision_facts(facts: &AuthzFacts, request: &AuthzRequest) -> DecisionFacts {
     }
 }
 
-/// Decides a request from its facts, in the order of SPEC §3.2.
+/// Decides a request from its facts, in the order of SPEC §3.2, with the facts it used
+/// (see [`verdict`], which decides).
+pub fn decide(facts: &AuthzFacts, request: &AuthzRequest) -> Decision {
+    let Verdict {
+        allowed,
+        reason,
+        matched_role,
+    } = verdict(facts, request);
+    Decision {
+        allowed,
+        reason,
+        matched_role,
+        facts: decision_facts(facts, request),
+    }
+}
+
+/// A decision without the facts it used: for callers that only act on it (the authorize
+/// API's own check of its caller), which [`decide`] answers the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub reason: Reason,
+    pub matched_role: Option<RoleName>,
+}
+
+/// Decides a request from its facts, in the order of SPEC §3.2: the one place access
+/// is decided.
 ///
 /// Before step 1 the subject must exist (`subject_not_found`) and the scope must be in
 /// the catalog (`unknown_scope`). Self-service is checked right after step 2: a user
 /// acting on themselves needs only an active tenant and account, and the assurance the
 /// scope asks for.
-pub fn decide(facts: &AuthzFacts, request: &AuthzRequest) -> Decision {
-    let verdict = |reason: Reason, matched_role: Option<RoleName>| Decision {
+pub fn verdict(facts: &AuthzFacts, request: &AuthzRequest) -> Verdict {
+    let verdict = |reason: Reason, matched_role: Option<RoleName>| Verdict {
         allowed: reason.is_allow(),
         reason,
         matched_role,
-        facts: decision_facts(facts, request),
     };
     let deny = |reason: Reason| verdict(reason, None);
 
@@ -312,14 +343,10 @@ pub fn decide(facts: &AuthzFacts, request: &AuthzRequest) -> Decision {
             if !facts.scope_enabled {
                 return deny(Reason::ScopeNotEnabled);
             }
-            let matched = if account.roles.iter().any(RoleName::is_tenant_admin) {
+            let matched = if account.roles.holds_tenant_admin() {
                 Some(RoleName::tenant_admin())
             } else {
-                account
-                    .roles
-                    .iter()
-                    .find(|role| facts.bound_roles.contains(*role))
-                    .cloned()
+                account.roles.first_common(&facts.bound_roles).cloned()
             };
             let Some(matched) = matched else {
                 return deny(Reason::MissingScope);
@@ -463,7 +490,7 @@ mod tests {
     fn account(state: AccountState, names: &[&str]) -> Option<AccountFacts> {
         Some(AccountFacts {
             state,
-            roles: roles(names),
+            roles: roles(names).into(),
         })
     }
 
@@ -474,9 +501,9 @@ mod tests {
             tenant_state: Some(TenantState::Active),
             subject: Some(user(UserState::Active, &[])),
             account: account(AccountState::Active, &["member"]),
-            scope: Some(scope),
+            scope: Some(Arc::new(scope)),
             scope_enabled: true,
-            bound_roles: roles(&["member"]),
+            bound_roles: roles(&["member"]).into(),
             target: None,
         }
     }
@@ -485,7 +512,7 @@ mod tests {
     fn admin_facts(scope: CatalogScope) -> AuthzFacts {
         AuthzFacts {
             account: account(AccountState::Active, &["tenant_admin"]),
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(scope)
         }
     }
@@ -656,7 +683,7 @@ mod tests {
             subject: Some(user(UserState::Active, &[PlatformRole::Root])),
             account: None,
             scope_enabled: false,
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(tenant_scope("members:write"))
         };
         let decision = decide(&facts, &request("members:write"));
@@ -723,7 +750,7 @@ mod tests {
     #[test]
     fn a_user_reading_their_own_account_is_allowed_as_self() {
         let facts = AuthzFacts {
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(tenant_scope("members:read"))
         };
         let decision = decide(&facts, &self_service(request("members:read")));
@@ -814,7 +841,7 @@ mod tests {
     #[test]
     fn a_member_whose_roles_bind_no_such_scope_is_denied_missing_scope() {
         let facts = AuthzFacts {
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(tenant_scope("members:write"))
         };
         assert_eq!(
@@ -826,7 +853,7 @@ mod tests {
     #[test]
     fn a_binding_of_a_role_the_subject_does_not_hold_does_not_count() {
         let facts = AuthzFacts {
-            bound_roles: roles(&["editor"]),
+            bound_roles: roles(&["editor"]).into(),
             ..member_facts(tenant_scope("docs:edit"))
         };
         assert_eq!(
@@ -853,7 +880,7 @@ mod tests {
         let facts = AuthzFacts {
             subject: Some(api_key("acme", &["members:read"])),
             account: None,
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(tenant_scope("members:write"))
         };
         assert_eq!(
@@ -1010,7 +1037,7 @@ mod tests {
     #[test]
     fn a_tenant_admin_is_denied_a_platform_only_scope_even_when_bound() {
         let facts = AuthzFacts {
-            bound_roles: roles(&["tenant_admin"]),
+            bound_roles: roles(&["tenant_admin"]).into(),
             ..admin_facts(platform_scope("platform:tenants:write"))
         };
         assert_eq!(
@@ -1050,7 +1077,7 @@ mod tests {
         let facts = AuthzFacts {
             account: None,
             scope_enabled: false,
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(tenant_scope("docs:edit"))
         };
         assert_eq!(
@@ -1076,7 +1103,7 @@ mod tests {
     fn scope_not_enabled_is_reported_before_missing_scope() {
         let facts = AuthzFacts {
             scope_enabled: false,
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(tenant_scope("docs:edit"))
         };
         assert_eq!(
@@ -1088,7 +1115,7 @@ mod tests {
     #[test]
     fn missing_scope_is_reported_before_insufficient_assurance() {
         let facts = AuthzFacts {
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(aal2_scope("roles:write"))
         };
         assert_eq!(
@@ -1170,7 +1197,7 @@ mod tests {
     fn a_tenant_admin_match_is_reported_as_tenant_admin_even_when_other_roles_are_bound() {
         let facts = AuthzFacts {
             account: account(AccountState::Active, &["editor", "tenant_admin"]),
-            bound_roles: roles(&["editor"]),
+            bound_roles: roles(&["editor"]).into(),
             ..member_facts(tenant_scope("docs:edit"))
         };
         assert_eq!(
@@ -1183,7 +1210,7 @@ mod tests {
     fn the_matched_role_is_one_the_subject_holds_and_the_binding_lists() {
         let facts = AuthzFacts {
             account: account(AccountState::Active, &["member", "reviewer"]),
-            bound_roles: roles(&["editor", "reviewer"]),
+            bound_roles: roles(&["editor", "reviewer"]).into(),
             ..member_facts(tenant_scope("docs:edit"))
         };
         let decision = decide(&facts, &request("docs:edit"));
@@ -1276,7 +1303,7 @@ mod tests {
         AuthzFacts {
             subject: Some(api_key(key_tenant, key_scopes)),
             account: None,
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(scope)
         }
     }
@@ -1372,7 +1399,7 @@ mod tests {
     fn reading_a_platform_role_holder_is_allowed() {
         let facts = AuthzFacts {
             target: target_facts(Some(AccountState::Active), &[PlatformRole::Root]),
-            bound_roles: roles(&["member"]),
+            bound_roles: roles(&["member"]).into(),
             ..member_facts(tenant_scope("members:read"))
         };
         assert_eq!(
@@ -1445,7 +1472,7 @@ mod tests {
     /// A member with no binding of the scope, so only self-service can allow.
     fn unbound_member(scope: CatalogScope) -> AuthzFacts {
         AuthzFacts {
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             ..member_facts(scope)
         }
     }
@@ -1584,7 +1611,7 @@ mod tests {
                 user_state: Some(UserState::Active),
                 platform_roles: [PlatformRole::Auditor].into_iter().collect(),
                 account_state: Some(AccountState::Active),
-                roles: roles(&["editor", "member"]),
+                roles: roles(&["editor", "member"]).into(),
                 assurance: Assurance::Aal2,
                 scope_enabled: true,
                 platform_only: Some(false),
@@ -1608,7 +1635,7 @@ mod tests {
         assert_eq!(decision.reason, Reason::PlatformRootRequired);
         assert_eq!(decision.facts.tenant_state, Some(TenantState::Suspended));
         assert_eq!(decision.facts.account_state, Some(AccountState::Suspended));
-        assert_eq!(decision.facts.roles, roles(&["member"]));
+        assert_eq!(decision.facts.roles.to_names(), roles(&["member"]));
         assert!(!decision.facts.scope_enabled);
         assert_eq!(decision.facts.platform_only, Some(true));
         assert_eq!(decision.facts.assurance, Assurance::Aal1);
@@ -1640,7 +1667,7 @@ mod tests {
             account: None,
             scope: None,
             scope_enabled: false,
-            bound_roles: BTreeSet::new(),
+            bound_roles: RoleSet::default(),
             target: None,
         };
         let decision = decide(&facts, &request("members:write"));
@@ -1652,7 +1679,7 @@ mod tests {
                 user_state: None,
                 platform_roles: BTreeSet::new(),
                 account_state: None,
-                roles: BTreeSet::new(),
+                roles: RoleSet::default(),
                 assurance: Assurance::Aal1,
                 scope_enabled: false,
                 platform_only: None,

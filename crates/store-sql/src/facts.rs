@@ -7,7 +7,9 @@
 //! holds among the tenant's roles bound to it (`scope_roles`), intersected here, not in
 //! SQL, so the two stores cannot disagree about them.
 
-use domain::authz::{AccountFacts, AuthzFacts, SubjectFacts, TargetFacts};
+use std::sync::Arc;
+
+use domain::authz::{AccountFacts, AuthzFacts, RoleSet, SubjectFacts, TargetFacts};
 use domain::ids::UserId;
 use domain::ports::{StoreError, SubjectRef, TxScope};
 
@@ -119,11 +121,8 @@ impl FactsRow {
                 }
             }
         };
-        let account_roles = roles(&self.account_roles)?;
-        let bound_roles = roles(&self.scope_roles)?
-            .intersection(&account_roles)
-            .cloned()
-            .collect();
+        let account_roles = RoleSet::new(roles(&self.account_roles)?);
+        let bound_roles = account_roles.intersection(&RoleSet::new(roles(&self.scope_roles)?));
         let account = match self.account_state {
             Some(state) => Some(AccountFacts {
                 state: account_state(&state)?,
@@ -147,7 +146,11 @@ impl FactsRow {
             tenant_state: self.tenant_state.as_deref().map(tenant_state).transpose()?,
             subject,
             account,
-            scope: self.scope.map(ScopeRow::into_value).transpose()?,
+            scope: self
+                .scope
+                .map(ScopeRow::into_value)
+                .transpose()?
+                .map(Arc::new),
             scope_enabled: self.scope_enabled,
             bound_roles,
             target,

@@ -306,3 +306,80 @@ fn the_fast_and_general_authorize_paths_agree_on_the_fake_store() {
 fn the_fast_and_general_authorize_paths_agree_on_postgres() {
     tests::pg::run(async { both_paths_agree(tests::pg::harness().await).await });
 }
+
+/// A facts cache bounded below the members asked about (two users, two accounts) evicts
+/// and reads again; a change made on another node — to a member whose facts were evicted
+/// and to one whose facts are held — shows on the very next decision, and the members
+/// evicted in between are read again and still allowed.
+#[test]
+fn a_cache_smaller_than_the_members_asked_about_rereads_evicted_facts_and_never_serves_them() {
+    use std::num::NonZeroUsize;
+    use std::sync::Arc;
+
+    use adapters_pg::facts_cache::Capacity;
+    use domain::authz::Reason;
+
+    tests::pg::run(async {
+        let db = tests::pg::TestDb::create().await;
+        let bound = Capacity::entries(NonZeroUsize::new(2).expect("two"));
+        let small = db.store(2).await.with_facts_capacity(bound);
+        let writer = db.store(2).await;
+        let harness = Harness::new(Arc::new(small)).with_other_node(Arc::new(writer));
+        let other_node = harness.other_node.clone().expect("another node");
+        let root = harness.root().await;
+        let (acme, admin) = harness.tenant(&root, "acme").await;
+        let mut members = Vec::new();
+        for n in 0..6 {
+            let address = format!("m{n}@acme.example");
+            let member = harness
+                .member(&root, &admin, &acme, &address, &["member"])
+                .await;
+            members.push(user_of(&member));
+        }
+        let secret = key(&harness, &admin, &acme, &["authz:check"]).await;
+        let decide = |user: UserId| {
+            let (engine, acme, secret) = (harness.engine.clone(), acme.clone(), secret.clone());
+            async move {
+                let check = AuthzCheck {
+                    subject: CheckSubject::User {
+                        user_id: user,
+                        assurance: Assurance::Aal1,
+                    },
+                    scope: scope("tenant:read"),
+                    target: None,
+                };
+                let mut decisions = engine
+                    .authorize_fast(&acme, &secret, &[check])
+                    .await
+                    .expect("store")
+                    .expect("the common path answers");
+                decisions.pop().expect("one decision")
+            }
+        };
+        for member in &members {
+            assert!(decide(*member).await.allowed);
+        }
+        // members[0] was evicted long ago; members[5] was asked last and is held.
+        for changed in [members[0], members[5]] {
+            other_node
+                .update_member(
+                    &admin,
+                    &acme,
+                    &changed,
+                    MemberChange {
+                        roles: None,
+                        state: Some(AccountState::Suspended),
+                        expected_version: None,
+                    },
+                )
+                .await
+                .expect("suspended on the other node");
+            assert_eq!(decide(changed).await.reason, Reason::AccountSuspended);
+        }
+        for member in &members[1..5] {
+            assert!(decide(*member).await.allowed, "read again, still allowed");
+        }
+        drop(harness);
+        drop(db);
+    });
+}

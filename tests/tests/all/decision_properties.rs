@@ -15,6 +15,7 @@
 )]
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use domain::authz::{
     decide, AccountFacts, AuthzFacts, AuthzRequest, Decision, Reason, SubjectFacts, TargetFacts,
@@ -172,7 +173,10 @@ fn subject() -> impl Strategy<Value = SubjectFacts> {
 }
 
 fn account() -> impl Strategy<Value = AccountFacts> {
-    (account_state(), role_set()).prop_map(|(state, roles)| AccountFacts { state, roles })
+    (account_state(), role_set()).prop_map(|(state, roles)| AccountFacts {
+        state,
+        roles: roles.into(),
+    })
 }
 
 /// Whom the request names as its target.
@@ -251,14 +255,16 @@ prop_compose! {
             tenant_state,
             subject,
             account,
-            scope: catalog_entry.map(|(platform_only, min_assurance)| CatalogScope {
-                name: scope_name.clone(),
-                description: "generated".to_owned(),
-                platform_only,
-                min_assurance,
+            scope: catalog_entry.map(|(platform_only, min_assurance)| {
+                Arc::new(CatalogScope {
+                    name: scope_name.clone(),
+                    description: "generated".to_owned(),
+                    platform_only,
+                    min_assurance,
+                })
             }),
             scope_enabled,
-            bound_roles,
+            bound_roles: bound_roles.into(),
             target: target.and_then(|user_id| {
                 target_facts.map(|(account_state, platform_roles)| TargetFacts {
                     user_id,
@@ -471,7 +477,7 @@ proptest! {
     fn no_subject_without_platform_root_is_allowed_a_platform_only_scope(mut case in case()) {
         case.request.self_service = false;
         if let Some(scope) = &mut case.facts.scope {
-            scope.platform_only = true;
+            Arc::make_mut(scope).platform_only = true;
         }
         let decision = case.decide();
         let subject = case.facts.subject.as_ref();
@@ -618,7 +624,10 @@ proptest! {
         request_tenant in tenant_id(),
     ) {
         case.facts.subject = Some(user);
-        case.facts.account = Some(AccountFacts { state: AccountState::Suspended, roles });
+        case.facts.account = Some(AccountFacts {
+            state: AccountState::Suspended,
+            roles: roles.into(),
+        });
         case.request.tenant = Some(request_tenant);
         let decision = case.decide();
         if decision.allowed {
@@ -680,14 +689,17 @@ proptest! {
         let mut roles = roles;
         roles.insert(RoleName::tenant_admin());
         case.facts.subject = Some(plain_user(user));
-        case.facts.account = Some(AccountFacts { state: AccountState::Active, roles });
+        case.facts.account = Some(AccountFacts {
+            state: AccountState::Active,
+            roles: roles.into(),
+        });
         case.facts.bound_roles = ROLES.iter().copied().map(role).collect();
-        case.facts.scope = Some(CatalogScope {
+        case.facts.scope = Some(Arc::new(CatalogScope {
             name: case.request.scope.clone(),
             description: "generated".to_owned(),
             platform_only: true,
             min_assurance,
-        });
+        }));
         case.facts.scope_enabled = true;
         case.facts.tenant_state = Some(TenantState::Active);
         case.request.tenant = Some(request_tenant);
@@ -700,7 +712,7 @@ proptest! {
 
         let mut tenant_scope = case.clone();
         if let Some(scope) = &mut tenant_scope.facts.scope {
-            scope.platform_only = false;
+            Arc::make_mut(scope).platform_only = false;
         }
         tenant_scope.request.target = None;
         tenant_scope.facts.target = None;
@@ -778,15 +790,17 @@ proptest! {
         case.facts.subject = Some(subject);
         case.facts.account = Some(AccountFacts {
             state: AccountState::Active,
-            roles: roles.clone(),
+            roles: roles.clone().into(),
         });
-        case.facts.bound_roles.insert(bound_role);
-        case.facts.scope = Some(CatalogScope {
+        let mut bound = case.facts.bound_roles.to_names();
+        bound.insert(bound_role);
+        case.facts.bound_roles = bound.into();
+        case.facts.scope = Some(Arc::new(CatalogScope {
             name: case.request.scope.clone(),
             description: "generated".to_owned(),
             platform_only: false,
             min_assurance: case.request.assurance,
-        });
+        }));
         case.facts.scope_enabled = true;
         case.facts.tenant_state = Some(TenantState::Active);
         case.facts.target = None;

@@ -2,8 +2,10 @@
 //! and to PostgreSQL must give identical observable results — every step's outcome and
 //! the data reads saw, and at the end every audit trail (hashes included), event feed,
 //! member list, binding and enabled scope, read straight from each store. After every
-//! step the authorize API's common path is asked the same checks on both, so a store
-//! serving decision facts from before a change (a stale cache) shows as a difference.
+//! step the authorize API's common path is asked the same checks on both — on PostgreSQL
+//! through another node (a second store over the same database, with caches of its own)
+//! than the one the step ran on — so a store serving decision facts from before a change
+//! (a stale cache, on any node) shows as a difference.
 //! [`same_as_in_memory`] is the comparison; `differential_sqlite` runs it on SQLite.
 
 use domain::audit::Partition;
@@ -116,7 +118,7 @@ proptest! {
         steps in prop::collection::vec(step(), 200)
     ) {
         tests::pg::run(async {
-            same_as_in_memory(&steps, tests::pg::harness().await).await;
+            same_as_in_memory(&steps, tests::pg::two_node_harness().await).await;
         });
     }
 }

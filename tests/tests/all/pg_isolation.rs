@@ -970,3 +970,52 @@ fn reserved_platform_role_names_are_refused_as_tenant_roles_by_the_schema() {
         }
     });
 }
+
+#[test]
+fn the_authorize_probe_shows_the_service_role_positions_only_never_another_tenants_hashes() {
+    tests::pg::run(async {
+        let db = TestDb::create().await;
+        let harness = Harness::new(Arc::new(db.store(2).await));
+        let root = harness.root().await;
+        harness.tenant(&root, "tenant-a").await;
+        harness.tenant(&root, "tenant-b").await;
+        let mut connection = db.owner_connection().await;
+        let mut tx = connection.begin().await.expect("tx");
+        sqlx::query("set local role user_engine_app")
+            .execute(&mut *tx)
+            .await
+            .expect("role");
+        set_local(&mut tx, "app.tenant_id", "tenant-a").await;
+        // The view the probe reads has positions and nothing else.
+        let columns: Vec<String> = sqlx::query_scalar(
+            "select column_name::text from information_schema.columns \
+             where table_name = 'partition_versions' order by ordinal_position",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .expect("columns");
+        assert_eq!(columns, ["partition", "audit_seq", "event_position"]);
+        let seen: i64 = sqlx::query_scalar(
+            "select count(*) from partition_versions where partition = 'tenant-b'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .expect("positions");
+        assert_eq!(seen, 1, "the probe reads every partition's position");
+        // The table itself still shows tenant A nothing of tenant B's head, hash included.
+        let hashes: i64 = sqlx::query_scalar(
+            "select count(audit_hash) from partition_heads where partition = 'tenant-b'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .expect("heads");
+        assert_eq!(hashes, 0);
+        // Nor can the view be written through.
+        let write = sqlx::query(
+            "update partition_versions set audit_seq = audit_seq + 1 where partition = 'tenant-b'",
+        )
+        .execute(&mut *tx)
+        .await;
+        assert!(write.is_err(), "the view is read-only: {write:?}");
+    });
+}

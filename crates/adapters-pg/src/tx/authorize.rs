@@ -3,16 +3,15 @@
 //! the probe of the partition heads that keeps the cache fresh and the read of the parts
 //! the cache lacks.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
-use domain::authz::AccountFacts;
 use domain::ids::{Email, RoleName, ScopeName, UserId};
 use domain::model::Session;
 use domain::ports::{AuthorizeSnapshot, LoginRecord, SnapshotQuery, StoreError};
 use serde::Deserialize;
 use sqlx::postgres::PgRow;
 use store_sql::rows::{
-    account_state, platform_roles, roles, tenant_state, user_state, KeyRow, LoginRow, ScopeRow,
+    account_state, platform_roles, tenant_state, user_state, KeyRow, LoginRow, ScopeRow,
     SessionRow, Shape,
 };
 use store_sql::{corrupt, Columns};
@@ -22,7 +21,7 @@ use uuid::Uuid;
 use super::USER_COLUMNS;
 use crate::columns::Pg;
 use crate::errors::store_error;
-use crate::facts_cache::{FactsCache, Heads, Needs, Parts, TenantFacts, UserFacts};
+use crate::facts_cache::{AccountRead, FactsCache, Heads, Needs, Parts, TenantRead, UserFacts};
 use crate::pooling::Db;
 
 /// [`domain::ports::Store::find_login`] in one statement, outside any transaction:
@@ -78,7 +77,8 @@ fn heads(row: &Pg<&PgRow>) -> Result<Heads, StoreError> {
     })
 }
 
-/// The probe: the tenant's and the platform's heads and the session a token hash names,
+/// The probe of a session's request: the tenant's and the platform's heads and the
+/// session a token hash names,
 /// in one prepared statement of plain SQL (`partition_versions` shows every partition's
 /// position and nothing else; `sessions` is a platform table).
 const PROBE: &str = "select th.audit_seq as tenant_audit_seq, \
@@ -91,6 +91,15 @@ const PROBE: &str = "select th.audit_seq as tenant_audit_seq, \
     left join partition_versions th on th.partition = $1 \
     left join partition_versions ph on ph.partition = '_platform' \
     left join sessions s on s.token_hash = $2";
+
+/// The probe of an API key's request: the heads alone (the key itself is a part of the
+/// tenant's, versioned by its head), which spares the database the session lookup.
+const PROBE_HEADS: &str = "select th.audit_seq as tenant_audit_seq, \
+        th.event_position as tenant_event_position, \
+        ph.audit_seq as platform_audit_seq, ph.event_position as platform_event_position \
+    from (select 1) as one \
+    left join partition_versions th on th.partition = $1 \
+    left join partition_versions ph on ph.partition = '_platform'";
 
 /// [`domain::ports::Store::authorize_snapshot`]: when the cache holds every part the
 /// query needs, one probe of the heads (and the session) and the snapshot from the
@@ -106,15 +115,20 @@ pub(crate) async fn authorize_snapshot(
     let mut needs = cache.needs(query, None, None);
     if needs.nothing() {
         let mut single = db.single().await.map_err(store_error)?;
-        let row = Db::query(db.pooling, PROBE)
-            .bind(query.tenant.as_str())
-            .bind(session_hash)
-            .fetch_one(single.conn())
-            .await
-            .map_err(store_error)?;
+        let probe = match session_hash {
+            Some(hash) => Db::query(db.pooling, PROBE)
+                .bind(query.tenant.as_str())
+                .bind(hash),
+            None => Db::query(db.pooling, PROBE_HEADS).bind(query.tenant.as_str()),
+        };
+        let row = probe.fetch_one(single.conn()).await.map_err(store_error)?;
         single.done().await.map_err(store_error)?;
         let row = Pg(&row);
-        let (heads, session) = (heads(&row)?, session(&row, &query.token_hash)?);
+        let session = match session_hash {
+            Some(_) => session(&row, &query.token_hash)?,
+            None => None,
+        };
+        let heads = heads(&row)?;
         let session_user = session.as_ref().map(|session| session.user_id);
         if let Some(snapshot) = cache.assemble(query, heads, session, None) {
             return Ok(snapshot);
@@ -124,9 +138,9 @@ pub(crate) async fn authorize_snapshot(
     }
     for _ in 0..2 {
         let (heads, session, parts) = read_parts(db, query, &needs).await?;
-        cache.keep(query, heads, &needs, &parts);
+        let kept = cache.keep(query, heads, &needs, parts);
         let session_user = session.as_ref().map(|session| session.user_id);
-        if let Some(snapshot) = cache.assemble(query, heads, session, Some(&parts)) {
+        if let Some(snapshot) = cache.assemble(query, heads, session, Some(&kept)) {
             return Ok(snapshot);
         }
         needs = Needs::everything(query, session_user);
@@ -212,25 +226,21 @@ fn micros(at: i64) -> Result<OffsetDateTime, StoreError> {
 
 impl ReadJson {
     fn into_parts(self, query: &SnapshotQuery, needs: &Needs) -> Result<Parts, StoreError> {
+        let role = |name: &str| RoleName::parse(name).map_err(|_| corrupt("role"));
         let tenant = match self.tenant {
-            Some(tenant) => {
-                let mut bound: HashMap<ScopeName, BTreeSet<RoleName>> = HashMap::new();
-                for (role, scope) in tenant.bindings {
-                    bound
-                        .entry(scope_name(&scope)?)
-                        .or_default()
-                        .insert(RoleName::parse(&role).map_err(|_| corrupt("role"))?);
-                }
-                Some(TenantFacts {
-                    state: tenant_state(&tenant.state)?,
-                    enabled: tenant
-                        .scopes
-                        .iter()
-                        .map(|scope| scope_name(scope))
-                        .collect::<Result<_, _>>()?,
-                    bound,
-                })
-            }
+            Some(tenant) => Some(TenantRead {
+                state: tenant_state(&tenant.state)?,
+                enabled: tenant
+                    .scopes
+                    .iter()
+                    .map(|scope| scope_name(scope))
+                    .collect::<Result<_, _>>()?,
+                bindings: tenant
+                    .bindings
+                    .iter()
+                    .map(|(name, scope)| Ok((role(name)?, scope_name(scope)?)))
+                    .collect::<Result<_, StoreError>>()?,
+            }),
             None => None,
         };
         let key = match self.key {
@@ -253,16 +263,15 @@ impl ReadJson {
                 scopes
                     .into_iter()
                     .map(|scope| {
-                        let value = ScopeRow {
+                        ScopeRow {
                             name: scope.name,
                             description: scope.description,
                             platform_only: scope.platform_only,
                             min_assurance: scope.min_assurance,
                         }
-                        .into_value()?;
-                        Ok((value.name.clone(), value))
+                        .into_value()
                     })
-                    .collect::<Result<HashMap<_, _>, StoreError>>()?,
+                    .collect::<Result<Vec<_>, StoreError>>()?,
             ),
             None => None,
         };
@@ -285,9 +294,12 @@ impl ReadJson {
             .map(|(id, state, names)| {
                 Ok((
                     UserId::from_generated(id),
-                    Some(AccountFacts {
+                    Some(AccountRead {
                         state: account_state(&state)?,
-                        roles: roles(&names)?,
+                        roles: names
+                            .iter()
+                            .map(|name| role(name))
+                            .collect::<Result<_, _>>()?,
                     }),
                 ))
             })

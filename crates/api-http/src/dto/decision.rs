@@ -33,7 +33,7 @@ impl From<&domain::authz::DecisionFacts> for DecisionFacts {
             user_state: facts.user_state.map(Into::into),
             platform_roles: names(&facts.platform_roles, |role| role.as_str()),
             account_state: facts.account_state.map(Into::into),
-            roles: names(&facts.roles, |role| role.as_str()),
+            roles: names(facts.roles.iter(), |role| role.as_str()),
             assurance: facts.assurance.into(),
             scope_enabled: facts.scope_enabled,
             platform_only: facts.platform_only,

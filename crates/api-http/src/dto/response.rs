@@ -752,7 +752,7 @@ mod tests {
                     user_state: Some(UserState::Active),
                     platform_roles: BTreeSet::new(),
                     account_state: Some(AccountState::Active),
-                    roles: BTreeSet::new(),
+                    roles: domain::authz::RoleSet::default(),
                     assurance: Assurance::Aal1,
                     scope_enabled: true,
                     platform_only: Some(false),

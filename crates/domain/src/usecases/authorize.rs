@@ -1,13 +1,11 @@
 //! The authorize API: decisions for services, one or a batch, from the same `decide`.
 
-use std::collections::BTreeSet;
-
 use super::api_keys::API_KEY_PREFIX;
 use super::auth::{session_assurance, LAST_SEEN_GRANULARITY};
 use super::tenants::tenant_check;
 use super::{hash_token, Caller, Engine, Principal};
 use crate::audit::{AuditTarget, Partition};
-use crate::authz::{decide, AuthzFacts, AuthzRequest, Decision};
+use crate::authz::{decide, verdict, AuthzFacts, AuthzRequest, Decision, RoleSet};
 use crate::catalog::scopes;
 use crate::error::Error;
 use crate::ids::{Assurance, ScopeName, TenantId, UserId};
@@ -205,7 +203,7 @@ impl Engine {
             Credential::ApiKey(key) if key.revoked_at.is_none() => Assurance::Aal1,
             _ => return Ok(None),
         };
-        let caller_decision = decide(
+        let caller = verdict(
             caller_facts,
             &AuthzRequest {
                 tenant: Some(tenant.clone()),
@@ -215,7 +213,7 @@ impl Engine {
                 self_service: false,
             },
         );
-        if !caller_decision.allowed || snapshot.checks.len() != checks.len() {
+        if !caller.allowed || snapshot.checks.len() != checks.len() {
             return Ok(None);
         }
         Ok(Some(
@@ -274,7 +272,7 @@ impl Engine {
                 account: None,
                 scope: None,
                 scope_enabled: false,
-                bound_roles: BTreeSet::new(),
+                bound_roles: RoleSet::default(),
                 target: None,
             };
             return Ok(decide(&facts, &request(Assurance::Aal1)));

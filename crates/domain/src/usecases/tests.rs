@@ -105,9 +105,10 @@ fn root_facts() -> AuthzFacts {
         account: None,
         scope: catalog
             .into_iter()
-            .find(|scope| scope.name.as_str() == crate::catalog::scopes::PLATFORM_TENANTS_WRITE),
+            .find(|scope| scope.name.as_str() == crate::catalog::scopes::PLATFORM_TENANTS_WRITE)
+            .map(std::sync::Arc::new),
         scope_enabled: false,
-        bound_roles: BTreeSet::new(),
+        bound_roles: crate::authz::RoleSet::default(),
         target: None,
     }
 }

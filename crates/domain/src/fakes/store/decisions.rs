@@ -1,6 +1,9 @@
 //! [`Decisions`] on the in-memory state: the facts of a decision, read as the SQL stores read them.
 
+use std::sync::Arc;
+
 use super::*;
+use crate::authz::RoleSet;
 
 #[async_trait]
 impl Decisions for MemTx {
@@ -43,7 +46,7 @@ impl Decisions for MemTx {
                     .get(&(tenant.clone(), user))
                     .map(|row| AccountFacts {
                         state: row.state,
-                        roles: row.roles.clone(),
+                        roles: RoleSet::new(row.roles.iter().cloned()),
                     })
             }
             _ => None,
@@ -60,7 +63,7 @@ impl Decisions for MemTx {
                 })
                 .cloned()
                 .collect(),
-            _ => BTreeSet::new(),
+            _ => RoleSet::default(),
         };
         let scope_enabled = query.tenant.as_ref().is_some_and(|tenant| {
             state
@@ -85,7 +88,7 @@ impl Decisions for MemTx {
             tenant_state,
             subject,
             account,
-            scope: state.catalog.get(&query.scope).cloned(),
+            scope: state.catalog.get(&query.scope).cloned().map(Arc::new),
             scope_enabled,
             bound_roles,
             target,
