@@ -116,6 +116,8 @@ pub struct Config {
     pub request_timeout_seconds: u32,
     /// Password hashes that may wait for a hashing thread.
     pub hash_queue: u32,
+    /// Users and accounts the PostgreSQL store's facts cache holds at most, each.
+    pub facts_cache_entries: u32,
 }
 
 impl Default for Config {
@@ -146,6 +148,7 @@ impl Default for Config {
             management_listen: None,
             request_timeout_seconds: 30,
             hash_queue: 256,
+            facts_cache_entries: 1_000_000,
         }
     }
 }
@@ -197,6 +200,7 @@ struct FileConfig {
     management_listen: Option<String>,
     request_timeout_seconds: Option<i64>,
     hash_queue: Option<i64>,
+    facts_cache_entries: Option<i64>,
 }
 
 /// A secret of the file: a string, whose value no error repeats (serde's own message
@@ -326,6 +330,11 @@ const REQUEST_SECONDS: Range = Range {
     min: 1,
     max: 3_600,
     unit: " of seconds",
+};
+const CACHE_ENTRIES: Range = Range {
+    min: 1,
+    max: 100_000_000,
+    unit: "",
 };
 const QUEUE: Range = Range {
     min: 0,
@@ -479,6 +488,15 @@ impl Config {
                 |value| QUEUE.check(value),
             )?
             .unwrap_or(defaults.hash_queue);
+        let facts_cache_entries = layers
+            .resolve(
+                &FACTS_CACHE_ENTRIES,
+                false,
+                parsed.facts_cache_entries,
+                |text| CACHE_ENTRIES.parse(text),
+                |value| CACHE_ENTRIES.check(value),
+            )?
+            .unwrap_or(defaults.facts_cache_entries);
         let database_url =
             layers.resolve(&DATABASE_URL, true, parsed.database_url, text, |value| {
                 if value.starts_with("postgres://")
@@ -698,6 +716,7 @@ impl Config {
             management_listen,
             request_timeout_seconds,
             hash_queue,
+            facts_cache_entries,
         })
     }
 
@@ -1148,6 +1167,14 @@ database_url = "postgres://file:filepass@db/file"
         );
         let message = rejection(load(None, &[("USER_ENGINE_HASH_QUEUE", "-1")]));
         assert!(message.contains("from 0 to 100000"), "{message}");
+        assert_eq!(defaults.facts_cache_entries, 1_000_000);
+        let set = load(
+            Some("facts_cache_entries = 5000\n"),
+            &[("USER_ENGINE_HASH_QUEUE", "3")],
+        )?;
+        assert_eq!((set.facts_cache_entries, set.hash_queue), (5_000, 3));
+        let message = rejection(load(None, &[("USER_ENGINE_FACTS_CACHE_ENTRIES", "0")]));
+        assert!(message.contains("from 1 to 100000000"), "{message}");
         let message = rejection(load(
             None,
             &[

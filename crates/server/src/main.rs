@@ -309,6 +309,7 @@ fn log_effective_config(config: &Config) {
         management_listen = config.management_listen.map_or("unset".to_owned(), |address| address.to_string()),
         request_timeout_seconds = config.request_timeout_seconds,
         hash_queue = config.hash_queue,
+        facts_cache_entries = config.facts_cache_entries,
         "effective configuration"
     );
 }

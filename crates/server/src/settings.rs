@@ -178,6 +178,15 @@ pub(crate) const HASH_QUEUE: Setting = Setting {
            once (0 to 100000)",
 };
 
+pub(crate) const FACTS_CACHE_ENTRIES: Setting = Setting {
+    key: "facts_cache_entries",
+    env: "USER_ENGINE_FACTS_CACHE_ENTRIES",
+    default: Some("1000000"),
+    help: "PostgreSQL only: users and tenant accounts the authorize API's facts cache \
+           holds at most, each (tenants and API keys a tenth, at least 1000); beyond it \
+           the least recently used are read again (1 to 100000000)",
+};
+
 pub(crate) const OUTBOX_LAG_WARN: Setting = Setting {
     key: "outbox_lag_warn_seconds",
     env: "USER_ENGINE_OUTBOX_LAG_WARN",
@@ -212,4 +221,5 @@ pub const SETTINGS: &[Setting] = &[
     MANAGEMENT_LISTEN,
     REQUEST_TIMEOUT,
     HASH_QUEUE,
+    FACTS_CACHE_ENTRIES,
 ];

@@ -142,7 +142,8 @@ pub async fn open(config: &Config) -> Result<(Backend, Vec<String>), String> {
                 config.database_pooling,
             )
             .await
-            .map_err(|error| pool_error(&error))?;
+            .map_err(|error| pool_error(&error))?
+            .with_facts_capacity(facts_capacity(config));
             if config.database_pooling == Pooling::Transaction {
                 require_migrated(&store).await?;
             }
@@ -159,6 +160,14 @@ pub async fn open(config: &Config) -> Result<(Backend, Vec<String>), String> {
             Ok((Backend::Sqlite(store), applied))
         }
     }
+}
+
+/// The facts cache's bound of `USER_ENGINE_FACTS_CACHE_ENTRIES`.
+fn facts_capacity(config: &Config) -> adapters_pg::facts_cache::Capacity {
+    let entries = usize::try_from(config.facts_cache_entries).unwrap_or(usize::MAX);
+    adapters_pg::facts_cache::Capacity::entries(
+        std::num::NonZeroUsize::new(entries).unwrap_or(std::num::NonZeroUsize::MIN),
+    )
 }
 
 /// Connects to an existing store without migrating it, for the commands that read.
