@@ -4,16 +4,19 @@
 //! audit record + event, `synchronous_commit` on) at 1, 8 and 32 concurrent clients,
 //! beside pgbench running the equivalent inserts in one transaction against the same
 //! database. `store --store sqlite`: the same on the embedded store, see `sqlite.rs`.
-//! `http`: see `http.rs`; `http --seeded`: see `seeded.rs`; `seed`: see `seed.rs`. `events`: see `events.rs`. `audit`, `rss` and `connections`:
+//! `http`: see `http.rs`; `http --seeded`: see `seeded.rs`; `seed`: see `seed.rs`;
+//! `decide`: see `decide.rs`. `events`: see `events.rs`. `audit`, `rss` and `connections`:
 //! see their modules; `peak-rss` is the helper process of `process.rs`.
 
 mod audit;
 mod connections;
+mod decide;
 mod events;
 mod http;
 mod process;
 mod rss;
 mod seed;
+mod seed_sqlite;
 mod seeded;
 mod sqlite;
 
@@ -111,6 +114,10 @@ async fn main() -> Result<(), Failure> {
     if which == "seed" {
         return seed_main(args.get(1..).unwrap_or_default()).await;
     }
+    // Needs no database.
+    if which == "decide" {
+        return decide::run(args.get(1..).unwrap_or_default()).await;
+    }
     if !["store", "http", "events", "audit", "rss", "connections"].contains(&which.as_str()) {
         return Err(
             "usage: bench store|http|events|rss|connections [seconds per run, default 5] \
@@ -154,9 +161,11 @@ async fn main() -> Result<(), Failure> {
     result
 }
 
-/// `bench seed --tenants N --members-per-tenant M [--multi-tenant-users K]`: seeds the
-/// database of `USER_ENGINE_DATABASE_URL` (else the development server's `postgres`
-/// database), migrating it first.
+/// `bench seed --tenants N --members-per-tenant M [--multi-tenant-users K] [--store
+/// sqlite]`: seeds the database of `USER_ENGINE_DATABASE_URL` (else the development
+/// server's `postgres` database), or with `--store sqlite` the embedded store of
+/// `USER_ENGINE_DATA_DIR` (else `./user-engine-data`, as `serve` finds it), migrating it
+/// first.
 async fn seed_main(args: &[String]) -> Result<(), Failure> {
     let number = |flag: &str| -> Result<Option<u64>, Failure> {
         match args.iter().position(|arg| arg == flag) {
@@ -169,7 +178,8 @@ async fn seed_main(args: &[String]) -> Result<(), Failure> {
             )),
         }
     };
-    let usage = "usage: seed --tenants N --members-per-tenant M [--multi-tenant-users K]";
+    let usage = "usage: seed --tenants N --members-per-tenant M [--multi-tenant-users K] \
+                 [--store sqlite]";
     let plan = seed::Plan {
         tenants: number("--tenants")?.ok_or(usage)?,
         members_per_tenant: number("--members-per-tenant")?.ok_or(usage)?,
@@ -178,12 +188,23 @@ async fn seed_main(args: &[String]) -> Result<(), Failure> {
     if plan.tenants == 0 || plan.tenants > 99_999 || plan.members_per_tenant == 0 {
         return Err("--tenants is 1 to 99999 and --members-per-tenant at least 1".into());
     }
-    let url =
-        std::env::var("USER_ENGINE_DATABASE_URL").unwrap_or_else(|_| database_url("postgres"));
-    let owner = sqlx::PgPool::connect(&url).await?;
-    adapters_pg::migrate(&owner).await?;
     let started = Instant::now();
-    seed::seed(&owner, &plan).await?;
+    if args.windows(2).any(|pair| pair == ["--store", "sqlite"]) {
+        let dir = std::path::PathBuf::from(
+            std::env::var("USER_ENGINE_DATA_DIR").unwrap_or_else(|_| "user-engine-data".into()),
+        );
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(adapters_sqlite::DATABASE_FILE);
+        seed_sqlite::seed(&path, &plan).await?;
+        println!("(embedded store at {})", path.display());
+    } else {
+        let url =
+            std::env::var("USER_ENGINE_DATABASE_URL").unwrap_or_else(|_| database_url("postgres"));
+        let owner = sqlx::PgPool::connect(&url).await?;
+        adapters_pg::migrate(&owner).await?;
+        seed::seed(&owner, &plan).await?;
+        owner.close().await;
+    }
     println!(
         "seeded {} tenants x {} members and {} multi-tenant users ({} users) in {:.1} s",
         plan.tenants,
@@ -192,7 +213,6 @@ async fn seed_main(args: &[String]) -> Result<(), Failure> {
         plan.users(),
         started.elapsed().as_secs_f64()
     );
-    owner.close().await;
     Ok(())
 }
 
@@ -339,6 +359,34 @@ fn engine_on(store: Arc<dyn domain::ports::Store>) -> Engine {
     )
 }
 
+/// Adds each of `users` as a `member` of the tenant `tenant` names for it, as `root`,
+/// until `deadline` (or until `tenant` names none), counting the adds in `added`.
+async fn add_members(
+    engine: Engine,
+    root: Caller,
+    users: Vec<uuid::Uuid>,
+    deadline: Instant,
+    added: Arc<AtomicU64>,
+    mut tenant: impl FnMut() -> Option<TenantId>,
+) {
+    let member: BTreeSet<RoleName> = BTreeSet::from([RoleName::member()]);
+    for user in users {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let Some(tenant) = tenant() else {
+            break;
+        };
+        let input = AddMember {
+            user: UserRef::Id(UserId::from_generated(user)),
+            roles: member.clone(),
+        };
+        if engine.add_member(&root, &tenant, input).await.is_ok() {
+            added.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// `clients` tasks, each adding existing users to its own tenant for `seconds`.
 async fn engine_run(
     name: &str,
@@ -363,25 +411,15 @@ async fn engine_run(
         .bind(first + per_client)
         .fetch_all(&owner)
         .await?;
-        let engine = engine.clone();
-        let root = root.clone();
-        let added = added.clone();
         let tenant = TenantId::parse(&format!("engine-{client}"))?;
-        tasks.push(tokio::spawn(async move {
-            let member: BTreeSet<RoleName> = BTreeSet::from([RoleName::member()]);
-            for user in users {
-                if Instant::now() >= deadline {
-                    break;
-                }
-                let input = AddMember {
-                    user: UserRef::Id(UserId::from_generated(user)),
-                    roles: member.clone(),
-                };
-                if engine.add_member(&root, &tenant, input).await.is_ok() {
-                    added.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(add_members(
+            engine.clone(),
+            root.clone(),
+            users,
+            deadline,
+            added.clone(),
+            move || Some(tenant.clone()),
+        )));
     }
     let started = Instant::now();
     for task in tasks {

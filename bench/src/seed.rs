@@ -28,6 +28,7 @@ use domain::catalog::{default_bindings, default_enabled_scopes};
 use domain::ids::{AuditId, TenantId, UserId};
 use domain::usecases::{hash_token, API_KEY_PREFIX};
 use sqlx::Row;
+use time::OffsetDateTime;
 
 use crate::Failure;
 
@@ -91,12 +92,37 @@ pub fn api_key(tenant: &TenantId) -> String {
     )
 }
 
-fn key_uuid(tenant: u64) -> uuid::Uuid {
+pub(crate) fn key_uuid(tenant: u64) -> uuid::Uuid {
     uuid::Uuid::from_u128(0x0190_0000_0000_7000_9000_0000_0000_0000 | u128::from(tenant))
 }
 
+/// Every seeded tenant's enabled scopes and its bindings (role, scopes).
+pub(crate) fn tenant_setup() -> (Vec<String>, Vec<(String, Vec<String>)>) {
+    let enabled: Vec<String> = default_enabled_scopes()
+        .iter()
+        .map(ToString::to_string)
+        .chain(APP_SCOPES.iter().map(|(name, _, _)| (*name).to_owned()))
+        .collect();
+    let mut bindings: Vec<(String, Vec<String>)> = default_bindings()
+        .into_iter()
+        .map(|binding| {
+            (
+                binding.role.to_string(),
+                binding.scopes.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect();
+    bindings.extend(APP_BINDINGS.iter().map(|(role, scopes)| {
+        (
+            (*role).to_owned(),
+            scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+        )
+    }));
+    (enabled, bindings)
+}
+
 /// The roles of member `member` (of any tenant), and whether the account is suspended.
-fn member_roles(member: u64) -> (&'static [&'static str], bool) {
+pub(crate) fn member_roles(member: u64) -> (&'static [&'static str], bool) {
     let roles: &[&str] = match (member, member % 10 == 5) {
         (0, _) => &["tenant_admin"],
         (_, true) => &["editor", "billing"],
@@ -110,7 +136,7 @@ fn member_roles(member: u64) -> (&'static [&'static str], bool) {
 }
 
 /// The tenants multi-tenant user `shared` (0-based) is a viewer in.
-fn shared_tenants(plan: &Plan, shared: u64) -> impl Iterator<Item = u64> + '_ {
+pub(crate) fn shared_tenants(plan: &Plan, shared: u64) -> impl Iterator<Item = u64> + '_ {
     let count = TENANTS_PER_SHARED_USER.min(plan.tenants);
     let stride = (plan.tenants / count.max(1)).max(1);
     (0..count).map(move |slot| (shared + slot * stride) % plan.tenants)
@@ -135,6 +161,44 @@ pub(crate) fn audit_copy_row(partition: &str, tenant_column: &str, record: &Audi
         record.request_id,
         record.prev_hash,
         record.hash,
+    )
+}
+
+/// The one record a seed appends to `partition`'s trail, after `seq` and `prev_hash`.
+pub(crate) fn seal(
+    partition: &Partition,
+    seq: u64,
+    prev_hash: &str,
+    plan: &Plan,
+    now: OffsetDateTime,
+) -> AuditRecord {
+    let (target_kind, target_id) = match partition {
+        Partition::Platform => ("platform", "_platform".to_owned()),
+        Partition::Tenant(tenant) => ("tenant", tenant.to_string()),
+    };
+    AuditRecord::seal(
+        AuditDraft {
+            id: AuditId::from_generated(uuid::Uuid::now_v7()),
+            partition: partition.clone(),
+            at: now,
+            actor: Actor {
+                kind: ActorType::System,
+                id: "seed".to_owned(),
+            },
+            action: "seed.load",
+            target: AuditTarget {
+                kind: target_kind,
+                id: target_id,
+            },
+            outcome: Outcome::Allowed,
+            reason: format!(
+                "seeded {} tenants x {} members, {} multi-tenant users",
+                plan.tenants, plan.members_per_tenant, plan.multi_tenant_users
+            ),
+            request_id: "seed".to_owned(),
+        },
+        seq + 1,
+        prev_hash,
     )
 }
 
@@ -203,26 +267,7 @@ pub async fn seed(owner: &sqlx::PgPool, plan: &Plan) -> Result<(), Failure> {
         .execute(&mut *connection)
         .await?;
     }
-    let enabled: Vec<String> = default_enabled_scopes()
-        .iter()
-        .map(ToString::to_string)
-        .chain(APP_SCOPES.iter().map(|(name, _, _)| (*name).to_owned()))
-        .collect();
-    let mut bindings: Vec<(String, Vec<String>)> = default_bindings()
-        .into_iter()
-        .map(|binding| {
-            (
-                binding.role.to_string(),
-                binding.scopes.iter().map(ToString::to_string).collect(),
-            )
-        })
-        .collect();
-    bindings.extend(APP_BINDINGS.iter().map(|(role, scopes)| {
-        (
-            (*role).to_owned(),
-            scopes.iter().map(|scope| (*scope).to_owned()).collect(),
-        )
-    }));
+    let (enabled, bindings) = tenant_setup();
 
     let tenants: Vec<TenantId> = (0..plan.tenants).map(tenant_id).collect::<Result<_, _>>()?;
     let mut copy = Copy::new(
@@ -365,34 +410,11 @@ pub async fn seed(owner: &sqlx::PgPool, plan: &Plan) -> Result<(), Failure> {
             .map(|tenant| (Partition::Tenant(tenant.clone()), 0, "0".repeat(64))),
     );
     for (partition, seq, prev_hash) in partitions {
-        let (target_kind, target_id, tenant_column) = match &partition {
-            Partition::Platform => ("platform", "_platform".to_owned(), "\\N".to_owned()),
-            Partition::Tenant(tenant) => ("tenant", tenant.to_string(), tenant.to_string()),
+        let tenant_column = match &partition {
+            Partition::Platform => "\\N".to_owned(),
+            Partition::Tenant(tenant) => tenant.to_string(),
         };
-        let record = AuditRecord::seal(
-            AuditDraft {
-                id: AuditId::from_generated(uuid::Uuid::now_v7()),
-                partition: partition.clone(),
-                at: now,
-                actor: Actor {
-                    kind: ActorType::System,
-                    id: "seed".to_owned(),
-                },
-                action: "seed.load",
-                target: AuditTarget {
-                    kind: target_kind,
-                    id: target_id,
-                },
-                outcome: Outcome::Allowed,
-                reason: format!(
-                    "seeded {} tenants x {} members, {} multi-tenant users",
-                    plan.tenants, plan.members_per_tenant, plan.multi_tenant_users
-                ),
-                request_id: "seed".to_owned(),
-            },
-            seq + 1,
-            &prev_hash,
-        );
+        let record = seal(&partition, seq, &prev_hash, plan, now);
         let name = partition.name();
         copy.row(format_args!(
             "{}",

@@ -9,6 +9,12 @@
 //! Before measuring, every member is asked about once through the batch route, so the
 //! facts cache is full (the figures are those of a warm service; the peak resident set
 //! after that is reported).
+//!
+//! Then, on each dataset, member adds through the engine (8 clients, each adding existing
+//! users to random tenants as the platform root, every add a transaction with its audit
+//! record and event), so a large dataset's write rate shows beside a small one's; and on
+//! the last dataset, the release `user-engine serve` itself, its caches filled by the
+//! same warm-up, for its own peak resident set.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +29,10 @@ use crate::{database_url, Failure};
 
 /// Slices per figure, alternating between the routes.
 const SLICES: u32 = 4;
+/// Concurrent clients adding members.
+const ADDERS: u64 = 8;
+/// Users made ready per adder and second of member adds: more than one client adds.
+const ADDS_PER_SECOND: u64 = 2_000;
 /// The scopes questions ask about: the seeded application scopes and two engine ones.
 const SCOPES: [&str; 5] = [
     "docs:read",
@@ -55,18 +65,19 @@ impl Questions {
         self.random() % self.plan.tenants
     }
 
-    /// A random check about a member of `tenant`.
-    fn check(&self, tenant: u64) -> Value {
+    /// A random check about a member of `tenant`, as JSON text: written straight, so the
+    /// load generator (sharing the machine with the server) spends little on it.
+    fn check(&self, tenant: u64) -> String {
         let random = self.random();
         let member = random % self.plan.members_per_tenant;
         let scope = SCOPES
             .get(usize::try_from((random >> 32) % SCOPES.len() as u64).unwrap_or(0))
             .copied()
             .unwrap_or("docs:read");
-        json!({
-            "subject": { "user_id": member_id(&self.plan, tenant, member).to_string(), "assurance": "aal1" },
-            "scope": scope,
-        })
+        format!(
+            r#"{{"subject":{{"user_id":"{}","assurance":"aal1"}},"scope":"{scope}"}}"#,
+            member_id(&self.plan, tenant, member)
+        )
     }
 }
 
@@ -78,6 +89,9 @@ struct Figures {
     batch: Load,
     warm_up: Duration,
     peak_mib: u64,
+    member_adds: f64,
+    /// `user-engine serve`'s resident and peak resident set with its caches full (KiB).
+    serve: Option<(u64, u64)>,
 }
 
 pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
@@ -111,7 +125,8 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
         sqlx::query(&format!("create database {database}"))
             .execute(&admin)
             .await?;
-        let figures = measure(&url, plan, seconds).await;
+        let last = index + 1 == plans.len();
+        let figures = measure(&url, plan, seconds, last).await;
         sqlx::query(&format!("drop database if exists {database} with (force)"))
             .execute(&admin)
             .await?;
@@ -147,16 +162,132 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
             figures.peak_mib
         );
     }
+    for figures in &all {
+        println!(
+            "{}: member adds (engine, {ADDERS} clients) {:.0}/s",
+            figures.label, figures.member_adds
+        );
+        if let Some((resident, peak)) = figures.serve {
+            println!(
+                "{}: user-engine serve with its caches full: resident {} MiB, peak {} MiB",
+                figures.label,
+                crate::process::mib(resident),
+                crate::process::mib(peak)
+            );
+        }
+    }
     if let [small, large] = all.as_mut_slice() {
         println!(
-            "authorize p99 large / small = {:.2} (target ≤ 1.5)",
-            large.authorize.at(0.99).as_secs_f64() / small.authorize.at(0.99).as_secs_f64()
+            "authorize p99 large / small = {:.2} (target ≤ 1.5); member adds large / small = \
+             {:.2} (target ≥ 0.8)",
+            large.authorize.at(0.99).as_secs_f64() / small.authorize.at(0.99).as_secs_f64(),
+            large.member_adds / small.member_adds
         );
     }
     Ok(())
 }
 
-async fn measure(url: &str, plan: &Plan, seconds: u64) -> Result<Figures, Failure> {
+/// Asks about every member of every tenant once through `base`'s batch route, 100 to a
+/// batch, so the facts cache holds them all; returns how long it took.
+async fn warm_up(base: &str, plan: &Plan) -> Result<Duration, Failure> {
+    let warming = Instant::now();
+    let client = reqwest::Client::new();
+    for tenant in 0..plan.tenants {
+        let tenant_name = tenant_id(tenant)?;
+        let members: Vec<u64> = (0..plan.members_per_tenant).collect();
+        for chunk in members.chunks(100) {
+            let checks: Vec<Value> = chunk
+                .iter()
+                .map(|member| {
+                    json!({
+                        "subject": { "user_id": member_id(plan, tenant, *member).to_string(), "assurance": "aal1" },
+                        "scope": "docs:read",
+                    })
+                })
+                .collect();
+            let reply = client
+                .post(format!("{base}/v1/tenants/{tenant_name}/authorize/batch"))
+                .bearer_auth(api_key(&tenant_name))
+                .json(&json!({ "checks": checks }))
+                .send()
+                .await?;
+            if !reply.status().is_success() {
+                return Err(format!("warm-up of {tenant_name}: {}", reply.status()).into());
+            }
+        }
+    }
+    Ok(warming.elapsed())
+}
+
+/// Member adds per second through the engine on the seeded database: [`ADDERS`] clients
+/// for `seconds`, each adding users made for it (active, no account yet) to random
+/// tenants as the platform root at `aal2`.
+async fn member_adds(url: &str, plan: &Plan, seconds: u64) -> Result<f64, Failure> {
+    let owner = sqlx::PgPool::connect(url).await?;
+    let root = crate::insert_root(&owner).await?;
+    let per_adder = ADDS_PER_SECOND * seconds.max(1);
+    let users: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "insert into users (user_id, email, state, created_at, updated_at) \
+         select gen_random_uuid(), 'added' || n || '@bench.example', 'active', now(), now() \
+         from generate_series(1, $1) as n returning user_id",
+    )
+    .bind(i64::try_from(per_adder * ADDERS)?)
+    .fetch_all(&owner)
+    .await?;
+    owner.close().await;
+    let engine = crate::engine(url, u32::try_from(ADDERS)?).await?;
+    let questions = Arc::new(Questions {
+        plan: *plan,
+        next: AtomicU64::new(7),
+    });
+    let added = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for chunk in users.chunks(usize::try_from(per_adder)?) {
+        let (engine, root, added, questions) = (
+            engine.clone(),
+            root.clone(),
+            added.clone(),
+            questions.clone(),
+        );
+        tasks.push(tokio::spawn(crate::add_members(
+            engine,
+            root,
+            chunk.to_vec(),
+            deadline,
+            added,
+            move || tenant_id(questions.tenant()).ok(),
+        )));
+    }
+    let started = Instant::now();
+    for task in tasks {
+        task.await?;
+    }
+    #[allow(clippy::cast_precision_loss, reason = "a count of at most millions")]
+    let rate = added.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    Ok(rate)
+}
+
+/// The release `user-engine serve` on the seeded database, its caches filled by the
+/// warm-up: its resident and peak resident set (KiB).
+async fn serve_memory(url: &str, plan: &Plan) -> Result<(u64, u64), Failure> {
+    let node = tests::nodes::Node::serve(
+        "serve",
+        &[
+            ("USER_ENGINE_DATABASE_URL", url),
+            ("USER_ENGINE_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let pid = node.pid().ok_or("serve is not running")?;
+    let took = warm_up(&node.base_url(), plan).await?;
+    println!(
+        "(user-engine serve: every member asked about once in {:.1} s)",
+        took.as_secs_f64()
+    );
+    crate::process::resident_kib(pid)
+}
+
+async fn measure(url: &str, plan: &Plan, seconds: u64, last: bool) -> Result<Figures, Failure> {
     let owner = sqlx::PgPool::connect(url).await?;
     adapters_pg::migrate(&owner).await?;
     let seeding = Instant::now();
@@ -189,33 +320,7 @@ async fn measure(url: &str, plan: &Plan, seconds: u64) -> Result<Figures, Failur
     });
 
     // Warm-up: every member of every tenant once, 100 to a batch.
-    let warming = Instant::now();
-    let client = reqwest::Client::new();
-    for tenant in 0..plan.tenants {
-        let tenant_name = tenant_id(tenant)?;
-        let members: Vec<u64> = (0..plan.members_per_tenant).collect();
-        for chunk in members.chunks(100) {
-            let checks: Vec<Value> = chunk
-                .iter()
-                .map(|member| {
-                    json!({
-                        "subject": { "user_id": member_id(plan, tenant, *member).to_string(), "assurance": "aal1" },
-                        "scope": "docs:read",
-                    })
-                })
-                .collect();
-            let reply = client
-                .post(format!("{base}/v1/tenants/{tenant_name}/authorize/batch"))
-                .bearer_auth(api_key(&tenant_name))
-                .json(&json!({ "checks": checks }))
-                .send()
-                .await?;
-            if !reply.status().is_success() {
-                return Err(format!("warm-up of {tenant_name}: {}", reply.status()).into());
-            }
-        }
-    }
-    let warm_up = warming.elapsed();
+    let warm_up = warm_up(&base, plan).await?;
 
     let select_url = format!("{base}/bench/select");
     // A request to `route` of a random tenant with that tenant's key and a body of
@@ -231,13 +336,15 @@ async fn measure(url: &str, plan: &Plan, seconds: u64) -> Result<Figures, Failur
             let body = match checks {
                 None => questions.check(tenant),
                 Some(count) => {
-                    json!({ "checks": (0..count).map(|_| questions.check(tenant)).collect::<Vec<_>>() })
+                    let checks: Vec<String> = (0..count).map(|_| questions.check(tenant)).collect();
+                    format!(r#"{{"checks":[{}]}}"#, checks.join(","))
                 }
             };
             client
                 .post(format!("{base}/v1/tenants/seed-{tenant:05}/{route}"))
                 .bearer_auth(key)
-                .json(&body)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
         })
     };
     let authorize = random_request("authorize", None);
@@ -255,6 +362,13 @@ async fn measure(url: &str, plan: &Plan, seconds: u64) -> Result<Figures, Failur
         }
     }
     server.abort();
+    let peak_mib = crate::http::peak_resident_mib();
+    let member_adds = member_adds(url, plan, seconds).await?;
+    let serve = if last {
+        Some(serve_memory(url, plan).await?)
+    } else {
+        None
+    };
     let [select, authorize, batch] = loads;
     Ok(Figures {
         label,
@@ -262,6 +376,8 @@ async fn measure(url: &str, plan: &Plan, seconds: u64) -> Result<Figures, Failur
         authorize,
         batch,
         warm_up,
-        peak_mib: crate::http::peak_resident_mib(),
+        peak_mib,
+        member_adds,
+        serve,
     })
 }

@@ -44,6 +44,9 @@ fn main() -> ExitCode {
                  bench http [--seeded] [seconds]\n         \
                         authorize requests/s beside hello and select routes; logins beside argon2;\n         \
                         --seeded: random questions on 10x10 and 10,000x100 seeded datasets\n  \
+                 bench decide [--members N]\n         \
+                        the decision in process with its facts from the store's facts cache,\n         \
+                        ns per decision beside the decision alone (no database)\n  \
                  bench events [seconds]\n         \
                         outbox relay events/s beside raw JetStream publishes; commit-to-ack lag\n  \
                  bench audit [records]\n         \
@@ -59,10 +62,12 @@ fn main() -> ExitCode {
                         runs the many-node checks across them (as the cluster test does);\n         \
                         --hold keeps it running until Ctrl-C, printing every URL; --direct\n         \
                         skips PgBouncer\n  \
-                 seed --tenants N --members-per-tenant M [--multi-tenant-users K]\n         \
+                 seed --tenants N --members-per-tenant M [--multi-tenant-users K] [--store sqlite]\n         \
                         fills the database of USER_ENGINE_DATABASE_URL (else the development\n         \
                         server's postgres database) through COPY: tenants, users, accounts,\n         \
-                        roles, keys and audit chains that verify (bench/src/seed.rs)\n  \
+                        roles, keys and audit chains that verify (bench/src/seed.rs); with\n         \
+                        --store sqlite the embedded store of USER_ENGINE_DATA_DIR, through\n         \
+                        batched inserts (bench/src/seed_sqlite.rs)\n  \
                  deps   only the domain dependency ban\n  \
                  schemathesis [--examples N] [--store pg|sqlite|both]\n         \
                         the real server on a fresh store, fuzzed through its OpenAPI document\n         \
@@ -356,9 +361,11 @@ fn diagnose(args: &[String]) -> ExitCode {
 /// Runs a benchmark of `bench/` in release mode against the development database.
 fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
-        Some(which @ ("store" | "http" | "events" | "audit" | "rss" | "connections")) => {
-            // The embedded store needs no PostgreSQL.
-            if !args.windows(2).any(|pair| pair == ["--store", "sqlite"]) {
+        Some(
+            which @ ("store" | "http" | "events" | "audit" | "rss" | "connections" | "decide"),
+        ) => {
+            // The embedded store and the in-process decision need no PostgreSQL.
+            if which != "decide" && !args.windows(2).any(|pair| pair == ["--store", "sqlite"]) {
                 db()?;
             }
             if which == "events" {
@@ -388,7 +395,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
         _ => Err(
             "usage: cargo xtask bench store [--store sqlite]|http|events|rss|connections \
-             [seconds per run] | bench audit [records]"
+             [seconds per run] | bench audit [records] | bench decide [--members N]"
                 .to_owned(),
         ),
     }
@@ -396,7 +403,8 @@ fn bench(args: &[String]) -> Result<(), String> {
 
 /// Seeds a PostgreSQL database with a large dataset (the `seed` command of `bench/`).
 fn seed(args: &[String]) -> Result<(), String> {
-    if env::var_os("USER_ENGINE_DATABASE_URL").is_none() {
+    let sqlite = args.windows(2).any(|pair| pair == ["--store", "sqlite"]);
+    if !sqlite && env::var_os("USER_ENGINE_DATABASE_URL").is_none() {
         db()?;
     }
     run(
