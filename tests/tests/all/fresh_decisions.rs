@@ -644,6 +644,49 @@ async fn revoking_the_api_key_or_ending_the_session_refuses_its_very_next_call(s
         .await;
 }
 
+/// Under load: twenty calls with the key race its revocation on the other node (each is
+/// answered as before or refused, never anything else), and once the revocation has
+/// returned, twenty parallel calls on this node are all refused.
+async fn a_revocation_on_one_node_refuses_twenty_parallel_calls_on_the_other(store: StoreKind) {
+    const PARALLEL: usize = 20;
+    let acme = Acme::new(store).await;
+    acme.warm(&[acme.key.as_str()], &acme.member, Expected::Allow)
+        .await;
+    let path = format!("/v1/tenants/{TENANT}/authorize");
+    let call = || {
+        acme.app.post(
+            &path,
+            &acme.key,
+            json!({ "subject": subject(&acme.member), "scope": SCOPE }),
+        )
+    };
+    let key_path = format!("/v1/tenants/{TENANT}/api-keys/{}", acme.key_id);
+    let revoke = acme.change(
+        Method::DELETE,
+        &key_path,
+        &acme.admin,
+        None,
+        StatusCode::NO_CONTENT,
+    );
+    let (racing, ()) = tokio::join!(
+        futures::future::join_all((0..PARALLEL).map(|_| call())),
+        revoke
+    );
+    for reply in &racing {
+        let allowed = reply.status == StatusCode::OK && reply.body["decision"] == "allow";
+        let refused =
+            reply.status == StatusCode::UNAUTHORIZED && reply.code() == Some("unauthenticated");
+        assert!(
+            allowed || refused,
+            "a call racing the revocation: {reply:?}"
+        );
+    }
+    let after = futures::future::join_all((0..PARALLEL).map(|_| call())).await;
+    for reply in &after {
+        assert_problem(reply, StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+}
+
 // Every test above runs on PostgreSQL and on the embedded SQLite store, as
 // `fresh_decisions::postgres::NAME` and `fresh_decisions::sqlite::NAME`.
 tests::on_both_stores!(
@@ -656,4 +699,5 @@ tests::on_both_stores!(
     suspending_the_tenant_refuses_the_very_next_call_and_resuming_allows_it,
     suspending_the_user_denies_the_very_next_decision_and_reactivating_allows_it,
     revoking_the_api_key_or_ending_the_session_refuses_its_very_next_call,
+    a_revocation_on_one_node_refuses_twenty_parallel_calls_on_the_other,
 );
