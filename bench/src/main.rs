@@ -36,6 +36,10 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use time::OffsetDateTime;
 
+/// The allocator of `user-engine serve` (see `crates/server/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct SystemClock;
 
 impl Clock for SystemClock {
