@@ -1,29 +1,34 @@
 //! The authorize API's facts cache: the parts a decision is assembled from, each kept
-//! with the partition head it was read with and served only while a fresh read of the
-//! heads finds that head unchanged.
+//! with the version it was read with and served only while a fresh read of the versions
+//! finds that version unchanged.
 //!
 //! A decision in tenant `t` reads two kinds of facts, and each has its own version:
 //! - the tenant's: its state, enabled scopes and bindings ([`TenantFacts`]), its API keys
 //!   and its accounts with their roles — all in tables keyed by `t`, changed only by
-//!   mutations that append their audit record and event to `t`'s partition;
-//! - the platform's: users (state, platform roles) and the scope catalog, changed only by
-//!   mutations that append to the platform's partition.
+//!   mutations that append their audit record and event to `t`'s partition, whose head
+//!   `(audit_seq, event_position)` is their version: every mutation appends to its
+//!   partitions in the same transaction as its change (SPEC §3.3), and heads never move
+//!   back;
+//! - the platform's: users (state, platform roles) and the scope catalog, versioned by
+//!   `platform_facts_version`, which triggers in the changing transaction move whenever
+//!   a user's state or platform roles or the catalog change (not the platform trail's
+//!   head, which every login moves). A user's creation does not move it, so a user that
+//!   was not found is never kept.
 //!
-//! Every mutation appends to its partitions in the same transaction as its change (SPEC
-//! §3.3), moving those partitions' `(audit_seq, event_position)`; heads never move back.
-//! So a part read with head `h` is what the database holds for as long as the head is
-//! still `h`: when the heads read at the time of a request equal those of every part the
-//! decision uses, the facts assembled from the parts are the database's at that time, on
-//! any node sharing the database. The cache never serves a stale allow (SPEC §3.1), and a
-//! change takes effect on the very next decision. A session is never cached (its idle
-//! clock moves without a mutation): it is read with the heads.
+//! So a part read with version `v` is what the database holds for as long as the
+//! version is still `v`: when the versions read at the time of a request equal those of
+//! every part the decision uses, the facts assembled from the parts are the database's at
+//! that time, on any node sharing the database. The cache never serves a stale allow
+//! (SPEC §3.1), and a change takes effect on the very next decision. A session is never
+//! cached (its idle clock moves without a mutation): it is read with the versions.
 //!
 //! Each kind of part lives in its own bounded least-recently-used map ([`Capacity`]), so
 //! a working set larger than the bound costs re-reads of the evicted parts, never the
 //! whole cache; a part whose head has moved is never served and is replaced when it is
 //! read again. Only tenants that exist and keys that were found are kept, so requests
-//! with made-up tenants or keys add nothing; users and accounts asked about are kept
-//! found or not (a non-member is a fact too), within their bound.
+//! with made-up tenants or keys add nothing; accounts asked about are kept found or not
+//! (a non-member is a fact too; adding one moves the tenant's head), users only when
+//! found, within their bound.
 //!
 //! Names are numbered when parts are kept: scope names by an id the cache gives each name
 //! it reads (ids are never reused, and only names read from the database get one, so the
@@ -34,6 +39,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use domain::authz::{
@@ -46,10 +52,11 @@ use domain::model::{
 use domain::ports::{AuthorizeSnapshot, Credential, SnapshotQuery};
 use lru::LruCache;
 
-/// One partition's head: `(audit_seq, event_position)`, `None` where it has none yet.
+/// One partition's head: `(audit_seq, event_position)`, `None` where it has none yet;
+/// for the platform, its facts version (twice).
 pub type Head = Option<(i64, i64)>;
 
-/// The heads of one read: the tenant's partition and the platform's.
+/// The versions of one read: the tenant partition's head and the platform facts version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Heads {
     pub tenant: Head,
@@ -297,6 +304,8 @@ impl Entries {
 #[derive(Debug)]
 pub struct FactsCache {
     entries: Mutex<Entries>,
+    /// Reads of parts the cache lacked or held under older versions.
+    reads: AtomicU64,
 }
 
 impl Default for FactsCache {
@@ -371,7 +380,18 @@ impl FactsCache {
                 users: LruCache::new(capacity.users),
                 accounts: LruCache::new(capacity.accounts),
             }),
+            reads: AtomicU64::new(0),
         }
+    }
+
+    /// How many reads of missing or outdated parts the cache has needed so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Counts one read of parts (see [`FactsCache::reads`]).
+    pub(crate) fn count_read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
@@ -473,10 +493,12 @@ impl FactsCache {
         let mut users = parts.users;
         for user in &needs.users {
             let facts = users.remove(user).flatten();
-            let newer = entries
-                .users
-                .peek(user)
-                .is_none_or(|(head, _)| !older(heads.platform, *head));
+            // A missing user is not kept: creating one does not move the version.
+            let newer = facts.is_some()
+                && entries
+                    .users
+                    .peek(user)
+                    .is_none_or(|(head, _)| !older(heads.platform, *head));
             if newer {
                 entries.users.put(*user, (heads.platform, facts.clone()));
             }
@@ -901,6 +923,25 @@ mod tests {
         assert!(cache
             .assemble(&query(&everyone[9..]), heads(1, 1), None, None)
             .is_some());
+    }
+
+    #[test]
+    fn a_missing_user_is_not_kept_since_creating_one_does_not_move_the_version() {
+        let cache = FactsCache::new(Capacity::default());
+        let people = users(2);
+        let query = query(&people);
+        let (needs, mut parts) = read_all(&query, &key());
+        parts.users.insert(people[0], None);
+        let kept = cache.keep(&query, heads(1, 1), &needs, parts);
+        // This read answers (the user is missing now)…
+        let snapshot = cache
+            .assemble(&query, heads(1, 1), None, Some(&kept))
+            .expect("read");
+        assert!(snapshot.checks[0].subject.is_none());
+        // …but the next one reads them again, at the same versions.
+        let needs = cache.needs(&query, Some(heads(1, 1)), None);
+        assert_eq!(needs.users, vec![people[0]]);
+        assert!(!needs.tenant && !needs.catalog && needs.accounts.is_empty());
     }
 
     #[test]

@@ -124,6 +124,12 @@ impl PgStore {
         }
     }
 
+    /// How many reads of decision facts its facts cache has needed (misses and outdated
+    /// parts), for tests and tools.
+    pub fn facts_reads(&self) -> u64 {
+        self.facts.reads()
+    }
+
     /// The pool, for tests and tools.
     pub fn pool(&self) -> &PgPool {
         &self.db.pool

@@ -383,3 +383,76 @@ fn a_cache_smaller_than_the_members_asked_about_rereads_evicted_facts_and_never_
         drop(db);
     });
 }
+
+/// Users and the catalog are versioned by what decisions read of them, not by the
+/// platform trail: a login on another node (which appends `session.create` to that
+/// trail) leaves every cached user valid — the next decisions need no read — while a
+/// user's suspension there is seen on the very next decision.
+#[test]
+fn a_login_elsewhere_leaves_cached_users_valid_and_a_suspension_is_seen_at_once() {
+    use std::sync::Arc;
+
+    use domain::authz::Reason;
+
+    tests::pg::run(async {
+        let db = tests::pg::TestDb::create().await;
+        let store = db.store(2).await;
+        let harness =
+            Harness::new(Arc::new(store.clone())).with_other_node(Arc::new(db.store(2).await));
+        let other_node = harness.other_node.clone().expect("another node");
+        let root = harness.root().await;
+        let (acme, admin) = harness.tenant(&root, "acme").await;
+        let mut members = Vec::new();
+        for n in 0..3 {
+            let address = format!("m{n}@acme.example");
+            let member = harness
+                .member(&root, &admin, &acme, &address, &["member"])
+                .await;
+            members.push(user_of(&member));
+        }
+        let secret = key(&harness, &admin, &acme, &["authz:check"]).await;
+        let decide = |user: UserId| {
+            let (engine, acme, secret) = (harness.engine.clone(), acme.clone(), secret.clone());
+            async move {
+                let check = AuthzCheck {
+                    subject: CheckSubject::User {
+                        user_id: user,
+                        assurance: Assurance::Aal1,
+                    },
+                    scope: scope("tenant:read"),
+                    target: None,
+                };
+                let mut decisions = engine
+                    .authorize_fast(&acme, &secret, &[check])
+                    .await
+                    .expect("store")
+                    .expect("the common path answers");
+                decisions.pop().expect("one decision")
+            }
+        };
+        for member in &members {
+            assert!(decide(*member).await.allowed);
+        }
+        let reads = store.facts_reads();
+        other_node
+            .login(&email("m1@acme.example"), PASSWORD, "req-login")
+            .await
+            .expect("login on the other node");
+        for member in &members {
+            assert!(decide(*member).await.allowed);
+        }
+        assert_eq!(
+            store.facts_reads(),
+            reads,
+            "a login made no cached user stale"
+        );
+        other_node
+            .set_user_state(&root, &members[2], UserState::Suspended)
+            .await
+            .expect("suspended on the other node");
+        assert_eq!(decide(members[2]).await.reason, Reason::SubjectSuspended);
+        assert!(store.facts_reads() > reads);
+        drop(harness);
+        drop(db);
+    });
+}

@@ -66,7 +66,8 @@ fn session(row: &Pg<&PgRow>, token_hash: &str) -> Result<Option<Session>, StoreE
     .map(Some)
 }
 
-/// The heads of a probe or a read (`tenant_*` and `platform_*` columns).
+/// The versions of a probe or a read: the tenant's head (`tenant_*` columns) and the
+/// platform facts version (both `platform_*` columns).
 fn heads(row: &Pg<&PgRow>) -> Result<Heads, StoreError> {
     let head = |audit_seq: &str, event_position: &str| -> Result<_, StoreError> {
         Ok(row.int_opt(audit_seq)?.zip(row.int_opt(event_position)?))
@@ -77,29 +78,29 @@ fn heads(row: &Pg<&PgRow>) -> Result<Heads, StoreError> {
     })
 }
 
-/// The probe of a session's request: the tenant's and the platform's heads and the
-/// session a token hash names,
-/// in one prepared statement of plain SQL (`partition_versions` shows every partition's
-/// position and nothing else; `sessions` is a platform table).
+/// The probe of a session's request: the tenant's head, the platform facts version and
+/// the session a token hash names, in one prepared statement of plain SQL
+/// (`partition_versions` shows every partition's position and nothing else;
+/// `platform_facts_version` and `sessions` are platform tables).
 const PROBE: &str = "select th.audit_seq as tenant_audit_seq, \
         th.event_position as tenant_event_position, \
-        ph.audit_seq as platform_audit_seq, ph.event_position as platform_event_position, \
+        pv.version as platform_audit_seq, pv.version as platform_event_position, \
         s.user_id as session_user_id, s.created_at as session_created_at, \
         s.expires_at as session_expires_at, s.last_seen_at as session_last_seen_at, \
         s.aal2_until as session_aal2_until \
     from (select 1) as one \
     left join partition_versions th on th.partition = $1 \
-    left join partition_versions ph on ph.partition = '_platform' \
+    left join platform_facts_version pv on true \
     left join sessions s on s.token_hash = $2";
 
-/// The probe of an API key's request: the heads alone (the key itself is a part of the
-/// tenant's, versioned by its head), which spares the database the session lookup.
+/// The probe of an API key's request: the versions alone (the key itself is a part of
+/// the tenant's, versioned by its head), which spares the database the session lookup.
 const PROBE_HEADS: &str = "select th.audit_seq as tenant_audit_seq, \
         th.event_position as tenant_event_position, \
-        ph.audit_seq as platform_audit_seq, ph.event_position as platform_event_position \
+        pv.version as platform_audit_seq, pv.version as platform_event_position \
     from (select 1) as one \
     left join partition_versions th on th.partition = $1 \
-    left join partition_versions ph on ph.partition = '_platform'";
+    left join platform_facts_version pv on true";
 
 /// [`domain::ports::Store::authorize_snapshot`]: when the cache holds every part the
 /// query needs, one probe of the heads (and the session) and the snapshot from the
@@ -137,6 +138,7 @@ pub(crate) async fn authorize_snapshot(
         needs = cache.needs(query, Some(heads), session_user);
     }
     for _ in 0..2 {
+        cache.count_read();
         let (heads, session, parts) = read_parts(db, query, &needs).await?;
         let kept = cache.keep(query, heads, &needs, parts);
         let session_user = session.as_ref().map(|session| session.user_id);
