@@ -371,8 +371,10 @@ fn bench(args: &[String]) -> Result<(), String> {
             if which == "events" {
                 nats()?;
             }
-            // These measure the release binary itself, found beside the bench's.
-            if matches!(which, "audit" | "rss") {
+            // These measure the release binary itself, found beside the bench's (`http
+            // --seeded` reads `serve`'s memory on the large dataset).
+            let seeded = which == "http" && args.iter().any(|arg| arg == "--seeded");
+            if matches!(which, "audit" | "rss") || seeded {
                 run(
                     &format!("bench {which}: build user-engine"),
                     cargo().args(["build", "--release", "--quiet", "--package", "user-engine"]),
@@ -380,16 +382,8 @@ fn bench(args: &[String]) -> Result<(), String> {
             }
             run(
                 &format!("bench {which}"),
-                cargo()
-                    .args([
-                        "run",
-                        "--release",
-                        "--quiet",
-                        "--package",
-                        "bench",
-                        "--",
-                        which,
-                    ])
+                bench_binary()
+                    .arg(which)
                     .args(args.get(1..).unwrap_or_default()),
             )
         }
@@ -401,26 +395,21 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Seeds a PostgreSQL database with a large dataset (the `seed` command of `bench/`).
+/// `cargo run` of the release `bench` binary, its arguments to follow.
+fn bench_binary() -> Command {
+    let mut command = cargo();
+    command.args(["run", "--release", "--quiet", "--package", "bench", "--"]);
+    command
+}
+
+/// Seeds a database with a large dataset (the `seed` command of `bench/`): PostgreSQL, or
+/// the embedded store with `--store sqlite`.
 fn seed(args: &[String]) -> Result<(), String> {
     let sqlite = args.windows(2).any(|pair| pair == ["--store", "sqlite"]);
     if !sqlite && env::var_os("USER_ENGINE_DATABASE_URL").is_none() {
         db()?;
     }
-    run(
-        "seed",
-        cargo()
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "--package",
-                "bench",
-                "--",
-                "seed",
-            ])
-            .args(args),
-    )
+    run("seed", bench_binary().arg("seed").args(args))
 }
 
 /// Builds `user-engine` and runs the many-node cluster of `tests::nodes` (the `cluster`

@@ -307,6 +307,65 @@ fn the_fast_and_general_authorize_paths_agree_on_postgres() {
     tests::pg::run(async { both_paths_agree(tests::pg::harness().await).await });
 }
 
+/// Tenant `acme` on `harness` with `count` members holding `member` (bound to
+/// `tenant:read`) and an API key holding `authz:check`, whose common-path decisions about
+/// those members [`TwoNodes::decide`] asks.
+struct TwoNodes {
+    harness: Harness,
+    other_node: domain::usecases::Engine,
+    root: domain::usecases::Caller,
+    admin: domain::usecases::Caller,
+    acme: TenantId,
+    members: Vec<UserId>,
+    secret: String,
+}
+
+impl TwoNodes {
+    async fn new(harness: Harness, count: usize) -> Self {
+        let other_node = harness.other_node.clone().expect("another node");
+        let root = harness.root().await;
+        let (acme, admin) = harness.tenant(&root, "acme").await;
+        let mut members = Vec::new();
+        for n in 0..count {
+            let address = format!("m{n}@acme.example");
+            let member = harness
+                .member(&root, &admin, &acme, &address, &["member"])
+                .await;
+            members.push(user_of(&member));
+        }
+        let secret = key(&harness, &admin, &acme, &["authz:check"]).await;
+        Self {
+            harness,
+            other_node,
+            root,
+            admin,
+            acme,
+            members,
+            secret,
+        }
+    }
+
+    /// The common path's decision on this harness's node about `user` for `tenant:read`.
+    async fn decide(&self, user: UserId) -> domain::authz::Decision {
+        let check = AuthzCheck {
+            subject: CheckSubject::User {
+                user_id: user,
+                assurance: Assurance::Aal1,
+            },
+            scope: scope("tenant:read"),
+            target: None,
+        };
+        let mut decisions = self
+            .harness
+            .engine
+            .authorize_fast(&self.acme, &self.secret, &[check])
+            .await
+            .expect("store")
+            .expect("the common path answers");
+        decisions.pop().expect("one decision")
+    }
+}
+
 /// A facts cache bounded below the members asked about (two users, two accounts) evicts
 /// and reads again; a change made on another node — to a member whose facts were evicted
 /// and to one whose facts are held — shows on the very next decision, and the members
@@ -323,48 +382,19 @@ fn a_cache_smaller_than_the_members_asked_about_rereads_evicted_facts_and_never_
         let db = tests::pg::TestDb::create().await;
         let bound = Capacity::entries(NonZeroUsize::new(2).expect("two"));
         let small = db.store(2).await.with_facts_capacity(bound);
-        let writer = db.store(2).await;
-        let harness = Harness::new(Arc::new(small)).with_other_node(Arc::new(writer));
-        let other_node = harness.other_node.clone().expect("another node");
-        let root = harness.root().await;
-        let (acme, admin) = harness.tenant(&root, "acme").await;
-        let mut members = Vec::new();
-        for n in 0..6 {
-            let address = format!("m{n}@acme.example");
-            let member = harness
-                .member(&root, &admin, &acme, &address, &["member"])
-                .await;
-            members.push(user_of(&member));
-        }
-        let secret = key(&harness, &admin, &acme, &["authz:check"]).await;
-        let decide = |user: UserId| {
-            let (engine, acme, secret) = (harness.engine.clone(), acme.clone(), secret.clone());
-            async move {
-                let check = AuthzCheck {
-                    subject: CheckSubject::User {
-                        user_id: user,
-                        assurance: Assurance::Aal1,
-                    },
-                    scope: scope("tenant:read"),
-                    target: None,
-                };
-                let mut decisions = engine
-                    .authorize_fast(&acme, &secret, &[check])
-                    .await
-                    .expect("store")
-                    .expect("the common path answers");
-                decisions.pop().expect("one decision")
-            }
-        };
+        let harness = Harness::new(Arc::new(small)).with_other_node(Arc::new(db.store(2).await));
+        let nodes = TwoNodes::new(harness, 6).await;
+        let members = nodes.members.clone();
         for member in &members {
-            assert!(decide(*member).await.allowed);
+            assert!(nodes.decide(*member).await.allowed);
         }
         // members[0] was evicted long ago; members[5] was asked last and is held.
         for changed in [members[0], members[5]] {
-            other_node
+            nodes
+                .other_node
                 .update_member(
-                    &admin,
-                    &acme,
+                    &nodes.admin,
+                    &nodes.acme,
                     &changed,
                     MemberChange {
                         roles: None,
@@ -374,12 +404,15 @@ fn a_cache_smaller_than_the_members_asked_about_rereads_evicted_facts_and_never_
                 )
                 .await
                 .expect("suspended on the other node");
-            assert_eq!(decide(changed).await.reason, Reason::AccountSuspended);
+            assert_eq!(nodes.decide(changed).await.reason, Reason::AccountSuspended);
         }
         for member in &members[1..5] {
-            assert!(decide(*member).await.allowed, "read again, still allowed");
+            assert!(
+                nodes.decide(*member).await.allowed,
+                "read again, still allowed"
+            );
         }
-        drop(harness);
+        drop(nodes);
         drop(db);
     });
 }
@@ -387,7 +420,7 @@ fn a_cache_smaller_than_the_members_asked_about_rereads_evicted_facts_and_never_
 /// Users and the catalog are versioned by what decisions read of them, not by the
 /// platform trail: a login on another node (which appends `session.create` to that
 /// trail) leaves every cached user valid — the next decisions need no read — while a
-/// user's suspension there is seen on the very next decision.
+/// user's suspension there is seen by the very next decisions, twenty in parallel.
 #[test]
 fn a_login_elsewhere_leaves_cached_users_valid_and_a_suspension_is_seen_at_once() {
     use std::sync::Arc;
@@ -399,60 +432,37 @@ fn a_login_elsewhere_leaves_cached_users_valid_and_a_suspension_is_seen_at_once(
         let store = db.store(2).await;
         let harness =
             Harness::new(Arc::new(store.clone())).with_other_node(Arc::new(db.store(2).await));
-        let other_node = harness.other_node.clone().expect("another node");
-        let root = harness.root().await;
-        let (acme, admin) = harness.tenant(&root, "acme").await;
-        let mut members = Vec::new();
-        for n in 0..3 {
-            let address = format!("m{n}@acme.example");
-            let member = harness
-                .member(&root, &admin, &acme, &address, &["member"])
-                .await;
-            members.push(user_of(&member));
-        }
-        let secret = key(&harness, &admin, &acme, &["authz:check"]).await;
-        let decide = |user: UserId| {
-            let (engine, acme, secret) = (harness.engine.clone(), acme.clone(), secret.clone());
-            async move {
-                let check = AuthzCheck {
-                    subject: CheckSubject::User {
-                        user_id: user,
-                        assurance: Assurance::Aal1,
-                    },
-                    scope: scope("tenant:read"),
-                    target: None,
-                };
-                let mut decisions = engine
-                    .authorize_fast(&acme, &secret, &[check])
-                    .await
-                    .expect("store")
-                    .expect("the common path answers");
-                decisions.pop().expect("one decision")
-            }
-        };
+        let nodes = TwoNodes::new(harness, 3).await;
+        let members = nodes.members.clone();
         for member in &members {
-            assert!(decide(*member).await.allowed);
+            assert!(nodes.decide(*member).await.allowed);
         }
         let reads = store.facts_reads();
-        other_node
+        nodes
+            .other_node
             .login(&email("m1@acme.example"), PASSWORD, "req-login")
             .await
             .expect("login on the other node");
         for member in &members {
-            assert!(decide(*member).await.allowed);
+            assert!(nodes.decide(*member).await.allowed);
         }
         assert_eq!(
             store.facts_reads(),
             reads,
             "a login made no cached user stale"
         );
-        other_node
-            .set_user_state(&root, &members[2], UserState::Suspended)
+        nodes
+            .other_node
+            .set_user_state(&nodes.root, &members[2], UserState::Suspended)
             .await
             .expect("suspended on the other node");
-        assert_eq!(decide(members[2]).await.reason, Reason::SubjectSuspended);
+        // The very next decisions, twenty at once, all see it.
+        let next = futures::future::join_all((0..20).map(|_| nodes.decide(members[2]))).await;
+        for decision in next {
+            assert_eq!(decision.reason, Reason::SubjectSuspended);
+        }
         assert!(store.facts_reads() > reads);
-        drop(harness);
+        drop(nodes);
         drop(db);
     });
 }
