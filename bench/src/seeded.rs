@@ -88,6 +88,8 @@ struct Figures {
     authorize: Load,
     batch: Load,
     warm_up: Duration,
+    /// Reads of facts the cache lacked while measuring (0 when the warm-up filled it).
+    facts_reads: u64,
     peak_mib: u64,
     member_adds: f64,
     /// `user-engine serve`'s resident and peak resident set with its caches full (KiB).
@@ -154,11 +156,13 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     println!();
     for figures in &all {
         println!(
-            "{}: authorize / select = {:.2} (target ≥ 0.8); warm-up {:.1} s; peak RSS of the \
-             bench process (server, caches full, and load generator) {} MiB",
+            "{}: authorize / select = {:.2} (target ≥ 0.8); warm-up {:.1} s; facts read while \
+             measuring {}; peak RSS of the bench process (server, caches full, and load \
+             generator) {} MiB",
             figures.label,
             figures.authorize.per_second() / figures.select.per_second(),
             figures.warm_up.as_secs_f64(),
+            figures.facts_reads,
             figures.peak_mib
         );
     }
@@ -307,7 +311,7 @@ async fn measure(url: &str, plan: &Plan, seconds: u64, last: bool) -> Result<Fig
         adapters_security::production_ports(Arc::new(store.clone())),
         EngineConfig::default(),
     );
-    let (address, server) = serve_with_baselines(engine, store).await?;
+    let (address, server) = serve_with_baselines(engine, store.clone()).await?;
     let base = format!("http://{address}");
     let keys: Arc<Vec<String>> = Arc::new(
         (0..plan.tenants)
@@ -356,11 +360,13 @@ async fn measure(url: &str, plan: &Plan, seconds: u64, last: bool) -> Result<Fig
     ];
     let slice = Duration::from_secs(seconds) / SLICES;
     let mut loads: [Load; 3] = Default::default();
+    let reads_before = store.facts_reads();
     for _ in 0..SLICES {
         for (route, total) in routes.iter().zip(&mut loads) {
             total.add(load(CONNECTIONS, slice, route.clone()).await?);
         }
     }
+    let facts_reads = store.facts_reads() - reads_before;
     server.abort();
     let peak_mib = crate::http::peak_resident_mib();
     let member_adds = member_adds(url, plan, seconds).await?;
@@ -376,6 +382,7 @@ async fn measure(url: &str, plan: &Plan, seconds: u64, last: bool) -> Result<Fig
         authorize,
         batch,
         warm_up,
+        facts_reads,
         peak_mib,
         member_adds,
         serve,

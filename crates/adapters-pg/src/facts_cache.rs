@@ -22,7 +22,9 @@
 //! (SPEC §3.1), and a change takes effect on the very next decision. A session is never
 //! cached (its idle clock moves without a mutation): it is read with the versions.
 //!
-//! Each kind of part lives in its own bounded least-recently-used map ([`Capacity`]), so
+//! Each kind of part lives in its own bounded map ([`Capacity`]; `quick_cache`'s S3-FIFO
+//! policy: a hit only marks the entry, it relinks nothing, so a lookup among a million
+//! entries touches the table's slot and the entry and writes nowhere else), so
 //! a working set larger than the bound costs re-reads of the evicted parts, never the
 //! whole cache; a part whose head has moved is never served and is replaced when it is
 //! read again. Only tenants that exist and keys that were found are kept, so requests
@@ -50,7 +52,7 @@ use domain::model::{
     AccountState, ApiKey, CatalogScope, PlatformRole, Session, TenantState, UserState,
 };
 use domain::ports::{AuthorizeSnapshot, Credential, SnapshotQuery};
-use lru::LruCache;
+use quick_cache::unsync::Cache;
 
 /// One partition's head: `(audit_seq, event_position)`, `None` where it has none yet;
 /// for the platform, its facts version (twice).
@@ -232,13 +234,13 @@ struct Entries {
     /// The id of every scope name read so far.
     scope_ids: HashMap<ScopeName, usize>,
     catalog: Option<Arc<Catalog>>,
-    tenants: LruCache<TenantId, TenantEntry>,
+    tenants: Cache<TenantId, TenantEntry>,
     /// A number for every tenant ever kept (tenants are never deleted, and only tenants
     /// that exist are kept, so this grows with the database, not with requests).
     slots: HashMap<TenantId, u32>,
-    keys: LruCache<String, (Head, ApiKey)>,
-    users: LruCache<UserId, (Head, Option<UserFacts>)>,
-    accounts: LruCache<(u32, UserId), (Head, Option<AccountFacts>)>,
+    keys: Cache<String, (Head, ApiKey)>,
+    users: Cache<UserId, (Head, Option<UserFacts>)>,
+    accounts: Cache<(u32, UserId), (Head, Option<AccountFacts>)>,
 }
 
 impl Entries {
@@ -374,11 +376,11 @@ impl FactsCache {
             entries: Mutex::new(Entries {
                 scope_ids: HashMap::new(),
                 catalog: None,
-                tenants: LruCache::new(capacity.tenants),
+                tenants: Cache::new(capacity.tenants.get()),
                 slots: HashMap::new(),
-                keys: LruCache::new(capacity.tenants),
-                users: LruCache::new(capacity.users),
-                accounts: LruCache::new(capacity.accounts),
+                keys: Cache::new(capacity.tenants.get()),
+                users: Cache::new(capacity.users.get()),
+                accounts: Cache::new(capacity.accounts.get()),
             }),
             reads: AtomicU64::new(0),
         }
@@ -410,7 +412,7 @@ impl FactsCache {
         heads: Option<Heads>,
         session_user: Option<UserId>,
     ) -> Needs {
-        let mut entries = self.lock();
+        let entries = self.lock();
         let catalog_head = entries.catalog.as_ref().map(|catalog| catalog.head);
         let tenant = entries
             .tenants
@@ -456,9 +458,9 @@ impl FactsCache {
         } else {
             users
         };
-        // Look the held parts up once more so the least-recently-used order sees them.
+        // Look the held tenant up once more so the eviction policy sees it used.
         if tenant_held {
-            entries.tenants.promote(&query.tenant);
+            let _: Option<&TenantEntry> = entries.tenants.get(&query.tenant);
         }
         Needs {
             tenant: !tenant_held,
@@ -500,7 +502,7 @@ impl FactsCache {
                     .peek(user)
                     .is_none_or(|(head, _)| !older(heads.platform, *head));
             if newer {
-                entries.users.put(*user, (heads.platform, facts.clone()));
+                entries.users.insert(*user, (heads.platform, facts.clone()));
             }
             kept.users.insert(*user, facts);
         }
@@ -538,7 +540,7 @@ impl FactsCache {
                 .peek(&query.tenant)
                 .is_none_or(|entry| !older(heads.tenant, entry.head));
             if replace {
-                entries.tenants.put(
+                entries.tenants.insert(
                     query.tenant.clone(),
                     TenantEntry {
                         head: heads.tenant,
@@ -556,7 +558,7 @@ impl FactsCache {
             if newer {
                 entries
                     .keys
-                    .put(query.token_hash.clone(), (heads.tenant, key.clone()));
+                    .insert(query.token_hash.clone(), (heads.tenant, key.clone()));
             }
         }
         let Some(slot) = entries.slots.get(&query.tenant).copied() else {
@@ -569,7 +571,7 @@ impl FactsCache {
             }
             entries
                 .accounts
-                .put((slot, *user), (heads.tenant, facts.clone()));
+                .insert((slot, *user), (heads.tenant, facts.clone()));
         }
         kept
     }
@@ -913,16 +915,25 @@ mod tests {
             let entries = cache.lock();
             assert!(entries.users.len() <= 4 && entries.accounts.len() <= 4);
         }
-        // The first user was evicted: the cache cannot answer, and asks for them again.
-        assert_eq!(cache.assemble(&first, heads(1, 1), None, None), None);
-        let needs = cache.needs(&first, Some(heads(1, 1)), None);
-        assert_eq!(needs.users, vec![everyone[0]]);
-        assert_eq!(needs.accounts, vec![everyone[0]]);
-        assert!(!needs.tenant && !needs.catalog && !needs.key);
-        // The most recent ones are still served.
-        assert!(cache
-            .assemble(&query(&everyone[9..]), heads(1, 1), None, None)
-            .is_some());
+        // Whichever users the policy evicted, the cache cannot answer for them and asks
+        // for exactly their parts again; the ones it holds are served.
+        let mut evicted = 0;
+        for user in &everyone {
+            let query = query(&[*user]);
+            match cache.assemble(&query, heads(1, 1), None, None) {
+                Some(snapshot) => assert_eq!(snapshot.checks.len(), 1),
+                None => {
+                    evicted += 1;
+                    let needs = cache.needs(&query, Some(heads(1, 1)), None);
+                    assert!(needs.users == vec![*user] || needs.accounts == vec![*user]);
+                    assert!(!needs.tenant && !needs.catalog && !needs.key);
+                }
+            }
+        }
+        assert!(
+            evicted >= 6,
+            "ten users passed a bound of four; {evicted} evicted"
+        );
     }
 
     #[test]
