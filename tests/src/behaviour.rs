@@ -11,7 +11,7 @@ use domain::model::{AccountState, PlatformRole, ProfileSource, TenantState, User
 use domain::ports::AuditFilter;
 use domain::usecases::{
     AddMember, AuthzCheck, Caller, CheckSubject, CreateTenant, MemberChange, NewApiKey, NewUser,
-    TenantChange, UserRef, MAX_BATCH,
+    SessionOrigin, TenantChange, UserRef, MAX_BATCH,
 };
 use domain::Error;
 use serde_json::json;
@@ -1529,6 +1529,211 @@ pub async fn passwords_change_only_with_the_current_one(h: Harness) {
     );
 }
 
+/// A session caller for a fresh login of `address` from `origin`, and its token.
+async fn session_caller(h: &Harness, address: &str, origin: &SessionOrigin) -> (Caller, String) {
+    let session = h
+        .engine
+        .login_from(&email(address), crate::harness::PASSWORD, "login", origin)
+        .await
+        .expect("login");
+    let principal = h
+        .engine
+        .authenticate(&session.token)
+        .await
+        .expect("a live session");
+    (
+        Caller {
+            principal,
+            request_id: "sessions".to_owned(),
+        },
+        session.token,
+    )
+}
+
+/// Every event of the platform's feed.
+async fn platform_feed(h: &Harness) -> Vec<Event> {
+    let mut tx = h
+        .store
+        .begin(domain::ports::TxScope::Platform)
+        .await
+        .expect("platform transaction");
+    tx.list_events(&Partition::Platform, 0, 10_000)
+        .await
+        .expect("platform feed")
+}
+
+pub async fn sessions_are_listed_and_ended_by_their_owner_or_a_platform_root(h: Harness) {
+    let root = h.root().await;
+    let user = h.user(&root, "u@example.com").await;
+    let other = h.user(&root, "v@example.com").await;
+    let browser = SessionOrigin {
+        client_address: Some("192.0.2.7".to_owned()),
+        user_agent: Some(format!("Browser/1.0 {}\u{7}", "x".repeat(300))),
+    };
+    let (first, first_token) = session_caller(&h, "u@example.com", &browser).await;
+    h.clock.advance(time::Duration::seconds(1));
+    let (second, second_token) =
+        session_caller(&h, "u@example.com", &SessionOrigin::default()).await;
+    h.clock.advance(time::Duration::seconds(1));
+    let (_third, third_token) =
+        session_caller(&h, "u@example.com", &SessionOrigin::default()).await;
+    let (others, others_token) =
+        session_caller(&h, "v@example.com", &SessionOrigin::default()).await;
+
+    // Listed oldest first, the asking one marked, with where each came from.
+    let listed = h.engine.list_sessions(&first).await.expect("listed");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(
+        listed
+            .iter()
+            .map(|session| session.current)
+            .collect::<Vec<_>>(),
+        vec![true, false, false]
+    );
+    assert_eq!(listed[0].client_address.as_deref(), Some("192.0.2.7"));
+    let agent = listed[0].user_agent.clone().expect("kept");
+    assert!(agent.starts_with("Browser/1.0 ") && agent.chars().count() == 256);
+    assert!(!agent.contains('\u{7}'));
+    assert_eq!(listed[1].user_agent, None);
+    assert!(listed
+        .windows(2)
+        .all(|pair| pair[0].created_at <= pair[1].created_at));
+    let from_second = h.engine.list_sessions(&second).await.expect("listed");
+    assert_eq!(
+        from_second
+            .iter()
+            .map(|session| session.current)
+            .collect::<Vec<_>>(),
+        vec![false, true, false]
+    );
+
+    // Another user's session id is not the caller's: not found, and it stays.
+    let theirs = h.engine.list_sessions(&others).await.expect("listed")[0].id;
+    assert_eq!(
+        h.engine.revoke_session(&first, &theirs).await,
+        Err(Error::NotFound)
+    );
+    assert!(h.engine.authenticate(&others_token).await.is_ok());
+
+    // One ended by id: refused at once, gone from the list, not found a second time.
+    h.engine
+        .revoke_session(&first, &listed[1].id)
+        .await
+        .expect("ended");
+    assert_eq!(
+        h.engine.authenticate(&second_token).await.map(|_| ()),
+        Err(Error::Unauthenticated)
+    );
+    assert_eq!(
+        h.engine.list_sessions(&first).await.expect("listed").len(),
+        2
+    );
+    assert_eq!(
+        h.engine.revoke_session(&first, &listed[1].id).await,
+        Err(Error::NotFound)
+    );
+
+    // Every other one: the third goes, the asking one stays.
+    assert_eq!(h.engine.revoke_other_sessions(&first).await, Ok(1));
+    assert_eq!(
+        h.engine.authenticate(&third_token).await.map(|_| ()),
+        Err(Error::Unauthenticated)
+    );
+    assert!(h.engine.authenticate(&first_token).await.is_ok());
+
+    // A platform administrator ends all of a user's sessions; nobody else may.
+    let plain = Harness::as_user(other, Assurance::Aal2);
+    assert!(matches!(
+        h.engine.revoke_user_sessions(&plain, &user).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(h.engine.authenticate(&first_token).await.is_ok());
+    assert_eq!(h.engine.revoke_user_sessions(&root, &user).await, Ok(1));
+    assert_eq!(
+        h.engine.authenticate(&first_token).await.map(|_| ()),
+        Err(Error::Unauthenticated)
+    );
+    let unknown = domain::ids::UserId::from_generated(uuid::Uuid::now_v7());
+    assert_eq!(
+        h.engine.revoke_user_sessions(&root, &unknown).await,
+        Err(Error::UserNotFound)
+    );
+    // A key has no sessions of its own.
+    let key_caller = Caller {
+        principal: domain::usecases::Principal::ApiKey {
+            key_id: domain::ids::KeyId::from_generated(uuid::Uuid::now_v7()),
+            tenant: tenant_id("acme"),
+        },
+        request_id: "key".to_owned(),
+    };
+    assert_eq!(
+        h.engine.list_sessions(&key_caller).await.map(|_| ()),
+        Err(Error::Unauthenticated)
+    );
+
+    // Each ending is one allowed record (ids only) and one event; the refusal one denied.
+    let trail = h
+        .engine
+        .platform_audit(&root, &AuditFilter::default(), None, 200)
+        .await
+        .expect("platform trail")
+        .items;
+    let actions: Vec<(&str, Outcome)> = trail
+        .iter()
+        .filter(|record| {
+            record.action.starts_with("session.") && record.action != "session.create"
+                || record.action == "user.sessions.revoke"
+        })
+        .map(|record| (record.action.as_str(), record.outcome))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("session.revoke", Outcome::Allowed),
+            ("session.revoke_others", Outcome::Allowed),
+            ("user.sessions.revoke", Outcome::Denied),
+            ("user.sessions.revoke", Outcome::Allowed),
+            ("user.sessions.revoke", Outcome::Denied),
+        ]
+    );
+    let revoked = trail
+        .iter()
+        .find(|record| record.action == "session.revoke")
+        .expect("recorded");
+    assert_eq!(
+        (revoked.target_kind.as_str(), revoked.target_id.clone()),
+        ("session", listed[1].id.to_string())
+    );
+    let feed = platform_feed(&h).await;
+    let ends: Vec<&Event> = feed
+        .iter()
+        .filter(|event| event.event_type.contains("session"))
+        .collect();
+    assert_eq!(
+        ends.iter()
+            .map(|event| event.event_type.as_str())
+            .collect::<Vec<_>>(),
+        vec![
+            "session.revoked",
+            "user.sessions_revoked",
+            "user.sessions_revoked"
+        ]
+    );
+    assert_eq!(
+        ends[0].data,
+        json!({ "user_id": user.to_string(), "session_id": listed[1].id.to_string() })
+    );
+    assert_eq!(
+        ends[2].data,
+        json!({ "id": user.to_string(), "sessions": 1 })
+    );
+    for token in [&first_token, &second_token, &third_token] {
+        let text = format!("{trail:?}{feed:?}");
+        assert!(!text.contains(token.as_str()));
+        assert!(!text.contains(&domain::usecases::hash_token(token)));
+    }
+}
+
 pub async fn throttles_refuse_past_their_limit_until_the_window_ends(h: Harness) {
     let root = h.root().await;
     h.tenant(&root, "acme").await;
@@ -2132,6 +2337,7 @@ macro_rules! behaviour_suite {
             changes_take_effect_on_the_very_next_decision,
             sessions_step_up_with_totp_once_and_expire,
             passwords_change_only_with_the_current_one,
+            sessions_are_listed_and_ended_by_their_owner_or_a_platform_root,
             throttles_refuse_past_their_limit_until_the_window_ends,
             a_refusal_writes_one_denied_record_and_nothing_else,
             audit_chains_verify_and_feeds_page_in_order,

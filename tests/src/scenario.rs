@@ -128,6 +128,10 @@ pub enum Action {
         user: usize,
         roles: u8,
     },
+    /// A platform administrator ends every session of a user.
+    RevokeUserSessions {
+        user: usize,
+    },
     CreateApiKey {
         tenant: usize,
         scopes: u8,
@@ -195,6 +199,7 @@ impl Action {
             Self::WritePlatformValue { .. }
             | Self::SetUserState { .. }
             | Self::SetPlatformRoles { .. }
+            | Self::RevokeUserSessions { .. }
             | Self::CreateTenant { .. } => None,
         }
     }
@@ -226,6 +231,7 @@ impl Action {
             Self::WritePlatformValue { .. }
             | Self::SetUserState { .. }
             | Self::SetPlatformRoles { .. }
+            | Self::RevokeUserSessions { .. }
             | Self::CreateTenant { .. } => None,
         }
     }
@@ -238,6 +244,7 @@ impl Action {
                 | Self::SetEnabledScopes { .. }
                 | Self::SetUserState { .. }
                 | Self::SetPlatformRoles { .. }
+                | Self::RevokeUserSessions { .. }
                 | Self::CreateTenant { .. }
         )
     }
@@ -285,6 +292,7 @@ pub fn action() -> impl Strategy<Value = Action> {
         1 => (user.clone(), prop::bool::weighted(0.7))
             .prop_map(|(user, active)| Action::SetUserState { user, active }),
         1 => (user.clone(), any::<u8>()).prop_map(|(user, roles)| Action::SetPlatformRoles { user, roles }),
+        1 => user.clone().prop_map(|user| Action::RevokeUserSessions { user }),
         1 => (tenant.clone(), scopes_mask()).prop_map(|(tenant, scopes)| Action::CreateApiKey { tenant, scopes }),
         1 => (tenant.clone(), 0..4_usize).prop_map(|(tenant, key)| Action::RevokeApiKey { tenant, key }),
         1 => (any::<u8>(), user.clone()).prop_map(|(serial, user)| Action::CreateTenant { serial, user }),
@@ -426,7 +434,13 @@ pub async fn setup(h: Harness) -> World {
         tenants.push(tenant);
     }
     for index in 0..EXTRA_USERS {
-        users.push(h.user(&root, &format!("user{index}@example.com")).await);
+        let address = format!("user{index}@example.com");
+        users.push(h.user(&root, &address).await);
+        // A session each, for a platform administrator to end.
+        h.engine
+            .login(&email(&address), crate::harness::PASSWORD, "setup")
+            .await
+            .expect("login");
     }
     h.engine
         .set_platform_roles(
@@ -749,6 +763,10 @@ impl World {
                         UserState::Suspended
                     },
                 )
+                .await
+                .map(|_| ()),
+            Action::RevokeUserSessions { user: u } => engine
+                .revoke_user_sessions(caller, &user(*u))
                 .await
                 .map(|_| ()),
             Action::SetPlatformRoles { user: u, roles } => {

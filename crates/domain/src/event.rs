@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::audit::Partition;
 use crate::ids::{
     Assurance, DisplayName, Email, EventId, KeyId, ProfileKey, ProfileType, ProfileValue, RoleName,
-    ScopeName, TenantId, UserId,
+    ScopeName, SessionId, TenantId, UserId,
 };
 use crate::model::{AccountState, PlatformRole, TenantState, UserState};
 
@@ -32,6 +32,8 @@ pub mod types {
     pub const USER_STATE_CHANGED: &str = "user.state_changed";
     pub const USER_PASSWORD_CHANGED: &str = "user.password_changed";
     pub const USER_TOTP_ENROLLED: &str = "user.totp_enrolled";
+    pub const SESSION_REVOKED: &str = "session.revoked";
+    pub const USER_SESSIONS_REVOKED: &str = "user.sessions_revoked";
     pub const PLATFORM_ROLES_CHANGED: &str = "platform_roles.changed";
     pub const CATALOG_SCOPE_ADDED: &str = "catalog.scope_added";
     pub const PROFILE_SCHEMA_CHANGED: &str = "profile_schema.changed";
@@ -113,6 +115,17 @@ pub enum EventData {
     UserTotpEnrolled {
         id: UserId,
     },
+    /// One session ended by its owner by id (its public id, never the token).
+    SessionRevoked {
+        user_id: UserId,
+        session_id: SessionId,
+    },
+    /// Sessions of a user ended at once: every other one by the owner, or all by a
+    /// platform administrator; `sessions` how many.
+    UserSessionsRevoked {
+        id: UserId,
+        sessions: u64,
+    },
     PlatformRolesChanged {
         id: UserId,
         platform_roles: BTreeSet<PlatformRole>,
@@ -154,6 +167,8 @@ impl EventData {
             Self::UserStateChanged { .. } => types::USER_STATE_CHANGED,
             Self::UserPasswordChanged { .. } => types::USER_PASSWORD_CHANGED,
             Self::UserTotpEnrolled { .. } => types::USER_TOTP_ENROLLED,
+            Self::SessionRevoked { .. } => types::SESSION_REVOKED,
+            Self::UserSessionsRevoked { .. } => types::USER_SESSIONS_REVOKED,
             Self::PlatformRolesChanged { .. } => types::PLATFORM_ROLES_CHANGED,
             Self::CatalogScopeAdded { .. } => types::CATALOG_SCOPE_ADDED,
             Self::ProfileSchemaChanged { .. } => types::PROFILE_SCHEMA_CHANGED,
@@ -214,6 +229,13 @@ impl EventData {
             }
             Self::UserPasswordChanged { id } | Self::UserTotpEnrolled { id } => {
                 json!({ "id": id.to_string() })
+            }
+            Self::SessionRevoked {
+                user_id,
+                session_id,
+            } => json!({ "user_id": user_id.to_string(), "session_id": session_id.to_string() }),
+            Self::UserSessionsRevoked { id, sessions } => {
+                json!({ "id": id.to_string(), "sessions": sessions })
             }
             Self::PlatformRolesChanged { id, platform_roles } => json!({
                 "id": id.to_string(),

@@ -159,6 +159,11 @@ uuid_id!(
     FormatError::Id
 );
 uuid_id!(
+    /// A session's public id (SPEC §4 `GET /v1/me/sessions`); the token is never shown again.
+    SessionId,
+    FormatError::Id
+);
+uuid_id!(
     /// An outbox event's id, also its CloudEvents `id` and `Nats-Msg-Id`.
     EventId,
     FormatError::Id

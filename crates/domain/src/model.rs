@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::ids::{
     Assurance, DisplayName, Email, KeyId, ProfileKey, ProfileType, ProfileValue, RoleName,
-    ScopeName, TenantId, UserId,
+    ScopeName, SessionId, TenantId, UserId,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -296,6 +296,35 @@ pub struct Session {
     /// The session counts as `aal2` until this instant (the last TOTP check plus the
     /// step-up TTL).
     pub aal2_until: Option<OffsetDateTime>,
+}
+
+/// What a session's owner is shown of it besides its times: its public id and where it
+/// was opened from. Kept beside [`Session`], which is what authentication reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDetails {
+    pub id: SessionId,
+    /// The login request's client address (SPEC §3.6), as text.
+    pub client_address: Option<String>,
+    /// The login request's `User-Agent`, at most [`SessionDetails::USER_AGENT_MAX`]
+    /// characters.
+    pub user_agent: Option<String>,
+}
+
+impl SessionDetails {
+    /// The longest `User-Agent` kept; a longer one is cut at a character boundary.
+    pub const USER_AGENT_MAX: usize = 256;
+
+    /// `user_agent` cut to [`SessionDetails::USER_AGENT_MAX`] characters, control
+    /// characters dropped; `None` when nothing is left.
+    pub fn user_agent(user_agent: &str) -> Option<String> {
+        let kept: String = user_agent
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(Self::USER_AGENT_MAX)
+            .collect();
+        let kept = kept.trim();
+        (!kept.is_empty()).then(|| kept.to_owned())
+    }
 }
 
 /// A one-time invitation for an invited user to set a password.

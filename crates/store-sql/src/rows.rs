@@ -12,11 +12,11 @@ use domain::audit::{Actor, ActorType, AuditRecord, Outcome, Partition};
 use domain::event::Event;
 use domain::ids::{
     Assurance, AuditId, DisplayName, Email, EventId, KeyId, ProfileKey, ProfileType, ProfileValue,
-    RoleName, ScopeName, TenantId, UserId,
+    RoleName, ScopeName, SessionId, TenantId, UserId,
 };
 use domain::model::{
     AccountState, ApiKey, CatalogScope, Credentials, Invitation, Member, PlatformRole, RoleBinding,
-    SchemaEntry, Session, Tenant, TenantState, TotpEnrolment, User, UserState,
+    SchemaEntry, Session, SessionDetails, Tenant, TenantState, TotpEnrolment, User, UserState,
 };
 use domain::ports::StoreError;
 use time::OffsetDateTime;
@@ -502,6 +502,43 @@ impl Shape for SessionRow {
             last_seen_at: self.last_seen_at,
             aal2_until: self.aal2_until,
         })
+    }
+}
+
+/// `sessions` with their details (`session_id`, `client_address`, `user_agent`).
+#[derive(Debug)]
+pub struct SessionDetailsRow {
+    session: SessionRow,
+    session_id: Uuid,
+    client_address: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// The columns of [`SessionDetailsRow`].
+pub const SESSION_DETAILS_COLUMNS: &str = "token_hash, user_id, created_at, expires_at, \
+     last_seen_at, aal2_until, session_id, client_address, user_agent";
+
+impl Shape for SessionDetailsRow {
+    type Value = (Session, SessionDetails);
+
+    fn read<C: Columns + ?Sized>(row: &C) -> Result<Self, StoreError> {
+        Ok(Self {
+            session: SessionRow::read(row)?,
+            session_id: row.uuid("session_id")?,
+            client_address: row.text_opt("client_address")?,
+            user_agent: row.text_opt("user_agent")?,
+        })
+    }
+
+    fn into_value(self) -> Result<(Session, SessionDetails), StoreError> {
+        Ok((
+            self.session.into_value()?,
+            SessionDetails {
+                id: SessionId::from_generated(self.session_id),
+                client_address: self.client_address,
+                user_agent: self.user_agent,
+            },
+        ))
     }
 }
 

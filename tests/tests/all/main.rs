@@ -27,6 +27,7 @@ mod http_bounds;
 mod http_hardening;
 mod http_rules;
 mod http_secrets;
+mod http_sessions;
 mod model;
 mod nats_tls;
 mod pg_concurrency;

@@ -131,6 +131,7 @@ fn same_data(before: &MemState, after: &MemState) -> bool {
         && before.tenant_defaults == after.tenant_defaults
         && before.platform_values == after.platform_values
         && before.api_keys == after.api_keys
+        && before.sessions == after.sessions
 }
 
 fn audit_count(state: &MemState) -> usize {

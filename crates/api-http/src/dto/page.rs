@@ -55,6 +55,7 @@ page!(TenantPage, Tenant, "tenants");
 page!(MemberPage, Member, "members");
 page!(RolePage, Role, "role bindings");
 page!(ApiKeyPage, ApiKey, "API keys");
+page!(SessionPage, SessionInfo, "the caller's sessions");
 page!(CatalogScopePage, CatalogScope, "catalog scopes");
 page!(SchemaEntryPage, SchemaEntry, "profile schema entries");
 page!(AuditRecordPage, AuditRecord, "audit records");

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use domain::audit::format_timestamp;
 use domain::model;
-use domain::usecases::{NewSession, NewSessionState, TotpEnrolmentStart};
+use domain::usecases::{NewSession, NewSessionState, SessionView, TotpEnrolmentStart};
 
 use super::names;
 use super::vocabulary::*;
@@ -349,6 +349,42 @@ impl From<&NewSession> for Session {
             token: session.token.clone(),
             expires_at: format_timestamp(session.expires_at),
             assurance: session.assurance.into(),
+        }
+    }
+}
+
+/// One of the caller's sessions `{id, created_at, last_seen_at, expires_at, assurance,
+/// client_address, user_agent, current}` (its token is never shown again).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionInfo {
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_seen_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    pub assurance: AssuranceName,
+    /// The client address of the login that opened it, when known.
+    pub client_address: Option<String>,
+    /// The `User-Agent` of the login that opened it, when sent.
+    pub user_agent: Option<String>,
+    /// Whether this is the session of the request that asked.
+    pub current: bool,
+}
+
+impl From<&SessionView> for SessionInfo {
+    fn from(session: &SessionView) -> Self {
+        Self {
+            id: session.id.to_string(),
+            created_at: format_timestamp(session.created_at),
+            last_seen_at: format_timestamp(session.last_seen_at),
+            expires_at: format_timestamp(session.expires_at),
+            assurance: session.assurance.into(),
+            client_address: session.client_address.clone(),
+            user_agent: session.user_agent.clone(),
+            current: session.current,
         }
     }
 }

@@ -136,7 +136,7 @@ fn parameter_formats(path: &str, operation: &mut Operation) {
     for parameter in operation.parameters.iter_mut().flatten() {
         let schema = match (&parameter.parameter_in, parameter.name.as_str()) {
             (ParameterIn::Path | ParameterIn::Query, "tenant") => tenant_id_schema(),
-            (ParameterIn::Path, "user") => uuid_v7_schema(),
+            (ParameterIn::Path, "user" | "session") => uuid_v7_schema(),
             (ParameterIn::Path, "key") if path.contains("/api-keys/") => uuid_v7_schema(),
             (ParameterIn::Path, "key") => profile_key_schema(),
             (ParameterIn::Path, "role") if operation.request_body.is_some() => {
@@ -771,7 +771,9 @@ mod tests {
                     schema["pattern"].is_string(),
                     "{method} {path} {name} has no pattern"
                 );
-                if matches!(name, "user") || path.contains("/api-keys/") && name == "key" {
+                if matches!(name, "user" | "session")
+                    || path.contains("/api-keys/") && name == "key"
+                {
                     assert_eq!(schema["pattern"], UUID_V7_PATTERN, "{method} {path} {name}");
                 }
                 if name == "tenant" {

@@ -2,19 +2,21 @@
 //! `aal2`, enrolling TOTP, changing the own password, accepting an invitation, `GET /v1/me`.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::ids::{Email, Password};
+use domain::ids::{Email, Password, SessionId};
+use domain::usecases::SessionOrigin;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::dto::{self, request::*};
-use crate::errors::{request_id, ApiResult};
-use crate::extract::{ClientAddress, JsonBody};
+use crate::errors::{request_id, ApiError, ApiResult};
+use crate::extract::{ClientAddress, JsonBody, Path};
 
 use super::no_content;
+use super::params::SessionPath;
 
 /// The routes anyone may call (they take credentials in the body).
 pub(super) fn public_routes() -> OpenApiRouter<AppState> {
@@ -32,6 +34,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(enroll_totp))
         .routes(routes!(confirm_totp))
         .routes(routes!(change_password))
+        .routes(routes!(list_sessions, revoke_other_sessions))
+        .routes(routes!(revoke_session))
 }
 
 #[utoipa::path(
@@ -50,13 +54,21 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 pub async fn login(
     State(state): State<AppState>,
     address: ClientAddress,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> ApiResult<Response> {
     let email = Email::parse(&body.email)?;
     state.check_login_rate(&email, address.0).await?;
+    let origin = SessionOrigin {
+        client_address: address.0.map(|address| address.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+    };
     let session = state
         .engine
-        .login(&email, &body.password, &request_id())
+        .login_from(&email, &body.password, &request_id(), &origin)
         .await?;
     Ok(Json(dto::Session::from(&session)).into_response())
 }
@@ -202,4 +214,66 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
     let caller = state.caller(&headers).await?;
     let me = state.engine.me(&caller).await?;
     Ok(Json(dto::Me::from(&me)).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me/sessions",
+    tag = "auth",
+    summary = "The caller's live sessions, oldest first; the calling one is `current`",
+    responses(
+        (status = 200, description = "Every live session of the caller's user, in one page", body = dto::SessionPage),
+        (status = 403, description = "`forbidden`: the caller's user is suspended; `reason` says why"),
+    ),
+)]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let sessions = state.engine.list_sessions(&caller).await?;
+    Ok(Json(dto::SessionPage::whole(&sessions)).into_response())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/me/sessions",
+    tag = "auth",
+    summary = "End every session of the caller's user but this one",
+    responses(
+        (status = 204, description = "Every other session is ended; the next request with any of them is 401"),
+    ),
+)]
+pub async fn revoke_other_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    state.engine.revoke_other_sessions(&caller).await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/me/sessions/{session}",
+    tag = "auth",
+    summary = "End one of the caller's sessions by its id (this one too: a logout)",
+    params(
+        SessionPath,
+    ),
+    responses(
+        (status = 204, description = "The session is ended; the next request with it is 401"),
+        (status = 404, description = "`not_found`: the caller has no session with this id"),
+    ),
+)]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Path(session): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let session =
+        SessionId::parse(&session).map_err(|_| ApiError::from(domain::Error::NotFound))?;
+    state.engine.revoke_session(&caller, &session).await?;
+    Ok(no_content())
 }

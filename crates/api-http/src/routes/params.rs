@@ -43,6 +43,14 @@ pub struct ProfileKeyPath {
     key: String,
 }
 
+/// `{session}`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SessionPath {
+    /// The session's id (`id` in the session list)
+    session: String,
+}
+
 /// `{key}` of an API key.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]

@@ -1,4 +1,4 @@
-//! Platform users: creation, state and platform roles.
+//! Platform users: creation, state, platform roles, ending all of a user's sessions.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -14,7 +14,7 @@ use crate::dto::{self, request::*};
 use crate::errors::ApiResult;
 use crate::extract::{user_id, JsonBody, Path};
 
-use super::created;
+use super::{created, no_content};
 
 /// The routes of this area, one `routes!` per path.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -22,6 +22,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_user))
         .routes(routes!(get_user, patch_user))
         .routes(routes!(put_platform_roles))
+        .routes(routes!(revoke_user_sessions))
 }
 
 #[utoipa::path(
@@ -138,4 +139,30 @@ pub async fn put_platform_roles(
         .set_platform_roles(&caller, &user, granted)
         .await?;
     Ok(Json(dto::User::from(&user)).into_response())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{user}/sessions",
+    tag = "users",
+    summary = "End every session of a user (`platform:users:write`)",
+    params(
+        UserPath,
+    ),
+    responses(
+        (status = 204, description = "Every session of the user is ended; the next request with any of them is 401"),
+        (status = 400, description = "`invalid_user_id`"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+    ),
+)]
+pub async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let user = user_id(&user)?;
+    let caller = state.caller(&headers).await?;
+    state.engine.revoke_user_sessions(&caller, &user).await?;
+    Ok(no_content())
 }

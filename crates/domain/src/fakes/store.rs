@@ -25,11 +25,12 @@ use crate::authz::{AccountFacts, AuthzFacts, SubjectFacts, TargetFacts};
 use crate::catalog::{default_catalog, default_schema};
 use crate::event::{Event, EventDraft};
 use crate::ids::{
-    Email, EventId, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId,
+    Email, EventId, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, SessionId, TenantId,
+    UserId,
 };
 use crate::model::{
     AccountState, ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry,
-    Session, Tenant, User,
+    Session, SessionDetails, Tenant, User,
 };
 use crate::ports::{
     ApiKeys, AuditFilter, AuditLog, Authentication, Catalog, Decisions, FactsQuery, Members,
@@ -65,6 +66,8 @@ pub struct MemState {
     pub platform_values: BTreeMap<(UserId, ProfileKey), ProfileValue>,
     pub api_keys: BTreeMap<KeyId, (ApiKey, String)>,
     pub sessions: BTreeMap<String, Session>,
+    /// Each session's details, by the same token hash.
+    pub session_details: BTreeMap<String, SessionDetails>,
     pub invitations: BTreeMap<String, Invitation>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,

@@ -41,10 +41,12 @@ use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
 use crate::authz::AuthzFacts;
 use crate::event::{Event, EventDraft};
-use crate::ids::{Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
+use crate::ids::{
+    Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, SessionId, TenantId, UserId,
+};
 use crate::model::{
     ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry, Session,
-    Tenant, User,
+    SessionDetails, Tenant, User,
 };
 
 /// A tenant, its enabled scopes and its role bindings.
@@ -223,11 +225,30 @@ pub trait Authentication: Send {
     /// transaction and re-checks, or serialises writers.
     async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError>;
 
-    /// Stores a new session.
+    /// Stores a new session with its details.
     ///
     /// # Errors
     /// The SQL stores return `Missing("user")` for an unknown user.
-    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
+    async fn insert_session(
+        &mut self,
+        session: &Session,
+        details: &SessionDetails,
+    ) -> Result<(), StoreError>;
+
+    /// Every session of `user`, expired or not, with its details, oldest first (by
+    /// creation, then id).
+    async fn list_sessions_of(
+        &mut self,
+        user: &UserId,
+    ) -> Result<Vec<(Session, SessionDetails)>, StoreError>;
+
+    /// Deletes the session of `user` with the public id `id`; returns whether one was
+    /// deleted (`false` for another user's session, which stays).
+    async fn delete_session_by_id(
+        &mut self,
+        user: &UserId,
+        id: &SessionId,
+    ) -> Result<bool, StoreError>;
 
     /// The session whose token hashes to `token_hash`, expired or not.
     async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError>;

@@ -14,10 +14,12 @@ use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
 use crate::authz::AuthzFacts;
 use crate::event::{Event, EventDraft};
-use crate::ids::{Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId};
+use crate::ids::{
+    Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, SessionId, TenantId, UserId,
+};
 use crate::model::{
     ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry, Session,
-    Tenant, User,
+    SessionDetails, Tenant, User,
 };
 
 mockall::mock! {
@@ -58,7 +60,9 @@ mockall::mock! {
         async fn get_credentials(&mut self, user: &UserId) -> Result<Credentials, StoreError>;
         async fn set_credentials(&mut self, user: &UserId, credentials: &Credentials) -> Result<(), StoreError>;
         async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError>;
-        async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
+        async fn insert_session(&mut self, session: &Session, details: &SessionDetails) -> Result<(), StoreError>;
+        async fn list_sessions_of(&mut self, user: &UserId) -> Result<Vec<(Session, SessionDetails)>, StoreError>;
+        async fn delete_session_by_id(&mut self, user: &UserId, id: &SessionId) -> Result<bool, StoreError>;
         async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError>;
         async fn update_session(&mut self, session: &Session) -> Result<(), StoreError>;
         async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError>;

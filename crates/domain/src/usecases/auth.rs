@@ -9,8 +9,8 @@ use super::{hash_token, user_target, Caller, Engine, Principal};
 use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
 use crate::error::Error;
 use crate::event::{EventData, EventDraft};
-use crate::ids::{Assurance, Email, Password, UserId};
-use crate::model::{Session, TotpEnrolment, UserState};
+use crate::ids::{Assurance, Email, Password, SessionId, UserId};
+use crate::model::{Session, SessionDetails, TotpEnrolment, UserState};
 use crate::ports::{ApiKeys, Authentication, StoreTx, TxScope};
 
 /// A new session: the token (shown once) and its record.
@@ -19,6 +19,15 @@ pub struct NewSession {
     pub token: String,
     pub expires_at: OffsetDateTime,
     pub assurance: Assurance,
+}
+
+/// Where a login comes from: kept with the session it opens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionOrigin {
+    /// The client address (SPEC §3.6).
+    pub client_address: Option<String>,
+    /// The request's `User-Agent` (cut to 256 characters when kept).
+    pub user_agent: Option<String>,
 }
 
 /// A started TOTP enrolment: the secret and the URI an authenticator app reads.
@@ -34,7 +43,7 @@ pub(super) const LAST_SEEN_GRANULARITY: time::Duration = time::Duration::seconds
 impl Engine {
     /// Writes one platform-trail record of an authentication step (and its events) and
     /// commits the transaction it was given.
-    async fn record_auth(
+    pub(super) async fn record_auth(
         &self,
         mut tx: Box<dyn StoreTx>,
         step: AuthStep<'_>,
@@ -68,7 +77,7 @@ impl Engine {
             .await
     }
 
-    fn user_actor(user: &UserId) -> Actor {
+    pub(super) fn user_actor(user: &UserId) -> Actor {
         Actor {
             kind: ActorType::User,
             id: user.to_string(),
@@ -87,6 +96,22 @@ impl Engine {
         email: &Email,
         password: &str,
         request_id: &str,
+    ) -> Result<NewSession, Error> {
+        self.login_from(email, password, request_id, &SessionOrigin::default())
+            .await
+    }
+
+    /// [`Engine::login`] from a client: the session keeps `origin` (shown to its owner in
+    /// the session list).
+    ///
+    /// # Errors
+    /// As [`Engine::login`].
+    pub async fn login_from(
+        &self,
+        email: &Email,
+        password: &str,
+        request_id: &str,
+        origin: &SessionOrigin,
     ) -> Result<NewSession, Error> {
         // Read, then hash with no transaction open: hashing takes milliseconds of CPU,
         // and a transaction held meanwhile would pin a pooled connection and a snapshot.
@@ -132,8 +157,16 @@ impl Engine {
             last_seen_at: now,
             aal2_until: None,
         };
+        let details = SessionDetails {
+            id: SessionId::from_generated(self.new_uuid()),
+            client_address: origin.client_address.clone(),
+            user_agent: origin
+                .user_agent
+                .as_deref()
+                .and_then(SessionDetails::user_agent),
+        };
         let mut tx = self.begin(TxScope::Platform).await?;
-        tx.insert_session(&session).await?;
+        tx.insert_session(&session, &details).await?;
         self.record_auth(
             tx,
             AuthStep {
@@ -285,13 +318,13 @@ impl Engine {
     }
 
     /// [`Engine::refuse_suspended`] for a user read in a transaction of its own.
-    async fn refuse_suspended_user(&self, user: &UserId) -> Result<(), Error> {
+    pub(super) async fn refuse_suspended_user(&self, user: &UserId) -> Result<(), Error> {
         let mut tx = self.begin(TxScope::Platform).await?;
         let user = tx.get_user(user).await?.ok_or(Error::Unauthenticated)?;
         Self::refuse_suspended(&user)
     }
 
-    fn session_of(caller: &Caller) -> Result<(UserId, &str), Error> {
+    pub(super) fn session_of(caller: &Caller) -> Result<(UserId, &str), Error> {
         match &caller.principal {
             Principal::User {
                 user_id,
@@ -710,9 +743,9 @@ pub fn session_assurance(session: &Session, now: OffsetDateTime) -> Assurance {
 }
 
 /// What the audit record of an authentication step names.
-struct AuthStep<'a> {
-    actor: Actor,
-    action: &'static str,
-    target: AuditTarget,
-    request_id: &'a str,
+pub(super) struct AuthStep<'a> {
+    pub(super) actor: Actor,
+    pub(super) action: &'static str,
+    pub(super) target: AuditTarget,
+    pub(super) request_id: &'a str,
 }

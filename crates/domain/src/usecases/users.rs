@@ -197,6 +197,53 @@ impl Engine {
         self.finish(op, result).await
     }
 
+    /// Ends every session of a user (`platform:users:write`): a stolen session or a
+    /// departing person is logged out everywhere at once; returns how many ended. One
+    /// audit record always; the event `user.sessions_revoked` only when a session ended.
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:users:write`; `user_not_found`; `internal` when the store fails.
+    pub async fn revoke_user_sessions(&self, caller: &Caller, user: &UserId) -> Result<u64, Error> {
+        let mut op = self.op(
+            caller,
+            "user.sessions.revoke",
+            user_target("user", user),
+            Partition::Platform,
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                platform_check(scopes::PLATFORM_USERS_WRITE, Some(user), false),
+            )
+            .await?;
+            if tx.get_user(user).await?.is_none() {
+                return Err(Error::UserNotFound);
+            }
+            let sessions = tx.delete_sessions_of(user, None).await?;
+            // An event says what changed: none when the user had no session.
+            let events = (sessions > 0)
+                .then(|| {
+                    self.event(
+                        Partition::Platform,
+                        user.to_string(),
+                        EventData::UserSessionsRevoked {
+                            id: *user,
+                            sessions,
+                        },
+                    )
+                })
+                .into_iter()
+                .collect();
+            self.commit(tx, &op, events).await?;
+            Ok(sessions)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
     /// Replaces a user's platform roles (`platform:roles:write`, `aal2`).
     ///
     /// # Errors

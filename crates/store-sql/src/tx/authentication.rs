@@ -5,15 +5,15 @@
 //! them on its one writer, held to commit. Either way exactly one transaction wins.
 
 use async_trait::async_trait;
-use domain::ids::UserId;
-use domain::model::{Credentials, Invitation, Session};
+use domain::ids::{SessionId, UserId};
+use domain::model::{Credentials, Invitation, Session, SessionDetails};
 use domain::ports::{Authentication, StoreError};
 use time::OffsetDateTime;
 
 use super::SqlTx;
 use crate::rows::{
-    totp_last_step, CredentialsRow, InvitationRow, SessionRow, Shape, CREDENTIALS_COLUMNS,
-    INVITATION_COLUMNS, SESSION_COLUMNS,
+    totp_last_step, CredentialsRow, InvitationRow, SessionDetailsRow, SessionRow, Shape,
+    CREDENTIALS_COLUMNS, INVITATION_COLUMNS, SESSION_COLUMNS, SESSION_DETAILS_COLUMNS,
 };
 use crate::{Backend, Statement};
 
@@ -54,23 +54,59 @@ impl<B: Backend> Authentication for SqlTx<B> {
         self.execute(statement).await.map(|_| ())
     }
 
-    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
+    async fn insert_session(
+        &mut self,
+        session: &Session,
+        details: &SessionDetails,
+    ) -> Result<(), StoreError> {
         self.require_user(&session.user_id).await?;
         self.execute(
             Statement::new(
                 "insert into sessions \
-                     (token_hash, user_id, created_at, expires_at, last_seen_at, aal2_until) \
-                 values ($1, $2, $3, $4, $5, $6)",
+                     (token_hash, user_id, created_at, expires_at, last_seen_at, aal2_until, \
+                      session_id, client_address, user_agent) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .text(&session.token_hash)
             .id(session.user_id.as_uuid())
             .time(session.created_at)
             .time(session.expires_at)
             .time(session.last_seen_at)
-            .time_opt(session.aal2_until),
+            .time_opt(session.aal2_until)
+            .id(details.id.as_uuid())
+            .text_opt(details.client_address.as_deref())
+            .text_opt(details.user_agent.as_deref()),
         )
         .await
         .map(|_| ())
+    }
+
+    async fn list_sessions_of(
+        &mut self,
+        user: &UserId,
+    ) -> Result<Vec<(Session, SessionDetails)>, StoreError> {
+        self.all::<SessionDetailsRow>(
+            Statement::new(format!(
+                "select {SESSION_DETAILS_COLUMNS} from sessions where user_id = $1 \
+                 order by created_at, session_id"
+            ))
+            .id(user.as_uuid()),
+        )
+        .await
+    }
+
+    async fn delete_session_by_id(
+        &mut self,
+        user: &UserId,
+        id: &SessionId,
+    ) -> Result<bool, StoreError> {
+        self.execute(
+            Statement::new("delete from sessions where user_id = $1 and session_id = $2")
+                .id(user.as_uuid())
+                .id(id.as_uuid()),
+        )
+        .await
+        .map(|deleted| deleted > 0)
     }
 
     async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError> {

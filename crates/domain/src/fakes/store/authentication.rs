@@ -25,11 +25,65 @@ impl Authentication for MemTx {
         Ok(())
     }
 
-    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
+    async fn insert_session(
+        &mut self,
+        session: &Session,
+        details: &SessionDetails,
+    ) -> Result<(), StoreError> {
+        if !self.working.users.contains_key(&session.user_id) {
+            return Err(StoreError::Missing("user"));
+        }
         self.working
             .sessions
             .insert(session.token_hash.clone(), session.clone());
+        self.working
+            .session_details
+            .insert(session.token_hash.clone(), details.clone());
         Ok(())
+    }
+
+    async fn list_sessions_of(
+        &mut self,
+        user: &UserId,
+    ) -> Result<Vec<(Session, SessionDetails)>, StoreError> {
+        let mut sessions: Vec<(Session, SessionDetails)> = self
+            .working
+            .sessions
+            .values()
+            .filter(|session| session.user_id == *user)
+            .filter_map(|session| {
+                let details = self.working.session_details.get(&session.token_hash)?;
+                Some((session.clone(), details.clone()))
+            })
+            .collect();
+        sessions.sort_by(|(a, a_details), (b, b_details)| {
+            (a.created_at, a_details.id).cmp(&(b.created_at, b_details.id))
+        });
+        Ok(sessions)
+    }
+
+    async fn delete_session_by_id(
+        &mut self,
+        user: &UserId,
+        id: &SessionId,
+    ) -> Result<bool, StoreError> {
+        let token_hash = self
+            .working
+            .sessions
+            .values()
+            .find(|session| {
+                session.user_id == *user
+                    && self
+                        .working
+                        .session_details
+                        .get(&session.token_hash)
+                        .is_some_and(|details| details.id == *id)
+            })
+            .map(|session| session.token_hash.clone());
+        Ok(match token_hash {
+            Some(token_hash) => self.delete_session(&token_hash).await?,
+            None => false,
+        })
     }
 
     async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError> {
@@ -37,13 +91,16 @@ impl Authentication for MemTx {
     }
 
     async fn update_session(&mut self, session: &Session) -> Result<(), StoreError> {
-        self.working
-            .sessions
-            .insert(session.token_hash.clone(), session.clone());
+        if self.working.sessions.contains_key(&session.token_hash) {
+            self.working
+                .sessions
+                .insert(session.token_hash.clone(), session.clone());
+        }
         Ok(())
     }
 
     async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError> {
+        self.working.session_details.remove(token_hash);
         Ok(self.working.sessions.remove(token_hash).is_some())
     }
 
@@ -56,6 +113,10 @@ impl Authentication for MemTx {
         self.working.sessions.retain(|token_hash, session| {
             session.user_id != *user || keep.as_deref() == Some(token_hash.as_str())
         });
+        let sessions = &self.working.sessions;
+        self.working
+            .session_details
+            .retain(|token_hash, _| sessions.contains_key(token_hash));
         Ok(u64::try_from(before - self.working.sessions.len()).unwrap_or(u64::MAX))
     }
 

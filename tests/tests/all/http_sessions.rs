@@ -1,0 +1,165 @@
+//! SPEC §4's session routes over real HTTP on two nodes: a user lists their sessions
+//! (with where each was opened), ends one, or every other one; a platform administrator
+//! ends all of a user's sessions. An ended session is refused on the very next request on
+//! the other node, also by 20 parallel requests; each end is one audit record.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tests::http::{
+    assert_problem, assert_status, new_user, send_with, spawn_app_on, StoreKind, TestApp, PASSWORD,
+};
+
+/// Logs `email` in with a `User-Agent` of its own and returns the token.
+async fn login_as(app: &TestApp, email: &str, agent: &str) -> String {
+    let reply = tests::http::reply(
+        app.client
+            .post(app.url("/v1/auth/password"))
+            .header("user-agent", agent)
+            .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_status(&reply, StatusCode::OK);
+    reply.body["token"].as_str().expect("a token").to_owned()
+}
+
+async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
+    let reply = app.get("/v1/me/sessions", token).await;
+    assert_status(&reply, StatusCode::OK);
+    assert_eq!(reply.body["next_cursor"], Value::Null);
+    reply.body["items"].as_array().expect("items").clone()
+}
+
+async fn delete(app: &TestApp, path: &str, token: &str) -> tests::http::Reply {
+    send_with(app, Method::DELETE, path, token, None, &[]).await
+}
+
+/// 20 parallel requests with `token`, half on each node: all must be refused.
+async fn refused_everywhere(nodes: [&TestApp; 2], token: &str) {
+    let replies =
+        futures::future::join_all((0..20).map(|i| nodes[i % 2].get("/v1/me", token))).await;
+    for reply in &replies {
+        assert_problem(reply, StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+}
+
+async fn sessions_are_listed_and_ended_on_the_very_next_request_on_any_node(store: StoreKind) {
+    let node_a = spawn_app_on(store).await;
+    let node_b = node_a.another_node().await;
+    let root = node_a.root_token().await;
+    let user = new_user(&node_a, &root, "u@example.com", PASSWORD).await;
+    let laptop = login_as(&node_a, "u@example.com", "Laptop/1.0").await;
+    let phone = login_as(&node_b, "u@example.com", "Phone/2.0").await;
+    let tablet = login_as(&node_a, "u@example.com", "Tablet/3.0").await;
+    new_user(&node_a, &root, "v@example.com", PASSWORD).await;
+    let other = login_as(&node_a, "v@example.com", "Other/1.0").await;
+
+    // Listed on either node, oldest first, with where each was opened and which asked.
+    let listed = sessions(&node_b, &laptop).await;
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let agents: Vec<&str> = listed
+        .iter()
+        .map(|session| session["user_agent"].as_str().expect("an agent"))
+        .collect();
+    assert_eq!(agents, vec!["Laptop/1.0", "Phone/2.0", "Tablet/3.0"]);
+    let current: Vec<bool> = listed
+        .iter()
+        .map(|session| session["current"].as_bool().expect("a flag"))
+        .collect();
+    assert_eq!(current, vec![true, false, false]);
+    for session in &listed {
+        assert_eq!(session["client_address"], "127.0.0.1");
+        assert_eq!(session["assurance"], "aal1");
+        for field in ["id", "created_at", "last_seen_at", "expires_at"] {
+            assert!(session[field].is_string(), "{field}: {session}");
+        }
+        assert!(session.get("token").is_none());
+    }
+    let id = |index: usize| listed[index]["id"].as_str().expect("an id").to_owned();
+
+    // Someone else's session id, a malformed one, an API key: nothing ends.
+    let others = sessions(&node_a, &other).await;
+    let theirs = others[0]["id"].as_str().expect("an id");
+    let reply = delete(&node_a, &format!("/v1/me/sessions/{theirs}"), &laptop).await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found");
+    let reply = delete(&node_a, "/v1/me/sessions/not-an-id", &laptop).await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found");
+    assert_status(&node_b.get("/v1/me", &other).await, StatusCode::OK);
+    let reply = node_a
+        .send(Method::GET, "/v1/me/sessions", None, None)
+        .await;
+    assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // The phone's session ended on node A is refused on node B at once.
+    let reply = delete(&node_a, &format!("/v1/me/sessions/{}", id(1)), &laptop).await;
+    assert_status(&reply, StatusCode::NO_CONTENT);
+    refused_everywhere([&node_b, &node_a], &phone).await;
+    let reply = delete(&node_b, &format!("/v1/me/sessions/{}", id(1)), &laptop).await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found");
+
+    // Every other one, from node B: the tablet goes, the laptop stays.
+    let reply = delete(&node_b, "/v1/me/sessions", &laptop).await;
+    assert_status(&reply, StatusCode::NO_CONTENT);
+    refused_everywhere([&node_a, &node_b], &tablet).await;
+    let left = sessions(&node_a, &laptop).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"].as_str(), Some(id(0).as_str()));
+
+    // A user may not end another's sessions; the platform root may.
+    let path = format!("/v1/users/{user}/sessions");
+    let reply = delete(&node_a, &path, &other).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    assert_status(&node_b.get("/v1/me", &laptop).await, StatusCode::OK);
+    let reply = delete(&node_b, &path, &root).await;
+    assert_status(&reply, StatusCode::NO_CONTENT);
+    refused_everywhere([&node_a, &node_b], &laptop).await;
+    let unknown = format!("/v1/users/{}/sessions", uuid::Uuid::now_v7());
+    assert_problem(
+        &delete(&node_a, &unknown, &root).await,
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    );
+    assert_problem(
+        &delete(&node_a, "/v1/users/nope/sessions", &root).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_user_id",
+    );
+
+    // Each end is one allowed record naming ids only.
+    let trail = node_a.get("/v1/audit?limit=200", &root).await;
+    assert_status(&trail, StatusCode::OK);
+    let records = trail.body["items"].as_array().expect("items");
+    let ends: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|record| {
+            matches!(
+                record["action"].as_str(),
+                Some("session.revoke" | "session.revoke_others" | "user.sessions.revoke")
+            )
+        })
+        .map(|record| {
+            (
+                record["action"].as_str().expect("an action"),
+                record["outcome"].as_str().expect("an outcome"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        vec![
+            ("session.revoke", "allowed"),
+            ("session.revoke_others", "allowed"),
+            ("user.sessions.revoke", "denied"),
+            ("user.sessions.revoke", "allowed"),
+            ("user.sessions.revoke", "denied"),
+        ]
+    );
+    let text = trail.body.to_string();
+    for token in [&laptop, &phone, &tablet] {
+        assert!(!text.contains(token.as_str()));
+    }
+}
+
+tests::on_both_stores!(sessions_are_listed_and_ended_on_the_very_next_request_on_any_node,);
