@@ -1734,6 +1734,161 @@ pub async fn sessions_are_listed_and_ended_by_their_owner_or_a_platform_root(h: 
     }
 }
 
+pub async fn password_reset_tokens_work_once_expire_and_end_every_session(h: Harness) {
+    let root = h.root().await;
+    let user = h.user(&root, "u@example.com").await;
+    let (_, session) = session_caller(&h, "u@example.com", &SessionOrigin::default()).await;
+    let new_password = domain::ids::Password::parse("a brand new passphrase").expect("valid");
+
+    // Only a platform administrator issues one, for an existing user who is not invited.
+    let plain = Harness::as_user(user, Assurance::Aal2);
+    assert!(matches!(
+        h.engine.issue_password_reset(&plain, &user).await,
+        Err(Error::Forbidden(_))
+    ));
+    let unknown = domain::ids::UserId::from_generated(uuid::Uuid::now_v7());
+    assert_eq!(
+        h.engine
+            .issue_password_reset(&root, &unknown)
+            .await
+            .map(|_| ()),
+        Err(Error::UserNotFound)
+    );
+    let (tenant, _) = h.tenant(&root, "acme").await;
+    let invited = h
+        .engine
+        .add_member(
+            &root,
+            &tenant,
+            AddMember {
+                user: UserRef::Email(email("invited@example.com")),
+                roles: BTreeSet::new(),
+            },
+        )
+        .await
+        .expect("invited")
+        .member
+        .user_id;
+    assert!(matches!(
+        h.engine.issue_password_reset(&root, &invited).await,
+        Err(Error::InvalidRequest(_))
+    ));
+
+    // A token sets the password once; the user's sessions and other tokens end with it.
+    let first = h
+        .engine
+        .issue_password_reset(&root, &user)
+        .await
+        .expect("issued");
+    let second = h
+        .engine
+        .issue_password_reset(&root, &user)
+        .await
+        .expect("issued");
+    assert_eq!(first.expires_at, h.clock_now() + time::Duration::hours(1));
+    assert_ne!(first.token, second.token);
+    h.engine
+        .confirm_password_reset(&first.token, &new_password, "reset")
+        .await
+        .expect("reset");
+    assert_eq!(
+        h.engine.authenticate(&session).await.map(|_| ()),
+        Err(Error::Unauthenticated)
+    );
+    assert!(h
+        .engine
+        .login(&email("u@example.com"), "a brand new passphrase", "r")
+        .await
+        .is_ok());
+    assert_eq!(
+        h.engine
+            .login(&email("u@example.com"), crate::harness::PASSWORD, "r")
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidCredentials)
+    );
+    for used in [&first.token, &second.token, &"never issued".to_owned()] {
+        assert_eq!(
+            h.engine
+                .confirm_password_reset(used, &new_password, "again")
+                .await,
+            Err(Error::InvalidCredentials)
+        );
+    }
+
+    // It expires after an hour.
+    let late = h
+        .engine
+        .issue_password_reset(&root, &user)
+        .await
+        .expect("issued");
+    h.clock.advance(time::Duration::hours(1));
+    assert_eq!(
+        h.engine
+            .confirm_password_reset(&late.token, &new_password, "late")
+            .await,
+        Err(Error::InvalidCredentials)
+    );
+
+    // 20 concurrent confirmations of one token: exactly one sets the password.
+    let raced = h
+        .engine
+        .issue_password_reset(&root, &user)
+        .await
+        .expect("issued");
+    let results = futures::future::join_all((0..20).map(|_| {
+        h.engine
+            .confirm_password_reset(&raced.token, &new_password, "race")
+    }))
+    .await;
+    assert_eq!(
+        results.iter().filter(|result| result.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results
+        .iter()
+        .all(|result| matches!(result, Ok(()) | Err(Error::InvalidCredentials))));
+
+    // Records and events name ids, never a token.
+    let trail = h
+        .engine
+        .platform_audit(&root, &AuditFilter::default(), None, 200)
+        .await
+        .expect("platform trail")
+        .items;
+    let resets = trail
+        .iter()
+        .filter(|record| record.action == "user.password.reset")
+        .map(|record| record.outcome)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        resets
+            .iter()
+            .filter(|outcome| **outcome == Outcome::Allowed)
+            .count(),
+        2
+    );
+    assert_eq!(
+        resets
+            .iter()
+            .filter(|outcome| **outcome == Outcome::Denied)
+            .count(),
+        3 + 1 + 19
+    );
+    let feed = platform_feed(&h).await;
+    let issued = feed
+        .iter()
+        .filter(|event| event.event_type == "user.password_reset_issued")
+        .count();
+    assert_eq!(issued, 4);
+    let text = format!("{trail:?}{feed:?}");
+    for token in [&first.token, &second.token, &late.token, &raced.token] {
+        assert!(!text.contains(token.as_str()));
+        assert!(!text.contains(&domain::usecases::hash_token(token)));
+    }
+}
+
 pub async fn throttles_refuse_past_their_limit_until_the_window_ends(h: Harness) {
     let root = h.root().await;
     h.tenant(&root, "acme").await;
@@ -2338,6 +2493,7 @@ macro_rules! behaviour_suite {
             sessions_step_up_with_totp_once_and_expire,
             passwords_change_only_with_the_current_one,
             sessions_are_listed_and_ended_by_their_owner_or_a_platform_root,
+            password_reset_tokens_work_once_expire_and_end_every_session,
             throttles_refuse_past_their_limit_until_the_window_ends,
             a_refusal_writes_one_denied_record_and_nothing_else,
             audit_chains_verify_and_feeds_page_in_order,

@@ -132,6 +132,10 @@ pub enum Action {
     RevokeUserSessions {
         user: usize,
     },
+    /// A platform administrator issues a password reset token for a user.
+    IssuePasswordReset {
+        user: usize,
+    },
     CreateApiKey {
         tenant: usize,
         scopes: u8,
@@ -200,6 +204,7 @@ impl Action {
             | Self::SetUserState { .. }
             | Self::SetPlatformRoles { .. }
             | Self::RevokeUserSessions { .. }
+            | Self::IssuePasswordReset { .. }
             | Self::CreateTenant { .. } => None,
         }
     }
@@ -232,6 +237,7 @@ impl Action {
             | Self::SetUserState { .. }
             | Self::SetPlatformRoles { .. }
             | Self::RevokeUserSessions { .. }
+            | Self::IssuePasswordReset { .. }
             | Self::CreateTenant { .. } => None,
         }
     }
@@ -245,6 +251,7 @@ impl Action {
                 | Self::SetUserState { .. }
                 | Self::SetPlatformRoles { .. }
                 | Self::RevokeUserSessions { .. }
+                | Self::IssuePasswordReset { .. }
                 | Self::CreateTenant { .. }
         )
     }
@@ -293,6 +300,7 @@ pub fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(user, active)| Action::SetUserState { user, active }),
         1 => (user.clone(), any::<u8>()).prop_map(|(user, roles)| Action::SetPlatformRoles { user, roles }),
         1 => user.clone().prop_map(|user| Action::RevokeUserSessions { user }),
+        1 => user.clone().prop_map(|user| Action::IssuePasswordReset { user }),
         1 => (tenant.clone(), scopes_mask()).prop_map(|(tenant, scopes)| Action::CreateApiKey { tenant, scopes }),
         1 => (tenant.clone(), 0..4_usize).prop_map(|(tenant, key)| Action::RevokeApiKey { tenant, key }),
         1 => (any::<u8>(), user.clone()).prop_map(|(serial, user)| Action::CreateTenant { serial, user }),
@@ -767,6 +775,10 @@ impl World {
                 .map(|_| ()),
             Action::RevokeUserSessions { user: u } => engine
                 .revoke_user_sessions(caller, &user(*u))
+                .await
+                .map(|_| ()),
+            Action::IssuePasswordReset { user: u } => engine
+                .issue_password_reset(caller, &user(*u))
                 .await
                 .map(|_| ()),
             Action::SetPlatformRoles { user: u, roles } => {

@@ -32,6 +32,7 @@ pub mod types {
     pub const USER_STATE_CHANGED: &str = "user.state_changed";
     pub const USER_PASSWORD_CHANGED: &str = "user.password_changed";
     pub const USER_TOTP_ENROLLED: &str = "user.totp_enrolled";
+    pub const USER_PASSWORD_RESET_ISSUED: &str = "user.password_reset_issued";
     pub const SESSION_REVOKED: &str = "session.revoked";
     pub const USER_SESSIONS_REVOKED: &str = "user.sessions_revoked";
     pub const PLATFORM_ROLES_CHANGED: &str = "platform_roles.changed";
@@ -115,6 +116,10 @@ pub enum EventData {
     UserTotpEnrolled {
         id: UserId,
     },
+    /// A password reset token was issued for the user (never the token itself).
+    UserPasswordResetIssued {
+        id: UserId,
+    },
     /// One session ended by its owner by id (its public id, never the token).
     SessionRevoked {
         user_id: UserId,
@@ -167,6 +172,7 @@ impl EventData {
             Self::UserStateChanged { .. } => types::USER_STATE_CHANGED,
             Self::UserPasswordChanged { .. } => types::USER_PASSWORD_CHANGED,
             Self::UserTotpEnrolled { .. } => types::USER_TOTP_ENROLLED,
+            Self::UserPasswordResetIssued { .. } => types::USER_PASSWORD_RESET_ISSUED,
             Self::SessionRevoked { .. } => types::SESSION_REVOKED,
             Self::UserSessionsRevoked { .. } => types::USER_SESSIONS_REVOKED,
             Self::PlatformRolesChanged { .. } => types::PLATFORM_ROLES_CHANGED,
@@ -227,7 +233,9 @@ impl EventData {
             Self::UserStateChanged { id, state } => {
                 json!({ "id": id.to_string(), "state": state.as_str() })
             }
-            Self::UserPasswordChanged { id } | Self::UserTotpEnrolled { id } => {
+            Self::UserPasswordChanged { id }
+            | Self::UserTotpEnrolled { id }
+            | Self::UserPasswordResetIssued { id } => {
                 json!({ "id": id.to_string() })
             }
             Self::SessionRevoked {

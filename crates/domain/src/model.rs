@@ -327,7 +327,12 @@ impl SessionDetails {
     }
 }
 
-/// A one-time invitation for an invited user to set a password.
+/// A password reset token (SPEC §4 `password-reset`): the same single-use shape as an
+/// invitation, kept apart from invitations (`password_resets`).
+pub type PasswordReset = Invitation;
+
+/// A one-time invitation for an invited user to set a password; also the shape of a
+/// [`PasswordReset`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {
     pub token_hash: String,

@@ -741,6 +741,7 @@ impl Config {
             session_ttl: seconds(self.session_ttl_seconds),
             session_idle_timeout: seconds(self.session_idle_seconds),
             invitation_ttl: seconds(self.invitation_ttl_seconds),
+            ..EngineConfig::default()
         }
     }
 }

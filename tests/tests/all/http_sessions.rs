@@ -1,12 +1,14 @@
-//! SPEC §4's session routes over real HTTP on two nodes: a user lists their sessions
-//! (with where each was opened), ends one, or every other one; a platform administrator
-//! ends all of a user's sessions. An ended session is refused on the very next request on
-//! the other node, also by 20 parallel requests; each end is one audit record.
+//! SPEC §4's session and password reset routes over real HTTP on two nodes: a user lists
+//! their sessions (with where each was opened), ends one, or every other one; a platform
+//! administrator ends all of a user's sessions, or issues a password reset token. An
+//! ended session is refused on the very next request on the other node, also by 20
+//! parallel requests; a reset token is used once by 20 parallel confirmations.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tests::http::{
-    assert_problem, assert_status, new_user, send_with, spawn_app_on, StoreKind, TestApp, PASSWORD,
+    assert_problem, assert_status, new_user, send_with, spawn_app_on, spawn_app_with_options,
+    AppOptions, StoreKind, TestApp, PASSWORD,
 };
 
 /// Logs `email` in with a `User-Agent` of its own and returns the token.
@@ -162,4 +164,126 @@ async fn sessions_are_listed_and_ended_on_the_very_next_request_on_any_node(stor
     }
 }
 
-tests::on_both_stores!(sessions_are_listed_and_ended_on_the_very_next_request_on_any_node,);
+async fn a_reset_token_is_used_once_across_nodes_and_ends_every_session(store: StoreKind) {
+    let node_a = spawn_app_on(store).await;
+    let node_b = node_a.another_node().await;
+    let root = node_a.root_token().await;
+    let user = new_user(&node_a, &root, "u@example.com", PASSWORD).await;
+    let on_a = login_as(&node_a, "u@example.com", "A/1").await;
+    let on_b = login_as(&node_b, "u@example.com", "B/1").await;
+    let path = format!("/v1/users/{user}/password-reset");
+
+    // Issued by the platform root only, shown once and never stored by a cache.
+    let reply = send_with(&node_a, Method::POST, &path, &on_a, None, &[]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    let issued = send_with(&node_a, Method::POST, &path, &root, None, &[]).await;
+    assert_status(&issued, StatusCode::CREATED);
+    assert_eq!(
+        issued
+            .headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let token = issued.body["token"].as_str().expect("a token").to_owned();
+    assert!(issued.body["expires_at"].is_string());
+
+    // A short password changes nothing and leaves the token usable.
+    let short = serde_json::json!({ "token": token, "new_password": "short" });
+    let reply = node_b
+        .send(
+            Method::POST,
+            "/v1/auth/password-reset/confirm",
+            None,
+            Some(short),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+
+    // 20 parallel confirmations over both nodes: one 204, the rest what a used token gets.
+    let body = serde_json::json!({ "token": token, "new_password": "a brand new passphrase" });
+    let replies = futures::future::join_all((0..20).map(|i| {
+        [&node_a, &node_b][i % 2].send(
+            Method::POST,
+            "/v1/auth/password-reset/confirm",
+            None,
+            Some(body.clone()),
+        )
+    }))
+    .await;
+    let done = replies
+        .iter()
+        .filter(|reply| reply.status == StatusCode::NO_CONTENT)
+        .count();
+    assert_eq!(done, 1, "{replies:?}");
+    for reply in replies
+        .iter()
+        .filter(|reply| reply.status != StatusCode::NO_CONTENT)
+    {
+        assert_problem(reply, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+
+    // Every session of the user ended, on both nodes; the new password logs in.
+    refused_everywhere([&node_a, &node_b], &on_a).await;
+    refused_everywhere([&node_b, &node_a], &on_b).await;
+    login_with(&node_b, "u@example.com", "a brand new passphrase").await;
+}
+
+async fn wrong_reset_tokens_are_throttled_by_address_and_bound_the_records(store: StoreKind) {
+    let app = spawn_app_with_options(
+        store,
+        AppOptions {
+            auth_failures_per_minute: 5,
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let body = serde_json::json!({ "token": "guessed", "new_password": "a brand new passphrase" });
+    let confirm = || {
+        app.send(
+            Method::POST,
+            "/v1/auth/password-reset/confirm",
+            None,
+            Some(body.clone()),
+        )
+    };
+    for _ in 0..5 {
+        assert_problem(
+            &confirm().await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        );
+    }
+    for _ in 0..3 {
+        let reply = confirm().await;
+        assert_problem(&reply, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        assert!(reply.headers.get("retry-after").is_some());
+    }
+    let root = app.root_token().await;
+    let trail = app.get("/v1/audit?limit=200", &root).await;
+    let refused = trail.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|record| record["action"] == "user.password.reset")
+        .count();
+    assert_eq!(refused, 5, "a throttled attempt leaves no record");
+}
+
+async fn login_with(app: &TestApp, email: &str, password: &str) {
+    let reply = app
+        .send(
+            Method::POST,
+            "/v1/auth/password",
+            None,
+            Some(serde_json::json!({ "email": email, "password": password })),
+        )
+        .await;
+    assert_status(&reply, StatusCode::OK);
+}
+
+tests::on_both_stores!(
+    sessions_are_listed_and_ended_on_the_very_next_request_on_any_node,
+    a_reset_token_is_used_once_across_nodes_and_ends_every_session,
+    wrong_reset_tokens_are_throttled_by_address_and_bound_the_records,
+);

@@ -132,6 +132,7 @@ fn same_data(before: &MemState, after: &MemState) -> bool {
         && before.platform_values == after.platform_values
         && before.api_keys == after.api_keys
         && before.sessions == after.sessions
+        && before.password_resets == after.password_resets
 }
 
 fn audit_count(state: &MemState) -> usize {

@@ -53,6 +53,17 @@ pub struct InvitationBody {
     pub password: String,
 }
 
+/// `{token, new_password}`: a password reset token and the new password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetBody {
+    /// The reset token from `POST /v1/users/{user}/password-reset` (or a mail).
+    pub token: String,
+    /// At least 12 characters.
+    #[schema(format = Password, min_length = 12)]
+    pub new_password: String,
+}
+
 /// `{email}` or `{user_id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 
 use domain::audit::format_timestamp;
 use domain::model;
-use domain::usecases::{NewSession, NewSessionState, SessionView, TotpEnrolmentStart};
+use domain::usecases::{
+    IssuedPasswordReset, NewSession, NewSessionState, SessionView, TotpEnrolmentStart,
+};
 
 use super::names;
 use super::vocabulary::*;
@@ -349,6 +351,24 @@ impl From<&NewSession> for Session {
             token: session.token.clone(),
             expires_at: format_timestamp(session.expires_at),
             assurance: session.assurance.into(),
+        }
+    }
+}
+
+/// A password reset token `{token, expires_at}`, shown this once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PasswordReset {
+    /// The single-use token; stored only as a hash.
+    pub token: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+impl From<&IssuedPasswordReset> for PasswordReset {
+    fn from(reset: &IssuedPasswordReset) -> Self {
+        Self {
+            token: reset.token.clone(),
+            expires_at: format_timestamp(reset.expires_at),
         }
     }
 }

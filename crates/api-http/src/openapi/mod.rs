@@ -627,6 +627,7 @@ mod tests {
     const PUBLIC: &[&str] = &[
         "/v1/auth/password",
         "/v1/auth/invitation",
+        "/v1/auth/password-reset/confirm",
         "/healthz",
         "/readyz",
         "/metrics",

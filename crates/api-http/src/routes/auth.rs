@@ -23,6 +23,7 @@ pub(super) fn public_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .routes(routes!(login))
         .routes(routes!(accept_invitation))
+        .routes(routes!(confirm_password_reset))
 }
 
 /// The routes of a signed-in caller.
@@ -95,6 +96,40 @@ pub async fn accept_invitation(
         .accept_invitation(&body.token, &password, &request_id())
         .await?;
     Ok(no_content())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password-reset/confirm",
+    tag = "auth",
+    summary = "Set a new password with a reset token; every session of the user ends",
+    request_body = PasswordResetBody,
+    responses(
+        (status = 204, description = "The password is set; every session of the user is ended"),
+        (status = 400, description = "`invalid_request`: password under 12 characters, malformed JSON or an unknown field"),
+        (status = 401, description = "`invalid_credentials`: unknown, used or expired reset token"),
+        (status = 429, description = "`rate_limited`: too many failed credentials from this address", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    address: ClientAddress,
+    JsonBody(body): JsonBody<PasswordResetBody>,
+) -> ApiResult<Response> {
+    let password = Password::parse(&body.new_password)?;
+    let rate = state.auth_failure_rate;
+    state.engine.check_secret_failures(address.0, rate).await?;
+    match state
+        .engine
+        .confirm_password_reset(&body.token, &password, &request_id())
+        .await
+    {
+        Err(domain::Error::InvalidCredentials) => {
+            state.engine.count_secret_failure(address.0, rate).await?;
+            Err(domain::Error::InvalidCredentials.into())
+        }
+        result => result.map(|()| no_content()).map_err(ApiError::from),
+    }
 }
 
 #[utoipa::path(

@@ -23,6 +23,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user, patch_user))
         .routes(routes!(put_platform_roles))
         .routes(routes!(revoke_user_sessions))
+        .routes(routes!(issue_password_reset))
 }
 
 #[utoipa::path(
@@ -165,4 +166,30 @@ pub async fn revoke_user_sessions(
     let caller = state.caller(&headers).await?;
     state.engine.revoke_user_sessions(&caller, &user).await?;
     Ok(no_content())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/users/{user}/password-reset",
+    tag = "users",
+    summary = "Issue a password reset token for the calling service to deliver (`platform:users:write`)",
+    params(
+        UserPath,
+    ),
+    responses(
+        (status = 201, description = "The single-use token (1 hour), shown this once", body = dto::PasswordReset),
+        (status = 400, description = "`invalid_user_id`, or `invalid_request`: the user is invited (they accept the invitation instead)"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+    ),
+)]
+pub async fn issue_password_reset(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let user = user_id(&user)?;
+    let caller = state.caller(&headers).await?;
+    let reset = state.engine.issue_password_reset(&caller, &user).await?;
+    Ok(created(dto::PasswordReset::from(&reset)))
 }

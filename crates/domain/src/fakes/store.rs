@@ -29,8 +29,8 @@ use crate::ids::{
     UserId,
 };
 use crate::model::{
-    AccountState, ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry,
-    Session, SessionDetails, Tenant, User,
+    AccountState, ApiKey, CatalogScope, Credentials, Invitation, Member, PasswordReset,
+    RoleBinding, SchemaEntry, Session, SessionDetails, Tenant, User,
 };
 use crate::ports::{
     ApiKeys, AuditFilter, AuditLog, Authentication, Catalog, Decisions, FactsQuery, Members,
@@ -69,6 +69,7 @@ pub struct MemState {
     /// Each session's details, by the same token hash.
     pub session_details: BTreeMap<String, SessionDetails>,
     pub invitations: BTreeMap<String, Invitation>,
+    pub password_resets: BTreeMap<String, PasswordReset>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,
     /// Throttle counters: the end of each key's window and its hits.

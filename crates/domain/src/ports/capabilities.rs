@@ -45,8 +45,8 @@ use crate::ids::{
     Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, SessionId, TenantId, UserId,
 };
 use crate::model::{
-    ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry, Session,
-    SessionDetails, Tenant, User,
+    ApiKey, CatalogScope, Credentials, Invitation, Member, PasswordReset, RoleBinding, SchemaEntry,
+    Session, SessionDetails, Tenant, User,
 };
 
 /// A tenant, its enabled scopes and its role bindings.
@@ -292,6 +292,35 @@ pub trait Authentication: Send {
         token_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Invitation>, StoreError>;
+
+    /// Stores a new password reset token.
+    ///
+    /// # Errors
+    /// The SQL stores return `Missing("user")` for an unknown user.
+    async fn insert_password_reset(&mut self, reset: &PasswordReset) -> Result<(), StoreError>;
+
+    /// The password reset token whose hash is `token_hash`, used or not.
+    async fn find_password_reset(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<PasswordReset>, StoreError>;
+
+    /// Uses the password reset token `token_hash` names, exactly as
+    /// [`Authentication::consume_invitation`] uses an invitation: of concurrent calls
+    /// exactly one gets it.
+    async fn consume_password_reset(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PasswordReset>, StoreError>;
+
+    /// Marks every unused password reset token of `user` used at `now` (a reset that
+    /// succeeded voids the others); returns how many.
+    async fn void_password_resets_of(
+        &mut self,
+        user: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
 }
 
 /// The platform's scope catalog and profile schema (no tenant).

@@ -18,8 +18,8 @@ use crate::ids::{
     Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, SessionId, TenantId, UserId,
 };
 use crate::model::{
-    ApiKey, CatalogScope, Credentials, Invitation, Member, RoleBinding, SchemaEntry, Session,
-    SessionDetails, Tenant, User,
+    ApiKey, CatalogScope, Credentials, Invitation, Member, PasswordReset, RoleBinding, SchemaEntry,
+    Session, SessionDetails, Tenant, User,
 };
 
 mockall::mock! {
@@ -70,6 +70,10 @@ mockall::mock! {
         async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
         async fn find_invitation(&mut self, token_hash: &str) -> Result<Option<Invitation>, StoreError>;
         async fn consume_invitation(&mut self, token_hash: &str, now: OffsetDateTime) -> Result<Option<Invitation>, StoreError>;
+        async fn insert_password_reset(&mut self, reset: &PasswordReset) -> Result<(), StoreError>;
+        async fn find_password_reset(&mut self, token_hash: &str) -> Result<Option<PasswordReset>, StoreError>;
+        async fn consume_password_reset(&mut self, token_hash: &str, now: OffsetDateTime) -> Result<Option<PasswordReset>, StoreError>;
+        async fn void_password_resets_of(&mut self, user: &UserId, now: OffsetDateTime) -> Result<u64, StoreError>;
     }
     #[async_trait]
     impl Catalog for StoreTx {

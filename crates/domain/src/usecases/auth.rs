@@ -10,7 +10,7 @@ use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition
 use crate::error::Error;
 use crate::event::{EventData, EventDraft};
 use crate::ids::{Assurance, Email, Password, SessionId, UserId};
-use crate::model::{Session, SessionDetails, TotpEnrolment, UserState};
+use crate::model::{Session, SessionDetails, TotpEnrolment, User, UserState};
 use crate::ports::{ApiKeys, Authentication, StoreTx, TxScope};
 
 /// A new session: the token (shown once) and its record.
@@ -71,7 +71,7 @@ impl Engine {
     }
 
     /// Records a refused authentication step in a fresh transaction.
-    async fn refuse_auth(&self, step: AuthStep<'_>, reason: &str) -> Result<(), Error> {
+    pub(super) async fn refuse_auth(&self, step: AuthStep<'_>, reason: &str) -> Result<(), Error> {
         let tx = self.begin(TxScope::Platform).await?;
         self.record_auth(tx, step, Outcome::Denied, reason, Vec::new())
             .await
@@ -636,6 +636,71 @@ impl Engine {
         .await
     }
 
+    /// The steps every use of a password-setting token shares: a first look (a token that
+    /// cannot work costs no password hashing), the hashing with no transaction open (as
+    /// for a login), then the token consumed in the transaction that will set the
+    /// password, which it returns with the token's user and the new hash. Of concurrent
+    /// uses exactly one consumes the token.
+    ///
+    /// # Errors
+    /// `invalid_credentials`, its refusal recorded, for an unknown, used or expired token,
+    /// one consumed first by a concurrent use, or one whose user is gone (or, for a
+    /// reset, still invited); `internal` when the store or the password hasher fails.
+    pub(super) async fn use_password_token(
+        &self,
+        kind: PasswordToken,
+        token: &str,
+        password: &Password,
+        request_id: &str,
+    ) -> Result<(Box<dyn StoreTx>, User, String), Error> {
+        let token_hash = hash_token(token);
+        let (action, target_kind) = kind.names();
+        let refused = || AuthStep {
+            actor: Actor {
+                kind: ActorType::Anonymous,
+                id: target_kind.to_owned(),
+            },
+            action,
+            target: AuditTarget {
+                kind: target_kind,
+                id: "unknown".to_owned(),
+            },
+            request_id,
+        };
+        let plausible = {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            let now = self.now();
+            let found = match kind {
+                PasswordToken::Invitation => tx.find_invitation(&token_hash).await?,
+                PasswordToken::PasswordReset => tx.find_password_reset(&token_hash).await?,
+            };
+            found.is_some_and(|token| token.used_at.is_none() && now < token.expires_at)
+        };
+        if !plausible {
+            self.refuse_auth(refused(), "invalid_credentials").await?;
+            return Err(Error::InvalidCredentials);
+        }
+        let password_hash = self.ports.passwords.hash(password.expose()).await?;
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let now = self.now();
+        let consumed = match kind {
+            PasswordToken::Invitation => tx.consume_invitation(&token_hash, now).await?,
+            PasswordToken::PasswordReset => tx.consume_password_reset(&token_hash, now).await?,
+        };
+        let user = match &consumed {
+            Some(consumed) => tx.get_user(&consumed.user_id).await?,
+            None => None,
+        };
+        let user = user
+            .filter(|user| kind == PasswordToken::Invitation || user.state != UserState::Invited);
+        let Some(user) = user else {
+            drop(tx);
+            self.refuse_auth(refused(), "invalid_credentials").await?;
+            return Err(Error::InvalidCredentials);
+        };
+        Ok((tx, user, password_hash))
+    }
+
     /// An invited user sets a password with their one-time token and becomes active.
     ///
     /// The token is used once, also under concurrency: of concurrent acceptances exactly
@@ -651,47 +716,10 @@ impl Engine {
         password: &Password,
         request_id: &str,
     ) -> Result<(), Error> {
-        let token_hash = hash_token(token);
-        let refused = || AuthStep {
-            actor: Actor {
-                kind: ActorType::Anonymous,
-                id: "invitation".to_owned(),
-            },
-            action: "invitation.accept",
-            target: AuditTarget {
-                kind: "invitation",
-                id: "unknown".to_owned(),
-            },
-            request_id,
-        };
-        // A first look, so that a token that cannot work costs no password hashing; the
-        // hashing then runs with no transaction open, as for a login.
-        let plausible = {
-            let mut tx = self.begin(TxScope::Platform).await?;
-            let now = self.now();
-            tx.find_invitation(&token_hash)
-                .await?
-                .is_some_and(|invitation| {
-                    invitation.used_at.is_none() && now < invitation.expires_at
-                })
-        };
-        if !plausible {
-            self.refuse_auth(refused(), "invalid_credentials").await?;
-            return Err(Error::InvalidCredentials);
-        }
-        let password_hash = self.ports.passwords.hash(password.expose()).await?;
-        let mut tx = self.begin(TxScope::Platform).await?;
+        let (mut tx, mut user, password_hash) = self
+            .use_password_token(PasswordToken::Invitation, token, password, request_id)
+            .await?;
         let now = self.now();
-        let invitation = tx.consume_invitation(&token_hash, now).await?;
-        let user = match &invitation {
-            Some(invitation) => tx.get_user(&invitation.user_id).await?,
-            None => None,
-        };
-        let Some(mut user) = user else {
-            drop(tx);
-            self.refuse_auth(refused(), "invalid_credentials").await?;
-            return Err(Error::InvalidCredentials);
-        };
         let mut credentials = tx.get_credentials(&user.id).await?;
         credentials.password_hash = Some(password_hash);
         tx.set_credentials(&user.id, &credentials).await?;
@@ -739,6 +767,23 @@ pub fn session_assurance(session: &Session, now: OffsetDateTime) -> Assurance {
         Assurance::Aal2
     } else {
         Assurance::Aal1
+    }
+}
+
+/// Which single-use token sets a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PasswordToken {
+    Invitation,
+    PasswordReset,
+}
+
+impl PasswordToken {
+    /// The action and target kind of its records.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Invitation => ("invitation.accept", "invitation"),
+            Self::PasswordReset => ("user.password.reset", "password_reset"),
+        }
     }
 }
 

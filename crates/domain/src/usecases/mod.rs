@@ -14,6 +14,7 @@ mod diagnostics;
 mod feeds;
 mod idempotency;
 mod members;
+mod password_resets;
 mod profiles;
 mod roles;
 mod sessions;
@@ -34,6 +35,7 @@ pub use catalog::NewCatalogScope;
 pub use diagnostics::{AdminFacts, AuditProbe, TenantFacts, TrailFacts, AUDIT_PROBE_ACTION};
 pub use idempotency::{IDEMPOTENCY_KEEP_FOR, IDEMPOTENCY_RUNNING_AT_MOST};
 pub use members::{AddMember, AddedMember, MemberChange, UserRef};
+pub use password_resets::IssuedPasswordReset;
 pub use profiles::profile_etag;
 pub use sessions::SessionView;
 pub use tenants::{CreateTenant, CreatedTenant, TenantChange};
@@ -118,6 +120,8 @@ pub struct EngineConfig {
     /// A session unused for this long expires.
     pub session_idle_timeout: Duration,
     pub invitation_ttl: Duration,
+    /// How long a password reset token stays usable (SPEC §4: 1 hour).
+    pub password_reset_ttl: Duration,
 }
 
 impl Default for EngineConfig {
@@ -127,6 +131,7 @@ impl Default for EngineConfig {
             session_ttl: Duration::hours(12),
             session_idle_timeout: Duration::minutes(30),
             invitation_ttl: Duration::days(7),
+            password_reset_ttl: Duration::hours(1),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use domain::ids::{SessionId, UserId};
-use domain::model::{Credentials, Invitation, Session, SessionDetails};
+use domain::model::{Credentials, Invitation, PasswordReset, Session, SessionDetails};
 use domain::ports::{Authentication, StoreError};
 use time::OffsetDateTime;
 
@@ -156,54 +156,58 @@ impl<B: Backend> Authentication for SqlTx<B> {
     }
 
     async fn insert_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
-        self.require_user(&invitation.user_id).await?;
-        self.execute(
-            Statement::new(
-                "insert into invitations (token_hash, user_id, expires_at, used_at) \
-                 values ($1, $2, $3, $4)",
-            )
-            .text(&invitation.token_hash)
-            .id(invitation.user_id.as_uuid())
-            .time(invitation.expires_at)
-            .time_opt(invitation.used_at),
-        )
-        .await
-        .map(|_| ())
+        self.insert_token(Tokens::Invitations, invitation).await
     }
 
     async fn find_invitation(
         &mut self,
         token_hash: &str,
     ) -> Result<Option<Invitation>, StoreError> {
-        self.optional::<InvitationRow>(
-            Statement::new(format!(
-                "select {INVITATION_COLUMNS} from invitations where token_hash = $1"
-            ))
-            .text(token_hash),
-        )
-        .await
+        self.find_token(Tokens::Invitations, token_hash).await
     }
 
-    /// One conditional update in the writing phase: whatever the transaction read
-    /// before, the check and the mark see every committed use.
     async fn consume_invitation(
         &mut self,
         token_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Invitation>, StoreError> {
-        let rows = self
-            .backend
-            .fetch_writing(
-                Statement::new(format!(
-                    "update invitations set used_at = $2 \
-                     where token_hash = $1 and used_at is null and expires_at > $2 \
-                     returning {INVITATION_COLUMNS}"
-                ))
-                .text(token_hash)
-                .time(now),
+        self.consume_token(Tokens::Invitations, token_hash, now)
+            .await
+    }
+
+    async fn insert_password_reset(&mut self, reset: &PasswordReset) -> Result<(), StoreError> {
+        self.insert_token(Tokens::PasswordResets, reset).await
+    }
+
+    async fn find_password_reset(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<PasswordReset>, StoreError> {
+        self.find_token(Tokens::PasswordResets, token_hash).await
+    }
+
+    async fn consume_password_reset(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PasswordReset>, StoreError> {
+        self.consume_token(Tokens::PasswordResets, token_hash, now)
+            .await
+    }
+
+    async fn void_password_resets_of(
+        &mut self,
+        user: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.execute(
+            Statement::new(
+                "update password_resets set used_at = $2 where user_id = $1 and used_at is null",
             )
-            .await?;
-        rows.first().map(InvitationRow::decode).transpose()
+            .id(user.as_uuid())
+            .time(now),
+        )
+        .await
     }
 
     /// A conditional update, as for invitations: the step is burned by whichever
@@ -220,5 +224,78 @@ impl<B: Backend> Authentication for SqlTx<B> {
         )
         .await
         .map(|updated| updated == 1)
+    }
+}
+
+/// The tables of single-use tokens, one shape (`InvitationRow`).
+#[derive(Debug, Clone, Copy)]
+enum Tokens {
+    Invitations,
+    PasswordResets,
+}
+
+impl Tokens {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Invitations => "invitations",
+            Self::PasswordResets => "password_resets",
+        }
+    }
+}
+
+impl<B: Backend> SqlTx<B> {
+    async fn insert_token(&mut self, tokens: Tokens, token: &Invitation) -> Result<(), StoreError> {
+        self.require_user(&token.user_id).await?;
+        self.execute(
+            Statement::new(format!(
+                "insert into {} (token_hash, user_id, expires_at, used_at) values ($1, $2, $3, $4)",
+                tokens.table()
+            ))
+            .text(&token.token_hash)
+            .id(token.user_id.as_uuid())
+            .time(token.expires_at)
+            .time_opt(token.used_at),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn find_token(
+        &mut self,
+        tokens: Tokens,
+        token_hash: &str,
+    ) -> Result<Option<Invitation>, StoreError> {
+        self.optional::<InvitationRow>(
+            Statement::new(format!(
+                "select {INVITATION_COLUMNS} from {} where token_hash = $1",
+                tokens.table()
+            ))
+            .text(token_hash),
+        )
+        .await
+    }
+
+    /// One conditional update in the writing phase: whatever the transaction read
+    /// before, the check and the mark see every committed use.
+    async fn consume_token(
+        &mut self,
+        tokens: Tokens,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError> {
+        let rows = self
+            .backend
+            .fetch_writing(
+                Statement::new(format!(
+                    "update {} set used_at = $2 \
+                     where token_hash = $1 and used_at is null and expires_at > $2 \
+                     returning {INVITATION_COLUMNS}",
+                    tokens.table()
+                ))
+                .text(token_hash)
+                .time(now),
+            )
+            .await?;
+        rows.first().map(InvitationRow::decode).transpose()
     }
 }

@@ -152,6 +152,55 @@ impl Authentication for MemTx {
             }))
     }
 
+    async fn insert_password_reset(&mut self, reset: &PasswordReset) -> Result<(), StoreError> {
+        if !self.working.users.contains_key(&reset.user_id) {
+            return Err(StoreError::Missing("user"));
+        }
+        self.working
+            .password_resets
+            .insert(reset.token_hash.clone(), reset.clone());
+        Ok(())
+    }
+
+    async fn find_password_reset(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<PasswordReset>, StoreError> {
+        Ok(self.working.password_resets.get(token_hash).cloned())
+    }
+
+    async fn consume_password_reset(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PasswordReset>, StoreError> {
+        // Serialised by the store-wide lock, as invitations are.
+        Ok(self
+            .working
+            .password_resets
+            .get_mut(token_hash)
+            .filter(|reset| reset.used_at.is_none() && now < reset.expires_at)
+            .map(|reset| {
+                reset.used_at = Some(now);
+                reset.clone()
+            }))
+    }
+
+    async fn void_password_resets_of(
+        &mut self,
+        user: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut voided = 0;
+        for reset in self.working.password_resets.values_mut() {
+            if reset.user_id == *user && reset.used_at.is_none() {
+                reset.used_at = Some(now);
+                voided += 1;
+            }
+        }
+        Ok(voided)
+    }
+
     async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError> {
         let Some(enrolment) = self
             .working
