@@ -1889,6 +1889,83 @@ pub async fn password_reset_tokens_work_once_expire_and_end_every_session(h: Har
     }
 }
 
+pub async fn audit_records_never_carry_an_email_address(h: Harness) {
+    let root = h.root().await;
+    let user = h.user(&root, "known@example.com").await;
+    let plain = Harness::as_user(user, Assurance::Aal2);
+    let new_user = |address: &str| NewUser {
+        email: email(address),
+        password: Some(password()),
+    };
+    // Users by email: created, taken, refused.
+    assert_eq!(
+        h.engine
+            .create_user(&root, new_user("known@example.com"))
+            .await
+            .map(|_| ()),
+        Err(Error::EmailTaken)
+    );
+    assert!(matches!(
+        h.engine
+            .create_user(&plain, new_user("other@example.com"))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    // Members by email: invited, refused to an outsider.
+    let (tenant, admin) = h.tenant(&root, "acme").await;
+    let by_email = |address: &str| AddMember {
+        user: UserRef::Email(email(address)),
+        roles: BTreeSet::new(),
+    };
+    h.engine
+        .add_member(&admin, &tenant, by_email("invitee@example.com"))
+        .await
+        .expect("invited");
+    assert_eq!(
+        h.engine
+            .add_member(&plain, &tenant, by_email("sneaky@example.com"))
+            .await
+            .map(|_| ()),
+        Err(Error::TenantNotFound)
+    );
+    // Logins: a wrong password, an unknown email, one that works.
+    for (address, secret) in [
+        ("known@example.com", "not the password"),
+        ("nobody@example.com", crate::harness::PASSWORD),
+        ("known@example.com", crate::harness::PASSWORD),
+    ] {
+        let _ = h
+            .engine
+            .login_from(
+                &email(address),
+                secret,
+                "login",
+                &SessionOrigin {
+                    client_address: Some("198.51.100.4".to_owned()),
+                    user_agent: None,
+                },
+            )
+            .await;
+    }
+    let mut records = h
+        .engine
+        .platform_audit(&root, &AuditFilter::default(), None, 200)
+        .await
+        .expect("platform trail")
+        .items;
+    records.extend(tenant_trail(&h, &root, &tenant).await);
+    assert!(records.len() >= 8);
+    for record in &records {
+        let text = format!("{record:?}");
+        assert!(!text.contains('@'), "a record carries an email: {text}");
+    }
+    let refused_login = records
+        .iter()
+        .find(|record| record.action == "session.create" && record.outcome == Outcome::Denied)
+        .expect("a refused login");
+    assert_eq!(refused_login.actor.id, "198.51.100.4");
+}
+
 pub async fn throttles_refuse_past_their_limit_until_the_window_ends(h: Harness) {
     let root = h.root().await;
     h.tenant(&root, "acme").await;
@@ -2494,6 +2571,7 @@ macro_rules! behaviour_suite {
             passwords_change_only_with_the_current_one,
             sessions_are_listed_and_ended_by_their_owner_or_a_platform_root,
             password_reset_tokens_work_once_expire_and_end_every_session,
+            audit_records_never_carry_an_email_address,
             throttles_refuse_past_their_limit_until_the_window_ends,
             a_refusal_writes_one_denied_record_and_nothing_else,
             audit_chains_verify_and_feeds_page_in_order,

@@ -121,15 +121,21 @@ impl Engine {
         };
         let hash = hash.as_deref();
         let verified = self.ports.passwords.verify(password, hash).await?;
+        // A record names ids, never an email (SPEC §6): the user when the email is
+        // theirs, else no one; the refused caller by its client address.
         let target = AuditTarget {
             kind: "user",
-            id: user
-                .as_ref()
-                .map_or_else(|| email.to_string(), |user| user.id.to_string()),
+            id: user.as_ref().map_or_else(
+                || super::UNRESOLVED_EMAIL.to_owned(),
+                |user| user.id.to_string(),
+            ),
         };
         let actor = Actor {
             kind: ActorType::Anonymous,
-            id: email.to_string(),
+            id: origin
+                .client_address
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned()),
         };
         let user = match user {
             Some(user) if verified && hash.is_some() && user.state == UserState::Active => user,

@@ -324,7 +324,8 @@ impl Engine {
     ) -> Result<AddedMember, Error> {
         let target_id = match &input.user {
             UserRef::Id(user) => user.to_string(),
-            UserRef::Email(email) => email.to_string(),
+            // The user's id once resolved; never the email.
+            UserRef::Email(_) => super::UNRESOLVED_EMAIL.to_owned(),
         };
         let mut op = self.op(
             caller,

@@ -448,6 +448,11 @@ fn tenant_target(tenant: &TenantId) -> AuditTarget {
     }
 }
 
+/// The target id of a record about a user named by an email that is not (yet) resolved
+/// to a user: an audit record names ids, never an email address (SPEC §6), so that an
+/// erased user leaves nothing personal in the append-only trail.
+const UNRESOLVED_EMAIL: &str = "unresolved-email";
+
 fn user_target(kind: &'static str, user: &UserId) -> AuditTarget {
     AuditTarget {
         kind,

@@ -65,9 +65,10 @@ impl Engine {
         let mut op = self.op(
             caller,
             "user.create",
+            // The new user's id once it exists; never the email.
             AuditTarget {
                 kind: "user",
-                id: input.email.to_string(),
+                id: super::UNRESOLVED_EMAIL.to_owned(),
             },
             Partition::Platform,
         );
