@@ -1966,6 +1966,73 @@ pub async fn audit_records_never_carry_an_email_address(h: Harness) {
     assert_eq!(refused_login.actor.id, "198.51.100.4");
 }
 
+pub async fn a_platform_root_at_aal2_removes_a_lost_totp_factor(h: Harness) {
+    let root = h.root().await;
+    let user = h.user(&root, "u@example.com").await;
+    let (caller, token) = session_caller(&h, "u@example.com", &SessionOrigin::default()).await;
+    let enrolment = h.engine.enroll_totp(&caller).await.expect("enrolment");
+    let step = domain::fakes::FakeTotp::step(h.clock_now());
+    h.engine
+        .confirm_totp(
+            &caller,
+            &domain::fakes::FakeTotp::code(&enrolment.secret, step),
+        )
+        .await
+        .expect("confirmed");
+    let has_totp = || async {
+        let mut tx = h
+            .store
+            .begin(domain::ports::TxScope::Platform)
+            .await
+            .expect("platform transaction");
+        tx.get_credentials(&user)
+            .await
+            .expect("read")
+            .totp
+            .is_some()
+    };
+    assert!(has_totp().await);
+
+    // Not at aal1, not by someone without the scope, not for a user who does not exist.
+    let root_aal1 = Harness::as_user(user_of(&root), Assurance::Aal1);
+    assert_eq!(
+        h.engine.remove_totp(&root_aal1, &user).await,
+        Err(Error::Forbidden(Reason::InsufficientAssurance))
+    );
+    let plain = Harness::as_user(user, Assurance::Aal2);
+    assert!(matches!(
+        h.engine.remove_totp(&plain, &user).await,
+        Err(Error::Forbidden(_))
+    ));
+    let unknown = domain::ids::UserId::from_generated(uuid::Uuid::now_v7());
+    assert_eq!(
+        h.engine.remove_totp(&root, &unknown).await,
+        Err(Error::UserNotFound)
+    );
+    assert!(has_totp().await);
+
+    // Removed: the user can enrol again; the session goes on; a second removal is a no-op.
+    h.engine.remove_totp(&root, &user).await.expect("removed");
+    assert!(!has_totp().await);
+    assert!(h.engine.authenticate(&token).await.is_ok());
+    h.engine
+        .remove_totp(&root, &user)
+        .await
+        .expect("nothing to remove");
+    let removed = platform_feed(&h)
+        .await
+        .iter()
+        .filter(|event| event.event_type == "user.totp_removed")
+        .count();
+    assert_eq!(removed, 1, "an event per real change");
+    let again = h
+        .engine
+        .enroll_totp(&caller)
+        .await
+        .expect("a new enrolment");
+    assert_ne!(again.secret, enrolment.secret);
+}
+
 pub async fn throttles_refuse_past_their_limit_until_the_window_ends(h: Harness) {
     let root = h.root().await;
     h.tenant(&root, "acme").await;
@@ -2572,6 +2639,7 @@ macro_rules! behaviour_suite {
             sessions_are_listed_and_ended_by_their_owner_or_a_platform_root,
             password_reset_tokens_work_once_expire_and_end_every_session,
             audit_records_never_carry_an_email_address,
+            a_platform_root_at_aal2_removes_a_lost_totp_factor,
             throttles_refuse_past_their_limit_until_the_window_ends,
             a_refusal_writes_one_denied_record_and_nothing_else,
             audit_chains_verify_and_feeds_page_in_order,

@@ -136,6 +136,10 @@ pub enum Action {
     IssuePasswordReset {
         user: usize,
     },
+    /// A platform administrator removes a user's TOTP factor.
+    RemoveTotp {
+        user: usize,
+    },
     CreateApiKey {
         tenant: usize,
         scopes: u8,
@@ -205,6 +209,7 @@ impl Action {
             | Self::SetPlatformRoles { .. }
             | Self::RevokeUserSessions { .. }
             | Self::IssuePasswordReset { .. }
+            | Self::RemoveTotp { .. }
             | Self::CreateTenant { .. } => None,
         }
     }
@@ -238,6 +243,7 @@ impl Action {
             | Self::SetPlatformRoles { .. }
             | Self::RevokeUserSessions { .. }
             | Self::IssuePasswordReset { .. }
+            | Self::RemoveTotp { .. }
             | Self::CreateTenant { .. } => None,
         }
     }
@@ -252,6 +258,7 @@ impl Action {
                 | Self::SetPlatformRoles { .. }
                 | Self::RevokeUserSessions { .. }
                 | Self::IssuePasswordReset { .. }
+                | Self::RemoveTotp { .. }
                 | Self::CreateTenant { .. }
         )
     }
@@ -301,6 +308,7 @@ pub fn action() -> impl Strategy<Value = Action> {
         1 => (user.clone(), any::<u8>()).prop_map(|(user, roles)| Action::SetPlatformRoles { user, roles }),
         1 => user.clone().prop_map(|user| Action::RevokeUserSessions { user }),
         1 => user.clone().prop_map(|user| Action::IssuePasswordReset { user }),
+        1 => user.clone().prop_map(|user| Action::RemoveTotp { user }),
         1 => (tenant.clone(), scopes_mask()).prop_map(|(tenant, scopes)| Action::CreateApiKey { tenant, scopes }),
         1 => (tenant.clone(), 0..4_usize).prop_map(|(tenant, key)| Action::RevokeApiKey { tenant, key }),
         1 => (any::<u8>(), user.clone()).prop_map(|(serial, user)| Action::CreateTenant { serial, user }),
@@ -781,6 +789,7 @@ impl World {
                 .issue_password_reset(caller, &user(*u))
                 .await
                 .map(|_| ()),
+            Action::RemoveTotp { user: u } => engine.remove_totp(caller, &user(*u)).await,
             Action::SetPlatformRoles { user: u, roles } => {
                 // Never strip the root actor itself, so the world keeps a root.
                 let mut granted: BTreeSet<PlatformRole> =

@@ -33,6 +33,7 @@ pub mod types {
     pub const USER_PASSWORD_CHANGED: &str = "user.password_changed";
     pub const USER_TOTP_ENROLLED: &str = "user.totp_enrolled";
     pub const USER_PASSWORD_RESET_ISSUED: &str = "user.password_reset_issued";
+    pub const USER_TOTP_REMOVED: &str = "user.totp_removed";
     pub const SESSION_REVOKED: &str = "session.revoked";
     pub const USER_SESSIONS_REVOKED: &str = "user.sessions_revoked";
     pub const PLATFORM_ROLES_CHANGED: &str = "platform_roles.changed";
@@ -116,6 +117,10 @@ pub enum EventData {
     UserTotpEnrolled {
         id: UserId,
     },
+    /// A platform administrator removed the user's TOTP factor.
+    UserTotpRemoved {
+        id: UserId,
+    },
     /// A password reset token was issued for the user (never the token itself).
     UserPasswordResetIssued {
         id: UserId,
@@ -173,6 +178,7 @@ impl EventData {
             Self::UserPasswordChanged { .. } => types::USER_PASSWORD_CHANGED,
             Self::UserTotpEnrolled { .. } => types::USER_TOTP_ENROLLED,
             Self::UserPasswordResetIssued { .. } => types::USER_PASSWORD_RESET_ISSUED,
+            Self::UserTotpRemoved { .. } => types::USER_TOTP_REMOVED,
             Self::SessionRevoked { .. } => types::SESSION_REVOKED,
             Self::UserSessionsRevoked { .. } => types::USER_SESSIONS_REVOKED,
             Self::PlatformRolesChanged { .. } => types::PLATFORM_ROLES_CHANGED,
@@ -235,7 +241,8 @@ impl EventData {
             }
             Self::UserPasswordChanged { id }
             | Self::UserTotpEnrolled { id }
-            | Self::UserPasswordResetIssued { id } => {
+            | Self::UserPasswordResetIssued { id }
+            | Self::UserTotpRemoved { id } => {
                 json!({ "id": id.to_string() })
             }
             Self::SessionRevoked {

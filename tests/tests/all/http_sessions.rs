@@ -1,14 +1,15 @@
 //! SPEC §4's session and password reset routes over real HTTP on two nodes: a user lists
 //! their sessions (with where each was opened), ends one, or every other one; a platform
-//! administrator ends all of a user's sessions, or issues a password reset token. An
-//! ended session is refused on the very next request on the other node, also by 20
-//! parallel requests; a reset token is used once by 20 parallel confirmations.
+//! administrator ends all of a user's sessions, issues a password reset token, or (at
+//! `aal2`) removes a lost TOTP factor. An ended session is refused on the very next
+//! request on the other node, also by 20 parallel requests; a reset token is used once
+//! by 20 parallel confirmations.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tests::http::{
-    assert_problem, assert_status, new_user, send_with, spawn_app_on, spawn_app_with_options,
-    AppOptions, StoreKind, TestApp, PASSWORD,
+    assert_forbidden, assert_problem, assert_status, enrol_totp, new_user, send_with, spawn_app_on,
+    spawn_app_with_options, AppOptions, StoreKind, TestApp, PASSWORD,
 };
 
 /// Logs `email` in with a `User-Agent` of its own and returns the token.
@@ -270,6 +271,42 @@ async fn wrong_reset_tokens_are_throttled_by_address_and_bound_the_records(store
     assert_eq!(refused, 5, "a throttled attempt leaves no record");
 }
 
+async fn a_lost_totp_factor_is_removed_by_a_root_at_aal2(store: StoreKind) {
+    let app = spawn_app_on(store).await;
+    let root = app.root_token().await;
+    let user = new_user(&app, &root, "u@example.com", PASSWORD).await;
+    let token = login_as(&app, "u@example.com", "Phone/1").await;
+    enrol_totp(&app, &token).await;
+    let path = format!("/v1/users/{user}/totp");
+
+    // A root at aal1 is refused; the user may not remove it for themselves this way.
+    assert_forbidden(&delete(&app, &path, &root).await, "insufficient_assurance");
+    assert_eq!(
+        delete(&app, &path, &token).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let authenticator = enrol_totp(&app, &root).await;
+    let stepped = app
+        .post(
+            "/v1/auth/totp",
+            &root,
+            serde_json::json!({ "code": authenticator.code(30) }),
+        )
+        .await;
+    assert_status(&stepped, StatusCode::OK);
+
+    // At aal2 it goes; the user's session goes on and they can enrol a new factor.
+    assert_status(&delete(&app, &path, &root).await, StatusCode::NO_CONTENT);
+    assert_status(&app.get("/v1/me", &token).await, StatusCode::OK);
+    enrol_totp(&app, &token).await;
+    let unknown = format!("/v1/users/{}/totp", uuid::Uuid::now_v7());
+    assert_problem(
+        &delete(&app, &unknown, &root).await,
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    );
+}
+
 async fn login_with(app: &TestApp, email: &str, password: &str) {
     let reply = app
         .send(
@@ -286,4 +323,5 @@ tests::on_both_stores!(
     sessions_are_listed_and_ended_on_the_very_next_request_on_any_node,
     a_reset_token_is_used_once_across_nodes_and_ends_every_session,
     wrong_reset_tokens_are_throttled_by_address_and_bound_the_records,
+    a_lost_totp_factor_is_removed_by_a_root_at_aal2,
 );

@@ -133,6 +133,7 @@ fn same_data(before: &MemState, after: &MemState) -> bool {
         && before.api_keys == after.api_keys
         && before.sessions == after.sessions
         && before.password_resets == after.password_resets
+        && before.credentials == after.credentials
 }
 
 fn audit_count(state: &MemState) -> usize {

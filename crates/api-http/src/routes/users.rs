@@ -24,6 +24,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(put_platform_roles))
         .routes(routes!(revoke_user_sessions))
         .routes(routes!(issue_password_reset))
+        .routes(routes!(remove_totp))
 }
 
 #[utoipa::path(
@@ -192,4 +193,30 @@ pub async fn issue_password_reset(
     let caller = state.caller(&headers).await?;
     let reset = state.engine.issue_password_reset(&caller, &user).await?;
     Ok(created(dto::PasswordReset::from(&reset)))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{user}/totp",
+    tag = "users",
+    summary = "Remove a user's TOTP factor (`platform:users:write` at `aal2`)",
+    params(
+        UserPath,
+    ),
+    responses(
+        (status = 204, description = "The user has no TOTP factor (any more)"),
+        (status = 400, description = "`invalid_user_id`"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope or `aal2`; `reason` says why"),
+        (status = 404, description = "`user_not_found`"),
+    ),
+)]
+pub async fn remove_totp(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let user = user_id(&user)?;
+    let caller = state.caller(&headers).await?;
+    state.engine.remove_totp(&caller, &user).await?;
+    Ok(no_content())
 }

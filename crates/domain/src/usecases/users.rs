@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::{user_target, Caller, Check, Engine, Op, Principal};
 use crate::audit::{Actor, ActorType, AuditTarget, Outcome, Partition};
+use crate::authz::Reason;
 use crate::catalog::scopes;
 use crate::error::Error;
 use crate::event::EventData;
@@ -240,6 +241,57 @@ impl Engine {
                 .collect();
             self.commit(tx, &op, events).await?;
             Ok(sessions)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// Removes a user's TOTP factor (`platform:users:write` at `aal2`, whatever the
+    /// catalog says): the way back in for someone who lost their authenticator. Their
+    /// sessions go on; one raised to `aal2` keeps it until its step-up lapses. Removing
+    /// a factor the user does not have is recorded and changes nothing.
+    ///
+    /// # Errors
+    /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
+    /// `platform:users:write` or below `aal2` (`insufficient_assurance`, even for a
+    /// root); `user_not_found`; `internal` when the store fails.
+    pub async fn remove_totp(&self, caller: &Caller, user: &UserId) -> Result<(), Error> {
+        let mut op = self.op(
+            caller,
+            "user.totp.remove",
+            user_target("user", user),
+            Partition::Platform,
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                platform_check(scopes::PLATFORM_USERS_WRITE, Some(user), false),
+            )
+            .await?;
+            if op.caller.principal.assurance() < Assurance::Aal2 {
+                op.denied_by = Some(Reason::InsufficientAssurance.as_str());
+                return Err(Error::Forbidden(Reason::InsufficientAssurance));
+            }
+            let mut record = tx.get_user(user).await?.ok_or(Error::UserNotFound)?;
+            let mut credentials = tx.get_credentials(user).await?;
+            let mut events = Vec::new();
+            if credentials.totp.take().is_some() || record.has_totp {
+                tx.set_credentials(user, &credentials).await?;
+                // The user counts as having no factor (diagnostics' `admins.mfa`, and an
+                // `aal1` session may enrol a new one).
+                record.has_totp = false;
+                record.updated_at = self.now();
+                tx.update_user(&record).await?;
+                events.push(self.event(
+                    Partition::Platform,
+                    user.to_string(),
+                    EventData::UserTotpRemoved { id: *user },
+                ));
+            }
+            self.commit(tx, &op, events).await?;
+            Ok(())
         }
         .await;
         self.finish(op, result).await
