@@ -117,19 +117,12 @@ pub async fn confirm_password_reset(
     JsonBody(body): JsonBody<PasswordResetBody>,
 ) -> ApiResult<Response> {
     let password = Password::parse(&body.new_password)?;
-    let rate = state.auth_failure_rate;
-    state.engine.check_secret_failures(address.0, rate).await?;
-    match state
+    let failures = address.0.map(|address| (address, state.auth_failure_rate));
+    state
         .engine
-        .confirm_password_reset(&body.token, &password, &request_id())
-        .await
-    {
-        Err(domain::Error::InvalidCredentials) => {
-            state.engine.count_secret_failure(address.0, rate).await?;
-            Err(domain::Error::InvalidCredentials.into())
-        }
-        result => result.map(|()| no_content()).map_err(ApiError::from),
-    }
+        .confirm_password_reset_from(&body.token, &password, &request_id(), failures)
+        .await?;
+    Ok(no_content())
 }
 
 #[utoipa::path(

@@ -4,7 +4,9 @@
 use time::OffsetDateTime;
 
 use super::api_keys::API_KEY_PREFIX;
-use super::throttles::{ThrottleKey, TOTP_FAILURES};
+use std::net::IpAddr;
+
+use super::throttles::{ThrottleKey, ThrottleRule, TOTP_FAILURES};
 use super::{hash_token, user_target, Caller, Engine, Principal};
 use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
 use crate::error::Error;
@@ -648,17 +650,28 @@ impl Engine {
     /// password, which it returns with the token's user and the new hash. Of concurrent
     /// uses exactly one consumes the token.
     ///
+    /// With `failures` (a client address and its rule), a failure counts against the
+    /// address's failed-credential window before its refusal is recorded, and a full
+    /// window is `rate_limited` at once: so of any number of concurrent wrong tokens at
+    /// most the rule's limit leave a record (SPEC §3.6).
+    ///
     /// # Errors
     /// `invalid_credentials`, its refusal recorded, for an unknown, used or expired token,
     /// one consumed first by a concurrent use, or one whose user is gone (or, for a
-    /// reset, still invited); `internal` when the store or the password hasher fails.
+    /// reset, still invited); `rate_limited` (nothing recorded) while or once the
+    /// address's window is full; `internal` when the store or the password hasher fails.
     pub(super) async fn use_password_token(
         &self,
         kind: PasswordToken,
         token: &str,
         password: &Password,
         request_id: &str,
+        failures: Option<(IpAddr, ThrottleRule)>,
     ) -> Result<(Box<dyn StoreTx>, User, String), Error> {
+        if let Some((address, rule)) = failures {
+            self.throttled(ThrottleKey::BearerFailures(address), rule)
+                .await?;
+        }
         let token_hash = hash_token(token);
         let (action, target_kind) = kind.names();
         let refused = || AuthStep {
@@ -683,8 +696,7 @@ impl Engine {
             found.is_some_and(|token| token.used_at.is_none() && now < token.expires_at)
         };
         if !plausible {
-            self.refuse_auth(refused(), "invalid_credentials").await?;
-            return Err(Error::InvalidCredentials);
+            return Err(self.refuse_token(refused(), failures).await);
         }
         let password_hash = self.ports.passwords.hash(password.expose()).await?;
         let mut tx = self.begin(TxScope::Platform).await?;
@@ -701,10 +713,31 @@ impl Engine {
             .filter(|user| kind == PasswordToken::Invitation || user.state != UserState::Invited);
         let Some(user) = user else {
             drop(tx);
-            self.refuse_auth(refused(), "invalid_credentials").await?;
-            return Err(Error::InvalidCredentials);
+            return Err(self.refuse_token(refused(), failures).await);
         };
         Ok((tx, user, password_hash))
+    }
+
+    /// Refuses a password-setting token: counts the failure against `failures`' window
+    /// first (`rate_limited`, nothing recorded, once it is over), then records the
+    /// refusal; returns the error to answer.
+    async fn refuse_token(
+        &self,
+        step: AuthStep<'_>,
+        failures: Option<(IpAddr, ThrottleRule)>,
+    ) -> Error {
+        if let Some((address, rule)) = failures {
+            if let Err(error) = self
+                .throttle(ThrottleKey::BearerFailures(address), rule)
+                .await
+            {
+                return error;
+            }
+        }
+        match self.refuse_auth(step, "invalid_credentials").await {
+            Ok(()) => Error::InvalidCredentials,
+            Err(error) => error,
+        }
     }
 
     /// An invited user sets a password with their one-time token and becomes active.
@@ -723,7 +756,7 @@ impl Engine {
         request_id: &str,
     ) -> Result<(), Error> {
         let (mut tx, mut user, password_hash) = self
-            .use_password_token(PasswordToken::Invitation, token, password, request_id)
+            .use_password_token(PasswordToken::Invitation, token, password, request_id, None)
             .await?;
         let now = self.now();
         let mut credentials = tx.get_credentials(&user.id).await?;

@@ -3,9 +3,12 @@
 //! user sets a new password with it, which ends every session of the user and voids their
 //! other reset tokens.
 
+use std::net::IpAddr;
+
 use time::OffsetDateTime;
 
 use super::auth::{AuthStep, PasswordToken};
+use super::throttles::ThrottleRule;
 use super::{hash_token, user_target, Caller, Check, Engine};
 use crate::audit::{Outcome, Partition};
 use crate::catalog::scopes;
@@ -96,8 +99,33 @@ impl Engine {
         password: &Password,
         request_id: &str,
     ) -> Result<(), Error> {
+        self.confirm_password_reset_from(token, password, request_id, None)
+            .await
+    }
+
+    /// [`Engine::confirm_password_reset`] from a client: with `failures` (its address
+    /// and rule), a wrong token counts against the address's failed-credential window
+    /// (the bearer failures', SPEC §3.6) before its refusal is recorded, and a full
+    /// window answers `rate_limited` before the token is looked at, so one address leaves
+    /// at most the rule's limit of refusal records, also under concurrency.
+    ///
+    /// # Errors
+    /// As [`Engine::confirm_password_reset`], and `rate_limited` (nothing recorded).
+    pub async fn confirm_password_reset_from(
+        &self,
+        token: &str,
+        password: &Password,
+        request_id: &str,
+        failures: Option<(IpAddr, ThrottleRule)>,
+    ) -> Result<(), Error> {
         let (mut tx, user, password_hash) = self
-            .use_password_token(PasswordToken::PasswordReset, token, password, request_id)
+            .use_password_token(
+                PasswordToken::PasswordReset,
+                token,
+                password,
+                request_id,
+                failures,
+            )
             .await?;
         let now = self.now();
         let mut credentials = tx.get_credentials(&user.id).await?;

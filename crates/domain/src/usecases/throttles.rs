@@ -155,48 +155,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Refuses (`rate_limited`) a use of a single-use secret sent without a bearer token
-    /// (a password reset token) from `address` while its failed-credential window is
-    /// full, without counting; [`Engine::count_secret_failure`] counts a failure. The
-    /// window is the bearer failures' (SPEC §3.6): a wrong secret is a failed credential
-    /// too, and the check comes first, so it bounds the refusal records one address can
-    /// cause.
-    ///
-    /// # Errors
-    /// `RateLimited` while the window is full; `Store` when the store fails.
-    pub async fn check_secret_failures(
-        &self,
-        address: Option<IpAddr>,
-        rule: ThrottleRule,
-    ) -> Result<(), Error> {
-        match address {
-            Some(address) => {
-                self.throttled(ThrottleKey::BearerFailures(address), rule)
-                    .await
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a failed use of a single-use secret from `address` (see
-    /// [`Engine::check_secret_failures`]).
-    ///
-    /// # Errors
-    /// `RateLimited` once the window is over `rule`; `Store` when the store fails.
-    pub async fn count_secret_failure(
-        &self,
-        address: Option<IpAddr>,
-        rule: ThrottleRule,
-    ) -> Result<(), Error> {
-        match address {
-            Some(address) => {
-                self.throttle(ThrottleKey::BearerFailures(address), rule)
-                    .await
-            }
-            None => Ok(()),
-        }
-    }
-
     /// What a request whose bearer token authenticated nobody (none, garbage, a forged
     /// key, an ended session) gets: the failure counts against its client address, and
     /// `rate_limited` once the address is over `rule`; otherwise `unauthenticated`,
