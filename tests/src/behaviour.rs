@@ -2638,6 +2638,9 @@ macro_rules! behaviour_suite {
             passwords_change_only_with_the_current_one,
             sessions_are_listed_and_ended_by_their_owner_or_a_platform_root,
             password_reset_tokens_work_once_expire_and_end_every_session,
+            self_service_resets_are_mailed_to_active_users_and_tell_nothing,
+            email_changes_apply_only_once_verified,
+            recovery_codes_raise_a_session_once_each,
             audit_records_never_carry_an_email_address,
             a_platform_root_at_aal2_removes_a_lost_totp_factor,
             throttles_refuse_past_their_limit_until_the_window_ends,
@@ -2664,4 +2667,318 @@ macro_rules! behaviour_suite {
             }
         )*
     };
+}
+
+/// The token a mail carries (its last `Your code: …` or `code: …` line).
+fn mailed_token(mail: &domain::mail::QueuedMail) -> String {
+    mail.text
+        .lines()
+        .find_map(|line| line.strip_prefix("Your code: "))
+        .expect("the mail carries a code")
+        .trim()
+        .to_owned()
+}
+
+fn reset_rule(limit: u32) -> domain::usecases::ThrottleRule {
+    domain::usecases::ThrottleRule {
+        limit,
+        window: time::Duration::minutes(1),
+    }
+}
+
+pub async fn self_service_resets_are_mailed_to_active_users_and_tell_nothing(h: Harness) {
+    let root = h.root().await;
+    let user = h.user(&root, "u@example.com").await;
+    let (_, session) = session_caller(&h, "u@example.com", &SessionOrigin::default()).await;
+    let mailer = h.mailing();
+    let address: std::net::IpAddr = "192.0.2.7".parse().expect("address");
+    let (tenant, _) = h.tenant(&root, "acme").await;
+    h.take_mails().await;
+    // An invited user (whose invitation this engine would mail) is not sent a reset.
+    mailer
+        .add_member(
+            &root,
+            &tenant,
+            AddMember {
+                user: UserRef::Email(email("invited@example.com")),
+                roles: BTreeSet::new(),
+            },
+        )
+        .await
+        .expect("invited");
+    let invitation = h.take_mails().await;
+    assert_eq!(invitation.len(), 1, "one invitation mail");
+    assert_eq!(invitation[0].recipient, "invited@example.com");
+
+    // Known, unknown and invited emails get the same answer; only the active user a mail.
+    for asked in ["u@example.com", "nobody@example.com", "invited@example.com"] {
+        mailer
+            .request_password_reset(&email(asked), Some(address), reset_rule(10), "reset")
+            .await
+            .expect("accepted");
+    }
+    let mails = h.take_mails().await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].recipient, "u@example.com");
+    assert!(mails[0].subject.contains("Reset"), "{}", mails[0].subject);
+    let token = mailed_token(&mails[0]);
+    let records: Vec<_> = h
+        .engine
+        .platform_audit(&root, &AuditFilter::default(), None, 200)
+        .await
+        .expect("trail")
+        .items
+        .into_iter()
+        .filter(|record| record.action == "user.password_reset.request")
+        .collect();
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert!(!record.target_id.contains('@'), "{record:?}");
+    }
+    assert_eq!(records[0].target_id, user.to_string());
+
+    // The mailed token works once and ends every session; a notice follows.
+    let new_password = domain::ids::Password::parse("a brand new passphrase").expect("valid");
+    let confirmations = futures::future::join_all(
+        (0..20).map(|_| mailer.confirm_password_reset(&token, &new_password, "confirm")),
+    )
+    .await;
+    assert_eq!(
+        confirmations.iter().filter(|result| result.is_ok()).count(),
+        1
+    );
+    assert!(confirmations
+        .iter()
+        .all(|result| matches!(result, Ok(()) | Err(Error::InvalidCredentials))));
+    assert_eq!(
+        h.engine.authenticate(&session).await.map(|_| ()),
+        Err(Error::Unauthenticated)
+    );
+    let notices = h.take_mails().await;
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0].subject.contains("password was changed"));
+    assert_eq!(notices[0].recipient, "u@example.com");
+
+    // Without mail nothing is queued, and the answer is the same.
+    h.engine
+        .request_password_reset(&email("u@example.com"), None, reset_rule(10), "r")
+        .await
+        .expect("accepted");
+    assert!(h.take_mails().await.is_empty());
+
+    // Requests for one email are throttled, whoever sends them.
+    let other: std::net::IpAddr = "198.51.100.9".parse().expect("address");
+    for _ in 0..2 {
+        mailer
+            .request_password_reset(&email("t@example.com"), Some(other), reset_rule(2), "r")
+            .await
+            .expect("within the limit");
+    }
+    assert!(matches!(
+        mailer
+            .request_password_reset(&email("t@example.com"), None, reset_rule(2), "r")
+            .await,
+        Err(Error::RateLimited { .. })
+    ));
+}
+
+pub async fn email_changes_apply_only_once_verified(h: Harness) {
+    let root = h.root().await;
+    let user = h.user(&root, "old@example.com").await;
+    h.user(&root, "taken@example.com").await;
+    let (caller, _) = session_caller(&h, "old@example.com", &SessionOrigin::default()).await;
+    let pw = crate::harness::PASSWORD;
+
+    assert_eq!(
+        h.engine
+            .request_email_change(&caller, &email("new@example.com"), "wrong password")
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidCredentials)
+    );
+    assert_eq!(
+        h.engine
+            .request_email_change(&caller, &email("taken@example.com"), pw)
+            .await
+            .map(|_| ()),
+        Err(Error::EmailTaken)
+    );
+    assert!(matches!(
+        h.engine
+            .request_email_change(&caller, &email("old@example.com"), pw)
+            .await,
+        Err(Error::InvalidRequest(_))
+    ));
+    let api_key_caller = Caller {
+        principal: domain::usecases::Principal::User {
+            user_id: user,
+            assurance: Assurance::Aal1,
+            session: None,
+        },
+        request_id: "r".to_owned(),
+    };
+    assert_eq!(
+        h.engine
+            .request_email_change(&api_key_caller, &email("new@example.com"), pw)
+            .await
+            .map(|_| ()),
+        Err(Error::Unauthenticated)
+    );
+
+    // Without mail the token comes back to the caller; nothing changes until verified.
+    let change = h
+        .engine
+        .request_email_change(&caller, &email("new@example.com"), pw)
+        .await
+        .expect("pending");
+    let token = change.verification_token.expect("mail is off: the token");
+    assert_eq!(change.expires_at, h.clock_now() + time::Duration::hours(24));
+    let before = h.engine.get_user(&root, &user).await.expect("user");
+    assert_eq!(before.email, email("old@example.com"));
+    assert!(!before.email_verified);
+
+    // One of 20 concurrent verifications applies it.
+    let results =
+        futures::future::join_all((0..20).map(|_| h.engine.verify_email(&token, "v", None))).await;
+    assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .all(|result| matches!(result, Ok(()) | Err(Error::InvalidCredentials))));
+    let after = h.engine.get_user(&root, &user).await.expect("user");
+    assert_eq!(after.email, email("new@example.com"));
+    assert!(after.email_verified);
+    assert!(h
+        .engine
+        .login(&email("new@example.com"), pw, "r")
+        .await
+        .is_ok());
+    assert_eq!(
+        h.engine
+            .login(&email("old@example.com"), pw, "r")
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidCredentials)
+    );
+    let changed: Vec<_> = platform_feed(&h)
+        .await
+        .into_iter()
+        .filter(|event| event.event_type == "user.email_changed")
+        .collect();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].data["email"], "new@example.com");
+
+    // With mail on the token goes to the new address only, and the old one is told.
+    let mailer = h.mailing();
+    h.take_mails().await;
+    let (caller, _) = session_caller(&h, "new@example.com", &SessionOrigin::default()).await;
+    let change = mailer
+        .request_email_change(&caller, &email("newer@example.com"), pw)
+        .await
+        .expect("pending");
+    assert_eq!(change.verification_token, None);
+    let mails = h.take_mails().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].recipient, "newer@example.com");
+    // Expired tokens do not work.
+    h.clock.advance(time::Duration::hours(25));
+    assert_eq!(
+        mailer
+            .verify_email(&mailed_token(&mails[0]), "v", None)
+            .await,
+        Err(Error::InvalidCredentials)
+    );
+    let (caller, _) = session_caller(&h, "new@example.com", &SessionOrigin::default()).await;
+    mailer
+        .request_email_change(&caller, &email("newer@example.com"), pw)
+        .await
+        .expect("pending");
+    let mails = h.take_mails().await;
+    mailer
+        .verify_email(&mailed_token(&mails[0]), "v", None)
+        .await
+        .expect("verified");
+    let notices = h.take_mails().await;
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].recipient, "new@example.com");
+    assert!(notices[0].subject.contains("email address was changed"));
+}
+
+pub async fn recovery_codes_raise_a_session_once_each(h: Harness) {
+    let root = h.root().await;
+    let user = h.user(&root, "u@example.com").await;
+    let (caller, token) = session_caller(&h, "u@example.com", &SessionOrigin::default()).await;
+    assert_eq!(
+        h.engine.generate_recovery_codes(&caller).await,
+        Err(Error::Forbidden(Reason::InsufficientAssurance))
+    );
+    let strong = Caller {
+        principal: domain::usecases::Principal::User {
+            user_id: user,
+            assurance: Assurance::Aal2,
+            session: match &caller.principal {
+                domain::usecases::Principal::User { session, .. } => session.clone(),
+                domain::usecases::Principal::ApiKey { .. } => None,
+            },
+        },
+        request_id: "codes".to_owned(),
+    };
+    let codes = h
+        .engine
+        .generate_recovery_codes(&strong)
+        .await
+        .expect("codes");
+    assert_eq!(codes.len(), domain::usecases::RECOVERY_CODES);
+    assert_eq!(
+        codes.iter().collect::<BTreeSet<_>>().len(),
+        codes.len(),
+        "distinct"
+    );
+
+    // 20 concurrent uses of one code: one raises the session, the rest are refused.
+    let typed = codes[0].to_uppercase();
+    let results =
+        futures::future::join_all((0..20).map(|_| h.engine.use_recovery_code(&caller, &typed)))
+            .await;
+    assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 1);
+    assert!(results.iter().all(|result| matches!(
+        result,
+        Ok(_) | Err(Error::InvalidTotp) | Err(Error::RateLimited { .. })
+    )));
+    let principal = h.engine.authenticate(&token).await.expect("live");
+    assert!(matches!(
+        principal,
+        domain::usecases::Principal::User {
+            assurance: Assurance::Aal2,
+            ..
+        }
+    ));
+    assert_eq!(h.engine.recovery_codes_left(&user).await, Ok(9));
+
+    // New codes replace the old ones; removing the factor removes the codes.
+    h.clock.advance(time::Duration::minutes(6));
+    let fresh = h
+        .engine
+        .generate_recovery_codes(&strong)
+        .await
+        .expect("codes");
+    assert_eq!(
+        h.engine
+            .use_recovery_code(&caller, &codes[1])
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidTotp)
+    );
+    assert!(h.engine.use_recovery_code(&caller, &fresh[1]).await.is_ok());
+    h.engine
+        .remove_totp(&at(&root, Assurance::Aal2), &user)
+        .await
+        .expect("removed");
+    assert_eq!(h.engine.recovery_codes_left(&user).await, Ok(0));
+    assert_eq!(
+        h.engine
+            .use_recovery_code(&caller, &fresh[2])
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidTotp)
+    );
 }

@@ -79,6 +79,48 @@ impl Harness {
         engine(store, &self.clock, &self.ids, &self.secrets)
     }
 
+    /// This harness's engine with mail on (default mail settings): what it mails is
+    /// queued in the store, where [`Harness::take_mails`] reads it.
+    pub fn mailing(&self) -> Engine {
+        Engine::new(
+            Ports {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+                secrets: self.secrets.clone(),
+                passwords: Arc::new(FastPasswordHasher),
+                totp: Arc::new(FakeTotp),
+            },
+            EngineConfig {
+                mail: Some(domain::mail::MailSettings::default()),
+                ..EngineConfig::default()
+            },
+        )
+    }
+
+    /// Leases every mail due now and marks it sent: the mails queued since the last call,
+    /// oldest first.
+    pub async fn take_mails(&self) -> Vec<domain::mail::QueuedMail> {
+        use domain::mail::MailOutcome;
+        let now = self.clock_now();
+        let mut tx = self
+            .store
+            .begin(domain::ports::TxScope::Platform)
+            .await
+            .expect("platform transaction");
+        let mails = tx
+            .lease_mails(now, now + time::Duration::minutes(1), 1000)
+            .await
+            .expect("lease");
+        for mail in &mails {
+            tx.record_mail_outcome(mail.id, &MailOutcome::Sent, now)
+                .await
+                .expect("record");
+        }
+        tx.commit().await.expect("commit");
+        mails
+    }
+
     /// Adds another node: an engine over `store` (the same database through a store of
     /// its own) on this harness's clock and id generator.
     pub fn with_other_node(mut self, store: Arc<dyn Store>) -> Self {

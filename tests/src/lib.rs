@@ -20,4 +20,5 @@ pub mod nodes;
 pub mod pg;
 pub mod races;
 pub mod scenario;
+pub mod smtp;
 pub mod sqlite;

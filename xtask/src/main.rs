@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some("cluster") => cluster(args.get(1..).unwrap_or_default()),
         Some("seed") => seed(args.get(1..).unwrap_or_default()),
         Some("deps") => domain_dependency_ban(),
+        Some("checkers") => checkers().map(|python| println!("{}", python.display())),
         Some("schemathesis") => schemathesis::Options::parse(
             args.get(1..).unwrap_or_default(),
             &[schemathesis::Store::Sqlite, schemathesis::Store::Postgres],
@@ -38,6 +39,8 @@ fn main() -> ExitCode {
                  ci     a database (as db), fmt check, clippy (warnings denied), the domain\n         \
                         dependency ban, all tests, schemathesis (as below, both stores)\n  \
                  db     make sure a PostgreSQL is there for the tests, starting the local cluster\n  \
+                 checkers\n         \
+                        the pinned Python checkers the tests drive (aiosmtpd) in target/checkers-venv\n  \
                  bench store [--store sqlite] [seconds]\n         \
                         member-add transactions/s on PostgreSQL beside pgbench, same run\n         \
                         (on SQLite beside the same inserts as raw SQL)\n  \
@@ -156,10 +159,19 @@ pub(crate) struct Counts {
 
 /// Runs every test, echoing cargo's output; the counts over all test binaries (a test
 /// binary that fails to build or crashes counts as one failure).
+/// The Python with the outside checkers the tests drive (`aiosmtpd`, pinned in
+/// `xtask/checkers-requirements.txt`); the tests find it through `USER_ENGINE_TEST_PYTHON`.
+fn checkers() -> Result<std::path::PathBuf, String> {
+    let venv = schemathesis::pinned_virtualenv("checkers", "checkers-requirements.txt")?;
+    Ok(venv.join("bin").join("python"))
+}
+
 fn test() -> Result<Counts, String> {
+    let python = checkers()?;
     eprintln!("xtask: test");
     let mut child = cargo()
         .args(["test", "--workspace", "--all-features"])
+        .env("USER_ENGINE_TEST_PYTHON", python)
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|error| format!("test: could not start: {error}"))?;

@@ -243,30 +243,34 @@ fn python() -> Result<PathBuf, String> {
 /// The virtualenv under `target/` with the pinned schemathesis, created or refreshed
 /// when the requirements file changed. Returns the `schemathesis` executable.
 fn virtualenv() -> Result<PathBuf, String> {
-    let requirements_path = workspace_root()
-        .join("xtask")
-        .join("schemathesis-requirements.txt");
-    let requirements = fs::read_to_string(&requirements_path)
-        .map_err(|error| format!("schemathesis: {}: {error}", requirements_path.display()))?;
-    let venv = target_dir().join("schemathesis-venv");
-    let executable = venv.join("bin").join("schemathesis");
+    let venv = pinned_virtualenv("schemathesis", "schemathesis-requirements.txt")?;
+    Ok(venv.join("bin").join("schemathesis"))
+}
+
+/// The virtualenv `target/{name}-venv` with exactly the packages `xtask/{requirements}`
+/// pins, created or refreshed when that file changed. Returns the virtualenv.
+pub(crate) fn pinned_virtualenv(name: &str, requirements: &str) -> Result<PathBuf, String> {
+    let requirements_path = workspace_root().join("xtask").join(requirements);
+    let pinned = fs::read_to_string(&requirements_path)
+        .map_err(|error| format!("{name}: {}: {error}", requirements_path.display()))?;
+    let venv = target_dir().join(format!("{name}-venv"));
     let stamp = venv.join("requirements.installed");
-    if executable.exists()
-        && fs::read_to_string(&stamp).is_ok_and(|installed| installed == requirements)
+    if venv.join("bin").join("python").exists()
+        && fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned)
     {
-        return Ok(executable);
+        return Ok(venv);
     }
     let python = python()?;
     if venv.exists() {
         fs::remove_dir_all(&venv)
-            .map_err(|error| format!("schemathesis: removing {}: {error}", venv.display()))?;
+            .map_err(|error| format!("{name}: removing {}: {error}", venv.display()))?;
     }
     crate::run(
-        &format!("schemathesis: virtualenv with {}", python.display()),
+        &format!("{name}: virtualenv with {}", python.display()),
         Command::new(&python).args(["-m", "venv"]).arg(&venv),
     )?;
     crate::run(
-        "schemathesis: pip install (pinned)",
+        &format!("{name}: pip install (pinned)"),
         Command::new(venv.join("bin").join("python"))
             .args([
                 "-m",
@@ -279,9 +283,8 @@ fn virtualenv() -> Result<PathBuf, String> {
             ])
             .arg(&requirements_path),
     )?;
-    fs::write(&stamp, requirements)
-        .map_err(|error| format!("schemathesis: {}: {error}", stamp.display()))?;
-    Ok(executable)
+    fs::write(&stamp, pinned).map_err(|error| format!("{name}: {}: {error}", stamp.display()))?;
+    Ok(venv)
 }
 
 /// A child process killed (and waited for) when dropped.

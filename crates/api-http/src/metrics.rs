@@ -38,6 +38,11 @@ pub struct Metrics {
     relay_failures: IntCounter,
     relay_backlog: IntGauge,
     relay_lag: Gauge,
+    mail_sent: IntCounter,
+    mail_retried: IntCounter,
+    mail_failed: IntGauge,
+    mail_backlog: IntGauge,
+    mail_lag: Gauge,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
 }
@@ -88,6 +93,25 @@ impl Metrics {
         registry.register(Box::new(relay_failures.clone()))?;
         registry.register(Box::new(relay_backlog.clone()))?;
         registry.register(Box::new(relay_lag.clone()))?;
+        let mail_sent = IntCounter::new("mail_sent_total", "Mails the SMTP server accepted")?;
+        let mail_retried = IntCounter::new(
+            "mail_retried_total",
+            "Mail attempts that failed and will be retried",
+        )?;
+        let mail_failed = IntGauge::new(
+            "mail_failed",
+            "Mails given up after failing for the give-up time (kept with their last error)",
+        )?;
+        let mail_backlog = IntGauge::new("mail_backlog", "Mails queued and not yet sent")?;
+        let mail_lag = Gauge::new(
+            "mail_lag_seconds",
+            "Age of the oldest mail waiting to be sent (0 when none)",
+        )?;
+        registry.register(Box::new(mail_sent.clone()))?;
+        registry.register(Box::new(mail_retried.clone()))?;
+        registry.register(Box::new(mail_failed.clone()))?;
+        registry.register(Box::new(mail_backlog.clone()))?;
+        registry.register(Box::new(mail_lag.clone()))?;
         let pool_connections = IntGaugeVec::new(
             Opts::new(
                 "db_pool_connections",
@@ -125,6 +149,11 @@ impl Metrics {
             relay_failures,
             relay_backlog,
             relay_lag,
+            mail_sent,
+            mail_retried,
+            mail_failed,
+            mail_backlog,
+            mail_lag,
             pool_connections,
             pool_max,
         })
@@ -163,6 +192,23 @@ impl Metrics {
         self.relay_backlog
             .set(i64::try_from(unpublished).unwrap_or(i64::MAX));
         self.relay_lag.set(oldest_age_seconds);
+    }
+
+    /// One mail pass: how many mails were sent and how many will be retried.
+    pub fn mail_pass(&self, sent: usize, retried: usize) {
+        self.mail_sent
+            .inc_by(u64::try_from(sent).unwrap_or(u64::MAX));
+        self.mail_retried
+            .inc_by(u64::try_from(retried).unwrap_or(u64::MAX));
+    }
+
+    /// The mail queue as the worker last saw it.
+    pub fn mail_queue(&self, waiting: u64, oldest_age_seconds: f64, failed: u64) {
+        self.mail_backlog
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        self.mail_lag.set(oldest_age_seconds);
+        self.mail_failed
+            .set(i64::try_from(failed).unwrap_or(i64::MAX));
     }
 
     /// The database pool as it is now (left as it was when the store reports none).

@@ -34,6 +34,11 @@ pub mod types {
     pub const USER_TOTP_ENROLLED: &str = "user.totp_enrolled";
     pub const USER_PASSWORD_RESET_ISSUED: &str = "user.password_reset_issued";
     pub const USER_TOTP_REMOVED: &str = "user.totp_removed";
+    pub const USER_PASSWORD_RESET_REQUESTED: &str = "user.password_reset_requested";
+    pub const USER_EMAIL_CHANGE_REQUESTED: &str = "user.email_change_requested";
+    pub const USER_EMAIL_CHANGED: &str = "user.email_changed";
+    pub const USER_RECOVERY_CODES_GENERATED: &str = "user.recovery_codes_generated";
+    pub const USER_RECOVERY_CODE_USED: &str = "user.recovery_code_used";
     pub const SESSION_REVOKED: &str = "session.revoked";
     pub const USER_SESSIONS_REVOKED: &str = "user.sessions_revoked";
     pub const PLATFORM_ROLES_CHANGED: &str = "platform_roles.changed";
@@ -125,6 +130,28 @@ pub enum EventData {
     UserPasswordResetIssued {
         id: UserId,
     },
+    /// A self-service reset was asked for an active user and mailed (never the token).
+    UserPasswordResetRequested {
+        id: UserId,
+    },
+    /// A change of the user's email waits for its verification (the new address is
+    /// not told: it is not the user's until verified).
+    UserEmailChangeRequested {
+        id: UserId,
+    },
+    /// The user's email changed after its verification.
+    UserEmailChanged {
+        id: UserId,
+        email: Email,
+    },
+    UserRecoveryCodesGenerated {
+        id: UserId,
+        codes: u64,
+    },
+    UserRecoveryCodeUsed {
+        id: UserId,
+        remaining: u64,
+    },
     /// One session ended by its owner by id (its public id, never the token).
     SessionRevoked {
         user_id: UserId,
@@ -179,6 +206,11 @@ impl EventData {
             Self::UserTotpEnrolled { .. } => types::USER_TOTP_ENROLLED,
             Self::UserPasswordResetIssued { .. } => types::USER_PASSWORD_RESET_ISSUED,
             Self::UserTotpRemoved { .. } => types::USER_TOTP_REMOVED,
+            Self::UserPasswordResetRequested { .. } => types::USER_PASSWORD_RESET_REQUESTED,
+            Self::UserEmailChangeRequested { .. } => types::USER_EMAIL_CHANGE_REQUESTED,
+            Self::UserEmailChanged { .. } => types::USER_EMAIL_CHANGED,
+            Self::UserRecoveryCodesGenerated { .. } => types::USER_RECOVERY_CODES_GENERATED,
+            Self::UserRecoveryCodeUsed { .. } => types::USER_RECOVERY_CODE_USED,
             Self::SessionRevoked { .. } => types::SESSION_REVOKED,
             Self::UserSessionsRevoked { .. } => types::USER_SESSIONS_REVOKED,
             Self::PlatformRolesChanged { .. } => types::PLATFORM_ROLES_CHANGED,
@@ -242,8 +274,19 @@ impl EventData {
             Self::UserPasswordChanged { id }
             | Self::UserTotpEnrolled { id }
             | Self::UserPasswordResetIssued { id }
-            | Self::UserTotpRemoved { id } => {
+            | Self::UserTotpRemoved { id }
+            | Self::UserPasswordResetRequested { id }
+            | Self::UserEmailChangeRequested { id } => {
                 json!({ "id": id.to_string() })
+            }
+            Self::UserEmailChanged { id, email } => {
+                json!({ "id": id.to_string(), "email": email.as_str() })
+            }
+            Self::UserRecoveryCodesGenerated { id, codes } => {
+                json!({ "id": id.to_string(), "codes": codes })
+            }
+            Self::UserRecoveryCodeUsed { id, remaining } => {
+                json!({ "id": id.to_string(), "remaining": remaining })
             }
             Self::SessionRevoked {
                 user_id,

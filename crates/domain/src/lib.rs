@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod mail;
 pub mod model;
 pub mod ports;
 pub mod relay;

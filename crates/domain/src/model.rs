@@ -104,6 +104,8 @@ pub struct User {
     pub platform_roles: BTreeSet<PlatformRole>,
     /// A confirmed TOTP enrolment exists.
     pub has_totp: bool,
+    /// The address came back through a token mailed to it (an email verification).
+    pub email_verified: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -337,6 +339,17 @@ pub type PasswordReset = Invitation;
 pub struct Invitation {
     pub token_hash: String,
     pub user_id: UserId,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// A pending change of a user's email (SPEC §4 `PUT /v1/me/email`): single-use, stored
+/// hashed; the new address is applied only when the token mailed to it comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailVerification {
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub email: Email,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
 }

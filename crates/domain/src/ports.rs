@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use capabilities::{
-    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Members,
-    Outbox, Profiles, Tenants, Users,
+    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
+    Members, Outbox, Profiles, Tenants, Users,
 };
 #[cfg(test)]
 pub use mock::MockStoreTx;
@@ -364,6 +364,7 @@ pub trait StoreTx:
     + AuditLog
     + Outbox
     + Idempotency
+    + Mailbox
     + Send
 {
     /// Makes every write of the transaction durable and visible, or none of them.
@@ -378,8 +379,8 @@ pub trait StoreTx:
 /// concrete transaction type: `use domain::ports::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, Members, Outbox,
-        Profiles, StoreTx, Tenants, Users,
+        ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, Mailbox, Members,
+        Outbox, Profiles, StoreTx, Tenants, Users,
     };
 }
 

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use domain::ids::{Email, Password};
+use domain::mail::{DeliveryPolicy, MailSettings};
 use domain::usecases::EngineConfig;
 use serde::Deserialize;
 use time::Duration;
@@ -118,6 +119,18 @@ pub struct Config {
     pub hash_queue: u32,
     /// Users and accounts the PostgreSQL store's facts cache holds at most, each.
     pub facts_cache_entries: u32,
+    /// The SMTP server mails go through; mail is on when set (with `mail_from`).
+    pub smtp_url: Option<Secret>,
+    /// A file holding the SMTP password.
+    pub smtp_password_file: Option<PathBuf>,
+    /// The sender of mails.
+    pub mail_from: Option<String>,
+    /// Where mailed links point.
+    pub mail_link_base: Option<String>,
+    /// The name mails speak for.
+    pub mail_product_name: String,
+    pub delivery_retry_max_seconds: u32,
+    pub delivery_give_up_seconds: u32,
 }
 
 impl Default for Config {
@@ -149,6 +162,13 @@ impl Default for Config {
             request_timeout_seconds: 30,
             hash_queue: 256,
             facts_cache_entries: 1_000_000,
+            smtp_url: None,
+            smtp_password_file: None,
+            mail_from: None,
+            mail_link_base: None,
+            mail_product_name: "user-engine".to_owned(),
+            delivery_retry_max_seconds: 900,
+            delivery_give_up_seconds: 86_400,
         }
     }
 }
@@ -201,6 +221,14 @@ struct FileConfig {
     request_timeout_seconds: Option<i64>,
     hash_queue: Option<i64>,
     facts_cache_entries: Option<i64>,
+    #[serde(default, deserialize_with = "secret_text")]
+    smtp_url: Option<String>,
+    smtp_password_file: Option<String>,
+    mail_from: Option<String>,
+    mail_link_base: Option<String>,
+    mail_product_name: Option<String>,
+    delivery_retry_max_seconds: Option<i64>,
+    delivery_give_up_seconds: Option<i64>,
 }
 
 /// A secret of the file: a string, whose value no error repeats (serde's own message
@@ -690,6 +718,82 @@ impl Config {
             parsed.outbox_lag_warn_seconds,
             defaults.outbox_lag_warn_seconds,
         )?;
+        let smtp_url = layers.resolve(&SMTP_URL, true, parsed.smtp_url, text, |value| {
+            let value = value.trim().to_owned();
+            if value.starts_with("smtp://") || value.starts_with("smtps://") {
+                Ok(Secret::new(value))
+            } else {
+                Err("must be an smtp:// or smtps:// url, e.g. smtps://mail.example.com".to_owned())
+            }
+        })?;
+        let smtp_password_file = layers.resolve(
+            &SMTP_PASSWORD_FILE,
+            false,
+            parsed.smtp_password_file,
+            text,
+            existing_file,
+        )?;
+        let mail_from = layers.resolve(&MAIL_FROM, false, parsed.mail_from, text, |value| {
+            let value = value.trim().to_owned();
+            if value.contains('@') && !value.chars().any(char::is_control) {
+                Ok(value)
+            } else {
+                Err("must be a mail address, e.g. \"Accounts <no-reply@example.com>\"".to_owned())
+            }
+        })?;
+        if smtp_url.is_some() != mail_from.is_some() {
+            return Err(ConfigError(
+                "USER_ENGINE_SMTP_URL and USER_ENGINE_MAIL_FROM go together: set both to mail, \
+                 or neither"
+                    .to_owned(),
+            ));
+        }
+        let mail_link_base = layers.resolve(
+            &MAIL_LINK_BASE,
+            false,
+            parsed.mail_link_base,
+            text,
+            |value| {
+                let value = value.trim().trim_end_matches('/').to_owned();
+                if (value.starts_with("https://") || value.starts_with("http://"))
+                    && !value.contains('#')
+                    && !value.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
+                    Ok(value)
+                } else {
+                    Err("must be an https:// address without a fragment".to_owned())
+                }
+            },
+        )?;
+        let mail_product_name = layers
+            .resolve(
+                &MAIL_PRODUCT_NAME,
+                false,
+                parsed.mail_product_name,
+                text,
+                |value| {
+                    let value = value.trim().to_owned();
+                    if value.is_empty()
+                        || value.chars().count() > 100
+                        || value.chars().any(char::is_control)
+                    {
+                        Err("must be 1 to 100 printable characters".to_owned())
+                    } else {
+                        Ok(value)
+                    }
+                },
+            )?
+            .unwrap_or(defaults.mail_product_name);
+        let delivery_retry_max_seconds = ttl(
+            &DELIVERY_RETRY_MAX,
+            parsed.delivery_retry_max_seconds,
+            defaults.delivery_retry_max_seconds,
+        )?;
+        let delivery_give_up_seconds = ttl(
+            &DELIVERY_GIVE_UP,
+            parsed.delivery_give_up_seconds,
+            defaults.delivery_give_up_seconds,
+        )?;
         Ok(Self {
             file: file.map(|(path, _)| path.to_path_buf()),
             listen,
@@ -717,6 +821,13 @@ impl Config {
             request_timeout_seconds,
             hash_queue,
             facts_cache_entries,
+            smtp_url,
+            smtp_password_file,
+            mail_from,
+            mail_link_base,
+            mail_product_name,
+            delivery_retry_max_seconds,
+            delivery_give_up_seconds,
         })
     }
 
@@ -734,6 +845,16 @@ impl Config {
         }
     }
 
+    /// How mail deliveries are retried.
+    pub fn delivery_policy(&self) -> DeliveryPolicy {
+        DeliveryPolicy {
+            max_retry: seconds(self.delivery_retry_max_seconds),
+            give_up_after: seconds(self.delivery_give_up_seconds),
+            first_retry: seconds(5).min(seconds(self.delivery_retry_max_seconds)),
+            ..DeliveryPolicy::default()
+        }
+    }
+
     /// The domain's view of the TTLs.
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
@@ -741,6 +862,10 @@ impl Config {
             session_ttl: seconds(self.session_ttl_seconds),
             session_idle_timeout: seconds(self.session_idle_seconds),
             invitation_ttl: seconds(self.invitation_ttl_seconds),
+            mail: self.smtp_url.as_ref().map(|_| MailSettings {
+                product: self.mail_product_name.clone(),
+                link_base: self.mail_link_base.clone(),
+            }),
             ..EngineConfig::default()
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod diagnose;
+pub mod mailer;
 pub mod relay;
 pub mod settings;
 pub mod startup;

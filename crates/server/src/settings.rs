@@ -187,6 +187,61 @@ pub(crate) const FACTS_CACHE_ENTRIES: Setting = Setting {
            the least recently used are read again (1 to 100000000)",
 };
 
+pub(crate) const SMTP_URL: Setting = Setting {
+    key: "smtp_url",
+    env: "USER_ENGINE_SMTP_URL",
+    default: None,
+    help: "SMTP server for mail (secret, never logged: it may hold credentials): \
+           smtps://[user[:password]@]host[:465] (TLS), or smtp://…[:587] (STARTTLS \
+           required; to a loopback host STARTTLS when offered); ?tls=required|opportunistic \
+           says so explicitly. When set with USER_ENGINE_MAIL_FROM, invitations, password \
+           resets, email verifications and security notices are mailed, and invitation \
+           tokens are no longer returned to the calling service",
+};
+pub(crate) const SMTP_PASSWORD_FILE: Setting = Setting {
+    key: "smtp_password_file",
+    env: "USER_ENGINE_SMTP_PASSWORD_FILE",
+    default: None,
+    help: "a file holding the SMTP password (its user in USER_ENGINE_SMTP_URL), read at \
+           start; replaces a password in the URL",
+};
+pub(crate) const MAIL_FROM: Setting = Setting {
+    key: "mail_from",
+    env: "USER_ENGINE_MAIL_FROM",
+    default: None,
+    help: "the sender of mails, e.g. \"Acme Accounts <no-reply@acme.example>\" (needed \
+           with USER_ENGINE_SMTP_URL)",
+};
+pub(crate) const MAIL_LINK_BASE: Setting = Setting {
+    key: "mail_link_base",
+    env: "USER_ENGINE_MAIL_LINK_BASE",
+    default: None,
+    help: "https:// address of the page that takes mailed tokens: mails link to \
+           {base}/invitation, {base}/password-reset and {base}/email-verification with \
+           #token=…; without it mails carry the token to enter",
+};
+pub(crate) const MAIL_PRODUCT_NAME: Setting = Setting {
+    key: "mail_product_name",
+    env: "USER_ENGINE_MAIL_PRODUCT_NAME",
+    default: Some("user-engine"),
+    help: "the name mails speak for when no tenant is concerned (an invitation names its \
+           tenant's display name)",
+};
+pub(crate) const DELIVERY_RETRY_MAX: Setting = Setting {
+    key: "delivery_retry_max_seconds",
+    env: "USER_ENGINE_DELIVERY_RETRY_MAX",
+    default: Some("900"),
+    help: "the longest pause, in seconds, between attempts of a failing mail (the pause \
+           starts at 5 s and doubles, with jitter)",
+};
+pub(crate) const DELIVERY_GIVE_UP: Setting = Setting {
+    key: "delivery_give_up_seconds",
+    env: "USER_ENGINE_DELIVERY_GIVE_UP",
+    default: Some("86400"),
+    help: "seconds after which a mail still failing is given up (kept, with its last \
+           error, and counted in user_engine_mail_failed)",
+};
+
 pub(crate) const OUTBOX_LAG_WARN: Setting = Setting {
     key: "outbox_lag_warn_seconds",
     env: "USER_ENGINE_OUTBOX_LAG_WARN",
@@ -217,6 +272,13 @@ pub const SETTINGS: &[Setting] = &[
     NATS_CA_FILE,
     NATS_CREDS_FILE,
     NATS_NKEY_SEED,
+    SMTP_URL,
+    SMTP_PASSWORD_FILE,
+    MAIL_FROM,
+    MAIL_LINK_BASE,
+    MAIL_PRODUCT_NAME,
+    DELIVERY_RETRY_MAX,
+    DELIVERY_GIVE_UP,
     OUTBOX_LAG_WARN,
     MANAGEMENT_LISTEN,
     REQUEST_TIMEOUT,

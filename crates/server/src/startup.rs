@@ -35,6 +35,7 @@ pub struct Application {
     state: AppState,
     backend: Backend,
     relay: Option<RelayTask>,
+    mailer: Option<RelayTask>,
 }
 
 impl Application {
@@ -73,6 +74,8 @@ impl Application {
     ) -> Result<Self, String> {
         let hash_queue = usize::try_from(config.hash_queue).unwrap_or(usize::MAX);
         let ports = adapters_security::production_ports_with_queue(backend.store(), hash_queue);
+        let sender = smtp_sender(config)?;
+        let (store, clock) = (ports.store.clone(), ports.clock.clone());
         let engine = Engine::new(ports, config.engine_config());
         if let Some((email, password)) = bootstrap {
             match bootstrap_root(&engine, email, password).await? {
@@ -101,6 +104,18 @@ impl Application {
         });
         let state = app_state(config, engine, readiness);
         let relay = spawn_relay(publisher, &backend, state.metrics.clone());
+        let mailer = sender.map(|sender| {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let policy = config.delivery_policy();
+            let metrics = state.metrics.clone();
+            let task = tokio::spawn(async move {
+                crate::mailer::run_mailer(store, sender, clock, policy, Some(metrics), async {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+            (stop, task)
+        });
         let listener = TcpListener::bind(config.listen).await.map_err(|error| {
             format!(
                 "cannot listen on {} ({error}); set USER_ENGINE_LISTEN to a free address",
@@ -135,6 +150,7 @@ impl Application {
             state,
             backend,
             relay,
+            mailer,
         })
     }
 
@@ -197,8 +213,9 @@ impl Application {
             let _ = task.await;
         }
         served?;
-        if let Some((stop, task)) = self.relay {
-            // The relay may hold a claim mid-pass; stop it before closing the store.
+        // The relay may hold a claim mid-pass, the mailer a lease: stop both before
+        // closing the store.
+        for (stop, task) in [self.relay, self.mailer].into_iter().flatten() {
             let _ = stop.send(());
             let _ = task.await;
         }
@@ -243,6 +260,31 @@ pub async fn bootstrap_root(
         .bootstrap(email, password, &request_id)
         .await
         .map_err(|error| format!("creating the first platform_root failed: {error}"))
+}
+
+/// The SMTP sender when mail is configured; the password file is read now, so a missing
+/// one fails the start.
+fn smtp_sender(config: &Config) -> Result<Option<Arc<dyn domain::mail::MailSender>>, String> {
+    let (Some(url), Some(from)) = (&config.smtp_url, &config.mail_from) else {
+        tracing::info!(
+            "USER_ENGINE_SMTP_URL is unset: nothing is mailed; invitation tokens are returned \
+             to the calling service and notices are events only"
+        );
+        return Ok(None);
+    };
+    let password = match &config.smtp_password_file {
+        Some(file) => Some(std::fs::read_to_string(file).map_err(|error| {
+            format!(
+                "USER_ENGINE_SMTP_PASSWORD_FILE names {}, which cannot be read: {error}",
+                file.display()
+            )
+        })?),
+        None => None,
+    };
+    let sender = adapters_mail::SmtpSender::new(url.expose(), password.as_deref(), from)
+        .map_err(|error| error.to_string())?;
+    tracing::info!(endpoint = %sender.endpoint(), "mailing through SMTP");
+    Ok(Some(Arc::new(sender)))
 }
 
 /// The handlers' shared state, with the configured throttles and proxies.

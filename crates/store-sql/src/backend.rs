@@ -31,6 +31,10 @@ pub trait Backend: Send + 'static {
     /// the database's default collation is a locale's, empty where it is bytewise.
     const BYTEWISE: &'static str;
 
+    /// What ends a `select` that claims rows for a worker: ` for update skip locked`
+    /// where several workers run at once, empty where one writer serialises them.
+    const SKIP_LOCKED: &'static str;
+
     /// Runs a statement that changes rows, in the transaction's writing phase; the
     /// number of rows it changed.
     ///

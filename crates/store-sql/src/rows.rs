@@ -184,6 +184,7 @@ pub struct UserRow {
     pub state: String,
     pub platform_roles: Vec<String>,
     pub has_totp: bool,
+    pub email_verified: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -198,6 +199,7 @@ impl Shape for UserRow {
             state: row.text("state")?,
             platform_roles: row.names("platform_roles")?,
             has_totp: row.flag("has_totp")?,
+            email_verified: row.flag("email_verified")?,
             created_at: row.time("created_at")?,
             updated_at: row.time("updated_at")?,
         })
@@ -210,6 +212,7 @@ impl Shape for UserRow {
             state: user_state(&self.state)?,
             platform_roles: platform_roles(&self.platform_roles)?,
             has_totp: self.has_totp,
+            email_verified: self.email_verified,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -743,4 +746,113 @@ pub fn audit_texts(record: &AuditRecord) -> [&str; 10] {
         &record.prev_hash,
         &record.hash,
     ]
+}
+
+/// `email_verifications`.
+#[derive(Debug, Clone)]
+pub struct EmailVerificationRow {
+    pub token_hash: String,
+    pub user_id: Uuid,
+    pub email: String,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// The columns of [`EmailVerificationRow`].
+pub const EMAIL_VERIFICATION_COLUMNS: &str = "token_hash, user_id, email, expires_at, used_at";
+
+impl Shape for EmailVerificationRow {
+    type Value = domain::model::EmailVerification;
+
+    fn read<C: Columns + ?Sized>(row: &C) -> Result<Self, StoreError> {
+        Ok(Self {
+            token_hash: row.text("token_hash")?,
+            user_id: row.uuid("user_id")?,
+            email: row.text("email")?,
+            expires_at: row.time("expires_at")?,
+            used_at: row.time_opt("used_at")?,
+        })
+    }
+
+    fn into_value(self) -> Result<Self::Value, StoreError> {
+        Ok(domain::model::EmailVerification {
+            token_hash: self.token_hash,
+            user_id: UserId::from_generated(self.user_id),
+            email: Email::parse(&self.email).map_err(|_| corrupt("email"))?,
+            expires_at: self.expires_at,
+            used_at: self.used_at,
+        })
+    }
+}
+
+/// A leased row of `mail_queue`.
+#[derive(Debug, Clone)]
+pub struct QueuedMailRow {
+    pub mail_id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub queued_at: OffsetDateTime,
+    pub attempts: i64,
+}
+
+/// The columns of [`QueuedMailRow`].
+pub const QUEUED_MAIL_COLUMNS: &str =
+    "mail_id, recipient, subject, text_body, html_body, queued_at, attempts";
+
+impl Shape for QueuedMailRow {
+    type Value = domain::mail::QueuedMail;
+
+    fn read<C: Columns + ?Sized>(row: &C) -> Result<Self, StoreError> {
+        Ok(Self {
+            mail_id: row.uuid("mail_id")?,
+            recipient: row.text("recipient")?,
+            subject: row.text("subject")?,
+            text_body: row.text("text_body")?,
+            html_body: row.text("html_body")?,
+            queued_at: row.time("queued_at")?,
+            attempts: row.int("attempts")?,
+        })
+    }
+
+    fn into_value(self) -> Result<Self::Value, StoreError> {
+        Ok(domain::mail::QueuedMail {
+            id: self.mail_id,
+            recipient: self.recipient,
+            subject: self.subject,
+            text: self.text_body,
+            html: self.html_body,
+            queued_at: self.queued_at,
+            attempts: u32::try_from(self.attempts).map_err(|_| corrupt("mail attempts"))?,
+        })
+    }
+}
+
+/// The mail queue's counts.
+#[derive(Debug, Clone)]
+pub struct MailBacklogRow {
+    pub waiting: i64,
+    pub oldest: Option<OffsetDateTime>,
+    pub failed: i64,
+}
+
+impl Shape for MailBacklogRow {
+    type Value = domain::mail::MailBacklog;
+
+    fn read<C: Columns + ?Sized>(row: &C) -> Result<Self, StoreError> {
+        Ok(Self {
+            waiting: row.int("waiting")?,
+            oldest: row.time_opt("oldest")?,
+            failed: row.int("failed")?,
+        })
+    }
+
+    fn into_value(self) -> Result<Self::Value, StoreError> {
+        Ok(domain::mail::MailBacklog {
+            waiting: from_sql_int(self.waiting, "count")?,
+            oldest: self.oldest,
+            failed: from_sql_int(self.failed, "count")?,
+        })
+    }
 }

@@ -33,7 +33,7 @@ pub(crate) type PgTx = SqlTx<PgBackend>;
 
 /// The columns of `store_sql::rows::UserRow` in `users`.
 pub(crate) const USER_COLUMNS: &str =
-    "user_id, email, state, platform_roles, has_totp, created_at, updated_at";
+    "user_id, email, state, platform_roles, has_totp, email_verified, created_at, updated_at";
 
 /// A PostgreSQL transaction, its tenant set for row-level security.
 pub(crate) struct PgBackend {
@@ -106,6 +106,7 @@ impl Backend for PgBackend {
     /// Every unique key and foreign key is named; `store_sql::constraint_error` maps it.
     const CHECKS_BEFORE_WRITE: bool = false;
     const BYTEWISE: &'static str = " collate \"C\"";
+    const SKIP_LOCKED: &'static str = " for update skip locked";
 
     async fn execute(&mut self, statement: Statement) -> Result<u64, StoreError> {
         query(self.pooling, &statement.sql, statement.values)
@@ -181,16 +182,17 @@ impl Backend for PgBackend {
     }
 
     const USER_SELECT: &'static str = "select u.user_id, u.email, u.state, u.platform_roles, \
-         u.has_totp, u.created_at, u.updated_at from users u";
+         u.has_totp, u.email_verified, u.created_at, u.updated_at from users u";
 
     fn write_user(user: &User, insert: bool) -> Vec<Statement> {
         let sql = if insert {
             "insert into users \
-                 (user_id, email, state, platform_roles, has_totp, updated_at, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7)"
+                 (user_id, email, state, platform_roles, has_totp, email_verified, updated_at, \
+                  created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)"
         } else {
             "update users set email = $2, state = $3, platform_roles = $4, has_totp = $5, \
-             updated_at = $6 where user_id = $1"
+             email_verified = $6, updated_at = $7 where user_id = $1"
         };
         let statement = Statement::new(sql)
             .id(user.id.as_uuid())
@@ -198,6 +200,7 @@ impl Backend for PgBackend {
             .text(user.state.as_str())
             .names(user.platform_roles.iter().map(PlatformRole::as_str))
             .flag(user.has_totp)
+            .flag(user.email_verified)
             .time(user.updated_at);
         vec![if insert {
             statement.time(user.created_at)

@@ -167,6 +167,7 @@ impl Backend for SqliteBackend {
     const CHECKS_BEFORE_WRITE: bool = true;
     /// SQLite's default collation (`BINARY`) is bytewise.
     const BYTEWISE: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
 
     /// On the writer.
     async fn execute(&mut self, statement: Statement) -> Result<u64, StoreError> {
@@ -284,25 +285,27 @@ impl Backend for SqliteBackend {
     const USER_SELECT: &'static str = "select u.user_id, u.email, u.state, \
          (select json_group_array(r.role) from user_platform_roles r where r.user_id = u.user_id) \
              as platform_roles, \
-         u.has_totp, u.created_at, u.updated_at from users u";
+         u.has_totp, u.email_verified, u.created_at, u.updated_at from users u";
 
     /// The user's row, then its platform roles replaced in their own table.
     fn write_user(user: &User, insert: bool) -> Vec<Statement> {
         let row = if insert {
             Statement::new(
-                "insert into users (user_id, email, state, has_totp, updated_at, created_at) \
-                 values ($1, $2, $3, $4, $5, $6)",
+                "insert into users \
+                 (user_id, email, state, has_totp, email_verified, updated_at, created_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7)",
             )
         } else {
             Statement::new(
-                "update users set email = $2, state = $3, has_totp = $4, updated_at = $5 \
-                 where user_id = $1",
+                "update users set email = $2, state = $3, has_totp = $4, email_verified = $5, \
+                 updated_at = $6 where user_id = $1",
             )
         }
         .id(user.id.as_uuid())
         .text(user.email.as_str())
         .text(user.state.as_str())
         .flag(user.has_totp)
+        .flag(user.email_verified)
         .time(user.updated_at);
         let roles = user.platform_roles.iter().map(PlatformRole::as_str);
         vec![

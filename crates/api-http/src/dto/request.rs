@@ -64,6 +64,43 @@ pub struct PasswordResetBody {
     pub new_password: String,
 }
 
+/// `{email}`: whose password to reset (self-service).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequestBody {
+    #[schema(format = "email", max_length = 254)]
+    pub email: String,
+}
+
+/// `{email, current_password}`: the new address and the password that proves the caller.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChangeBody {
+    #[schema(format = "email", max_length = 254)]
+    pub email: String,
+    #[schema(format = Password)]
+    pub current_password: String,
+}
+
+/// `{token}`: a single-use token from a mail.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// The token mailed to the new address (or, without mail, returned by
+    /// `PUT /v1/me/email`).
+    pub token: String,
+}
+
+/// `{code}`: one recovery code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryCodeBody {
+    /// A recovery code as shown, e.g. `0a1b2c3d-4e5f6a7b` (case, spaces and dashes do
+    /// not matter).
+    #[schema(max_length = 64, example = "0a1b2c3d-4e5f6a7b")]
+    pub code: String,
+}
+
 /// `{email}` or `{user_id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

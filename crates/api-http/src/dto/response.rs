@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use domain::audit::format_timestamp;
 use domain::model;
 use domain::usecases::{
-    IssuedPasswordReset, NewSession, NewSessionState, SessionView, TotpEnrolmentStart,
+    EmailChange, IssuedPasswordReset, NewSession, NewSessionState, SessionView, TotpEnrolmentStart,
 };
 
 use super::names;
@@ -62,7 +62,8 @@ pub struct TenantCreated {
     #[schema(format = DateTime)]
     pub updated_at: String,
     pub admin: Member,
-    /// Present once, when the admin was invited; deliver it to them (valid 7 days).
+    /// Present once, when the admin was invited and mail is off; deliver it to them
+    /// (valid 7 days). With mail on the invitation is mailed instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, required = false)]
     pub invitation_token: Option<String>,
@@ -101,6 +102,8 @@ pub struct User {
     /// `platform_root`, `platform_auditor`.
     pub platform_roles: Vec<String>,
     pub has_totp: bool,
+    /// The address came back through a token mailed to it (an email change).
+    pub email_verified: bool,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -115,6 +118,7 @@ impl From<&model::User> for User {
             state: user.state.into(),
             platform_roles: names(&user.platform_roles, |role| role.as_str()),
             has_totp: user.has_totp,
+            email_verified: user.email_verified,
             created_at: format_timestamp(user.created_at),
             updated_at: format_timestamp(user.updated_at),
         }
@@ -132,11 +136,13 @@ pub struct UserCreated {
     pub state: UserStateName,
     pub platform_roles: Vec<String>,
     pub has_totp: bool,
+    pub email_verified: bool,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
-    /// Present once, when the user was created without a password (valid 7 days).
+    /// Present once, when the user was created without a password and mail is off
+    /// (valid 7 days). With mail on the invitation is mailed instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, required = false)]
     pub invitation_token: Option<String>,
@@ -150,6 +156,7 @@ impl From<&domain::usecases::CreatedUser> for UserCreated {
             state,
             platform_roles,
             has_totp,
+            email_verified,
             created_at,
             updated_at,
         } = User::from(&created.user);
@@ -159,6 +166,7 @@ impl From<&domain::usecases::CreatedUser> for UserCreated {
             state,
             platform_roles,
             has_totp,
+            email_verified,
             created_at,
             updated_at,
             invitation_token: created.invitation_token.clone(),
@@ -216,7 +224,8 @@ pub struct MemberCreated {
     #[schema(format = DateTime)]
     pub updated_at: String,
     pub version: u64,
-    /// Present once, when a new email created an invited user (valid 7 days).
+    /// Present once, when a new email created an invited user and mail is off (valid 7
+    /// days). With mail on the invitation is mailed instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, required = false)]
     pub invitation_token: Option<String>,
@@ -371,6 +380,36 @@ impl From<&IssuedPasswordReset> for PasswordReset {
             expires_at: format_timestamp(reset.expires_at),
         }
     }
+}
+
+/// A pending email change `{email, expires_at, verification_token?}`: the token only
+/// when mail is off, for the calling service to deliver to the new address.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PendingEmailChange {
+    #[schema(max_length = 254)]
+    pub email: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub verification_token: Option<String>,
+}
+
+impl From<&EmailChange> for PendingEmailChange {
+    fn from(change: &EmailChange) -> Self {
+        Self {
+            email: change.email.as_str().to_owned(),
+            expires_at: format_timestamp(change.expires_at),
+            verification_token: change.verification_token.clone(),
+        }
+    }
+}
+
+/// `{codes}`: new recovery codes, shown this once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Each raises a session to `aal2` once (`POST /v1/auth/recovery`).
+    pub codes: Vec<String>,
 }
 
 /// One of the caller's sessions `{id, created_at, last_seen_at, expires_at, assurance,
@@ -731,6 +770,7 @@ mod tests {
                 state: UserState::Active,
                 platform_roles: BTreeSet::new(),
                 has_totp: false,
+                email_verified: false,
                 created_at: AT,
                 updated_at: AT,
             }
@@ -871,7 +911,7 @@ mod tests {
             wire(User::from(&user)),
             json!({
                 "id": user.id.to_string(), "email": "ada@example.com", "state": "active",
-                "platform_roles": [], "has_totp": false,
+                "platform_roles": [], "has_totp": false, "email_verified": false,
                 "created_at": "1970-01-01T00:00:00.000000Z", "updated_at": "1970-01-01T00:00:00.000000Z",
             })
         );

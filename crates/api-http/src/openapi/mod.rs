@@ -628,6 +628,8 @@ mod tests {
         "/v1/auth/password",
         "/v1/auth/invitation",
         "/v1/auth/password-reset/confirm",
+        "/v1/auth/password-reset",
+        "/v1/auth/email-verification",
         "/healthz",
         "/readyz",
         "/metrics",

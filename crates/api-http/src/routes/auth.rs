@@ -2,7 +2,7 @@
 //! `aal2`, enrolling TOTP, changing the own password, accepting an invitation, `GET /v1/me`.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::ids::{Email, Password, SessionId};
@@ -24,6 +24,8 @@ pub(super) fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(accept_invitation))
         .routes(routes!(confirm_password_reset))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(verify_email))
 }
 
 /// The routes of a signed-in caller.
@@ -37,6 +39,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(list_sessions, revoke_other_sessions))
         .routes(routes!(revoke_session))
+        .routes(routes!(change_email))
+        .routes(routes!(generate_recovery_codes))
+        .routes(routes!(use_recovery_code))
 }
 
 #[utoipa::path(
@@ -123,6 +128,134 @@ pub async fn confirm_password_reset(
         .confirm_password_reset_from(&body.token, &password, &request_id(), failures)
         .await?;
     Ok(no_content())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password-reset",
+    tag = "auth",
+    summary = "Ask for a password reset mail; the answer is the same whatever the email",
+    request_body = PasswordResetRequestBody,
+    responses(
+        (status = 202, description = "Accepted: when the email names an active user and mail is configured, a single-use token (1 hour) is mailed to it"),
+        (status = 400, description = "`invalid_email`, `invalid_request`: malformed JSON or an unknown field"),
+        (status = 429, description = "`rate_limited`: too many requests for this email or address", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    address: ClientAddress,
+    JsonBody(body): JsonBody<PasswordResetRequestBody>,
+) -> ApiResult<Response> {
+    let email = Email::parse(&body.email)?;
+    state
+        .engine
+        .request_password_reset(&email, address.0, state.login_rate, &request_id())
+        .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/email-verification",
+    tag = "auth",
+    summary = "Apply a pending email change with the token mailed to the new address",
+    request_body = TokenBody,
+    responses(
+        (status = 204, description = "The account's email is the new, verified address"),
+        (status = 400, description = "`invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`invalid_credentials`: unknown, used or expired token"),
+        (status = 409, description = "`email_taken`: another user took the address meanwhile"),
+        (status = 429, description = "`rate_limited`: too many failed credentials from this address", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    address: ClientAddress,
+    JsonBody(body): JsonBody<TokenBody>,
+) -> ApiResult<Response> {
+    let failures = address.0.map(|address| (address, state.auth_failure_rate));
+    state
+        .engine
+        .verify_email(&body.token, &request_id(), failures)
+        .await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/me/email",
+    tag = "auth",
+    summary = "Change the own email: applied once the token sent to the new address comes back",
+    request_body = EmailChangeBody,
+    responses(
+        (status = 202, description = "Pending until verified; the token is mailed to the new address (returned here only when mail is not configured)", body = dto::PendingEmailChange),
+        (status = 400, description = "`invalid_email`; `invalid_request`: the address is the current one, malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`, or `invalid_credentials`: wrong current password"),
+        (status = 403, description = "`forbidden`: not a user session; `reason` says why"),
+        (status = 409, description = "`email_taken`"),
+    ),
+)]
+pub async fn change_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<EmailChangeBody>,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let email = Email::parse(&body.email)?;
+    let change = state
+        .engine
+        .request_email_change(&caller, &email, &body.current_password)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(dto::PendingEmailChange::from(&change)),
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/me/recovery-codes",
+    tag = "auth",
+    summary = "Replace the own recovery codes with ten new ones, shown once (session at aal2)",
+    responses(
+        (status = 200, description = "The codes; earlier ones no longer work", body = dto::RecoveryCodes),
+        (status = 401, description = "`unauthenticated`"),
+        (status = 403, description = "`forbidden`: below aal2 or not a user session; `reason` says why"),
+    ),
+)]
+pub async fn generate_recovery_codes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let codes = state.engine.generate_recovery_codes(&caller).await?;
+    Ok(Json(dto::RecoveryCodes { codes }).into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/recovery",
+    tag = "auth",
+    summary = "Raise the session to aal2 with a recovery code (each works once)",
+    request_body = RecoveryCodeBody,
+    responses(
+        (status = 200, description = "The session, now aal2", body = dto::StepUp),
+        (status = 400, description = "`invalid_request`: malformed JSON or an unknown field"),
+        (status = 401, description = "`unauthenticated`, or `invalid_totp`: wrong or already used code"),
+        (status = 403, description = "`forbidden`: not a user session; `reason` says why"),
+        (status = 429, description = "`rate_limited`: too many wrong codes for this user", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
+pub async fn use_recovery_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RecoveryCodeBody>,
+) -> ApiResult<Response> {
+    let caller = state.caller(&headers).await?;
+    let session = state.engine.use_recovery_code(&caller, &body.code).await?;
+    Ok(Json(dto::StepUp::from(&session)).into_response())
 }
 
 #[utoipa::path(

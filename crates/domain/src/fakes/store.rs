@@ -7,6 +7,7 @@ mod authentication;
 mod catalog;
 mod decisions;
 mod idempotency;
+mod mailbox;
 mod members;
 mod outbox;
 mod profiles;
@@ -48,6 +49,18 @@ pub struct MemberRow {
     pub version: u64,
 }
 
+/// A queued mail and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemMail {
+    pub draft: crate::mail::MailDraft,
+    pub next_attempt_at: OffsetDateTime,
+    pub attempts: u32,
+    pub leased_until: Option<OffsetDateTime>,
+    pub sent_at: Option<OffsetDateTime>,
+    pub gave_up_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
 /// Everything the store holds; public so tests can inspect it.
 #[derive(Debug, Clone, Default)]
 pub struct MemState {
@@ -70,6 +83,11 @@ pub struct MemState {
     pub session_details: BTreeMap<String, SessionDetails>,
     pub invitations: BTreeMap<String, Invitation>,
     pub password_resets: BTreeMap<String, PasswordReset>,
+    pub email_verifications: BTreeMap<String, crate::model::EmailVerification>,
+    /// Recovery codes by user and hash, with when each was used.
+    pub recovery_codes: BTreeMap<(UserId, String), Option<OffsetDateTime>>,
+    /// The mail queue, by mail id.
+    pub mails: BTreeMap<uuid::Uuid, MemMail>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,
     /// Throttle counters: the end of each key's window and its hits.

@@ -5,11 +5,12 @@
 //! [`Tenants`] (a tenant, its enabled scopes and role bindings: what a tenant admin
 //! configures), [`Members`] (tenant accounts and their roles), [`Users`] (platform
 //! users), [`Authentication`] (what a sign-in proves or uses up: credentials, sessions,
-//! invitations, TOTP steps), [`Catalog`] (the platform's scopes and profile schema),
+//! invitations, reset and verification tokens, TOTP steps, recovery codes), [`Catalog`] (the platform's scopes and profile schema),
 //! [`Profiles`] (profile values at their three layers), [`ApiKeys`], [`Decisions`] (the
 //! facts of one decision, the hot path), [`AuditLog`] (the partition lock and the hash
-//! chained trail), [`Outbox`] (the event feed and what waits for the relay) and
-//! [`Idempotency`] (the records that make a POST's retry replay its first answer).
+//! chained trail), [`Outbox`] (the event feed and what waits for the relay),
+//! [`Idempotency`] (the records that make a POST's retry replay its first answer) and
+//! [`Mailbox`] (the mail queue).
 //!
 //! Rules every method keeps, stated once here:
 //! - **Tenant scope.** In a transaction begun with [`TxScope::Tenant`](super::TxScope)
@@ -44,9 +45,10 @@ use crate::event::{Event, EventDraft};
 use crate::ids::{
     Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, SessionId, TenantId, UserId,
 };
+use crate::mail::{MailBacklog, MailDraft, MailOutcome, QueuedMail};
 use crate::model::{
-    ApiKey, CatalogScope, Credentials, Invitation, Member, PasswordReset, RoleBinding, SchemaEntry,
-    Session, SessionDetails, Tenant, User,
+    ApiKey, CatalogScope, Credentials, EmailVerification, Invitation, Member, PasswordReset,
+    RoleBinding, SchemaEntry, Session, SessionDetails, Tenant, User,
 };
 
 /// A tenant, its enabled scopes and its role bindings.
@@ -321,6 +323,83 @@ pub trait Authentication: Send {
         user: &UserId,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError>;
+
+    /// Stores a new email verification token (the new address waits in it).
+    ///
+    /// # Errors
+    /// The SQL stores return `Missing("user")` for an unknown user.
+    async fn insert_email_verification(
+        &mut self,
+        verification: &EmailVerification,
+    ) -> Result<(), StoreError>;
+
+    /// Uses the email verification token `token_hash` names, exactly as
+    /// [`Authentication::consume_invitation`] uses an invitation: of concurrent calls
+    /// exactly one gets it.
+    async fn consume_email_verification(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<EmailVerification>, StoreError>;
+
+    /// Replaces every recovery code of `user` with `code_hashes` (unused).
+    async fn replace_recovery_codes(
+        &mut self,
+        user: &UserId,
+        code_hashes: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// Uses the unused recovery code of `user` that hashes to `code_hash`: true when
+    /// this call marked it used. Of concurrent calls with one code exactly one gets true,
+    /// as [`Authentication::consume_invitation`].
+    async fn consume_recovery_code(
+        &mut self,
+        user: &UserId,
+        code_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes every recovery code of `user`; returns how many there were.
+    async fn delete_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError>;
+
+    /// How many unused recovery codes `user` holds.
+    async fn count_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError>;
+}
+
+/// The mail queue (SPEC §6): platform rows, no tenant; any transaction may queue, only a
+/// platform transaction leases or records.
+#[async_trait]
+pub trait Mailbox: Send {
+    /// Queues a rendered mail, due at once; it is sent only if the transaction commits.
+    async fn queue_mail(&mut self, mail: &MailDraft) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` mails that are due at `now` (not sent, not given up, next
+    /// attempt reached, no live lease) until `until`, counting an attempt on each;
+    /// oldest due first.
+    ///
+    /// An adapter MUST NOT lease a mail to two transactions at once (PostgreSQL:
+    /// `FOR UPDATE SKIP LOCKED`; one writer: serialised).
+    async fn lease_mails(
+        &mut self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<QueuedMail>, StoreError>;
+
+    /// Records what an attempt on mail `id` came to, and ends its lease. A sent or given up
+    /// mail keeps no body (a body may hold a token).
+    async fn record_mail_outcome(
+        &mut self,
+        id: uuid::Uuid,
+        outcome: &MailOutcome,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// The queue's state: waiting mails, the oldest's time, given up mails.
+    async fn mail_backlog(&mut self) -> Result<MailBacklog, StoreError>;
+
+    /// Deletes every mail concerning `user` (erasure); returns how many.
+    async fn delete_mails_of(&mut self, user: &UserId) -> Result<u64, StoreError>;
 }
 
 /// The platform's scope catalog and profile schema (no tenant).

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::capabilities::{
-    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Members,
-    Outbox, Profiles, Tenants, Users,
+    ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
+    Members, Outbox, Profiles, Tenants, Users,
 };
 use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
@@ -17,9 +17,10 @@ use crate::event::{Event, EventDraft};
 use crate::ids::{
     Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, SessionId, TenantId, UserId,
 };
+use crate::mail::{MailBacklog, MailDraft, MailOutcome, QueuedMail};
 use crate::model::{
-    ApiKey, CatalogScope, Credentials, Invitation, Member, PasswordReset, RoleBinding, SchemaEntry,
-    Session, SessionDetails, Tenant, User,
+    ApiKey, CatalogScope, Credentials, EmailVerification, Invitation, Member, PasswordReset,
+    RoleBinding, SchemaEntry, Session, SessionDetails, Tenant, User,
 };
 
 mockall::mock! {
@@ -74,6 +75,12 @@ mockall::mock! {
         async fn find_password_reset(&mut self, token_hash: &str) -> Result<Option<PasswordReset>, StoreError>;
         async fn consume_password_reset(&mut self, token_hash: &str, now: OffsetDateTime) -> Result<Option<PasswordReset>, StoreError>;
         async fn void_password_resets_of(&mut self, user: &UserId, now: OffsetDateTime) -> Result<u64, StoreError>;
+        async fn insert_email_verification(&mut self, verification: &EmailVerification) -> Result<(), StoreError>;
+        async fn consume_email_verification(&mut self, token_hash: &str, now: OffsetDateTime) -> Result<Option<EmailVerification>, StoreError>;
+        async fn replace_recovery_codes(&mut self, user: &UserId, code_hashes: &[String]) -> Result<(), StoreError>;
+        async fn consume_recovery_code(&mut self, user: &UserId, code_hash: &str, now: OffsetDateTime) -> Result<bool, StoreError>;
+        async fn delete_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError>;
+        async fn count_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError>;
     }
     #[async_trait]
     impl Catalog for StoreTx {
@@ -123,6 +130,14 @@ mockall::mock! {
     impl Idempotency for StoreTx {
         async fn claim_idempotency_key(&mut self, key: &str, body_tag: &str, now: OffsetDateTime, running_until: OffsetDateTime) -> Result<Option<IdempotencyRecord>, StoreError>;
         async fn finish_idempotency_key(&mut self, key: &str, response: Option<Vec<u8>>, keep_until: OffsetDateTime) -> Result<(), StoreError>;
+    }
+    #[async_trait]
+    impl Mailbox for StoreTx {
+        async fn queue_mail(&mut self, mail: &MailDraft) -> Result<(), StoreError>;
+        async fn lease_mails(&mut self, now: OffsetDateTime, until: OffsetDateTime, limit: usize) -> Result<Vec<QueuedMail>, StoreError>;
+        async fn record_mail_outcome(&mut self, id: uuid::Uuid, outcome: &MailOutcome, now: OffsetDateTime) -> Result<(), StoreError>;
+        async fn mail_backlog(&mut self) -> Result<MailBacklog, StoreError>;
+        async fn delete_mails_of(&mut self, user: &UserId) -> Result<u64, StoreError>;
     }
     #[async_trait]
     impl StoreTx for StoreTx {

@@ -561,6 +561,14 @@ impl Engine {
             session.aal2_until = Some(self.now() + self.config.step_up_ttl);
             tx.update_session(&session).await?;
         }
+        self.notify(
+            tx.as_mut(),
+            &user_id,
+            crate::mail::MailKind::FactorAdded {
+                factor: "authenticator app (TOTP)",
+            },
+        )
+        .await?;
         let event = self.event(
             Partition::Platform,
             user_id.to_string(),
@@ -624,6 +632,12 @@ impl Engine {
         // password) is logged out; the caller's own session goes on (SPEC §3.6).
         tx.delete_sessions_of(&user_id, Some(own_session.to_owned()))
             .await?;
+        self.notify(
+            tx.as_mut(),
+            &user_id,
+            crate::mail::MailKind::PasswordChanged,
+        )
+        .await?;
         let event = self.event(
             Partition::Platform,
             user_id.to_string(),
@@ -721,7 +735,7 @@ impl Engine {
     /// Refuses a password-setting token: counts the failure against `failures`' window
     /// first (`rate_limited`, nothing recorded, once it is over), then records the
     /// refusal; returns the error to answer.
-    async fn refuse_token(
+    pub(super) async fn refuse_token(
         &self,
         step: AuthStep<'_>,
         failures: Option<(IpAddr, ThrottleRule)>,

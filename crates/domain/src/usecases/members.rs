@@ -12,8 +12,9 @@ use crate::cursor::{self, List};
 use crate::error::Error;
 use crate::event::{EventData, EventDraft};
 use crate::ids::{Assurance, Email, RoleName, ScopeName, TenantId, UserId};
+use crate::mail::MailKind;
 use crate::model::{AccountState, Credentials, Invitation, Member, PlatformRole, User, UserState};
-use crate::ports::{Authentication, Page, StoreError, StoreTx, Tenants, TxScope, Users};
+use crate::ports::{Authentication, Mailbox, Page, StoreError, StoreTx, Tenants, TxScope, Users};
 
 /// A user named by id (must exist) or by email (created as `invited` when new).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +48,14 @@ pub struct MemberChange {
     pub expected_version: Option<u64>,
 }
 
-/// Finds the user a reference names, or creates an invited user for a new email.
-/// Returns the user, the invitation token if one was made, and the events to publish.
+/// Finds the user a reference names, or creates an invited user for a new email, invited
+/// into `tenant`. Returns the user, the invitation token if one was made and not mailed,
+/// and the events to publish.
 pub(super) async fn resolve_or_invite(
     engine: &Engine,
-    tx: &mut (impl Users + Authentication + ?Sized),
+    tx: &mut (impl Users + Authentication + Tenants + Mailbox + ?Sized),
     user: &UserRef,
+    tenant: &TenantId,
 ) -> Result<(User, Option<String>, Vec<EventDraft>), Error> {
     match user {
         UserRef::Id(user_id) => {
@@ -63,19 +66,25 @@ pub(super) async fn resolve_or_invite(
             if let Some(user) = tx.find_user_by_email(email).await? {
                 return Ok((user, None, Vec::new()));
             }
-            let (user, token, events) = engine.insert_user(tx, email.clone(), None).await?;
+            let (user, token, events) = engine
+                .insert_user(tx, email.clone(), None, Some(tenant))
+                .await?;
             Ok((user, token, events))
         }
     }
 }
 
 impl Engine {
-    /// Inserts a user: active with a password, or invited with a new invitation.
+    /// Inserts a user: active with a password, or invited with a new invitation (into
+    /// `tenant`, when one invites). With mail on, the invitation is mailed, naming the
+    /// tenant, and no token is returned; without, the token is returned for the calling
+    /// service to deliver.
     pub(super) async fn insert_user(
         &self,
-        tx: &mut (impl Users + Authentication + ?Sized),
+        tx: &mut (impl Users + Authentication + Tenants + Mailbox + ?Sized),
         email: Email,
         password_hash: Option<String>,
+        tenant: Option<&TenantId>,
     ) -> Result<(User, Option<String>, Vec<EventDraft>), Error> {
         let now = self.now();
         let user_id = UserId::from_generated(self.new_uuid());
@@ -89,6 +98,7 @@ impl Engine {
             },
             platform_roles: BTreeSet::new(),
             has_totp: false,
+            email_verified: false,
             created_at: now,
             updated_at: now,
         };
@@ -112,7 +122,26 @@ impl Engine {
                 used_at: None,
             })
             .await?;
-            Some(token)
+            match &self.config.mail {
+                Some(settings) => {
+                    let inviter = match tenant {
+                        Some(tenant) => tx
+                            .get_tenant(tenant)
+                            .await?
+                            .map(|tenant| tenant.display_name.as_str().to_owned()),
+                        None => None,
+                    }
+                    .unwrap_or_else(|| settings.product.clone());
+                    let kind = MailKind::Invitation {
+                        tenant: inviter,
+                        token,
+                    };
+                    self.queue_mail(tx, &kind, &user.email, Some(user_id))
+                        .await?;
+                    None
+                }
+                None => Some(token),
+            }
         } else {
             None
         };
@@ -359,7 +388,7 @@ impl Engine {
         };
         Self::validate_roles(tx.as_mut(), tenant, &roles).await?;
         let (user, invitation_token, mut events) =
-            resolve_or_invite(self, tx.as_mut(), &input.user).await?;
+            resolve_or_invite(self, tx.as_mut(), &input.user, tenant).await?;
         op.target.id = user.id.to_string();
         if tx.get_member(tenant, &user.id).await?.is_some() {
             return Err(Error::MemberExists);

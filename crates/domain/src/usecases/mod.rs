@@ -13,6 +13,7 @@ mod catalog;
 mod diagnostics;
 mod feeds;
 mod idempotency;
+mod lifecycle;
 mod members;
 mod password_resets;
 mod profiles;
@@ -34,6 +35,7 @@ pub use authorize::{AuthzCheck, CheckSubject, MAX_BATCH};
 pub use catalog::NewCatalogScope;
 pub use diagnostics::{AdminFacts, AuditProbe, TenantFacts, TrailFacts, AUDIT_PROBE_ACTION};
 pub use idempotency::{IDEMPOTENCY_KEEP_FOR, IDEMPOTENCY_RUNNING_AT_MOST};
+pub use lifecycle::{EmailChange, RECOVERY_CODES};
 pub use members::{AddMember, AddedMember, MemberChange, UserRef};
 pub use password_resets::IssuedPasswordReset;
 pub use profiles::profile_etag;
@@ -111,7 +113,7 @@ pub struct Caller {
 }
 
 /// Lifetimes of sessions, step-ups and invitations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     /// How long after a TOTP check a session counts as `aal2`.
     pub step_up_ttl: Duration,
@@ -122,6 +124,12 @@ pub struct EngineConfig {
     pub invitation_ttl: Duration,
     /// How long a password reset token stays usable (SPEC §4: 1 hour).
     pub password_reset_ttl: Duration,
+    /// How long the token of an email change stays usable.
+    pub email_verification_ttl: Duration,
+    /// Mail (SPEC §6): with settings, invitations, resets, verifications and security
+    /// notices are queued as mails and tokens are no longer handed to the calling
+    /// service; without, nothing is mailed.
+    pub mail: Option<crate::mail::MailSettings>,
 }
 
 impl Default for EngineConfig {
@@ -132,6 +140,8 @@ impl Default for EngineConfig {
             session_idle_timeout: Duration::minutes(30),
             invitation_ttl: Duration::days(7),
             password_reset_ttl: Duration::hours(1),
+            email_verification_ttl: Duration::hours(24),
+            mail: None,
         }
     }
 }
@@ -379,6 +389,51 @@ impl Engine {
             .await?;
         tx.commit().await?;
         Err(error)
+    }
+
+    /// Whether mails are sent (SMTP configured).
+    pub fn mails(&self) -> bool {
+        self.config.mail.is_some()
+    }
+
+    /// Queues `kind` to `to` in the transaction, when mail is on; true when queued.
+    async fn queue_mail(
+        &self,
+        tx: &mut (impl crate::ports::Mailbox + ?Sized),
+        kind: &crate::mail::MailKind,
+        to: &crate::ids::Email,
+        user: Option<UserId>,
+    ) -> Result<bool, Error> {
+        let Some(settings) = &self.config.mail else {
+            return Ok(false);
+        };
+        let draft = crate::mail::render(
+            settings,
+            kind,
+            to.clone(),
+            user,
+            self.new_uuid(),
+            self.now(),
+        );
+        tx.queue_mail(&draft).await?;
+        Ok(true)
+    }
+
+    /// Queues a security notice to `user`'s address, when mail is on.
+    async fn notify(
+        &self,
+        tx: &mut (impl crate::ports::Mailbox + crate::ports::Users + ?Sized),
+        user: &UserId,
+        kind: crate::mail::MailKind,
+    ) -> Result<(), Error> {
+        if !self.mails() {
+            return Ok(());
+        }
+        if let Some(record) = tx.get_user(user).await? {
+            self.queue_mail(tx, &kind, &record.email, Some(*user))
+                .await?;
+        }
+        Ok(())
     }
 
     fn event(&self, partition: Partition, subject: String, data: EventData) -> EventDraft {

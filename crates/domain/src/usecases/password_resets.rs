@@ -135,6 +135,12 @@ impl Engine {
         // and no other token issued before this reset works any more.
         tx.delete_sessions_of(&user.id, None).await?;
         tx.void_password_resets_of(&user.id, now).await?;
+        self.notify(
+            tx.as_mut(),
+            &user.id,
+            crate::mail::MailKind::PasswordChanged,
+        )
+        .await?;
         let event = self.event(
             Partition::Platform,
             user.id.to_string(),

@@ -99,7 +99,7 @@ impl Engine {
                 other => Error::Store(other),
             })?;
         let (user, invitation_token, mut events) =
-            resolve_or_invite(self, tx.as_mut(), &input.admin).await?;
+            resolve_or_invite(self, tx.as_mut(), &input.admin, &input.id).await?;
         let admin = Member {
             tenant: input.id.clone(),
             user_id: user.id,

@@ -135,6 +135,7 @@ fn tx_failing_at_commit() -> MockStoreTx {
             state: UserState::Active,
             platform_roles: BTreeSet::new(),
             has_totp: false,
+            email_verified: false,
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
         }))

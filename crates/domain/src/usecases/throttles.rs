@@ -51,6 +51,10 @@ pub enum ThrottleKey<'a> {
     TotpFailures(&'a UserId),
     /// Requests from this client address whose bearer token authenticated nobody.
     BearerFailures(IpAddr),
+    /// Self-service password reset requests naming this email.
+    ResetEmail(&'a Email),
+    /// Self-service password reset requests from this client address.
+    ResetAddress(IpAddr),
 }
 
 impl ThrottleKey<'_> {
@@ -64,6 +68,8 @@ impl ThrottleKey<'_> {
             Self::BearerFailures(address) => {
                 format!("bearer-failures:{}", address_bucket(*address))
             }
+            Self::ResetEmail(email) => format!("reset-email:{}", hash_token(email.as_str())),
+            Self::ResetAddress(address) => format!("reset-address:{}", address_bucket(*address)),
         }
     }
 }

@@ -94,7 +94,7 @@ impl Engine {
             None => None,
         };
         let (user, invitation_token, events) = self
-            .insert_user(tx.as_mut(), input.email, password_hash)
+            .insert_user(tx.as_mut(), input.email, password_hash, None)
             .await?;
         op.target.id = user.id.to_string();
         self.commit(tx, op, events).await?;
@@ -277,7 +277,8 @@ impl Engine {
             let mut record = tx.get_user(user).await?.ok_or(Error::UserNotFound)?;
             let mut credentials = tx.get_credentials(user).await?;
             let mut events = Vec::new();
-            if credentials.totp.take().is_some() || record.has_totp {
+            let codes = tx.delete_recovery_codes(user).await?;
+            if credentials.totp.take().is_some() || record.has_totp || codes > 0 {
                 tx.set_credentials(user, &credentials).await?;
                 // The user counts as having no factor (diagnostics' `admins.mfa`, and an
                 // `aal1` session may enrol a new one).
@@ -407,7 +408,9 @@ impl Engine {
             return Err(Error::EmailTaken);
         }
         let hash = self.ports.passwords.hash(password.expose()).await?;
-        let (mut user, _, mut events) = self.insert_user(tx.as_mut(), email, Some(hash)).await?;
+        let (mut user, _, mut events) = self
+            .insert_user(tx.as_mut(), email, Some(hash), None)
+            .await?;
         user.platform_roles = BTreeSet::from([PlatformRole::Root]);
         tx.update_user(&user).await?;
         events.push(self.event(

@@ -6,14 +6,17 @@
 
 use async_trait::async_trait;
 use domain::ids::{SessionId, UserId};
-use domain::model::{Credentials, Invitation, PasswordReset, Session, SessionDetails};
+use domain::model::{
+    Credentials, EmailVerification, Invitation, PasswordReset, Session, SessionDetails,
+};
 use domain::ports::{Authentication, StoreError};
 use time::OffsetDateTime;
 
 use super::SqlTx;
 use crate::rows::{
-    totp_last_step, CredentialsRow, InvitationRow, SessionDetailsRow, SessionRow, Shape,
-    CREDENTIALS_COLUMNS, INVITATION_COLUMNS, SESSION_COLUMNS, SESSION_DETAILS_COLUMNS,
+    totp_last_step, CredentialsRow, EmailVerificationRow, InvitationRow, SessionDetailsRow,
+    SessionRow, Shape, CREDENTIALS_COLUMNS, EMAIL_VERIFICATION_COLUMNS, INVITATION_COLUMNS,
+    SESSION_COLUMNS, SESSION_DETAILS_COLUMNS,
 };
 use crate::{Backend, Statement};
 
@@ -206,6 +209,104 @@ impl<B: Backend> Authentication for SqlTx<B> {
             )
             .id(user.as_uuid())
             .time(now),
+        )
+        .await
+    }
+
+    async fn insert_email_verification(
+        &mut self,
+        verification: &EmailVerification,
+    ) -> Result<(), StoreError> {
+        self.require_user(&verification.user_id).await?;
+        self.execute(
+            Statement::new(format!(
+                "insert into email_verifications ({EMAIL_VERIFICATION_COLUMNS}) \
+                 values ($1, $2, $3, $4, $5)"
+            ))
+            .text(&verification.token_hash)
+            .id(verification.user_id.as_uuid())
+            .text(verification.email.as_str())
+            .time(verification.expires_at)
+            .time_opt(verification.used_at),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn consume_email_verification(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<EmailVerification>, StoreError> {
+        let rows = self
+            .backend
+            .fetch_writing(
+                Statement::new(format!(
+                    "update email_verifications set used_at = $2 \
+                     where token_hash = $1 and used_at is null and expires_at > $2 \
+                     returning {EMAIL_VERIFICATION_COLUMNS}"
+                ))
+                .text(token_hash)
+                .time(now),
+            )
+            .await?;
+        rows.first().map(EmailVerificationRow::decode).transpose()
+    }
+
+    async fn replace_recovery_codes(
+        &mut self,
+        user: &UserId,
+        code_hashes: &[String],
+    ) -> Result<(), StoreError> {
+        self.require_user(user).await?;
+        self.execute(
+            Statement::new("delete from recovery_codes where user_id = $1").id(user.as_uuid()),
+        )
+        .await?;
+        for hash in code_hashes {
+            self.execute(
+                Statement::new("insert into recovery_codes (user_id, code_hash) values ($1, $2)")
+                    .id(user.as_uuid())
+                    .text(hash),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A conditional update, as for invitations.
+    async fn consume_recovery_code(
+        &mut self,
+        user: &UserId,
+        code_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.execute(
+            Statement::new(
+                "update recovery_codes set used_at = $3 \
+                 where user_id = $1 and code_hash = $2 and used_at is null",
+            )
+            .id(user.as_uuid())
+            .text(code_hash)
+            .time(now),
+        )
+        .await
+        .map(|updated| updated == 1)
+    }
+
+    async fn delete_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError> {
+        self.execute(
+            Statement::new("delete from recovery_codes where user_id = $1").id(user.as_uuid()),
+        )
+        .await
+    }
+
+    async fn count_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError> {
+        self.count(
+            Statement::new(
+                "select count(*) as n from recovery_codes where user_id = $1 and used_at is null",
+            )
+            .id(user.as_uuid()),
         )
         .await
     }

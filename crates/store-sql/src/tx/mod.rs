@@ -13,6 +13,7 @@ mod authentication;
 mod catalog;
 mod decisions;
 mod idempotency;
+mod mailbox;
 mod members;
 mod outbox;
 mod profiles;

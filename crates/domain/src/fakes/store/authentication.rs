@@ -201,6 +201,92 @@ impl Authentication for MemTx {
         Ok(voided)
     }
 
+    async fn insert_email_verification(
+        &mut self,
+        verification: &crate::model::EmailVerification,
+    ) -> Result<(), StoreError> {
+        if !self.working.users.contains_key(&verification.user_id) {
+            return Err(StoreError::Missing("user"));
+        }
+        self.working
+            .email_verifications
+            .insert(verification.token_hash.clone(), verification.clone());
+        Ok(())
+    }
+
+    async fn consume_email_verification(
+        &mut self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<crate::model::EmailVerification>, StoreError> {
+        Ok(self
+            .working
+            .email_verifications
+            .get_mut(token_hash)
+            .filter(|pending| pending.used_at.is_none() && now < pending.expires_at)
+            .map(|pending| {
+                pending.used_at = Some(now);
+                pending.clone()
+            }))
+    }
+
+    async fn replace_recovery_codes(
+        &mut self,
+        user: &UserId,
+        code_hashes: &[String],
+    ) -> Result<(), StoreError> {
+        if !self.working.users.contains_key(user) {
+            return Err(StoreError::Missing("user"));
+        }
+        self.working
+            .recovery_codes
+            .retain(|(owner, _), _| owner != user);
+        for hash in code_hashes {
+            self.working
+                .recovery_codes
+                .insert((*user, hash.clone()), None);
+        }
+        Ok(())
+    }
+
+    async fn consume_recovery_code(
+        &mut self,
+        user: &UserId,
+        code_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        match self
+            .working
+            .recovery_codes
+            .get_mut(&(*user, code_hash.to_owned()))
+        {
+            Some(used_at @ None) => {
+                *used_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError> {
+        let before = self.working.recovery_codes.len();
+        self.working
+            .recovery_codes
+            .retain(|(owner, _), _| owner != user);
+        Ok(u64::try_from(before - self.working.recovery_codes.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn count_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError> {
+        Ok(u64::try_from(
+            self.working
+                .recovery_codes
+                .iter()
+                .filter(|((owner, _), used_at)| owner == user && used_at.is_none())
+                .count(),
+        )
+        .unwrap_or(u64::MAX))
+    }
+
     async fn burn_totp_step(&mut self, user: &UserId, step: u64) -> Result<bool, StoreError> {
         let Some(enrolment) = self
             .working
