@@ -1327,6 +1327,58 @@ database_url = "postgres://file:filepass@db/file"
         assert!(help.contains(CONFIG_FILE_ENV));
     }
 
+    #[test]
+    fn mail_needs_an_smtp_url_and_a_sender_and_never_echoes_the_password() -> Result<(), ConfigError>
+    {
+        let alone = rejection(load(
+            None,
+            &[(
+                "USER_ENGINE_SMTP_URL",
+                "smtps://u:hunter2secret@mail.example.com",
+            )],
+        ));
+        assert!(alone.contains("USER_ENGINE_MAIL_FROM"), "{alone}");
+        assert!(!alone.contains("hunter2secret"), "{alone}");
+        let scheme = rejection(load(
+            None,
+            &[(
+                "USER_ENGINE_SMTP_URL",
+                "http://u:hunter2secret@mail.example.com",
+            )],
+        ));
+        assert!(scheme.contains("USER_ENGINE_SMTP_URL"), "{scheme}");
+        assert!(!scheme.contains("hunter2secret"), "{scheme}");
+        let link = rejection(load(None, &[("USER_ENGINE_MAIL_LINK_BASE", "ftp://x#y")]));
+        assert!(link.contains("USER_ENGINE_MAIL_LINK_BASE"), "{link}");
+        let config = load(
+            None,
+            &[
+                (
+                    "USER_ENGINE_SMTP_URL",
+                    "smtps://u:hunter2secret@mail.example.com",
+                ),
+                ("USER_ENGINE_MAIL_FROM", "Accounts <a@example.com>"),
+                (
+                    "USER_ENGINE_MAIL_LINK_BASE",
+                    "https://app.example.com/account/",
+                ),
+                ("USER_ENGINE_DELIVERY_RETRY_MAX", "2"),
+            ],
+        )?;
+        assert!(!format!("{config:?}").contains("hunter2secret"));
+        assert_eq!(
+            config
+                .engine_config()
+                .mail
+                .and_then(|mail| mail.link_base)
+                .as_deref(),
+            Some("https://app.example.com/account")
+        );
+        assert_eq!(config.delivery_policy().max_retry, Duration::seconds(2));
+        assert_eq!(load(None, &[])?.engine_config().mail, None);
+        Ok(())
+    }
+
     /// The sample file documents every setting with its variable, and its commented-out
     /// lines, once uncommented, parse and carry exactly the documented defaults.
     #[test]
@@ -1374,6 +1426,10 @@ database_url = "postgres://file:filepass@db/file"
                 nats_creds_file: None,
                 nats_nkey_seed: None,
                 management_listen: None,
+                smtp_url: None,
+                smtp_password_file: None,
+                mail_from: None,
+                mail_link_base: None,
                 ..config
             },
             defaults
