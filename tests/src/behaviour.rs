@@ -2641,6 +2641,7 @@ macro_rules! behaviour_suite {
             self_service_resets_are_mailed_to_active_users_and_tell_nothing,
             email_changes_apply_only_once_verified,
             recovery_codes_raise_a_session_once_each,
+            erasure_removes_everything_personal_but_keeps_the_last_admin_and_root,
             audit_records_never_carry_an_email_address,
             a_platform_root_at_aal2_removes_a_lost_totp_factor,
             throttles_refuse_past_their_limit_until_the_window_ends,
@@ -2981,4 +2982,160 @@ pub async fn recovery_codes_raise_a_session_once_each(h: Harness) {
             .map(|_| ()),
         Err(Error::InvalidTotp)
     );
+}
+
+pub async fn erasure_removes_everything_personal_but_keeps_the_last_admin_and_root(h: Harness) {
+    let root = h.root().await;
+    let strong_root = at(&root, Assurance::Aal2);
+    let (acme, acme_admin) = h.tenant(&root, "acme").await;
+    let (beta, _) = h.tenant(&root, "beta").await;
+    let user = user_of(
+        &h.member(&root, &acme_admin, &acme, "gone@example.com", &["member"])
+            .await,
+    );
+    h.engine
+        .add_member(
+            &root,
+            &beta,
+            AddMember {
+                user: UserRef::Id(user),
+                roles: roles(&["tenant_admin"]),
+            },
+        )
+        .await
+        .expect("a second admin of beta");
+    h.engine
+        .write_platform_value(&root, &user, &key("timezone"), Some(text("Europe/Paris")))
+        .await
+        .expect("platform value");
+    h.engine
+        .write_member_value(
+            &root,
+            &acme,
+            &user,
+            &key("timezone"),
+            Some(text("UTC+1")),
+            None,
+        )
+        .await
+        .expect("member value");
+    let (caller, session) = session_caller(&h, "gone@example.com", &SessionOrigin::default()).await;
+    h.engine
+        .request_email_change(
+            &caller,
+            &email("gone-new@example.com"),
+            crate::harness::PASSWORD,
+        )
+        .await
+        .expect("pending change");
+    h.mailing()
+        .request_password_reset(&email("gone@example.com"), None, reset_rule(10), "r")
+        .await
+        .expect("a reset mailed");
+
+    // Refused: below aal2, without the platform right, the last admin, the last root.
+    assert_eq!(
+        h.engine
+            .erase_user(&at(&root, Assurance::Aal1), &user)
+            .await,
+        Err(Error::Forbidden(Reason::InsufficientAssurance))
+    );
+    assert!(matches!(
+        h.engine
+            .erase_user(&at(&acme_admin, Assurance::Aal2), &user)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    assert_eq!(
+        h.engine
+            .erase_user(&strong_root, &user_of(&acme_admin))
+            .await,
+        Err(Error::LastTenantAdmin)
+    );
+    assert_eq!(
+        h.engine.erase_user(&strong_root, &user_of(&root)).await,
+        Err(Error::LastPlatformRoot)
+    );
+    let unknown = domain::ids::UserId::from_generated(uuid::Uuid::now_v7());
+    assert_eq!(
+        h.engine.erase_user(&strong_root, &unknown).await,
+        Err(Error::UserNotFound)
+    );
+    // beta has another admin (its first), so the user is not its last.
+    h.engine
+        .erase_user(&strong_root, &user)
+        .await
+        .expect("erased");
+
+    // Gone everywhere: reads, logins, sessions, memberships, profile values.
+    assert_eq!(
+        h.engine.get_user(&root, &user).await.map(|_| ()),
+        Err(Error::UserNotFound)
+    );
+    assert_eq!(
+        h.engine.erase_user(&strong_root, &user).await,
+        Err(Error::UserNotFound)
+    );
+    assert_eq!(
+        h.engine.authenticate(&session).await.map(|_| ()),
+        Err(Error::Unauthenticated)
+    );
+    assert_eq!(
+        h.engine
+            .login(&email("gone@example.com"), crate::harness::PASSWORD, "r")
+            .await
+            .map(|_| ()),
+        Err(Error::InvalidCredentials)
+    );
+    for tenant in [&acme, &beta] {
+        let members = h
+            .engine
+            .list_members(&root, tenant, None, 200)
+            .await
+            .expect("members");
+        assert!(members.items.iter().all(|member| member.user_id != user));
+        let removed = tenant_feed(&h, &root, tenant)
+            .await
+            .into_iter()
+            .filter(|event| event.event_type == "membership.removed")
+            .count();
+        assert_eq!(removed, 1);
+    }
+    assert!(h.take_mails().await.is_empty(), "its queued mail is gone");
+    // The email may be taken again by someone new; the id never comes back.
+    h.user(&root, "gone@example.com").await;
+
+    // Stored events carry no email or profile value of the user any more.
+    let mut events = platform_feed(&h).await;
+    for tenant in [&acme, &beta] {
+        events.extend(tenant_feed(&h, &root, tenant).await);
+    }
+    let about: Vec<&Event> = events
+        .iter()
+        .filter(|event| event.subject == user.to_string())
+        .collect();
+    assert!(about.iter().any(|event| event.event_type == "user.erased"));
+    for event in &about {
+        let text = event.data.to_string();
+        assert!(!text.contains("gone@example.com"), "{event:?}");
+        assert!(!text.contains("gone-new@example.com"), "{event:?}");
+        assert!(
+            !text.contains("Europe/Paris") && !text.contains("UTC+1"),
+            "{event:?}"
+        );
+    }
+    let created = about
+        .iter()
+        .find(|event| event.event_type == "user.created")
+        .expect("user.created");
+    assert_eq!(created.data["email"], serde_json::Value::Null);
+    assert_eq!(created.data["redacted"], true);
+    let trail = h
+        .engine
+        .platform_audit(&root, &AuditFilter::default(), None, 200)
+        .await
+        .expect("trail");
+    assert!(!serde_json::to_string(&format!("{:?}", trail.items))
+        .expect("text")
+        .contains("gone@example.com"));
 }

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use crate::harness::{email, scope, tenant_id, user_of, Harness};
 use domain::audit::Partition;
 use domain::ids::{
-    Assurance, DisplayName, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId, UserId,
+    Assurance, DisplayName, Email, KeyId, ProfileKey, ProfileValue, RoleName, ScopeName, TenantId,
+    UserId,
 };
 use domain::model::{AccountState, PlatformRole, ResolvedProfile, TenantState, UserState};
 use domain::ports::AuditFilter;
@@ -140,6 +141,14 @@ pub enum Action {
     RemoveTotp {
         user: usize,
     },
+    /// A platform administrator erases a user (never the root actor).
+    EraseUser {
+        user: usize,
+    },
+    /// Anyone asks for a self-service password reset of a user's email.
+    RequestPasswordReset {
+        user: usize,
+    },
     CreateApiKey {
         tenant: usize,
         scopes: u8,
@@ -210,6 +219,8 @@ impl Action {
             | Self::RevokeUserSessions { .. }
             | Self::IssuePasswordReset { .. }
             | Self::RemoveTotp { .. }
+            | Self::EraseUser { .. }
+            | Self::RequestPasswordReset { .. }
             | Self::CreateTenant { .. } => None,
         }
     }
@@ -244,6 +255,8 @@ impl Action {
             | Self::RevokeUserSessions { .. }
             | Self::IssuePasswordReset { .. }
             | Self::RemoveTotp { .. }
+            | Self::EraseUser { .. }
+            | Self::RequestPasswordReset { .. }
             | Self::CreateTenant { .. } => None,
         }
     }
@@ -259,8 +272,14 @@ impl Action {
                 | Self::RevokeUserSessions { .. }
                 | Self::IssuePasswordReset { .. }
                 | Self::RemoveTotp { .. }
+                | Self::EraseUser { .. }
                 | Self::CreateTenant { .. }
         )
+    }
+
+    /// Anyone may do these: the caller does not matter.
+    pub fn is_public(&self) -> bool {
+        matches!(self, Self::RequestPasswordReset { .. })
     }
 
     pub fn is_read(&self) -> bool {
@@ -309,6 +328,8 @@ pub fn action() -> impl Strategy<Value = Action> {
         1 => user.clone().prop_map(|user| Action::RevokeUserSessions { user }),
         1 => user.clone().prop_map(|user| Action::IssuePasswordReset { user }),
         1 => user.clone().prop_map(|user| Action::RemoveTotp { user }),
+        1 => (1..(5 + EXTRA_USERS)).prop_map(|user| Action::EraseUser { user }),
+        1 => user.clone().prop_map(|user| Action::RequestPasswordReset { user }),
         1 => (tenant.clone(), scopes_mask()).prop_map(|(tenant, scopes)| Action::CreateApiKey { tenant, scopes }),
         1 => (tenant.clone(), 0..4_usize).prop_map(|(tenant, key)| Action::RevokeApiKey { tenant, key }),
         1 => (any::<u8>(), user.clone()).prop_map(|(serial, user)| Action::CreateTenant { serial, user }),
@@ -790,6 +811,31 @@ impl World {
                 .await
                 .map(|_| ()),
             Action::RemoveTotp { user: u } => engine.remove_totp(caller, &user(*u)).await,
+            Action::EraseUser { user: u } => engine.erase_user(caller, &user(*u)).await,
+            Action::RequestPasswordReset { user: u } => {
+                let address = format!("reset-{u}@example.com");
+                let found = self.h.store.begin(domain::ports::TxScope::Platform).await;
+                let email = match found {
+                    Ok(mut tx) => domain::ports::Users::get_user(tx.as_mut(), &user(*u))
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|record| record.email),
+                    Err(_) => None,
+                }
+                .unwrap_or_else(|| Email::parse(&address).expect("email"));
+                engine
+                    .request_password_reset(
+                        &email,
+                        None,
+                        domain::usecases::ThrottleRule {
+                            limit: 1000,
+                            window: time::Duration::minutes(1),
+                        },
+                        "reset",
+                    )
+                    .await
+            }
             Action::SetPlatformRoles { user: u, roles } => {
                 // Never strip the root actor itself, so the world keeps a root.
                 let mut granted: BTreeSet<PlatformRole> =

@@ -39,6 +39,7 @@ pub mod types {
     pub const USER_EMAIL_CHANGED: &str = "user.email_changed";
     pub const USER_RECOVERY_CODES_GENERATED: &str = "user.recovery_codes_generated";
     pub const USER_RECOVERY_CODE_USED: &str = "user.recovery_code_used";
+    pub const USER_ERASED: &str = "user.erased";
     pub const SESSION_REVOKED: &str = "session.revoked";
     pub const USER_SESSIONS_REVOKED: &str = "user.sessions_revoked";
     pub const PLATFORM_ROLES_CHANGED: &str = "platform_roles.changed";
@@ -152,6 +153,10 @@ pub enum EventData {
         id: UserId,
         remaining: u64,
     },
+    /// The user was erased; only the id remains.
+    UserErased {
+        id: UserId,
+    },
     /// One session ended by its owner by id (its public id, never the token).
     SessionRevoked {
         user_id: UserId,
@@ -211,6 +216,7 @@ impl EventData {
             Self::UserEmailChanged { .. } => types::USER_EMAIL_CHANGED,
             Self::UserRecoveryCodesGenerated { .. } => types::USER_RECOVERY_CODES_GENERATED,
             Self::UserRecoveryCodeUsed { .. } => types::USER_RECOVERY_CODE_USED,
+            Self::UserErased { .. } => types::USER_ERASED,
             Self::SessionRevoked { .. } => types::SESSION_REVOKED,
             Self::UserSessionsRevoked { .. } => types::USER_SESSIONS_REVOKED,
             Self::PlatformRolesChanged { .. } => types::PLATFORM_ROLES_CHANGED,
@@ -276,7 +282,8 @@ impl EventData {
             | Self::UserPasswordResetIssued { id }
             | Self::UserTotpRemoved { id }
             | Self::UserPasswordResetRequested { id }
-            | Self::UserEmailChangeRequested { id } => {
+            | Self::UserEmailChangeRequested { id }
+            | Self::UserErased { id } => {
                 json!({ "id": id.to_string() })
             }
             Self::UserEmailChanged { id, email } => {
@@ -321,6 +328,28 @@ impl EventData {
             }),
         }
     }
+}
+
+/// What erasure leaves of an event's `data` (SPEC §6): every personal value it carries — an
+/// `email`, a profile `value` — replaced by `null`, and `"redacted": true` added; `None`
+/// when the data carries none (the event stays as it is).
+pub fn redacted(data: &Value) -> Option<Value> {
+    let Value::Object(fields) = data else {
+        return None;
+    };
+    let personal: Vec<&str> = ["email", "value"]
+        .into_iter()
+        .filter(|field| fields.get(*field).is_some_and(|value| !value.is_null()))
+        .collect();
+    if personal.is_empty() {
+        return None;
+    }
+    let mut fields = fields.clone();
+    for field in personal {
+        fields.insert(field.to_owned(), Value::Null);
+    }
+    fields.insert("redacted".to_owned(), Value::Bool(true));
+    Some(Value::Object(fields))
 }
 
 /// A profile event's data: the layer, whose value (none for a tenant default), the key

@@ -20,6 +20,7 @@ mod decision_properties;
 mod diagnostics;
 mod differential;
 mod differential_sqlite;
+mod erasure;
 mod feed_load;
 mod fresh_decisions;
 mod http_api;

@@ -20,7 +20,7 @@ use super::{created, no_content};
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .routes(routes!(create_user))
-        .routes(routes!(get_user, patch_user))
+        .routes(routes!(get_user, patch_user, erase_user))
         .routes(routes!(put_platform_roles))
         .routes(routes!(revoke_user_sessions))
         .routes(routes!(issue_password_reset))
@@ -75,6 +75,33 @@ pub async fn get_user(
     let caller = state.caller(&headers).await?;
     let user = state.engine.get_user(&caller, &user).await?;
     Ok(Json(dto::User::from(&user)).into_response())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{user}",
+    tag = "users",
+    summary = "Erase a user: memberships, profile values, sessions, factors and email go; the id stays a tombstone (`platform:users:write` at aal2)",
+    params(
+        UserPath,
+    ),
+    responses(
+        (status = 204, description = "Erased; the user's stored events no longer carry their email or profile values"),
+        (status = 400, description = "`invalid_user_id`"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope or is below aal2; `reason` says why"),
+        (status = 404, description = "`user_not_found` (also once erased)"),
+        (status = 409, description = "`last_tenant_admin`: the user is the last active admin of an active tenant; `last_platform_root`: the last active `platform_root`"),
+    ),
+)]
+pub async fn erase_user(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let user = user_id(&user)?;
+    let caller = state.caller(&headers).await?;
+    state.engine.erase_user(&caller, &user).await?;
+    Ok(no_content())
 }
 
 #[utoipa::path(

@@ -71,6 +71,8 @@ pub struct MemState {
     pub bindings: BTreeMap<(TenantId, RoleName), BTreeSet<ScopeName>>,
     pub members: BTreeMap<(TenantId, UserId), MemberRow>,
     pub users: BTreeMap<UserId, User>,
+    /// Users erased: their rows stay as tombstones that no lookup finds.
+    pub erased: BTreeSet<UserId>,
     pub credentials: BTreeMap<UserId, Credentials>,
     pub catalog: BTreeMap<ScopeName, CatalogScope>,
     pub schema: BTreeMap<ProfileKey, SchemaEntry>,

@@ -191,6 +191,16 @@ pub trait Users: Send {
     /// MUST return `Missing("user")` when there is no such user.
     async fn update_user(&mut self, user: &User) -> Result<(), StoreError>;
 
+    /// Erases the user (SPEC §4 `DELETE /v1/users/{user}`): writes `tombstone` (an address
+    /// derived from the id, no roles, suspended) over the user and marks the row erased
+    /// at `now`. From then on [`Users::get_user`] and [`Users::find_user_by_email`] find
+    /// no such user, and the id is never used again.
+    ///
+    /// # Errors
+    /// MUST return `Missing("user")` when there is no such user (erased ones included).
+    async fn erase_user(&mut self, tombstone: &User, now: OffsetDateTime)
+        -> Result<(), StoreError>;
+
     /// How many users hold `platform_root`, in any state.
     async fn count_platform_roots(&mut self) -> Result<u64, StoreError>;
 
@@ -341,6 +351,10 @@ pub trait Authentication: Send {
         token_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Option<EmailVerification>, StoreError>;
+
+    /// Deletes every email verification of `user` (each holds an address); returns how
+    /// many.
+    async fn delete_email_verifications_of(&mut self, user: &UserId) -> Result<u64, StoreError>;
 
     /// Replaces every recovery code of `user` with `code_hashes` (unused).
     async fn replace_recovery_codes(
@@ -615,6 +629,22 @@ pub trait Outbox: Send {
     /// adapter that has no relay at all MUST still report every event of the feed as
     /// waiting (the diagnostics decide whether a relay is expected, not the store).
     async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError>;
+
+    /// Every event of every feed this transaction sees whose `subject` is `subject`, in
+    /// partition and position order (erasure finds a user's events by it).
+    async fn events_with_subject(&mut self, subject: &str) -> Result<Vec<Event>, StoreError>;
+
+    /// Replaces the `data` of the event at `position` of `partition` (erasure's
+    /// redaction); nothing else of the event changes.
+    ///
+    /// # Errors
+    /// MUST return `Missing("event")` when there is no such event.
+    async fn replace_event_data(
+        &mut self,
+        partition: &Partition,
+        position: u64,
+        data: &serde_json::Value,
+    ) -> Result<(), StoreError>;
 }
 
 /// What the store holds for one `Idempotency-Key` (SPEC §4): the tag of the first

@@ -53,6 +53,7 @@ mockall::mock! {
         async fn find_user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError>;
         async fn insert_user(&mut self, user: &User, credentials: &Credentials) -> Result<(), StoreError>;
         async fn update_user(&mut self, user: &User) -> Result<(), StoreError>;
+        async fn erase_user(&mut self, tombstone: &User, now: OffsetDateTime) -> Result<(), StoreError>;
         async fn count_platform_roots(&mut self) -> Result<u64, StoreError>;
         async fn count_active_platform_roots(&mut self) -> Result<u64, StoreError>;
     }
@@ -77,6 +78,7 @@ mockall::mock! {
         async fn void_password_resets_of(&mut self, user: &UserId, now: OffsetDateTime) -> Result<u64, StoreError>;
         async fn insert_email_verification(&mut self, verification: &EmailVerification) -> Result<(), StoreError>;
         async fn consume_email_verification(&mut self, token_hash: &str, now: OffsetDateTime) -> Result<Option<EmailVerification>, StoreError>;
+        async fn delete_email_verifications_of(&mut self, user: &UserId) -> Result<u64, StoreError>;
         async fn replace_recovery_codes(&mut self, user: &UserId, code_hashes: &[String]) -> Result<(), StoreError>;
         async fn consume_recovery_code(&mut self, user: &UserId, code_hash: &str, now: OffsetDateTime) -> Result<bool, StoreError>;
         async fn delete_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError>;
@@ -125,6 +127,8 @@ mockall::mock! {
         async fn append_event(&mut self, draft: EventDraft) -> Result<Event, StoreError>;
         async fn list_events(&mut self, partition: &Partition, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
         async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError>;
+        async fn events_with_subject(&mut self, subject: &str) -> Result<Vec<Event>, StoreError>;
+        async fn replace_event_data(&mut self, partition: &Partition, position: u64, data: &serde_json::Value) -> Result<(), StoreError>;
     }
     #[async_trait]
     impl Idempotency for StoreTx {

@@ -298,6 +298,119 @@ impl Engine {
         self.finish(op, result).await
     }
 
+    /// Erases a user (SPEC §4 `DELETE /v1/users/{user}`; `platform:users:write` at
+    /// `aal2`): their memberships, profile values, sessions, factors, pending tokens and
+    /// mails go, the row stays as a tombstone (an address derived from the id, suspended,
+    /// no roles) that no lookup finds, and every stored event about the user has its
+    /// personal values redacted. Every tenant the user is in is locked first (then the
+    /// platform), so no concurrent change can make them the last admin meanwhile.
+    ///
+    /// # Errors
+    /// `unauthenticated`; `forbidden` without the scope or below `aal2`;
+    /// `user_not_found` (erased ones included); `last_tenant_admin` when the user is the
+    /// last active admin of an active tenant; `last_platform_root` for the last active
+    /// root; `internal` when the store fails.
+    pub async fn erase_user(&self, caller: &Caller, user: &UserId) -> Result<(), Error> {
+        let mut op = self.op(
+            caller,
+            "user.erase",
+            user_target("user", user),
+            Partition::Platform,
+        );
+        let result = async {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            self.check(
+                tx.as_mut(),
+                &mut op,
+                platform_check(scopes::PLATFORM_USERS_WRITE, Some(user), false),
+            )
+            .await?;
+            if op.caller.principal.assurance() < Assurance::Aal2 {
+                op.denied_by = Some(Reason::InsufficientAssurance.as_str());
+                return Err(Error::Forbidden(Reason::InsufficientAssurance));
+            }
+            if tx.get_user(user).await?.is_none() {
+                return Err(Error::UserNotFound);
+            }
+            // Tenants in order, then the platform: the order every writer takes them in.
+            for member in tx.memberships_of(user).await? {
+                tx.lock_partition(&Partition::Tenant(member.tenant)).await?;
+            }
+            tx.lock_partition(&Partition::Platform).await?;
+            let record = tx.get_user(user).await?.ok_or(Error::UserNotFound)?;
+            let memberships = tx.memberships_of(user).await?;
+            if record.state == UserState::Active
+                && record.platform_roles.contains(&PlatformRole::Root)
+                && tx.count_active_platform_roots().await? <= 1
+            {
+                return Err(Error::LastPlatformRoot);
+            }
+            for member in &memberships {
+                let admin = member.state == crate::model::AccountState::Active
+                    && member.roles.contains(&crate::ids::RoleName::tenant_admin());
+                if !admin {
+                    continue;
+                }
+                let active = tx
+                    .get_tenant(&member.tenant)
+                    .await?
+                    .is_some_and(|tenant| tenant.state == crate::model::TenantState::Active);
+                if active && tx.count_active_admins(&member.tenant).await? <= 1 {
+                    return Err(Error::LastTenantAdmin);
+                }
+            }
+            let now = self.now();
+            let mut events = Vec::new();
+            for member in &memberships {
+                tx.delete_member(&member.tenant, user).await?;
+                events.push(self.event(
+                    Partition::Tenant(member.tenant.clone()),
+                    user.to_string(),
+                    EventData::MembershipRemoved { user_id: *user },
+                ));
+            }
+            for key in tx.platform_values(user).await?.into_keys() {
+                tx.delete_platform_value(user, &key).await?;
+            }
+            tx.delete_sessions_of(user, None).await?;
+            tx.set_credentials(user, &crate::model::Credentials::default())
+                .await?;
+            tx.delete_recovery_codes(user).await?;
+            tx.void_password_resets_of(user, now).await?;
+            tx.delete_email_verifications_of(user).await?;
+            tx.delete_mails_of(user).await?;
+            for event in tx.events_with_subject(&user.to_string()).await? {
+                if let Some(data) = crate::event::redacted(&event.data) {
+                    tx.replace_event_data(&event.partition, event.position, &data)
+                        .await?;
+                }
+            }
+            let tombstone = User {
+                id: *user,
+                email: Email::parse(&format!("{user}@erased.invalid")).map_err(|_| {
+                    Error::Store(crate::ports::StoreError::Unavailable(
+                        "a tombstone address was refused".to_owned(),
+                    ))
+                })?,
+                state: UserState::Suspended,
+                platform_roles: BTreeSet::new(),
+                has_totp: false,
+                email_verified: false,
+                created_at: record.created_at,
+                updated_at: now,
+            };
+            tx.erase_user(&tombstone, now).await?;
+            events.push(self.event(
+                Partition::Platform,
+                user.to_string(),
+                EventData::UserErased { id: *user },
+            ));
+            self.commit(tx, &op, events).await
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
     /// Replaces a user's platform roles (`platform:roles:write`, `aal2`).
     ///
     /// # Errors

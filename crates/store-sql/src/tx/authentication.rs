@@ -253,6 +253,13 @@ impl<B: Backend> Authentication for SqlTx<B> {
         rows.first().map(EmailVerificationRow::decode).transpose()
     }
 
+    async fn delete_email_verifications_of(&mut self, user: &UserId) -> Result<u64, StoreError> {
+        self.execute(
+            Statement::new("delete from email_verifications where user_id = $1").id(user.as_uuid()),
+        )
+        .await
+    }
+
     async fn replace_recovery_codes(
         &mut self,
         user: &UserId,

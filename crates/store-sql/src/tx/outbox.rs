@@ -61,6 +61,49 @@ impl<B: Backend> Outbox for SqlTx<B> {
         .await
     }
 
+    /// A scan of the feeds: erasure is rare, and an index on `subject` would cost every
+    /// append.
+    async fn events_with_subject(&mut self, subject: &str) -> Result<Vec<Event>, StoreError> {
+        let events = self
+            .all::<EventRow>(
+                Statement::new(format!(
+                    "select {EVENT_COLUMNS} from outbox_events where subject = $1 \
+                     order by partition{}, position",
+                    B::BYTEWISE
+                ))
+                .text(subject),
+            )
+            .await?;
+        Ok(events
+            .into_iter()
+            .filter(|event| self.scope.allow_partition(&event.partition).is_ok())
+            .collect())
+    }
+
+    async fn replace_event_data(
+        &mut self,
+        partition: &Partition,
+        position: u64,
+        data: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.scope.allow_partition(partition)?;
+        let replaced = self
+            .execute(
+                Statement::new(
+                    "update outbox_events set data = $3 where partition = $1 and position = $2",
+                )
+                .text(partition.name())
+                .count(position, "event position")?
+                .json(data),
+            )
+            .await?;
+        if replaced == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Missing("event"))
+        }
+    }
+
     /// Served by the partial index `outbox_events_unpublished`; the partition filter
     /// says which feed.
     async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError> {

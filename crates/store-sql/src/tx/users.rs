@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use domain::ids::{Email, UserId};
 use domain::model::{Credentials, User};
 use domain::ports::{Authentication, StoreError, Users};
+use time::OffsetDateTime;
 
 use super::SqlTx;
 use crate::rows::UserRow;
@@ -14,7 +15,11 @@ use crate::{require_changed, Backend, Statement};
 impl<B: Backend> Users for SqlTx<B> {
     async fn get_user(&mut self, user: &UserId) -> Result<Option<User>, StoreError> {
         self.optional::<UserRow>(
-            Statement::new(format!("{} where u.user_id = $1", B::USER_SELECT)).id(user.as_uuid()),
+            Statement::new(format!(
+                "{} where u.user_id = $1 and u.erased_at is null",
+                B::USER_SELECT
+            ))
+            .id(user.as_uuid()),
         )
         .await
     }
@@ -22,7 +27,7 @@ impl<B: Backend> Users for SqlTx<B> {
     async fn find_user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError> {
         self.optional::<UserRow>(
             Statement::new(format!(
-                "{} where lower(u.email) = lower($1)",
+                "{} where lower(u.email) = lower($1) and u.erased_at is null",
                 B::USER_SELECT
             ))
             .text(email.as_str()),
@@ -62,6 +67,24 @@ impl<B: Backend> Users for SqlTx<B> {
             self.execute(statement).await?;
         }
         Ok(())
+    }
+
+    async fn erase_user(
+        &mut self,
+        tombstone: &User,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let erased = self
+            .execute(
+                Statement::new(
+                    "update users set erased_at = $2 where user_id = $1 and erased_at is null",
+                )
+                .id(tombstone.id.as_uuid())
+                .time(now),
+            )
+            .await?;
+        require_changed(erased, "user")?;
+        self.update_user(tombstone).await
     }
 
     async fn count_platform_roots(&mut self) -> Result<u64, StoreError> {

@@ -230,6 +230,14 @@ impl Authentication for MemTx {
             }))
     }
 
+    async fn delete_email_verifications_of(&mut self, user: &UserId) -> Result<u64, StoreError> {
+        let before = self.working.email_verifications.len();
+        self.working
+            .email_verifications
+            .retain(|_, pending| pending.user_id != *user);
+        Ok(u64::try_from(before - self.working.email_verifications.len()).unwrap_or(u64::MAX))
+    }
+
     async fn replace_recovery_codes(
         &mut self,
         user: &UserId,

@@ -33,6 +33,35 @@ impl Outbox for MemTx {
             .collect())
     }
 
+    async fn events_with_subject(&mut self, subject: &str) -> Result<Vec<Event>, StoreError> {
+        Ok(self
+            .working
+            .events
+            .iter()
+            .filter(|(partition, _)| self.scope.allow_partition(partition).is_ok())
+            .flat_map(|(_, events)| events.iter())
+            .filter(|event| event.subject == subject)
+            .cloned()
+            .collect())
+    }
+
+    async fn replace_event_data(
+        &mut self,
+        partition: &Partition,
+        position: u64,
+        data: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.scope.allow_partition(partition)?;
+        let event = self
+            .working
+            .events
+            .get_mut(partition)
+            .and_then(|events| events.iter_mut().find(|event| event.position == position))
+            .ok_or(StoreError::Missing("event"))?;
+        event.data = data.clone();
+        Ok(())
+    }
+
     async fn outbox_backlog(&mut self, tenant: &TenantId) -> Result<OutboxBacklog, StoreError> {
         self.scope.allow(tenant)?;
         let mut backlog = OutboxBacklog::default();

@@ -5,7 +5,12 @@ use super::*;
 #[async_trait]
 impl Users for MemTx {
     async fn get_user(&mut self, user: &UserId) -> Result<Option<User>, StoreError> {
-        Ok(self.working.users.get(user).cloned())
+        Ok(self
+            .working
+            .users
+            .get(user)
+            .filter(|_| !self.working.erased.contains(user))
+            .cloned())
     }
 
     async fn find_user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError> {
@@ -13,7 +18,7 @@ impl Users for MemTx {
             .working
             .users
             .values()
-            .find(|user| &user.email == email)
+            .find(|user| &user.email == email && !self.working.erased.contains(&user.id))
             .cloned())
     }
 
@@ -48,6 +53,21 @@ impl Users for MemTx {
             }
             None => Err(StoreError::Missing("user")),
         }
+    }
+
+    async fn erase_user(
+        &mut self,
+        tombstone: &User,
+        _now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if self.working.erased.contains(&tombstone.id)
+            || !self.working.users.contains_key(&tombstone.id)
+        {
+            return Err(StoreError::Missing("user"));
+        }
+        self.working.users.insert(tombstone.id, tombstone.clone());
+        self.working.erased.insert(tombstone.id);
+        Ok(())
     }
 
     async fn count_platform_roots(&mut self) -> Result<u64, StoreError> {
