@@ -19,6 +19,7 @@ pub mod nats;
 pub mod nodes;
 pub mod pg;
 pub mod races;
+pub mod receiver;
 pub mod scenario;
 pub mod smtp;
 pub mod sqlite;

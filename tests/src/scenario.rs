@@ -145,6 +145,16 @@ pub enum Action {
     EraseUser {
         user: usize,
     },
+    /// A tenant admin creates or replaces a webhook.
+    PutWebhook {
+        tenant: usize,
+        name: u8,
+        all: bool,
+    },
+    DeleteWebhook {
+        tenant: usize,
+        name: u8,
+    },
     /// Anyone asks for a self-service password reset of a user's email.
     RequestPasswordReset {
         user: usize,
@@ -212,6 +222,8 @@ impl Action {
             | Self::ReadAudit { tenant }
             | Self::ReadEvents { tenant }
             | Self::Authorize { tenant, .. }
+            | Self::PutWebhook { tenant, .. }
+            | Self::DeleteWebhook { tenant, .. }
             | Self::GetTenant { tenant } => Some(*tenant),
             Self::WritePlatformValue { .. }
             | Self::SetUserState { .. }
@@ -248,6 +260,8 @@ impl Action {
             | Self::ReadAudit { tenant }
             | Self::ReadEvents { tenant }
             | Self::Authorize { tenant, .. }
+            | Self::PutWebhook { tenant, .. }
+            | Self::DeleteWebhook { tenant, .. }
             | Self::GetTenant { tenant } => Some(tenant),
             Self::WritePlatformValue { .. }
             | Self::SetUserState { .. }
@@ -330,6 +344,9 @@ pub fn action() -> impl Strategy<Value = Action> {
         1 => user.clone().prop_map(|user| Action::RemoveTotp { user }),
         1 => (1..(5 + EXTRA_USERS)).prop_map(|user| Action::EraseUser { user }),
         1 => user.clone().prop_map(|user| Action::RequestPasswordReset { user }),
+        1 => (tenant.clone(), 0..2_u8, any::<bool>())
+            .prop_map(|(tenant, name, all)| Action::PutWebhook { tenant, name, all }),
+        1 => (tenant.clone(), 0..2_u8).prop_map(|(tenant, name)| Action::DeleteWebhook { tenant, name }),
         1 => (tenant.clone(), scopes_mask()).prop_map(|(tenant, scopes)| Action::CreateApiKey { tenant, scopes }),
         1 => (tenant.clone(), 0..4_usize).prop_map(|(tenant, key)| Action::RevokeApiKey { tenant, key }),
         1 => (any::<u8>(), user.clone()).prop_map(|(serial, user)| Action::CreateTenant { serial, user }),
@@ -812,6 +829,28 @@ impl World {
                 .map(|_| ()),
             Action::RemoveTotp { user: u } => engine.remove_totp(caller, &user(*u)).await,
             Action::EraseUser { user: u } => engine.erase_user(caller, &user(*u)).await,
+            Action::PutWebhook {
+                tenant: t,
+                name,
+                all,
+            } => {
+                let types = if *all { "*" } else { "membership.added" };
+                engine
+                    .put_webhook(
+                        caller,
+                        &tenant(*t),
+                        &format!("hook-{name}"),
+                        &format!("https://hooks.example.com/{t}"),
+                        [types.to_owned()].into_iter().collect(),
+                    )
+                    .await
+                    .map(|put| assert_eq!(put.hook.tenant, tenant(*t)))
+            }
+            Action::DeleteWebhook { tenant: t, name } => {
+                engine
+                    .delete_webhook(caller, &tenant(*t), &format!("hook-{name}"))
+                    .await
+            }
             Action::RequestPasswordReset { user: u } => {
                 let address = format!("reset-{u}@example.com");
                 let found = self.h.store.begin(domain::ports::TxScope::Platform).await;

@@ -53,7 +53,7 @@ impl Received {
 
 /// The Python the checkers are installed in: `USER_ENGINE_TEST_PYTHON` (set by `cargo
 /// xtask ci`), else `target/checkers-venv/bin/python`.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Some(python) = std::env::var_os("USER_ENGINE_TEST_PYTHON") {
         return PathBuf::from(python);
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use async_trait::async_trait;
-use domain::audit::format_timestamp;
 use domain::event::Event;
 use domain::relay::{EventPublisher, PublishFailure};
 
@@ -328,22 +327,8 @@ impl EventPublisher for JetStreamPublisher {
     }
 }
 
-/// The CloudEvents 1.0 JSON form of SPEC §6, with the `tenant` extension (`_platform` for
-/// the platform's feed) and the feed position as `sequence`.
-pub fn cloudevent(event: &Event) -> serde_json::Value {
-    serde_json::json!({
-        "specversion": "1.0",
-        "id": event.id.to_string(),
-        "source": "user-engine",
-        "type": event.event_type,
-        "subject": event.subject,
-        "time": format_timestamp(event.time),
-        "datacontenttype": "application/json",
-        "tenant": event.partition.name(),
-        "sequence": event.position,
-        "data": event.data,
-    })
-}
+/// The CloudEvents 1.0 JSON form of SPEC §6 (the domain's, which webhooks send too).
+pub use domain::event::cloudevent;
 
 #[cfg(test)]
 #[allow(

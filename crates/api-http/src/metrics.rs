@@ -43,6 +43,7 @@ pub struct Metrics {
     mail_failed: IntGauge,
     mail_backlog: IntGauge,
     mail_lag: Gauge,
+    webhook_deliveries: IntCounterVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
 }
@@ -112,6 +113,14 @@ impl Metrics {
         registry.register(Box::new(mail_failed.clone()))?;
         registry.register(Box::new(mail_backlog.clone()))?;
         registry.register(Box::new(mail_lag.clone()))?;
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "Webhook delivery attempts by outcome: delivered, retrying, failed (given up)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
         let pool_connections = IntGaugeVec::new(
             Opts::new(
                 "db_pool_connections",
@@ -154,6 +163,7 @@ impl Metrics {
             mail_failed,
             mail_backlog,
             mail_lag,
+            webhook_deliveries,
             pool_connections,
             pool_max,
         })
@@ -209,6 +219,21 @@ impl Metrics {
         self.mail_lag.set(oldest_age_seconds);
         self.mail_failed
             .set(i64::try_from(failed).unwrap_or(i64::MAX));
+    }
+
+    /// One webhook pass: attempts by outcome.
+    pub fn webhook_pass(&self, delivered: usize, retrying: usize, failed: usize) {
+        for (outcome, count) in [
+            ("delivered", delivered),
+            ("retrying", retrying),
+            ("failed", failed),
+        ] {
+            if count > 0 {
+                self.webhook_deliveries
+                    .with_label_values(&[outcome])
+                    .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+            }
+        }
     }
 
     /// The database pool as it is now (left as it was when the store reports none).

@@ -42,6 +42,7 @@ pub fn evaluate_checks(facts: &TenantFacts, options: &Options) -> Vec<Check> {
         audit_writable(facts),
         audit_chain_intact(facts),
         outbox_lag(facts, options),
+        delivery_failing(facts, options),
     ]
 }
 
@@ -752,6 +753,58 @@ fn audit_chain_intact(facts: &TenantFacts) -> Check {
             )
         }
     }
+}
+
+// ---- webhooks ----------------------------------------------------------------------
+
+/// Warns when a webhook gave deliveries up, or its head event has been failing longer
+/// than the lag threshold (later events wait behind it).
+fn delivery_failing(facts: &TenantFacts, options: &Options) -> Check {
+    let id = ids::DELIVERY_FAILING;
+    if facts.webhooks.is_empty() {
+        return pass(id, "the tenant has no webhook".to_owned());
+    }
+    let mut troubles = Vec::new();
+    for (name, failed, since) in &facts.webhooks {
+        if *failed > 0 {
+            troubles.push(format!(
+                "{name}: {} given up",
+                plural(
+                    usize::try_from(*failed).unwrap_or(usize::MAX),
+                    "delivery",
+                    "deliveries"
+                )
+            ));
+        }
+        if let Some(since) = since {
+            let age = (facts.gathered_at - *since).max(time::Duration::ZERO);
+            if age > options.outbox_lag_warn {
+                troubles.push(format!(
+                    "{name}: failing since {} ({}s); later events wait behind it",
+                    format_timestamp(*since),
+                    age.whole_seconds()
+                ));
+            }
+        }
+    }
+    if troubles.is_empty() {
+        return pass(
+            id,
+            format!(
+                "{} delivering",
+                plural(facts.webhooks.len(), "webhook", "webhooks")
+            ),
+        );
+    }
+    problem(
+        id,
+        CheckStatus::Warn,
+        listing(troubles),
+        format!(
+            "see GET {}/webhooks/{{name}}/deliveries for each attempt's status and error; fix              the receiver (it must answer 2xx within 10 s) or its URL",
+            tenant_path(facts)
+        ),
+    )
 }
 
 // ---- outbox ------------------------------------------------------------------------

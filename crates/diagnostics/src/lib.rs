@@ -28,6 +28,7 @@ pub mod ids {
     pub const AUDIT_WRITABLE: &str = "audit.writable";
     pub const AUDIT_CHAIN_INTACT: &str = "audit.chain_intact";
     pub const OUTBOX_LAG: &str = "outbox.lag";
+    pub const DELIVERY_FAILING: &str = "delivery.failing";
 
     /// Every check, in the order a report lists them.
     pub const ALL: &[&str] = &[
@@ -42,6 +43,7 @@ pub mod ids {
         AUDIT_WRITABLE,
         AUDIT_CHAIN_INTACT,
         OUTBOX_LAG,
+        DELIVERY_FAILING,
     ];
 }
 

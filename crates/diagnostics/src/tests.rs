@@ -85,6 +85,7 @@ fn ready() -> TenantFacts {
             previous: Some((4, "ab".repeat(32))),
         },
         outbox: OutboxBacklog::default(),
+        webhooks: Vec::new(),
     }
 }
 
@@ -515,4 +516,38 @@ fn the_json_report_has_the_spec_shape() {
     assert_eq!(redundant["status"], "warn");
     assert!(redundant["remedy"].is_string());
     assert!(checks[0]["remedy"].is_null());
+}
+
+#[test]
+fn a_webhook_giving_up_or_failing_long_warns() {
+    let mut facts = ready();
+    assert_eq!(verdict(&facts, ids::DELIVERY_FAILING).0, CheckStatus::Pass);
+    facts.webhooks = vec![("crm".to_owned(), 0, None)];
+    assert_eq!(verdict(&facts, ids::DELIVERY_FAILING).0, CheckStatus::Pass);
+    facts.webhooks = vec![(
+        "crm".to_owned(),
+        0,
+        Some(facts.gathered_at - Duration::seconds(30)),
+    )];
+    assert_eq!(verdict(&facts, ids::DELIVERY_FAILING).0, CheckStatus::Pass);
+    facts.webhooks = vec![(
+        "crm".to_owned(),
+        0,
+        Some(facts.gathered_at - Duration::seconds(600)),
+    )];
+    let detail = run(&facts)
+        .check(ids::DELIVERY_FAILING)
+        .unwrap()
+        .detail
+        .clone();
+    assert_eq!(verdict(&facts, ids::DELIVERY_FAILING).0, CheckStatus::Warn);
+    assert!(detail.contains("crm"), "{detail}");
+    facts.webhooks = vec![("crm".to_owned(), 2, None)];
+    let detail = run(&facts)
+        .check(ids::DELIVERY_FAILING)
+        .unwrap()
+        .detail
+        .clone();
+    assert_eq!(verdict(&facts, ids::DELIVERY_FAILING).0, CheckStatus::Warn);
+    assert!(detail.contains("2 deliveries given up"), "{detail}");
 }

@@ -27,6 +27,7 @@ pub enum List {
     Members,
     Audit,
     Events,
+    Deliveries,
 }
 
 impl List {
@@ -36,6 +37,7 @@ impl List {
             Self::Members => "members",
             Self::Audit => "audit",
             Self::Events => "events",
+            Self::Deliveries => "deliveries",
         }
     }
 }

@@ -40,11 +40,52 @@ pub mod types {
     pub const USER_RECOVERY_CODES_GENERATED: &str = "user.recovery_codes_generated";
     pub const USER_RECOVERY_CODE_USED: &str = "user.recovery_code_used";
     pub const USER_ERASED: &str = "user.erased";
+    pub const WEBHOOK_CREATED: &str = "webhook.created";
+    pub const WEBHOOK_UPDATED: &str = "webhook.updated";
+    pub const WEBHOOK_DELETED: &str = "webhook.deleted";
+    pub const WEBHOOK_SECRET_ROTATED: &str = "webhook.secret_rotated";
     pub const SESSION_REVOKED: &str = "session.revoked";
     pub const USER_SESSIONS_REVOKED: &str = "user.sessions_revoked";
     pub const PLATFORM_ROLES_CHANGED: &str = "platform_roles.changed";
     pub const CATALOG_SCOPE_ADDED: &str = "catalog.scope_added";
     pub const PROFILE_SCHEMA_CHANGED: &str = "profile_schema.changed";
+
+    /// Every type, for what names types (webhook subscriptions).
+    pub const ALL: &[&str] = &[
+        TENANT_CREATED,
+        TENANT_UPDATED,
+        TENANT_SCOPES_CHANGED,
+        MEMBERSHIP_ADDED,
+        MEMBERSHIP_ROLES_CHANGED,
+        MEMBERSHIP_REMOVED,
+        ACCOUNT_STATE_CHANGED,
+        PROFILE_VALUE_SET,
+        PROFILE_VALUE_DELETED,
+        ROLE_BINDING_CHANGED,
+        API_KEY_CREATED,
+        API_KEY_REVOKED,
+        USER_CREATED,
+        USER_STATE_CHANGED,
+        USER_PASSWORD_CHANGED,
+        USER_TOTP_ENROLLED,
+        USER_PASSWORD_RESET_ISSUED,
+        USER_TOTP_REMOVED,
+        USER_PASSWORD_RESET_REQUESTED,
+        USER_EMAIL_CHANGE_REQUESTED,
+        USER_EMAIL_CHANGED,
+        USER_RECOVERY_CODES_GENERATED,
+        USER_RECOVERY_CODE_USED,
+        USER_ERASED,
+        WEBHOOK_CREATED,
+        WEBHOOK_UPDATED,
+        WEBHOOK_DELETED,
+        WEBHOOK_SECRET_ROTATED,
+        SESSION_REVOKED,
+        USER_SESSIONS_REVOKED,
+        PLATFORM_ROLES_CHANGED,
+        CATALOG_SCOPE_ADDED,
+        PROFILE_SCHEMA_CHANGED,
+    ];
 }
 
 /// Which layer of SPEC §3.4 a profile write went to, and whose value it is.
@@ -157,6 +198,19 @@ pub enum EventData {
     UserErased {
         id: UserId,
     },
+    /// A tenant's webhook was created or changed (never its url, which may hold a
+    /// token, nor its secret).
+    WebhookPut {
+        name: String,
+        types: BTreeSet<String>,
+        created: bool,
+    },
+    WebhookDeleted {
+        name: String,
+    },
+    WebhookSecretRotated {
+        name: String,
+    },
     /// One session ended by its owner by id (its public id, never the token).
     SessionRevoked {
         user_id: UserId,
@@ -217,6 +271,10 @@ impl EventData {
             Self::UserRecoveryCodesGenerated { .. } => types::USER_RECOVERY_CODES_GENERATED,
             Self::UserRecoveryCodeUsed { .. } => types::USER_RECOVERY_CODE_USED,
             Self::UserErased { .. } => types::USER_ERASED,
+            Self::WebhookPut { created: true, .. } => types::WEBHOOK_CREATED,
+            Self::WebhookPut { created: false, .. } => types::WEBHOOK_UPDATED,
+            Self::WebhookDeleted { .. } => types::WEBHOOK_DELETED,
+            Self::WebhookSecretRotated { .. } => types::WEBHOOK_SECRET_ROTATED,
             Self::SessionRevoked { .. } => types::SESSION_REVOKED,
             Self::UserSessionsRevoked { .. } => types::USER_SESSIONS_REVOKED,
             Self::PlatformRolesChanged { .. } => types::PLATFORM_ROLES_CHANGED,
@@ -289,6 +347,10 @@ impl EventData {
             Self::UserEmailChanged { id, email } => {
                 json!({ "id": id.to_string(), "email": email.as_str() })
             }
+            Self::WebhookPut { name, types, .. } => json!({ "name": name, "types": types }),
+            Self::WebhookDeleted { name } | Self::WebhookSecretRotated { name } => {
+                json!({ "name": name })
+            }
             Self::UserRecoveryCodesGenerated { id, codes } => {
                 json!({ "id": id.to_string(), "codes": codes })
             }
@@ -328,6 +390,24 @@ impl EventData {
             }),
         }
     }
+}
+
+/// The CloudEvents 1.0 JSON form of SPEC §6 every transport sends (NATS, webhooks), with
+/// the `tenant` extension (`_platform` for the platform's feed) and the feed position as
+/// `sequence`.
+pub fn cloudevent(event: &Event) -> Value {
+    json!({
+        "specversion": "1.0",
+        "id": event.id.to_string(),
+        "source": "user-engine",
+        "type": event.event_type,
+        "subject": event.subject,
+        "time": crate::audit::format_timestamp(event.time),
+        "datacontenttype": "application/json",
+        "tenant": event.partition.name(),
+        "sequence": event.position,
+        "data": event.data,
+    })
 }
 
 /// What erasure leaves of an event's `data` (SPEC §6): every personal value it carries — an

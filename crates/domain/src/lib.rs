@@ -16,6 +16,7 @@ pub mod model;
 pub mod ports;
 pub mod relay;
 pub mod usecases;
+pub mod webhook;
 
 #[cfg(feature = "fakes")]
 pub mod fakes;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 pub use capabilities::{
     ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
-    Members, Outbox, Profiles, Tenants, Users,
+    Members, Outbox, Profiles, Tenants, Users, Webhooks,
 };
 #[cfg(test)]
 pub use mock::MockStoreTx;
@@ -365,6 +365,7 @@ pub trait StoreTx:
     + Outbox
     + Idempotency
     + Mailbox
+    + Webhooks
     + Send
 {
     /// Makes every write of the transaction durable and visible, or none of them.
@@ -380,7 +381,7 @@ pub trait StoreTx:
 pub mod prelude {
     pub use super::{
         ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, Mailbox, Members,
-        Outbox, Profiles, StoreTx, Tenants, Users,
+        Outbox, Profiles, StoreTx, Tenants, Users, Webhooks,
     };
 }
 

@@ -131,6 +131,8 @@ pub struct Config {
     pub mail_product_name: String,
     pub delivery_retry_max_seconds: u32,
     pub delivery_give_up_seconds: u32,
+    /// Webhooks may use plain HTTP and internal addresses.
+    pub webhooks_allow_insecure: bool,
 }
 
 impl Default for Config {
@@ -169,6 +171,7 @@ impl Default for Config {
             mail_product_name: "user-engine".to_owned(),
             delivery_retry_max_seconds: 900,
             delivery_give_up_seconds: 86_400,
+            webhooks_allow_insecure: false,
         }
     }
 }
@@ -229,6 +232,7 @@ struct FileConfig {
     mail_product_name: Option<String>,
     delivery_retry_max_seconds: Option<i64>,
     delivery_give_up_seconds: Option<i64>,
+    webhooks_allow_insecure: Option<bool>,
 }
 
 /// A secret of the file: a string, whose value no error repeats (serde's own message
@@ -789,6 +793,19 @@ impl Config {
             parsed.delivery_retry_max_seconds,
             defaults.delivery_retry_max_seconds,
         )?;
+        let webhooks_allow_insecure = layers
+            .resolve(
+                &WEBHOOKS_ALLOW_INSECURE,
+                false,
+                parsed.webhooks_allow_insecure,
+                |text| match text.trim() {
+                    "true" | "1" => Ok(true),
+                    "false" | "0" => Ok(false),
+                    _ => Err("must be true or false".to_owned()),
+                },
+                Ok,
+            )?
+            .unwrap_or(defaults.webhooks_allow_insecure);
         let delivery_give_up_seconds = ttl(
             &DELIVERY_GIVE_UP,
             parsed.delivery_give_up_seconds,
@@ -828,6 +845,7 @@ impl Config {
             mail_product_name,
             delivery_retry_max_seconds,
             delivery_give_up_seconds,
+            webhooks_allow_insecure,
         })
     }
 
@@ -866,6 +884,9 @@ impl Config {
                 product: self.mail_product_name.clone(),
                 link_base: self.mail_link_base.clone(),
             }),
+            webhooks: domain::webhook::UrlPolicy {
+                allow_insecure: self.webhooks_allow_insecure,
+            },
             ..EngineConfig::default()
         }
     }

@@ -9,3 +9,4 @@ pub mod relay;
 pub mod settings;
 pub mod startup;
 pub mod store;
+pub mod webhooks;

@@ -242,6 +242,15 @@ pub(crate) const DELIVERY_GIVE_UP: Setting = Setting {
            error, and counted in user_engine_mail_failed)",
 };
 
+pub(crate) const WEBHOOKS_ALLOW_INSECURE: Setting = Setting {
+    key: "webhooks_allow_insecure",
+    env: "USER_ENGINE_WEBHOOKS_ALLOW_INSECURE",
+    default: Some("false"),
+    help: "true lets webhooks use plain http:// and reach loopback, private and link-local \
+           addresses (local development only: in production a tenant could make the \
+           service call internal endpoints)",
+};
+
 pub(crate) const OUTBOX_LAG_WARN: Setting = Setting {
     key: "outbox_lag_warn_seconds",
     env: "USER_ENGINE_OUTBOX_LAG_WARN",
@@ -279,6 +288,7 @@ pub const SETTINGS: &[Setting] = &[
     MAIL_PRODUCT_NAME,
     DELIVERY_RETRY_MAX,
     DELIVERY_GIVE_UP,
+    WEBHOOKS_ALLOW_INSECURE,
     OUTBOX_LAG_WARN,
     MANAGEMENT_LISTEN,
     REQUEST_TIMEOUT,

@@ -36,6 +36,7 @@ pub struct Application {
     backend: Backend,
     relay: Option<RelayTask>,
     mailer: Option<RelayTask>,
+    webhooks: RelayTask,
 }
 
 impl Application {
@@ -104,6 +105,24 @@ impl Application {
         });
         let state = app_state(config, engine, readiness);
         let relay = spawn_relay(publisher, &backend, state.metrics.clone());
+        let webhooks = {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let sender: Arc<dyn domain::webhook::WebhookSender> = Arc::new(
+                adapters_webhook::HttpsSender::new(domain::webhook::UrlPolicy {
+                    allow_insecure: config.webhooks_allow_insecure,
+                })?,
+            );
+            let (store, clock) = (store.clone(), clock.clone());
+            let policy = config.delivery_policy();
+            let metrics = state.metrics.clone();
+            let task = tokio::spawn(async move {
+                crate::webhooks::run_webhooks(store, sender, clock, policy, Some(metrics), async {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+            (stop, task)
+        };
         let mailer = sender.map(|sender| {
             let (stop, stopped) = oneshot::channel::<()>();
             let policy = config.delivery_policy();
@@ -151,6 +170,7 @@ impl Application {
             backend,
             relay,
             mailer,
+            webhooks,
         })
     }
 
@@ -215,7 +235,10 @@ impl Application {
         served?;
         // The relay may hold a claim mid-pass, the mailer a lease: stop both before
         // closing the store.
-        for (stop, task) in [self.relay, self.mailer].into_iter().flatten() {
+        for (stop, task) in [self.relay, self.mailer, Some(self.webhooks)]
+            .into_iter()
+            .flatten()
+        {
             let _ = stop.send(());
             let _ = task.await;
         }

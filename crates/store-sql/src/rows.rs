@@ -856,3 +856,143 @@ impl Shape for MailBacklogRow {
         })
     }
 }
+
+/// The columns of a hook in `webhooks` (what [`WebhookRow`] reads).
+pub const WEBHOOK_COLUMNS: &str = "tenant_id, name, url, types, created_at, updated_at";
+
+/// A row of `webhooks`, without its secret and progress.
+#[derive(Debug, Clone)]
+pub struct WebhookRow {
+    pub tenant_id: String,
+    pub name: String,
+    pub url: String,
+    pub types: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Shape for WebhookRow {
+    type Value = domain::webhook::Webhook;
+
+    fn read<C: Columns + ?Sized>(row: &C) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant_id: row.text("tenant_id")?,
+            name: row.text("name")?,
+            url: row.text("url")?,
+            types: row.json("types")?,
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
+        })
+    }
+
+    fn into_value(self) -> Result<Self::Value, StoreError> {
+        let types = self
+            .types
+            .as_array()
+            .ok_or_else(|| corrupt("webhook types"))?
+            .iter()
+            .map(|name| name.as_str().map(str::to_owned))
+            .collect::<Option<BTreeSet<String>>>()
+            .ok_or_else(|| corrupt("webhook types"))?;
+        Ok(domain::webhook::Webhook {
+            tenant: tenant_id(&self.tenant_id)?,
+            name: self.name,
+            url: self.url,
+            types,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// The columns of a leased hook (what [`LeasedWebhookRow`] reads).
+pub const LEASED_WEBHOOK_COLUMNS: &str = "tenant_id, name, url, types, created_at, updated_at, \
+     secret, cursor_position, head_attempts, head_since";
+
+/// A hook as the worker leases it.
+#[derive(Debug, Clone)]
+pub struct LeasedWebhookRow {
+    pub hook: WebhookRow,
+    pub secret: String,
+    pub cursor: i64,
+    pub head_attempts: i64,
+    pub head_since: Option<OffsetDateTime>,
+}
+
+impl Shape for LeasedWebhookRow {
+    type Value = domain::webhook::LeasedWebhook;
+
+    fn read<C: Columns + ?Sized>(row: &C) -> Result<Self, StoreError> {
+        Ok(Self {
+            hook: WebhookRow::read(row)?,
+            secret: row.text("secret")?,
+            cursor: row.int("cursor_position")?,
+            head_attempts: row.int("head_attempts")?,
+            head_since: row.time_opt("head_since")?,
+        })
+    }
+
+    fn into_value(self) -> Result<Self::Value, StoreError> {
+        Ok(domain::webhook::LeasedWebhook {
+            hook: self.hook.into_value()?,
+            secret: self.secret,
+            cursor: from_sql_int(self.cursor, "webhook cursor")?,
+            head_attempts: u32::try_from(self.head_attempts)
+                .map_err(|_| corrupt("webhook attempts"))?,
+            head_since: self.head_since,
+        })
+    }
+}
+
+/// The columns of `webhook_deliveries` [`DeliveryRow`] reads.
+pub const DELIVERY_COLUMNS: &str = "position, event_id, event_type, status, attempts, \
+     last_status_code, last_error, first_attempt_at, last_attempt_at";
+
+/// A row of `webhook_deliveries`.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub first_attempt_at: OffsetDateTime,
+    pub last_attempt_at: OffsetDateTime,
+}
+
+impl Shape for DeliveryRow {
+    type Value = domain::webhook::Delivery;
+
+    fn read<C: Columns + ?Sized>(row: &C) -> Result<Self, StoreError> {
+        Ok(Self {
+            position: row.int("position")?,
+            event_id: row.uuid("event_id")?,
+            event_type: row.text("event_type")?,
+            status: row.text("status")?,
+            attempts: row.int("attempts")?,
+            last_status_code: row.int_opt("last_status_code")?,
+            last_error: row.text_opt("last_error")?,
+            first_attempt_at: row.time("first_attempt_at")?,
+            last_attempt_at: row.time("last_attempt_at")?,
+        })
+    }
+
+    fn into_value(self) -> Result<Self::Value, StoreError> {
+        Ok(domain::webhook::Delivery {
+            position: from_sql_int(self.position, "delivery position")?,
+            event_id: self.event_id.to_string(),
+            event_type: self.event_type,
+            status: domain::webhook::DeliveryStatus::parse(&self.status)?,
+            attempts: u32::try_from(self.attempts).map_err(|_| corrupt("delivery attempts"))?,
+            last_status_code: self
+                .last_status_code
+                .map(|code| u16::try_from(code).map_err(|_| corrupt("delivery status code")))
+                .transpose()?,
+            last_error: self.last_error,
+            first_attempt_at: self.first_attempt_at,
+            last_attempt_at: self.last_attempt_at,
+        })
+    }
+}

@@ -41,3 +41,5 @@ mod relay_crash;
 mod relay_embedded;
 mod relay_outage;
 mod sqlite_isolation;
+mod webhook_retries;
+mod webhooks;

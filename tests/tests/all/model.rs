@@ -138,6 +138,8 @@ fn same_data(before: &MemState, after: &MemState) -> bool {
         && before.email_verifications == after.email_verifications
         && before.recovery_codes == after.recovery_codes
         && before.mails == after.mails
+        && before.webhooks == after.webhooks
+        && before.deliveries == after.deliveries
 }
 
 fn audit_count(state: &MemState) -> usize {
@@ -522,6 +524,18 @@ async fn check_step(world: &mut World, store: &MemStore, step: &Step) {
                 before.audit_of(&Partition::Tenant(other.clone())),
                 after.audit_of(&Partition::Tenant(other.clone())),
                 "tenant {other}'s trail changed: {context}"
+            );
+            let hooks = |state: &MemState| {
+                state
+                    .webhooks
+                    .iter()
+                    .filter(|((t, _), _)| t == other)
+                    .map(|(key, hook)| (key.clone(), hook.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert!(
+                hooks(&before) == hooks(&after),
+                "tenant {other}'s webhooks changed: {context}"
             );
         }
     }

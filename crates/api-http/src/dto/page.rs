@@ -60,3 +60,5 @@ page!(CatalogScopePage, CatalogScope, "catalog scopes");
 page!(SchemaEntryPage, SchemaEntry, "profile schema entries");
 page!(AuditRecordPage, AuditRecord, "audit records");
 page!(CloudEventPage, CloudEvent, "events");
+page!(WebhookPage, WebhookInfo, "webhooks");
+page!(DeliveryPage, DeliveryInfo, "webhook deliveries");

@@ -143,6 +143,19 @@ pub struct ScopesBody {
     pub scopes: Vec<String>,
 }
 
+/// `{url, types}`: where a webhook sends, and which events.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    /// An `https://` URL of a public host (plain `http://` and internal addresses only
+    /// with `USER_ENGINE_WEBHOOKS_ALLOW_INSECURE`).
+    #[schema(max_length = 2048, example = "https://hooks.example.com/user-engine")]
+    pub url: String,
+    /// Event types (e.g. `membership.added`), or `["*"]` for every event of the tenant.
+    #[schema(min_items = 1, max_items = 64)]
+    pub types: Vec<String>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberBody {

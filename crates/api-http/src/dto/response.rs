@@ -405,6 +405,79 @@ impl From<&EmailChange> for PendingEmailChange {
     }
 }
 
+/// A webhook `{name, url, types, created_at, updated_at}`, plus `secret` once, when
+/// created (and from the rotation route).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookInfo {
+    pub name: String,
+    pub url: String,
+    pub types: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    /// The signing secret (`whsec_…`, Standard Webhooks), shown once at creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub secret: Option<String>,
+}
+
+impl From<&domain::webhook::Webhook> for WebhookInfo {
+    fn from(hook: &domain::webhook::Webhook) -> Self {
+        Self {
+            name: hook.name.clone(),
+            url: hook.url.clone(),
+            types: hook.types.iter().cloned().collect(),
+            created_at: format_timestamp(hook.created_at),
+            updated_at: format_timestamp(hook.updated_at),
+            secret: None,
+        }
+    }
+}
+
+/// `{secret}`: a webhook's new signing secret, shown this once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookSecret {
+    pub secret: String,
+}
+
+/// One event's delivery to a webhook.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryInfo {
+    /// The event's position in the tenant's feed.
+    pub position: u64,
+    #[schema(format = "uuid")]
+    pub event_id: String,
+    pub event_type: String,
+    /// `delivered`, `retrying` (failed so far; later events wait behind it), or
+    /// `failed` (given up after the give-up time; later events went on).
+    pub status: String,
+    pub attempts: u32,
+    /// The receiver's last HTTP status, when it answered.
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub first_attempt_at: String,
+    #[schema(format = DateTime)]
+    pub last_attempt_at: String,
+}
+
+impl From<&domain::webhook::Delivery> for DeliveryInfo {
+    fn from(delivery: &domain::webhook::Delivery) -> Self {
+        Self {
+            position: delivery.position,
+            event_id: delivery.event_id.clone(),
+            event_type: delivery.event_type.clone(),
+            status: delivery.status.as_str().to_owned(),
+            attempts: delivery.attempts,
+            last_status_code: delivery.last_status_code,
+            last_error: delivery.last_error.clone(),
+            first_attempt_at: format_timestamp(delivery.first_attempt_at),
+            last_attempt_at: format_timestamp(delivery.last_attempt_at),
+        }
+    }
+}
+
 /// `{codes}`: new recovery codes, shown this once.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RecoveryCodes {

@@ -143,6 +143,9 @@ fn parameter_formats(path: &str, operation: &mut Operation) {
                 text(BINDABLE_ROLE_PATTERN).build().into()
             }
             (ParameterIn::Path, "role") => role_schema(),
+            (ParameterIn::Path, "name") if path.contains("/webhooks/") => {
+                text("^[a-z0-9][a-z0-9_-]{0,62}$").build().into()
+            }
             _ => continue,
         };
         parameter.schema = Some(RefOr::T(schema));

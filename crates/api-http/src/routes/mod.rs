@@ -27,6 +27,7 @@ pub mod profiles;
 pub mod roles;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 /// Every route of the API with its OpenAPI paths, on the document's base (info, tags,
 /// shared components). Routes that take a bearer token are registered through
@@ -45,6 +46,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         authorize::routes(),
         feeds::routes(),
         diagnostics::routes(),
+        webhooks::routes(),
     ]
     .into_iter()
     .fold(OpenApiRouter::default(), OpenApiRouter::merge);

@@ -59,6 +59,14 @@ pub struct ApiKeyPath {
     key: String,
 }
 
+/// `{name}` of a webhook.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WebhookPath {
+    /// The webhook's name
+    name: String,
+}
+
 /// `?limit=&after=` of a list.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -13,6 +13,7 @@ mod outbox;
 mod profiles;
 mod tenants;
 mod users;
+mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -61,6 +62,18 @@ pub struct MemMail {
     pub last_error: Option<String>,
 }
 
+/// A webhook as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemWebhook {
+    pub hook: crate::webhook::Webhook,
+    pub secret: String,
+    pub cursor: u64,
+    pub head_attempts: u32,
+    pub head_since: Option<OffsetDateTime>,
+    pub next_attempt_at: OffsetDateTime,
+    pub leased_until: Option<OffsetDateTime>,
+}
+
 /// Everything the store holds; public so tests can inspect it.
 #[derive(Debug, Clone, Default)]
 pub struct MemState {
@@ -90,6 +103,10 @@ pub struct MemState {
     pub recovery_codes: BTreeMap<(UserId, String), Option<OffsetDateTime>>,
     /// The mail queue, by mail id.
     pub mails: BTreeMap<uuid::Uuid, MemMail>,
+    /// Webhooks by tenant and name, with where each stands.
+    pub webhooks: BTreeMap<(TenantId, String), MemWebhook>,
+    /// Each hook's deliveries by feed position.
+    pub deliveries: BTreeMap<(TenantId, String, u64), crate::webhook::Delivery>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,
     /// Throttle counters: the end of each key's window and its hits.

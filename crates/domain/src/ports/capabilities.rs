@@ -50,6 +50,7 @@ use crate::model::{
     ApiKey, CatalogScope, Credentials, EmailVerification, Invitation, Member, PasswordReset,
     RoleBinding, SchemaEntry, Session, SessionDetails, Tenant, User,
 };
+use crate::webhook::{Delivery, LeasedWebhook, Webhook, WebhookProgress};
 
 /// A tenant, its enabled scopes and its role bindings.
 #[async_trait]
@@ -378,6 +379,81 @@ pub trait Authentication: Send {
 
     /// How many unused recovery codes `user` holds.
     async fn count_recovery_codes(&mut self, user: &UserId) -> Result<u64, StoreError>;
+}
+
+/// A tenant's webhooks and their deliveries (SPEC §6): tenant rows; the worker's lease
+/// and progress need a platform transaction.
+#[async_trait]
+pub trait Webhooks: Send {
+    /// Stores a new hook with its secret, its cursor at the end of the tenant's feed now
+    /// (it is sent the events committed after it).
+    ///
+    /// # Errors
+    /// MUST return `Duplicate("webhook")` when the tenant has a hook of that name.
+    async fn insert_webhook(&mut self, hook: &Webhook, secret: &str) -> Result<(), StoreError>;
+
+    /// Replaces a hook's url, types and `updated_at`.
+    ///
+    /// # Errors
+    /// MUST return `Missing("webhook")` when there is no such hook.
+    async fn update_webhook(&mut self, hook: &Webhook) -> Result<(), StoreError>;
+
+    async fn get_webhook(
+        &mut self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Option<Webhook>, StoreError>;
+
+    /// The tenant's hooks by name.
+    async fn list_webhooks(&mut self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
+
+    /// Deletes a hook and its deliveries; false when there was none.
+    async fn delete_webhook(&mut self, tenant: &TenantId, name: &str) -> Result<bool, StoreError>;
+
+    /// Replaces a hook's secret; false when there is no such hook.
+    async fn set_webhook_secret(
+        &mut self,
+        tenant: &TenantId,
+        name: &str,
+        secret: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// A hook's deliveries by feed position, after `after`.
+    async fn list_deliveries(
+        &mut self,
+        tenant: &TenantId,
+        name: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// The tenant's hooks with deliveries given up (how many), and when the oldest
+    /// retrying delivery was first tried, by hook name (the `delivery.failing`
+    /// diagnostic).
+    async fn webhook_health(
+        &mut self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(String, u64, Option<OffsetDateTime>)>, StoreError>;
+
+    /// Leases up to `limit` hooks that have events past their cursor and are due at
+    /// `now` (no live lease), until `until`. Platform transactions only; an adapter MUST
+    /// NOT lease a hook to two transactions at once.
+    async fn lease_webhooks(
+        &mut self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<LeasedWebhook>, StoreError>;
+
+    /// Records a pass over a hook: each attempt (one row per event, replaced by the next
+    /// attempt) and where the hook stands; ends its lease.
+    async fn record_webhook_progress(
+        &mut self,
+        tenant: &TenantId,
+        name: &str,
+        progress: &WebhookProgress,
+        attempts: &[Delivery],
+    ) -> Result<(), StoreError>;
 }
 
 /// The mail queue (SPEC §6): platform rows, no tenant; any transaction may queue, only a

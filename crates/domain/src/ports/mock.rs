@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::capabilities::{
     ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
-    Members, Outbox, Profiles, Tenants, Users,
+    Members, Outbox, Profiles, Tenants, Users, Webhooks,
 };
 use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
@@ -22,6 +22,7 @@ use crate::model::{
     ApiKey, CatalogScope, Credentials, EmailVerification, Invitation, Member, PasswordReset,
     RoleBinding, SchemaEntry, Session, SessionDetails, Tenant, User,
 };
+use crate::webhook::{Delivery, LeasedWebhook, Webhook, WebhookProgress};
 
 mockall::mock! {
     pub StoreTx {}
@@ -142,6 +143,19 @@ mockall::mock! {
         async fn record_mail_outcome(&mut self, id: uuid::Uuid, outcome: &MailOutcome, now: OffsetDateTime) -> Result<(), StoreError>;
         async fn mail_backlog(&mut self) -> Result<MailBacklog, StoreError>;
         async fn delete_mails_of(&mut self, user: &UserId) -> Result<u64, StoreError>;
+    }
+    #[async_trait]
+    impl Webhooks for StoreTx {
+        async fn insert_webhook(&mut self, hook: &Webhook, secret: &str) -> Result<(), StoreError>;
+        async fn update_webhook(&mut self, hook: &Webhook) -> Result<(), StoreError>;
+        async fn get_webhook(&mut self, tenant: &TenantId, name: &str) -> Result<Option<Webhook>, StoreError>;
+        async fn list_webhooks(&mut self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
+        async fn delete_webhook(&mut self, tenant: &TenantId, name: &str) -> Result<bool, StoreError>;
+        async fn set_webhook_secret(&mut self, tenant: &TenantId, name: &str, secret: &str) -> Result<bool, StoreError>;
+        async fn list_deliveries(&mut self, tenant: &TenantId, name: &str, after: u64, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+        async fn webhook_health(&mut self, tenant: &TenantId) -> Result<Vec<(String, u64, Option<OffsetDateTime>)>, StoreError>;
+        async fn lease_webhooks(&mut self, now: OffsetDateTime, until: OffsetDateTime, limit: usize) -> Result<Vec<LeasedWebhook>, StoreError>;
+        async fn record_webhook_progress(&mut self, tenant: &TenantId, name: &str, progress: &WebhookProgress, attempts: &[Delivery]) -> Result<(), StoreError>;
     }
     #[async_trait]
     impl StoreTx for StoreTx {

@@ -90,6 +90,9 @@ pub struct TenantFacts {
     pub trail: TrailFacts,
     pub probe: AuditProbe,
     pub outbox: OutboxBacklog,
+    /// Each webhook by name: deliveries given up, and since when the event at its head
+    /// has been failing (`None` when none is).
+    pub webhooks: Vec<(String, u64, Option<OffsetDateTime>)>,
 }
 
 impl Engine {
@@ -211,6 +214,7 @@ impl Engine {
             .filter(|key| key.revoked_at.is_none())
             .collect();
         let outbox = tx.outbox_backlog(tenant_id).await?;
+        let webhooks = tx.webhook_health(tenant_id).await?;
 
         let partition = Partition::Tenant(tenant_id.clone());
         // Page by page, in the memory of one page whatever the trail's length.
@@ -251,6 +255,7 @@ impl Engine {
             trail,
             probe,
             outbox,
+            webhooks,
         })
     }
 

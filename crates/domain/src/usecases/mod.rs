@@ -22,6 +22,7 @@ mod sessions;
 mod tenants;
 mod throttles;
 mod users;
+mod webhooks;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub use sessions::SessionView;
 pub use tenants::{CreateTenant, CreatedTenant, TenantChange};
 pub use throttles::{address_bucket, ThrottleKey, ThrottleRule, TOTP_FAILURES};
 pub use users::{CreatedUser, Me, NewUser};
+pub use webhooks::PutWebhook;
 
 use crate::audit::{Actor, ActorType, AuditDraft, AuditTarget, Outcome, Partition};
 use crate::authz::{decide, AuthzFacts, Decision, Reason, SubjectFacts};
@@ -130,6 +132,8 @@ pub struct EngineConfig {
     /// notices are queued as mails and tokens are no longer handed to the calling
     /// service; without, nothing is mailed.
     pub mail: Option<crate::mail::MailSettings>,
+    /// Which URLs webhooks may name (`USER_ENGINE_WEBHOOKS_ALLOW_INSECURE`).
+    pub webhooks: crate::webhook::UrlPolicy,
 }
 
 impl Default for EngineConfig {
@@ -142,6 +146,7 @@ impl Default for EngineConfig {
             password_reset_ttl: Duration::hours(1),
             email_verification_ttl: Duration::hours(24),
             mail: None,
+            webhooks: crate::webhook::UrlPolicy::default(),
         }
     }
 }

@@ -4,24 +4,13 @@
 use async_trait::async_trait;
 use domain::ids::UserId;
 use domain::mail::{MailBacklog, MailDraft, MailOutcome, QueuedMail};
-use domain::ports::{Mailbox, StoreError, TxScope};
+use domain::ports::{Mailbox, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::SqlTx;
 use crate::rows::{MailBacklogRow, QueuedMailRow, Shape, QUEUED_MAIL_COLUMNS};
 use crate::{Backend, Statement};
-
-impl<B: Backend> SqlTx<B> {
-    fn require_platform(&self, what: &str) -> Result<(), StoreError> {
-        match self.scope {
-            TxScope::Platform => Ok(()),
-            TxScope::Tenant(_) => Err(StoreError::Unavailable(format!(
-                "{what} needs a platform transaction"
-            ))),
-        }
-    }
-}
 
 #[async_trait]
 impl<B: Backend> Mailbox for SqlTx<B> {
@@ -51,7 +40,7 @@ impl<B: Backend> Mailbox for SqlTx<B> {
         until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<QueuedMail>, StoreError> {
-        self.require_platform("leasing mail")?;
+        self.scope.require_platform()?;
         let rows = self
             .backend
             .fetch_writing(
@@ -83,7 +72,7 @@ impl<B: Backend> Mailbox for SqlTx<B> {
         outcome: &MailOutcome,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.require_platform("recording mail")?;
+        self.scope.require_platform()?;
         let statement = match outcome {
             MailOutcome::Sent => Statement::new(
                 "update mail_queue set sent_at = $2, leased_until = null, last_error = null, \
@@ -110,7 +99,7 @@ impl<B: Backend> Mailbox for SqlTx<B> {
     }
 
     async fn mail_backlog(&mut self) -> Result<MailBacklog, StoreError> {
-        self.require_platform("reading the mail queue")?;
+        self.scope.require_platform()?;
         let rows = self
             .backend
             .fetch(Statement::new(

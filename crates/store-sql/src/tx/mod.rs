@@ -19,6 +19,7 @@ mod outbox;
 mod profiles;
 mod tenants;
 mod users;
+mod webhooks;
 
 use std::collections::BTreeMap;
 
