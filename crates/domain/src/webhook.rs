@@ -292,7 +292,8 @@ pub struct WebhookPass {
 const EVENTS_PER_HOOK: usize = 100;
 
 /// One pass: leases up to `batch` hooks with events past their cursor and sends each its
-/// events in feed order, recording every attempt and the hook's new cursor.
+/// events in feed order, recording every attempt and the hook's new cursor. The hooks of
+/// a pass are served concurrently, so a slow receiver delays only its own hook.
 ///
 /// # Errors
 /// When the store fails; a hook leased and not recorded is taken up again once its lease
@@ -308,96 +309,119 @@ pub async fn deliver_webhooks_once(
     let mut tx = store.begin(TxScope::Platform).await?;
     let leased = tx.lease_webhooks(now, now + policy.lease, batch).await?;
     tx.commit().await?;
+    let hooks = leased.len();
+    let served = futures::future::join_all(
+        leased
+            .into_iter()
+            .map(|hook| serve_hook(store, sender, clock, policy, hook)),
+    )
+    .await;
     let mut pass = WebhookPass {
-        hooks: leased.len(),
+        hooks,
         ..WebhookPass::default()
     };
-    for hook in leased {
-        let events = {
-            let mut tx = store.begin(TxScope::Platform).await?;
-            tx.list_events(
-                &crate::audit::Partition::Tenant(hook.hook.tenant.clone()),
-                hook.cursor,
-                EVENTS_PER_HOOK,
-            )
-            .await?
-        };
-        let full = events.len() == EVENTS_PER_HOOK;
-        let mut progress = WebhookProgress {
-            cursor: hook.cursor,
-            head_attempts: hook.head_attempts,
-            head_since: hook.head_since,
-            next_attempt_at: clock.now(),
-        };
-        let mut records = Vec::new();
-        let mut blocked = false;
-        for event in &events {
-            if !hook.hook.wants(&event.event_type) {
-                progress.cursor = event.position;
-                continue;
-            }
-            let attempted_at = clock.now();
-            let since = progress.head_since.unwrap_or(attempted_at);
-            let attempts = progress.head_attempts + 1;
-            let outcome = sender.deliver(&hook, event).await;
-            let done_at = clock.now();
-            let (status, code, error) = match outcome {
-                Ok(code) => (DeliveryStatus::Delivered, Some(code), None),
-                Err(failure) if done_at - since >= policy.give_up_after => (
-                    DeliveryStatus::Failed,
-                    failure.status,
-                    Some(failure.message),
-                ),
-                Err(failure) => (
-                    DeliveryStatus::Retrying,
-                    failure.status,
-                    Some(failure.message),
-                ),
-            };
-            records.push(Delivery {
-                position: event.position,
-                event_id: event.id.to_string(),
-                event_type: event.event_type.clone(),
-                status,
-                attempts,
-                last_status_code: code,
-                last_error: error,
-                first_attempt_at: since,
-                last_attempt_at: done_at,
-            });
-            match status {
-                DeliveryStatus::Delivered | DeliveryStatus::Failed => {
-                    if status == DeliveryStatus::Delivered {
-                        pass.delivered += 1;
-                    } else {
-                        pass.failed += 1;
-                    }
-                    progress.cursor = event.position;
-                    progress.head_attempts = 0;
-                    progress.head_since = None;
-                }
-                DeliveryStatus::Retrying => {
-                    pass.retrying += 1;
-                    progress.head_attempts = attempts;
-                    progress.head_since = Some(since);
-                    progress.next_attempt_at = policy.next_attempt(
-                        uuid::Uuid::from_u128(u128::from(event.position)),
-                        attempts,
-                        done_at,
-                    );
-                    blocked = true;
-                    break;
-                }
-            }
-        }
-        if !blocked && !full {
-            progress.next_attempt_at = clock.now();
-        }
-        let mut tx = store.begin(TxScope::Platform).await?;
-        tx.record_webhook_progress(&hook.hook.tenant, &hook.hook.name, &progress, &records)
-            .await?;
-        tx.commit().await?;
+    for result in served {
+        let one = result?;
+        pass.delivered += one.delivered;
+        pass.retrying += one.retrying;
+        pass.failed += one.failed;
     }
+    Ok(pass)
+}
+
+/// Sends one leased hook the events past its cursor, in order, and records the outcome.
+async fn serve_hook(
+    store: &dyn Store,
+    sender: &dyn WebhookSender,
+    clock: &dyn Clock,
+    policy: &DeliveryPolicy,
+    hook: LeasedWebhook,
+) -> Result<WebhookPass, StoreError> {
+    let mut pass = WebhookPass::default();
+    let events = {
+        let mut tx = store.begin(TxScope::Platform).await?;
+        tx.list_events(
+            &crate::audit::Partition::Tenant(hook.hook.tenant.clone()),
+            hook.cursor,
+            EVENTS_PER_HOOK,
+        )
+        .await?
+    };
+    let full = events.len() == EVENTS_PER_HOOK;
+    let mut progress = WebhookProgress {
+        cursor: hook.cursor,
+        head_attempts: hook.head_attempts,
+        head_since: hook.head_since,
+        next_attempt_at: clock.now(),
+    };
+    let mut records = Vec::new();
+    let mut blocked = false;
+    for event in &events {
+        if !hook.hook.wants(&event.event_type) {
+            progress.cursor = event.position;
+            continue;
+        }
+        let attempted_at = clock.now();
+        let since = progress.head_since.unwrap_or(attempted_at);
+        let attempts = progress.head_attempts + 1;
+        let outcome = sender.deliver(&hook, event).await;
+        let done_at = clock.now();
+        let (status, code, error) = match outcome {
+            Ok(code) => (DeliveryStatus::Delivered, Some(code), None),
+            Err(failure) if done_at - since >= policy.give_up_after => (
+                DeliveryStatus::Failed,
+                failure.status,
+                Some(failure.message),
+            ),
+            Err(failure) => (
+                DeliveryStatus::Retrying,
+                failure.status,
+                Some(failure.message),
+            ),
+        };
+        records.push(Delivery {
+            position: event.position,
+            event_id: event.id.to_string(),
+            event_type: event.event_type.clone(),
+            status,
+            attempts,
+            last_status_code: code,
+            last_error: error,
+            first_attempt_at: since,
+            last_attempt_at: done_at,
+        });
+        match status {
+            DeliveryStatus::Delivered | DeliveryStatus::Failed => {
+                if status == DeliveryStatus::Delivered {
+                    pass.delivered += 1;
+                } else {
+                    pass.failed += 1;
+                }
+                progress.cursor = event.position;
+                progress.head_attempts = 0;
+                progress.head_since = None;
+            }
+            DeliveryStatus::Retrying => {
+                pass.retrying += 1;
+                progress.head_attempts = attempts;
+                progress.head_since = Some(since);
+                progress.next_attempt_at = policy.next_attempt(
+                    uuid::Uuid::from_u128(u128::from(event.position)),
+                    attempts,
+                    done_at,
+                );
+                blocked = true;
+                break;
+            }
+        }
+    }
+    if !blocked && !full {
+        progress.next_attempt_at = clock.now();
+    }
+    let mut tx = store.begin(TxScope::Platform).await?;
+    tx.record_webhook_progress(&hook.hook.tenant, &hook.hook.name, &progress, &records)
+        .await?;
+    tx.commit().await?;
     Ok(pass)
 }
 

@@ -212,6 +212,8 @@ fn every_tenant_scoped_table_is_keyed_by_tenant_first_and_refers_to_accounts_wit
                 "tenant_scopes",
                 "tenant_tombstones",
                 "tenants",
+                "webhook_deliveries",
+                "webhooks",
             ]
         );
         for table in &tables {
