@@ -32,7 +32,7 @@ const CLIENTS: usize = 8;
 /// Users made per client and second of load: more than a client can add.
 const USERS_PER_CLIENT_SECOND: u64 = 800;
 
-fn nats_url() -> String {
+pub(crate) fn nats_url() -> String {
     std::env::var("USER_ENGINE_NATS_URL")
         .ok()
         .filter(|url| !url.is_empty())
@@ -40,12 +40,15 @@ fn nats_url() -> String {
 }
 
 /// One stream of this bench run, named after the process and a label.
-struct BenchStream {
-    name: String,
-    prefix: String,
+pub(crate) struct BenchStream {
+    pub(crate) name: String,
+    pub(crate) prefix: String,
 }
 
-async fn bench_stream(js: &jetstream::Context, label: &str) -> Result<BenchStream, Failure> {
+pub(crate) async fn bench_stream(
+    js: &jetstream::Context,
+    label: &str,
+) -> Result<BenchStream, Failure> {
     let name = format!("UE_BENCH_{}_{label}", std::process::id());
     let prefix = format!("uebench{}{}", std::process::id(), label.to_lowercase());
     js.create_stream(stream::Config {
@@ -71,9 +74,9 @@ impl EventPublisher for OneAtATime {
 
 /// The relay's publisher, noting for each acknowledged event how long ago its
 /// transaction stamped it.
-struct LagPublisher {
-    inner: JetStreamPublisher,
-    lags: Mutex<Vec<Duration>>,
+pub(crate) struct LagPublisher {
+    pub(crate) inner: JetStreamPublisher,
+    pub(crate) lags: Mutex<Vec<Duration>>,
 }
 
 #[async_trait::async_trait]
@@ -263,7 +266,7 @@ async fn raw_publishes(
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     let index = ((sorted.len() as f64) * fraction) as usize;
     sorted
         .get(index.min(sorted.len().saturating_sub(1)))
@@ -271,7 +274,7 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
         .unwrap_or_default()
 }
 
-fn millis(duration: Duration) -> f64 {
+pub(crate) fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 

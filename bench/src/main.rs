@@ -11,6 +11,7 @@
 mod audit;
 mod connections;
 mod decide;
+mod delivery;
 mod events;
 mod http;
 mod process;
@@ -122,9 +123,19 @@ async fn main() -> Result<(), Failure> {
     if which == "decide" {
         return decide::run(args.get(1..).unwrap_or_default()).await;
     }
-    if !["store", "http", "events", "audit", "rss", "connections"].contains(&which.as_str()) {
+    if ![
+        "store",
+        "http",
+        "events",
+        "delivery",
+        "audit",
+        "rss",
+        "connections",
+    ]
+    .contains(&which.as_str())
+    {
         return Err(
-            "usage: bench store|http|events|rss|connections [seconds per run, default 5] \
+            "usage: bench store|http|events|delivery|rss|connections [seconds per run, default 5] \
                     | bench audit [records, default 1000000]"
                 .into(),
         );
@@ -154,6 +165,7 @@ async fn main() -> Result<(), Failure> {
         "http" if args.iter().any(|arg| arg == "--seeded") => seeded::run(&name, seconds).await,
         "http" => http::run(&name, seconds).await,
         "events" => events::run(&name, seconds).await,
+        "delivery" => delivery::run(&name, seconds).await,
         "audit" => audit::run(&name, number).await,
         "rss" => rss::run(&name, seconds).await,
         "connections" => connections::run(&name, seconds).await,

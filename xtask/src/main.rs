@@ -52,6 +52,9 @@ fn main() -> ExitCode {
                         ns per decision beside the decision alone (no database)\n  \
                  bench events [seconds]\n         \
                         outbox relay events/s beside raw JetStream publishes; commit-to-ack lag\n  \
+                 bench delivery [seconds]\n         \
+                        mails/s and webhook deliveries/s of one worker beside direct sends;\n         \
+                        commit-to-arrival lag of mail, webhooks and the NATS relay under load\n  \
                  bench audit [records]\n         \
                         peak RSS of audit verify and diagnose on 1,000 records and on 1,000,000\n  \
                  bench rss [seconds]\n         \
@@ -374,13 +377,14 @@ fn diagnose(args: &[String]) -> ExitCode {
 fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some(
-            which @ ("store" | "http" | "events" | "audit" | "rss" | "connections" | "decide"),
+            which @ ("store" | "http" | "events" | "delivery" | "audit" | "rss" | "connections"
+            | "decide"),
         ) => {
             // The embedded store and the in-process decision need no PostgreSQL.
             if which != "decide" && !args.windows(2).any(|pair| pair == ["--store", "sqlite"]) {
                 db()?;
             }
-            if which == "events" {
+            if which == "events" || which == "delivery" {
                 nats()?;
             }
             // These measure the release binary itself, found beside the bench's (`http
