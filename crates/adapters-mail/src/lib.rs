@@ -13,10 +13,14 @@ use async_trait::async_trait;
 use domain::mail::{MailSender, QueuedMail, SendError};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// How long one SMTP exchange may take before it counts as failed (and is retried).
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections kept to the server: one per mail a delivery pass has in flight.
+const POOL_SIZE: u32 = domain::mail::MAIL_CONCURRENCY as u32;
 
 /// Why the SMTP settings were refused; never shows the URL's password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +104,8 @@ impl SmtpSender {
         let _ = parsed.set_password(None);
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(parsed.as_str())
             .map_err(|error| ConfigError(format!("USER_ENGINE_SMTP_URL: {error}")))?
-            .timeout(Some(SEND_TIMEOUT));
+            .timeout(Some(SEND_TIMEOUT))
+            .pool_config(PoolConfig::new().max_size(POOL_SIZE));
         if !user.is_empty() {
             let user = percent_decode(&user);
             let secret = match (password, secret) {

@@ -2,7 +2,7 @@
 //! self-service resets and security notices arrive once, to the right recipient, with a
 //! subject naming the tenant and a token that works; with the server down during a burst
 //! every mail arrives once it is back; a rolled-back change sends nothing; a worker
-//! killed mid-send loses no mail.
+//! killed mid-send loses no mail; a pass keeps several mails in flight and records each.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -252,7 +252,82 @@ async fn a_rolled_back_change_sends_nothing_and_a_killed_worker_loses_no_mail(st
     assert_eq!(received[0].rcpt_tos, ["survivor@example.test"]);
 }
 
+/// A sender that takes a while and counts how many of its sends overlap; one address
+/// is refused for now.
+#[derive(Default)]
+struct Overlapping {
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl MailSender for Overlapping {
+    async fn send(&self, mail: &QueuedMail) -> Result<(), SendError> {
+        use std::sync::atomic::Ordering;
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if mail.recipient == "busy@example.test" {
+            Err(SendError::Transient("451 try later".to_owned()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+async fn a_pass_keeps_several_mails_in_flight_and_records_each(store: StoreKind) {
+    let app = tests::http::spawn_app_on(store).await;
+    let store = app.store();
+    let clock = adapters_security::SystemClock;
+    {
+        let mut tx = store.begin(TxScope::Platform).await.expect("tx");
+        for index in 0..20 {
+            let to = if index == 7 {
+                "busy@example.test".to_owned()
+            } else {
+                format!("m{index}@example.test")
+            };
+            let draft = render(
+                &domain::mail::MailSettings::default(),
+                &MailKind::PasswordChanged,
+                domain::ids::Email::parse(&to).expect("email"),
+                None,
+                uuid::Uuid::now_v7(),
+                clock.now(),
+            );
+            tx.queue_mail(&draft).await.expect("queued");
+        }
+        tx.commit().await.expect("commit");
+    }
+    let sender = Overlapping::default();
+    let pass = || async {
+        deliver_once(
+            store.as_ref(),
+            &sender,
+            &clock,
+            &DeliveryPolicy::default(),
+            20,
+        )
+        .await
+        .expect("pass")
+    };
+    let first = pass().await;
+    assert_eq!((first.sent, first.retried, first.gave_up), (19, 1, 0));
+    assert_eq!(
+        sender.most.load(std::sync::atomic::Ordering::SeqCst),
+        domain::mail::MAIL_CONCURRENCY
+    );
+    // Each outcome was recorded: only the refused mail waits, for its retry.
+    let mut tx = store.begin(TxScope::Platform).await.expect("tx");
+    let backlog = tx.mail_backlog().await.expect("backlog");
+    assert_eq!((backlog.waiting, backlog.failed), (1, 0));
+    drop(tx);
+    assert_eq!(pass().await.leased(), 0, "the retry is not due yet");
+}
+
 tests::on_both_stores!(
+    a_pass_keeps_several_mails_in_flight_and_records_each,
     mails_arrive_once_with_a_working_token_and_the_tenant_name,
     every_mail_of_a_burst_arrives_after_an_smtp_outage,
     a_rolled_back_change_sends_nothing_and_a_killed_worker_loses_no_mail,
