@@ -241,7 +241,13 @@ pub(crate) async fn serve_with_baselines(
                 }
             }),
         );
-    let app = router_with(state, baselines);
+    serve(router_with(state, baselines)).await
+}
+
+/// Serves `app` on a free port of 127.0.0.1 until the returned task is aborted.
+pub(crate) async fn serve(
+    app: axum::Router,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Failure> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let server = tokio::spawn(async move {

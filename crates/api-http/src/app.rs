@@ -70,6 +70,10 @@ pub struct AppState {
     /// Whether the public listener serves `/metrics`; false when a management listener
     /// serves it instead (`USER_ENGINE_MANAGEMENT_LISTEN`).
     pub public_metrics: bool,
+    /// Reset requests answered and still being carried out (SPEC §3.6: a reset request
+    /// is answered before the email is looked up, so its timing says nothing); when all
+    /// are taken the request is answered 503 `overloaded` whatever the email.
+    pub reset_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -102,6 +106,7 @@ impl AppState {
             diagnostics: diagnostics::Options::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             public_metrics: true,
+            reset_slots: Arc::new(tokio::sync::Semaphore::new(RESETS_IN_FLIGHT)),
         }
     }
 
@@ -122,6 +127,10 @@ impl AppState {
 /// Failed bearer authentications allowed per minute from one client address unless
 /// configured (`USER_ENGINE_AUTH_FAILURES_PER_MINUTE`).
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 60;
+
+/// Reset requests carried out after their answer at once on one node; each is one short
+/// transaction, so this bounds the work an address-rotating flood can queue.
+pub const RESETS_IN_FLIGHT: usize = 64;
 
 /// A request's deadline unless configured (`USER_ENGINE_REQUEST_TIMEOUT`, SPEC §7).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -140,6 +140,7 @@ pub async fn confirm_password_reset(
         (status = 202, description = "Accepted: when the email names an active user and mail is configured, a single-use token (1 hour) is mailed to it"),
         (status = 400, description = "`invalid_email`, `invalid_request`: malformed JSON or an unknown field"),
         (status = 429, description = "`rate_limited`: too many requests for this email or address", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`overloaded`: too many reset requests being carried out on this node", headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
 )]
 pub async fn request_password_reset(
@@ -148,10 +149,28 @@ pub async fn request_password_reset(
     JsonBody(body): JsonBody<PasswordResetRequestBody>,
 ) -> ApiResult<Response> {
     let email = Email::parse(&body.email)?;
+    // Answered once counted: the lookup, the token and the mail happen afterwards, so
+    // neither the answer nor its time depends on whether the email names a user.
+    let slot = state.reset_slots.clone().try_acquire_owned().map_err(|_| {
+        ApiError::from(domain::Error::Overloaded {
+            retry_after_secs: 1,
+        })
+    })?;
     state
         .engine
-        .request_password_reset(&email, address.0, state.login_rate, &request_id())
+        .admit_password_reset(&email, address.0, state.login_rate)
         .await?;
+    let engine = state.engine.clone();
+    let request_id = request_id();
+    tokio::spawn(async move {
+        if let Err(error) = engine
+            .start_password_reset(&email, address.0, &request_id)
+            .await
+        {
+            tracing::error!(%error, request_id, "a reset request was answered but not carried out");
+        }
+        drop(slot);
+    });
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

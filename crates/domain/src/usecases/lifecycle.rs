@@ -49,6 +49,10 @@ impl Engine {
     /// same and one platform record is written either way (its target the user, or
     /// `unresolved-email`). Counted per email and per client address first.
     ///
+    /// [`Engine::admit_password_reset`] then [`Engine::start_password_reset`]; the HTTP
+    /// layer answers between the two, so the time of the answer does not depend on the
+    /// email either.
+    ///
     /// # Errors
     /// `rate_limited` when the email's or the address's window is full; `internal` when
     /// the store fails.
@@ -59,11 +63,43 @@ impl Engine {
         rule: ThrottleRule,
         request_id: &str,
     ) -> Result<(), Error> {
+        self.admit_password_reset(email, address, rule).await?;
+        self.start_password_reset(email, address, request_id).await
+    }
+
+    /// The part of a reset request the caller waits for: the request counted per email
+    /// and per client address. It never looks the email up, so it costs the same
+    /// whoever the email names.
+    ///
+    /// # Errors
+    /// `rate_limited` when the email's or the address's window is full; `internal` when
+    /// the store fails.
+    pub async fn admit_password_reset(
+        &self,
+        email: &Email,
+        address: Option<IpAddr>,
+        rule: ThrottleRule,
+    ) -> Result<(), Error> {
         self.throttle(ThrottleKey::ResetEmail(email), rule).await?;
         if let Some(address) = address {
             self.throttle(ThrottleKey::ResetAddress(address), rule)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// The rest of an admitted reset request, in one transaction: the email looked up,
+    /// the token stored and its mail queued for an active user, the record written
+    /// either way.
+    ///
+    /// # Errors
+    /// `internal` when the store fails (nothing is written then).
+    pub async fn start_password_reset(
+        &self,
+        email: &Email,
+        address: Option<IpAddr>,
+        request_id: &str,
+    ) -> Result<(), Error> {
         let mut tx = self.begin(TxScope::Platform).await?;
         let user = tx
             .find_user_by_email(email)
