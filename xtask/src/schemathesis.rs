@@ -136,9 +136,35 @@ pub fn run(options: &Options) -> Result<crate::Counts, String> {
         .map_err(|error| format!("schemathesis: {}: {error}", work.display()))?;
     let mut summary = Vec::new();
     let mut counts = crate::Counts::default();
-    for store in &options.stores {
-        let results = run_store(*store, &binary, &schemathesis, &work, options.examples)?;
-        for (caller, figures, passed) in results {
+    // The stores' runs are independent (a server and a database each) and each is one
+    // Python process at a time, so on two cores they run side by side.
+    let runs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = options
+            .stores
+            .iter()
+            .map(|store| {
+                let (binary, schemathesis, work) = (&binary, &schemathesis, &work);
+                let store = *store;
+                scope.spawn(move || {
+                    (
+                        store,
+                        run_store(store, binary, schemathesis, work, options.examples),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .map_err(|_| "schemathesis: a store's run panicked".to_owned())
+            })
+            .collect()
+    });
+    for run in runs {
+        let (store, results) = run?;
+        for (caller, figures, passed) in results? {
             if passed {
                 counts.passed += 1;
             } else {
@@ -416,7 +442,7 @@ fn run_store(
     let callers = set_up(port)?;
     let mut results = Vec::new();
     for caller in callers {
-        let (figures, passed) = fuzz(schemathesis, &dir, port, &caller, examples)?;
+        let (figures, passed) = fuzz(schemathesis, &dir, port, &caller, examples, store)?;
         results.push((caller.name, figures, passed));
     }
     drop(server);
@@ -659,7 +685,9 @@ fn fuzz(
     port: u16,
     caller: &Caller,
     examples: u32,
+    store: Store,
 ) -> Result<(Figures, bool), String> {
+    let store = store.name();
     let (token, caller_name) = (&caller.token, caller.name);
     let report = dir.join(format!("{caller_name}.ndjson"));
     let output_path = dir.join(format!("{caller_name}.log"));
@@ -698,7 +726,7 @@ fn fuzz(
     let limit =
         Duration::from_secs(RUN_SECONDS_MIN.max(RUN_SECONDS_PER_EXAMPLE * u64::from(examples)));
     eprintln!(
-        "xtask: schemathesis: as {caller_name}, {examples} examples per operation (at most {} s; log {})",
+        "xtask: schemathesis: {store} as {caller_name}, {examples} examples per operation (at most {} s; log {})",
         limit.as_secs(),
         output_path.display()
     );
@@ -728,7 +756,7 @@ fn fuzz(
     match status {
         None => {
             eprintln!(
-                "xtask: schemathesis: as {caller_name}: stopped after {} s",
+                "xtask: schemathesis: {store} as {caller_name}: stopped after {} s",
                 limit.as_secs()
             );
             Ok((figures, false))
@@ -740,7 +768,7 @@ fn fuzz(
                 eprintln!("{log}");
             }
             eprintln!(
-                "xtask: schemathesis: as {caller_name}: {} in {} s",
+                "xtask: schemathesis: {store} as {caller_name}: {} in {} s",
                 if passed { "passed" } else { "FAILED" },
                 started.elapsed().as_secs()
             );
