@@ -74,6 +74,9 @@ pub struct AppState {
     /// is answered before the email is looked up, so its timing says nothing); when all
     /// are taken the request is answered 503 `overloaded` whatever the email.
     pub reset_slots: Arc<tokio::sync::Semaphore>,
+    /// Makes the OpenID provider's signing keys on first use; `None` when no
+    /// key-encryption key is configured (then none is made).
+    pub key_vault: Option<Arc<dyn domain::signing::KeyVault>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -107,6 +110,7 @@ impl AppState {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             public_metrics: true,
             reset_slots: Arc::new(tokio::sync::Semaphore::new(RESETS_IN_FLIGHT)),
+            key_vault: None,
         }
     }
 

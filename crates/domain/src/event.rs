@@ -49,6 +49,7 @@ pub mod types {
     pub const PLATFORM_ROLES_CHANGED: &str = "platform_roles.changed";
     pub const CATALOG_SCOPE_ADDED: &str = "catalog.scope_added";
     pub const PROFILE_SCHEMA_CHANGED: &str = "profile_schema.changed";
+    pub const SIGNING_KEYS_ROTATED: &str = "signing_keys.rotated";
 
     /// Every type, for what names types (webhook subscriptions).
     pub const ALL: &[&str] = &[
@@ -85,6 +86,7 @@ pub mod types {
         PLATFORM_ROLES_CHANGED,
         CATALOG_SCOPE_ADDED,
         PROFILE_SCHEMA_CHANGED,
+        SIGNING_KEYS_ROTATED,
     ];
 }
 
@@ -198,6 +200,12 @@ pub enum EventData {
     UserErased {
         id: UserId,
     },
+    /// The provider's signing keys were rotated: `kids` sign from now on, `retired` keys
+    /// stopped signing (and stay published until their tokens expire).
+    SigningKeysRotated {
+        kids: Vec<String>,
+        retired: u64,
+    },
     /// A tenant's webhook was created or changed (never its url, which may hold a
     /// token, nor its secret).
     WebhookPut {
@@ -271,6 +279,7 @@ impl EventData {
             Self::UserRecoveryCodesGenerated { .. } => types::USER_RECOVERY_CODES_GENERATED,
             Self::UserRecoveryCodeUsed { .. } => types::USER_RECOVERY_CODE_USED,
             Self::UserErased { .. } => types::USER_ERASED,
+            Self::SigningKeysRotated { .. } => types::SIGNING_KEYS_ROTATED,
             Self::WebhookPut { created: true, .. } => types::WEBHOOK_CREATED,
             Self::WebhookPut { created: false, .. } => types::WEBHOOK_UPDATED,
             Self::WebhookDeleted { .. } => types::WEBHOOK_DELETED,
@@ -346,6 +355,9 @@ impl EventData {
             }
             Self::UserEmailChanged { id, email } => {
                 json!({ "id": id.to_string(), "email": email.as_str() })
+            }
+            Self::SigningKeysRotated { kids, retired } => {
+                json!({ "kids": kids, "retired": retired })
             }
             Self::WebhookPut { name, types, .. } => json!({ "name": name, "types": types }),
             Self::WebhookDeleted { name } | Self::WebhookSecretRotated { name } => {

@@ -15,6 +15,7 @@ pub mod mail;
 pub mod model;
 pub mod ports;
 pub mod relay;
+pub mod signing;
 pub mod usecases;
 pub mod webhook;
 

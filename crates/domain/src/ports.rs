@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 pub use capabilities::{
     ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
-    Members, Outbox, Profiles, Tenants, Users, Webhooks,
+    Members, Outbox, Profiles, SigningKeys, Tenants, Users, Webhooks,
 };
 #[cfg(test)]
 pub use mock::MockStoreTx;
@@ -366,6 +366,7 @@ pub trait StoreTx:
     + Idempotency
     + Mailbox
     + Webhooks
+    + SigningKeys
     + Send
 {
     /// Makes every write of the transaction durable and visible, or none of them.
@@ -381,7 +382,7 @@ pub trait StoreTx:
 pub mod prelude {
     pub use super::{
         ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, Mailbox, Members,
-        Outbox, Profiles, StoreTx, Tenants, Users, Webhooks,
+        Outbox, Profiles, SigningKeys, StoreTx, Tenants, Users, Webhooks,
     };
 }
 

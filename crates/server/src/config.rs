@@ -123,6 +123,9 @@ pub struct Config {
     pub smtp_url: Option<Secret>,
     /// A file holding the SMTP password.
     pub smtp_password_file: Option<PathBuf>,
+    /// The key-encryption key of the provider's signing keys
+    /// (`USER_ENGINE_KEY_ENCRYPTION_KEY_FILE`).
+    pub key_encryption_key_file: Option<PathBuf>,
     /// The sender of mails.
     pub mail_from: Option<String>,
     /// Where mailed links point.
@@ -166,6 +169,7 @@ impl Default for Config {
             facts_cache_entries: 1_000_000,
             smtp_url: None,
             smtp_password_file: None,
+            key_encryption_key_file: None,
             mail_from: None,
             mail_link_base: None,
             mail_product_name: "user-engine".to_owned(),
@@ -227,6 +231,7 @@ struct FileConfig {
     #[serde(default, deserialize_with = "secret_text")]
     smtp_url: Option<String>,
     smtp_password_file: Option<String>,
+    key_encryption_key_file: Option<String>,
     mail_from: Option<String>,
     mail_link_base: Option<String>,
     mail_product_name: Option<String>,
@@ -737,6 +742,13 @@ impl Config {
             text,
             existing_file,
         )?;
+        let key_encryption_key_file = layers.resolve(
+            &KEY_ENCRYPTION_KEY_FILE,
+            false,
+            parsed.key_encryption_key_file,
+            text,
+            existing_file,
+        )?;
         let mail_from = layers.resolve(&MAIL_FROM, false, parsed.mail_from, text, |value| {
             let value = value.trim().to_owned();
             if value.contains('@') && !value.chars().any(char::is_control) {
@@ -840,6 +852,7 @@ impl Config {
             facts_cache_entries,
             smtp_url,
             smtp_password_file,
+            key_encryption_key_file,
             mail_from,
             mail_link_base,
             mail_product_name,
@@ -1449,6 +1462,7 @@ database_url = "postgres://file:filepass@db/file"
                 management_listen: None,
                 smtp_url: None,
                 smtp_password_file: None,
+                key_encryption_key_file: None,
                 mail_from: None,
                 mail_link_base: None,
                 ..config

@@ -1,5 +1,5 @@
 //! The `user-engine` binary: `serve`, `migrate`, `bootstrap`, `relay`, `openapi`,
-//! `audit verify` and `diagnose`, over one layered configuration (see `server::config`).
+//! `audit verify`, `diagnose` and `keys rotate|list`, over one layered configuration (see `server::config`).
 //!
 //! Failures end the process with status 1 (2 for `audit verify`, whose 1 means a broken
 //! trail; 3 for `diagnose`, whose 0, 1 and 2 mean ready, degraded and not ready) and one
@@ -83,6 +83,9 @@ enum Command {
     /// Audit trail operations
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The OpenID provider's signing keys (SPEC §9)
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Checks whether tenants are ready (SPEC §6): admins, scopes, bindings, audit, outbox
     ///
     /// Prints one table per tenant (coloured at a terminal; NO_COLOR turns it off), each
@@ -104,6 +107,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Makes a new RS256 and a new ES256 key and retires the ones signing until now
+    ///
+    /// Retired keys sign nothing more and stay in the JWKS for an hour, the longest a
+    /// token they signed stays valid. Needs the key-encryption key
+    /// (USER_ENGINE_KEY_ENCRYPTION_KEY_FILE; the embedded store makes one on first use).
+    /// Migrates first. Prints the new key ids.
+    #[command(after_help = config::settings_help())]
+    Rotate,
+    /// Lists every key: id, algorithm, when made, and whether it signs, is still
+    /// published, or is retired
+    #[command(after_help = config::settings_help())]
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +255,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Migrate => migrate(&config).await,
         Command::Bootstrap { email } => bootstrap(&config, email.as_deref()).await,
         Command::Relay => relay(&config).await,
+        Command::Keys(command) => keys(&config, &command).await,
         // Printed above, before the configuration is loaded.
         Command::Openapi => Ok(()),
         // Handled in `main`, which needs its report to choose the exit status.
@@ -446,6 +466,63 @@ async fn migrate(config: &Config) -> Result<(), String> {
     }
     println!("default scope catalog and profile schema present");
     Ok(())
+}
+
+/// `keys rotate` and `keys list`.
+async fn keys(config: &Config, command: &KeysCommand) -> Result<(), String> {
+    // Only a rotation needs (and, for the embedded store, makes) the key-encryption key.
+    let vault = match command {
+        KeysCommand::Rotate => server::startup::key_vault(config)?,
+        KeysCommand::List => None,
+    };
+    let (backend, _) = store::open(config).await?;
+    let ports = adapters_security::production_ports(backend.store());
+    let clock = ports.clock.clone();
+    let engine = Engine::new(ports, config.engine_config());
+    let outcome = match command {
+        KeysCommand::Rotate => match &vault {
+            Some(vault) => engine
+                .rotate_signing_keys(vault, "keys-rotate")
+                .await
+                .map(|made| {
+                    for key in made {
+                        println!("{} {} signs from now on", key.kid, key.algorithm.as_str());
+                    }
+                })
+                .map_err(|error| error.to_string()),
+            None => Err("no key-encryption key to seal the keys with: set \
+                 USER_ENGINE_KEY_ENCRYPTION_KEY_FILE to a file holding 32 random bytes in \
+                 base64 (openssl rand -base64 32), the same on every node"
+                .to_owned()),
+        },
+        KeysCommand::List => engine
+            .signing_keys()
+            .await
+            .map(|keys| {
+                let now = clock.now();
+                for key in keys {
+                    let state = match key.retired_at {
+                        None => "signing".to_owned(),
+                        Some(_) if key.is_published(now) => format!(
+                            "published until {}",
+                            domain::audit::format_timestamp(
+                                key.retired_at.unwrap_or(now) + domain::signing::TOKEN_LIFETIME_MAX
+                            )
+                        ),
+                        Some(_) => "retired".to_owned(),
+                    };
+                    println!(
+                        "{} {} {} {state}",
+                        key.kid,
+                        key.algorithm.as_str(),
+                        domain::audit::format_timestamp(key.created_at),
+                    );
+                }
+            })
+            .map_err(|error| error.to_string()),
+    };
+    backend.close().await;
+    outcome
 }
 
 async fn bootstrap(config: &Config, email_flag: Option<&str>) -> Result<(), String> {

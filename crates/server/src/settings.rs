@@ -205,6 +205,15 @@ pub(crate) const SMTP_PASSWORD_FILE: Setting = Setting {
     help: "a file holding the SMTP password (its user in USER_ENGINE_SMTP_URL), read at \
            start; replaces a password in the URL",
 };
+pub(crate) const KEY_ENCRYPTION_KEY_FILE: Setting = Setting {
+    key: "key_encryption_key_file",
+    env: "USER_ENGINE_KEY_ENCRYPTION_KEY_FILE",
+    default: None,
+    help: "a file holding 32 random bytes in base64 (openssl rand -base64 32) that seal the \
+           OpenID provider's private signing keys in the database; the same file on every \
+           node. Without it the embedded store makes one in USER_ENGINE_DATA_DIR on first \
+           start; with PostgreSQL no signing key is made and the JWKS is empty",
+};
 pub(crate) const MAIL_FROM: Setting = Setting {
     key: "mail_from",
     env: "USER_ENGINE_MAIL_FROM",
@@ -283,6 +292,7 @@ pub const SETTINGS: &[Setting] = &[
     NATS_NKEY_SEED,
     SMTP_URL,
     SMTP_PASSWORD_FILE,
+    KEY_ENCRYPTION_KEY_FILE,
     MAIL_FROM,
     MAIL_LINK_BASE,
     MAIL_PRODUCT_NAME,

@@ -103,7 +103,9 @@ impl Application {
             backend: backend.clone(),
             broker: publisher.clone(),
         });
-        let state = app_state(config, engine, readiness);
+        let mut state = app_state(config, engine, readiness);
+        state.key_vault =
+            key_vault(config)?.map(|vault| Arc::new(vault) as Arc<dyn domain::signing::KeyVault>);
         let relay = spawn_relay(publisher, &backend, state.metrics.clone());
         let webhooks = {
             let (stop, stopped) = oneshot::channel::<()>();
@@ -322,6 +324,61 @@ fn app_state(config: &Config, engine: Engine, readiness: Arc<NodeReadiness>) -> 
     state.request_timeout = config.request_timeout();
     state.public_metrics = config.management_listen.is_none();
     state
+}
+
+/// The file the embedded store keeps its key-encryption key in when none is configured.
+pub const EMBEDDED_KEY_FILE: &str = "key-encryption-key";
+
+/// The vault of the provider's signing keys: under `USER_ENGINE_KEY_ENCRYPTION_KEY_FILE`;
+/// without it, for the embedded store, under a key made on first start in the data
+/// directory beside the store's file (readable by its owner only); with PostgreSQL and no file, none (the JWKS
+/// stays empty until the operator configures one, the same on every node).
+///
+/// # Errors
+/// When the file cannot be read or made, or does not hold a key.
+pub fn key_vault(config: &Config) -> Result<Option<adapters_jose::SealingVault>, String> {
+    let path = match (
+        &config.key_encryption_key_file,
+        store::Location::of(config)?,
+    ) {
+        (Some(path), _) => path.clone(),
+        (None, store::Location::Postgres(_)) => return Ok(None),
+        (None, store::Location::Sqlite { path, .. }) => {
+            let path = path.parent().map_or_else(
+                || EMBEDDED_KEY_FILE.into(),
+                |dir| dir.join(EMBEDDED_KEY_FILE),
+            );
+            if !path.exists() {
+                make_key_file(&path)?;
+                tracing::info!(
+                    path = %path.display(),
+                    "made the key-encryption key of the signing keys; keep it with the data"
+                );
+            }
+            path
+        }
+    };
+    adapters_jose::SealingVault::from_file(&path)
+        .map(Some)
+        .map_err(|error| error.to_string())
+}
+
+fn make_key_file(path: &std::path::Path) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let content =
+        adapters_jose::SealingVault::new_key_file_content().map_err(|error| error.to_string())?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|error| format!("cannot make {}: {error}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(content.as_bytes()))
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
 /// A node is ready when its database answers and, when it relays, its NATS connection

@@ -16,6 +16,7 @@ pub fn constraint_error(name: &str) -> Option<StoreError> {
         "users_pkey" => StoreError::Duplicate("user"),
         "accounts_pkey" => StoreError::Duplicate("member"),
         "catalog_scopes_pkey" => StoreError::Duplicate("scope"),
+        "signing_keys_pkey" => StoreError::Duplicate("signing key"),
         "api_keys_pkey" | "api_keys_key_id_key" | "api_keys_secret_hash_key" => {
             StoreError::Duplicate("api_key")
         }

@@ -40,6 +40,7 @@ mod relay;
 mod relay_crash;
 mod relay_embedded;
 mod relay_outage;
+mod signing_keys;
 mod sqlite_isolation;
 mod webhook_retries;
 mod webhooks;

@@ -58,6 +58,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
         (name = "users", description = "Platform users"),
         (name = "catalog", description = "The scope catalog and the profile schema"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "oidc", description = "The OpenID provider (SPEC §9)"),
     )
 )]
 struct ApiDoc;
@@ -637,6 +638,7 @@ mod tests {
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/oauth2/jwks",
     ];
 
     fn parsed() -> Value {

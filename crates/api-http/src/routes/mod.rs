@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod diagnostics;
 pub mod feeds;
 pub mod members;
+pub mod oidc;
 pub mod operations;
 mod params;
 pub mod profiles;
@@ -53,6 +54,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .merge(auth::public_routes())
         .merge(operations::routes())
+        .merge(oidc::routes())
         .merge(with_bearer(signed_in))
 }
 

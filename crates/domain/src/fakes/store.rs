@@ -11,6 +11,7 @@ mod mailbox;
 mod members;
 mod outbox;
 mod profiles;
+mod signing_keys;
 mod tenants;
 mod users;
 mod webhooks;
@@ -107,6 +108,8 @@ pub struct MemState {
     pub webhooks: BTreeMap<(TenantId, String), MemWebhook>,
     /// Each hook's deliveries by feed position.
     pub deliveries: BTreeMap<(TenantId, String, u64), crate::webhook::Delivery>,
+    /// The provider's signing keys by kid.
+    pub signing_keys: BTreeMap<String, crate::signing::SigningKey>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,
     /// Throttle counters: the end of each key's window and its hits.

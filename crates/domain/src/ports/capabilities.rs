@@ -50,6 +50,7 @@ use crate::model::{
     ApiKey, CatalogScope, Credentials, EmailVerification, Invitation, Member, PasswordReset,
     RoleBinding, SchemaEntry, Session, SessionDetails, Tenant, User,
 };
+use crate::signing::SigningKey;
 use crate::webhook::{Delivery, LeasedWebhook, Webhook, WebhookProgress};
 
 /// A tenant, its enabled scopes and its role bindings.
@@ -759,4 +760,21 @@ pub trait Idempotency: Send {
         response: Option<Vec<u8>>,
         keep_until: OffsetDateTime,
     ) -> Result<(), StoreError>;
+}
+
+/// The OpenID provider's signing keys (a platform table; SPEC §9). Their private parts
+/// arrive sealed: an adapter stores and returns the bytes as they are.
+#[async_trait]
+pub trait SigningKeys: Send {
+    /// Stores a new key.
+    ///
+    /// An adapter MUST refuse a `kid` already stored (`Duplicate`), so a key id is never
+    /// reused.
+    async fn insert_signing_key(&mut self, key: &SigningKey) -> Result<(), StoreError>;
+
+    /// Every key, retired ones included, newest first.
+    async fn list_signing_keys(&mut self) -> Result<Vec<SigningKey>, StoreError>;
+
+    /// Retires every key not yet retired, at `at`; returns how many.
+    async fn retire_signing_keys(&mut self, at: OffsetDateTime) -> Result<u64, StoreError>;
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::capabilities::{
     ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
-    Members, Outbox, Profiles, Tenants, Users, Webhooks,
+    Members, Outbox, Profiles, SigningKeys, Tenants, Users, Webhooks,
 };
 use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
@@ -156,6 +156,12 @@ mockall::mock! {
         async fn webhook_health(&mut self, tenant: &TenantId) -> Result<Vec<(String, u64, Option<OffsetDateTime>)>, StoreError>;
         async fn lease_webhooks(&mut self, now: OffsetDateTime, until: OffsetDateTime, limit: usize) -> Result<Vec<LeasedWebhook>, StoreError>;
         async fn record_webhook_progress(&mut self, tenant: &TenantId, name: &str, progress: &WebhookProgress, attempts: &[Delivery]) -> Result<(), StoreError>;
+    }
+    #[async_trait]
+    impl SigningKeys for StoreTx {
+        async fn insert_signing_key(&mut self, key: &crate::signing::SigningKey) -> Result<(), StoreError>;
+        async fn list_signing_keys(&mut self) -> Result<Vec<crate::signing::SigningKey>, StoreError>;
+        async fn retire_signing_keys(&mut self, at: OffsetDateTime) -> Result<u64, StoreError>;
     }
     #[async_trait]
     impl StoreTx for StoreTx {

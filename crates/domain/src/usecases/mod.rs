@@ -19,6 +19,7 @@ mod password_resets;
 mod profiles;
 mod roles;
 mod sessions;
+mod signing;
 mod tenants;
 mod throttles;
 mod users;

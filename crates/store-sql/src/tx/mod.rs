@@ -17,6 +17,7 @@ mod mailbox;
 mod members;
 mod outbox;
 mod profiles;
+mod signing_keys;
 mod tenants;
 mod users;
 mod webhooks;
