@@ -76,7 +76,52 @@ pub struct AppState {
     pub reset_slots: Arc<tokio::sync::Semaphore>,
     /// Makes the OpenID provider's signing keys on first use; `None` when no
     /// key-encryption key is configured (then none is made).
-    pub key_vault: Option<Arc<dyn domain::signing::KeyVault>>,
+    pub signing: Option<Arc<SigningSetup>>,
+}
+
+/// The provider's key vault, and whether this node has seen signing keys exist: keys
+/// are never deleted and a rotation makes new ones before retiring the old, so once seen
+/// they stay, and only the first requests of a node check (one at a time, so a burst of
+/// first requests makes one set of keys, not one each).
+pub struct SigningSetup {
+    pub vault: Arc<dyn domain::signing::KeyVault>,
+    ready: std::sync::atomic::AtomicBool,
+    making: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for SigningSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningSetup").finish_non_exhaustive()
+    }
+}
+
+impl SigningSetup {
+    pub fn new(vault: Arc<dyn domain::signing::KeyVault>) -> Self {
+        Self {
+            vault,
+            ready: std::sync::atomic::AtomicBool::new(false),
+            making: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Makes the first keys unless they exist.
+    ///
+    /// # Errors
+    /// As `Engine::ensure_signing_keys`.
+    pub async fn ensure(&self, engine: &Engine, request_id: &str) -> Result<(), domain::Error> {
+        use std::sync::atomic::Ordering;
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _making = self.making.lock().await;
+        if !self.ready.load(Ordering::Acquire) {
+            engine
+                .ensure_signing_keys(self.vault.as_ref(), request_id)
+                .await?;
+            self.ready.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -110,7 +155,7 @@ impl AppState {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             public_metrics: true,
             reset_slots: Arc::new(tokio::sync::Semaphore::new(RESETS_IN_FLIGHT)),
-            key_vault: None,
+            signing: None,
         }
     }
 

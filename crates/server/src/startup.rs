@@ -104,8 +104,8 @@ impl Application {
             broker: publisher.clone(),
         });
         let mut state = app_state(config, engine, readiness);
-        state.key_vault =
-            key_vault(config)?.map(|vault| Arc::new(vault) as Arc<dyn domain::signing::KeyVault>);
+        state.signing = key_vault(config)?
+            .map(|vault| Arc::new(api_http::app::SigningSetup::new(Arc::new(vault))));
         let relay = spawn_relay(publisher, &backend, state.metrics.clone());
         let webhooks = {
             let (stop, stopped) = oneshot::channel::<()>();

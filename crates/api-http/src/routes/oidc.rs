@@ -29,10 +29,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     ),
 )]
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
-    if let Some(vault) = &state.key_vault {
-        state
-            .engine
-            .ensure_signing_keys(vault.as_ref(), &crate::errors::request_id())
+    if let Some(signing) = &state.signing {
+        signing
+            .ensure(&state.engine, &crate::errors::request_id())
             .await?;
     }
     let set = state.engine.jwks().await?;
