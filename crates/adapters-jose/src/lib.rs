@@ -1,7 +1,9 @@
 //! The OpenID provider's keys (SPEC §9): [`SealingVault`], the domain's
 //! [`KeyVault`], makes RS256 (RSA 2048) and ES256 (P-256) key pairs, gives their public
 //! halves as JWK members and seals their private halves (PKCS#8 DER) with
-//! ChaCha20-Poly1305 under the key-encryption key, bound to the key's id and algorithm.
+//! ChaCha20-Poly1305 under the key-encryption key, bound to the key's id and algorithm,
+//! and signs JWTs with them (JWS compact serialisation; RS256 as RSASSA-PKCS1-v1_5
+//! SHA-256, ES256 as the fixed-length `r || s` of RFC 7518 §3.4).
 //!
 //! The key-encryption key is 32 random bytes, base64 in a file
 //! (`USER_ENGINE_KEY_ENCRYPTION_KEY_FILE`; `openssl rand -base64 32`). Without it a sealed
@@ -14,7 +16,9 @@ use base64::Engine as _;
 use domain::signing::{KeyError, KeyVault, NewKey, SigningAlgorithm, SigningKey};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use ring::signature::{
+    EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256,
+};
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::json;
@@ -76,6 +80,19 @@ impl SealingVault {
                 path.display()
             ))
         })?;
+        Self::new(&key)
+    }
+
+    /// A vault under a fresh random key-encryption key that nothing else knows (a
+    /// benchmark's, a test's).
+    ///
+    /// # Errors
+    /// When the system's randomness fails.
+    pub fn random() -> Result<Self, KeyError> {
+        let mut key = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| KeyError("no randomness".to_owned()))?;
         Self::new(&key)
     }
 
@@ -192,6 +209,46 @@ impl KeyVault for SealingVault {
             sealed_private: self.seal(algorithm, kid, &private)?,
         })
     }
+
+    fn sign(
+        &self,
+        key: &SigningKey,
+        typ: &str,
+        claims: &serde_json::Value,
+    ) -> Result<String, KeyError> {
+        let header = json!({"alg": key.algorithm.as_str(), "kid": key.kid, "typ": typ});
+        let encode = |value: &serde_json::Value| {
+            serde_json::to_vec(value)
+                .map(|bytes| b64(&bytes))
+                .map_err(|error| KeyError(format!("claims not encoded: {error}")))
+        };
+        let input = format!("{}.{}", encode(&header)?, encode(claims)?);
+        let private = self.open(key)?;
+        let failed = || KeyError(format!("signing with key {} failed", key.kid));
+        let signature = match key.algorithm {
+            SigningAlgorithm::Rs256 => {
+                let pair = RsaKeyPair::from_pkcs8(&private).map_err(|_| failed())?;
+                let mut signature = vec![0; pair.public().modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &self.random,
+                    input.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|_| failed())?;
+                signature
+            }
+            SigningAlgorithm::Es256 => {
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &private, &self.random)
+                    .map_err(|_| failed())?
+                    .sign(&self.random, input.as_bytes())
+                    .map_err(|_| failed())?
+                    .as_ref()
+                    .to_vec()
+            }
+        };
+        Ok(format!("{input}.{}", b64(&signature)))
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +357,66 @@ mod tests {
         }
         assert!(vault.open(&altered).is_err());
         assert!(SealingVault::new(&[1; 16]).is_err());
+    }
+
+    /// Verifies `signature` over `input` with the public key of `key`'s JWK.
+    fn verify(key: &SigningKey, input: &[u8], signature: &[u8]) -> bool {
+        let member = |name: &str| {
+            URL_SAFE_NO_PAD
+                .decode(key.public_jwk[name].as_str().unwrap())
+                .unwrap()
+        };
+        match key.algorithm {
+            SigningAlgorithm::Rs256 => ring::signature::RsaPublicKeyComponents {
+                n: member("n"),
+                e: member("e"),
+            }
+            .verify(&RSA_PKCS1_2048_8192_SHA256, input, signature)
+            .is_ok(),
+            SigningAlgorithm::Es256 => {
+                let mut point = vec![4u8];
+                point.extend(member("x"));
+                point.extend(member("y"));
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                    .verify(input, signature)
+                    .is_ok()
+            }
+        }
+    }
+
+    #[test]
+    fn a_signed_jwt_names_its_key_and_verifies_with_its_jwk_only() {
+        let vault = SealingVault::new(&[3; 32]).unwrap();
+        let claims = json!({"iss": "https://id.example", "sub": "u1", "exp": 2_000_000_000});
+        let keys: Vec<SigningKey> = SigningAlgorithm::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(index, algorithm)| {
+                let kid = format!("k{index}");
+                stored(algorithm, &kid, vault.generate(algorithm, &kid).unwrap())
+            })
+            .collect();
+        for (key, other) in keys.iter().zip(keys.iter().rev()) {
+            let token = vault.sign(key, "JWT", &claims).unwrap();
+            let parts: Vec<&str> = token.split('.').collect();
+            assert_eq!(parts.len(), 3);
+            let header: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+            assert_eq!(
+                header,
+                json!({"alg": key.algorithm.as_str(), "kid": key.kid, "typ": "JWT"})
+            );
+            let payload: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+            assert_eq!(payload, claims);
+            let input = format!("{}.{}", parts[0], parts[1]);
+            let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+            assert!(verify(key, input.as_bytes(), &signature));
+            assert!(!verify(other, input.as_bytes(), &signature));
+            assert!(!verify(key, b"another.input", &signature));
+        }
+        let stranger = SealingVault::new(&[4; 32]).unwrap();
+        assert!(stranger.sign(&keys[0], "JWT", &claims).is_err());
     }
 
     #[test]

@@ -114,7 +114,8 @@ impl std::fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
-/// Makes signing keys and seals their private parts under the key-encryption key.
+/// Makes signing keys, seals their private parts under the key-encryption key, and signs
+/// with them.
 pub trait KeyVault: Send + Sync {
     /// A new key pair for `algorithm`, its private part sealed and bound to `kid` (a
     /// sealed key moved to another id does not open).
@@ -122,6 +123,14 @@ pub trait KeyVault: Send + Sync {
     /// # Errors
     /// When generation or sealing fails.
     fn generate(&self, algorithm: SigningAlgorithm, kid: &str) -> Result<NewKey, KeyError>;
+
+    /// `claims` as a JWT (RFC 7519, JWS compact serialisation) signed by `key`, its
+    /// header naming the key's `alg` and `kid` and the type `typ` (`JWT`, `at+jwt`).
+    ///
+    /// # Errors
+    /// When the key does not open (another key-encryption key, altered bytes) or
+    /// signing fails.
+    fn sign(&self, key: &SigningKey, typ: &str, claims: &Value) -> Result<String, KeyError>;
 }
 
 #[cfg(test)]

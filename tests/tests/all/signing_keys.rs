@@ -1,13 +1,16 @@
 //! SPEC §9's signing keys on both stores: the first JWKS fetch makes one RS256 and one
 //! ES256 key (one set of 20 concurrent first fetches); a rotation adds a new set and the
-//! retired keys stay published; the private parts are stored sealed, open only under the
-//! key-encryption key, and every change leaves one platform record.
+//! retired keys stay published, so PyJWT (`tests/checkers/verify_jwt.py`, not our code)
+//! still verifies what they signed against the served JWKS; the private parts are stored
+//! sealed, open only under the key-encryption key, and every change leaves one platform
+//! record.
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use adapters_jose::SealingVault;
 use domain::ports::TxScope;
-use domain::signing::SigningAlgorithm;
+use domain::signing::{KeyVault, SigningAlgorithm, SigningKey};
 use domain::usecases::{Engine, EngineConfig};
 use reqwest::{Method, StatusCode};
 use server::config::Config;
@@ -37,6 +40,51 @@ async fn published(app: &TestApp) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+const ISSUER: &str = "https://id.engine.test";
+const AUDIENCE: &str = "app-1";
+
+/// What PyJWT says of each token, verified against the app's JWKS.
+async fn pyjwt_verdicts(app: &TestApp, tokens: Vec<String>) -> Vec<String> {
+    let url = format!("http://{}/oauth2/jwks", app.address);
+    tokio::task::spawn_blocking(move || {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("checkers")
+            .join("verify_jwt.py");
+        let output = Command::new(tests::smtp::python())
+            .arg(script)
+            .args([url.as_str(), ISSUER, AUDIENCE])
+            .args(&tokens)
+            .output()
+            .expect("PyJWT runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    })
+    .await
+    .expect("joined")
+}
+
+/// A token for `sub` signed by `key`, expiring `lifetime` seconds from now.
+fn token(vault: &SealingVault, key: &SigningKey, sub: &str, lifetime: i64) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    vault
+        .sign(
+            key,
+            "JWT",
+            &serde_json::json!({
+                "iss": ISSUER, "aud": AUDIENCE, "sub": sub,
+                "iat": now, "exp": now + lifetime,
+            }),
+        )
+        .expect("signed")
 }
 
 async fn the_jwks_publishes_a_key_per_algorithm_and_keeps_rotated_ones(store: StoreKind) {
@@ -70,8 +118,17 @@ async fn the_jwks_publishes_a_key_per_algorithm_and_keeps_rotated_ones(store: St
     algorithms.sort_unstable();
     assert_eq!(algorithms, ["ES256", "RS256"]);
 
-    // A rotation: new keys first, the retired ones still published.
+    // Tokens signed by the first keys, before the rotation.
     let vault = SealingVault::from_file(&key_file).expect("the key-encryption key");
+    let mut tx = app.store().begin(TxScope::Platform).await.expect("tx");
+    let first_keys = tx.list_signing_keys().await.expect("keys");
+    drop(tx);
+    let before: Vec<String> = first_keys
+        .iter()
+        .map(|key| token(&vault, key, &format!("old-{}", key.algorithm.as_str()), 300))
+        .collect();
+
+    // A rotation: new keys first, the retired ones still published.
     let engine = Engine::new(
         adapters_security::production_ports(app.store()),
         EngineConfig::default(),
@@ -92,6 +149,30 @@ async fn the_jwks_publishes_a_key_per_algorithm_and_keeps_rotated_ones(store: St
     new_kids.sort_unstable();
     assert_eq!(newest, new_kids);
     assert!(first.iter().all(|old| after.contains(old)));
+
+    // PyJWT verifies against the served JWKS what the retired keys signed and what the
+    // new ones sign; it refuses an expired token and one whose payload was changed.
+    let new_key = made.first().expect("a new key");
+    let fresh = token(&vault, new_key, "new", 300);
+    let expired = token(&vault, new_key, "late", -120);
+    let tampered = {
+        let parts: Vec<&str> = fresh.split('.').collect();
+        let other = token(&vault, new_key, "someone-else", 300);
+        let payload = other.split('.').nth(1).expect("payload");
+        format!("{}.{payload}.{}", parts[0], parts[2])
+    };
+    let mut tokens = before.clone();
+    tokens.extend([fresh, expired, tampered]);
+    assert_eq!(
+        pyjwt_verdicts(&app, tokens).await,
+        [
+            format!("valid old-{}", first_keys[0].algorithm.as_str()),
+            format!("valid old-{}", first_keys[1].algorithm.as_str()),
+            "valid new".to_owned(),
+            "invalid ExpiredSignatureError".to_owned(),
+            "invalid InvalidSignatureError".to_owned(),
+        ]
+    );
 
     // Stored sealed: each opens under the key-encryption key only, and its bytes do not
     // hold the private key.
