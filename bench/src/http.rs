@@ -130,28 +130,35 @@ pub async fn run(name: &str, seconds: u64) -> Result<(), Failure> {
     let hello_url = format!("{base}/bench/hello");
     let select_url = format!("{base}/bench/select");
     let authorize_url = format!("{base}/v1/tenants/bench/authorize");
-    let routes: [Request; 3] = [
+    let jwks_url = format!("{base}/oauth2/jwks");
+    let routes: [Request; 4] = [
         Arc::new(move |client: &reqwest::Client| client.get(&hello_url)),
         Arc::new(move |client: &reqwest::Client| client.get(&select_url)),
         Arc::new(move |client: &reqwest::Client| {
             client.post(&authorize_url).bearer_auth(&key).json(&body)
         }),
+        Arc::new(move |client: &reqwest::Client| client.get(&jwks_url)),
     ];
     let slice = Duration::from_secs(seconds) / SLICES;
-    let mut loads: [Load; 3] = Default::default();
+    let mut loads: [Load; 4] = Default::default();
     for _ in 0..SLICES {
         for (route, total) in routes.iter().zip(&mut loads) {
             total.add(load(CONNECTIONS, slice, route.clone()).await?);
         }
     }
-    let [mut hello, mut select, mut authorize] = loads;
+    let [mut hello, mut select, mut authorize, mut jwks] = loads;
     print_load("hello JSON (baseline)", &mut hello);
     print_load("one indexed single-row select (baseline)", &mut select);
     print_load("POST /v1/tenants/{t}/authorize (API key)", &mut authorize);
+    print_load("GET /oauth2/jwks (two keys)", &mut jwks);
     println!(
         "\nauthorize / single-row select = {:.2} (target ≥ 0.5); authorize / hello = {:.2}",
         authorize.per_second() / select.per_second(),
         authorize.per_second() / hello.per_second()
+    );
+    println!(
+        "jwks / single-row select = {:.2}",
+        jwks.per_second() / select.per_second()
     );
     let peak_after_requests = peak_resident_mib();
 
@@ -216,11 +223,15 @@ pub(crate) async fn serve_with_baselines(
     engine: Engine,
     store: adapters_pg::PgStore,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Failure> {
-    let state = AppState::with_login_limit(
+    let mut state = AppState::with_login_limit(
         engine,
         Arc::new(server::store::Backend::Postgres(store.clone())),
         std::num::NonZeroU32::MAX,
     );
+    // The provider's keys under a key-encryption key of this run (the first JWKS request
+    // makes them).
+    let vault = adapters_jose::SealingVault::random().map_err(|error| error.to_string())?;
+    state.signing = Some(Arc::new(api_http::app::SigningSetup::new(Arc::new(vault))));
     let pool = store.pool().clone();
     let baselines = axum::Router::new()
         .route(
