@@ -5,11 +5,11 @@ use crate::ports::Webhooks;
 use crate::webhook::{Delivery, DeliveryStatus, LeasedWebhook, Webhook, WebhookProgress};
 
 impl MemTx {
-    fn require_platform(&self) -> Result<(), StoreError> {
+    pub(super) fn require_platform(&self) -> Result<(), StoreError> {
         match self.scope {
             TxScope::Platform => Ok(()),
             TxScope::Tenant(_) => Err(StoreError::Unavailable(
-                "the webhook worker needs a platform transaction".to_owned(),
+                "a platform table needs a platform transaction".to_owned(),
             )),
         }
     }
