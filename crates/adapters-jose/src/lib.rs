@@ -249,6 +249,85 @@ impl KeyVault for SealingVault {
         };
         Ok(format!("{input}.{}", b64(&signature)))
     }
+
+    fn verify(
+        &self,
+        keys: &[SigningKey],
+        typ: &str,
+        token: &str,
+    ) -> Result<serde_json::Value, KeyError> {
+        let refused = |why: &str| KeyError(format!("token refused: {why}"));
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(refused("not a JWS compact token"));
+        };
+        let decode = |part: &str| -> Result<serde_json::Value, KeyError> {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| refused("not base64url"))?;
+            serde_json::from_slice(&bytes).map_err(|_| refused("not JSON"))
+        };
+        let head = decode(header)?;
+        let key = keys
+            .iter()
+            .find(|key| member_str(&head, "kid") == Some(key.kid.as_str()))
+            .ok_or_else(|| refused("unknown kid"))?;
+        if member_str(&head, "alg") != Some(key.algorithm.as_str())
+            || member_str(&head, "typ") != Some(typ)
+        {
+            return Err(refused("unexpected alg or typ"));
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| refused("signature not base64url"))?;
+        let input = format!("{header}.{payload}");
+        if !verify_signature(key, input.as_bytes(), &signature) {
+            return Err(refused("bad signature"));
+        }
+        decode(payload)
+    }
+}
+
+/// The string member `name` of a JSON object, if there is one.
+fn member_str<'a>(object: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    object.get(name).and_then(serde_json::Value::as_str)
+}
+
+/// Verifies `signature` over `input` with the public key of `key`'s JWK.
+fn verify_signature(key: &SigningKey, input: &[u8], signature: &[u8]) -> bool {
+    let member = |name: &str| {
+        member_str(&key.public_jwk, name).and_then(|text| URL_SAFE_NO_PAD.decode(text).ok())
+    };
+    match key.algorithm {
+        SigningAlgorithm::Rs256 => {
+            let (Some(n), Some(e)) = (member("n"), member("e")) else {
+                return false;
+            };
+            ring::signature::RsaPublicKeyComponents { n, e }
+                .verify(
+                    &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                    input,
+                    signature,
+                )
+                .is_ok()
+        }
+        SigningAlgorithm::Es256 => {
+            let (Some(x), Some(y)) = (member("x"), member("y")) else {
+                return false;
+            };
+            let mut point = vec![4u8];
+            point.extend(x);
+            point.extend(y);
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_FIXED,
+                point,
+            )
+            .verify(input, signature)
+            .is_ok()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -359,29 +438,8 @@ mod tests {
         assert!(SealingVault::new(&[1; 16]).is_err());
     }
 
-    /// Verifies `signature` over `input` with the public key of `key`'s JWK.
     fn verify(key: &SigningKey, input: &[u8], signature: &[u8]) -> bool {
-        let member = |name: &str| {
-            URL_SAFE_NO_PAD
-                .decode(key.public_jwk[name].as_str().unwrap())
-                .unwrap()
-        };
-        match key.algorithm {
-            SigningAlgorithm::Rs256 => ring::signature::RsaPublicKeyComponents {
-                n: member("n"),
-                e: member("e"),
-            }
-            .verify(&RSA_PKCS1_2048_8192_SHA256, input, signature)
-            .is_ok(),
-            SigningAlgorithm::Es256 => {
-                let mut point = vec![4u8];
-                point.extend(member("x"));
-                point.extend(member("y"));
-                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-                    .verify(input, signature)
-                    .is_ok()
-            }
-        }
+        verify_signature(key, input, signature)
     }
 
     #[test]
@@ -417,6 +475,19 @@ mod tests {
         }
         let stranger = SealingVault::new(&[4; 32]).unwrap();
         assert!(stranger.sign(&keys[0], "JWT", &claims).is_err());
+        // The vault's own verification: the right key and type only.
+        for key in &keys {
+            let token = vault.sign(key, "at+jwt", &claims).unwrap();
+            assert_eq!(vault.verify(&keys, "at+jwt", &token).unwrap(), claims);
+            assert!(vault.verify(&keys, "JWT", &token).is_err());
+            assert!(vault.verify(&[], "at+jwt", &token).is_err());
+            let mut forged = token.clone();
+            forged.push('A');
+            assert!(vault.verify(&keys, "at+jwt", &forged).is_err());
+            let parts: Vec<&str> = token.split('.').collect();
+            let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), parts[1]);
+            assert!(vault.verify(&keys, "at+jwt", &none).is_err());
+        }
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum ActorType {
     System,
     /// An unauthenticated caller, e.g. a failed login.
     Anonymous,
+    /// An OAuth client acting for itself (`client_credentials`).
+    OAuthClient,
 }
 
 impl ActorType {
@@ -51,6 +53,7 @@ impl ActorType {
             Self::ApiKey => "api_key",
             Self::System => "system",
             Self::Anonymous => "anonymous",
+            Self::OAuthClient => "oauth_client",
         }
     }
 }

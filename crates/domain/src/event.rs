@@ -50,6 +50,11 @@ pub mod types {
     pub const CATALOG_SCOPE_ADDED: &str = "catalog.scope_added";
     pub const PROFILE_SCHEMA_CHANGED: &str = "profile_schema.changed";
     pub const SIGNING_KEYS_ROTATED: &str = "signing_keys.rotated";
+    pub const OAUTH_CLIENT_CREATED: &str = "oauth_client.created";
+    pub const OAUTH_CLIENT_DELETED: &str = "oauth_client.deleted";
+    pub const OAUTH_CODE_ISSUED: &str = "oauth.code_issued";
+    pub const OAUTH_TOKENS_ISSUED: &str = "oauth.tokens_issued";
+    pub const OAUTH_GRANT_REVOKED: &str = "oauth.grant_revoked";
 
     /// Every type, for what names types (webhook subscriptions).
     pub const ALL: &[&str] = &[
@@ -87,6 +92,11 @@ pub mod types {
         CATALOG_SCOPE_ADDED,
         PROFILE_SCHEMA_CHANGED,
         SIGNING_KEYS_ROTATED,
+        OAUTH_CLIENT_CREATED,
+        OAUTH_CLIENT_DELETED,
+        OAUTH_CODE_ISSUED,
+        OAUTH_TOKENS_ISSUED,
+        OAUTH_GRANT_REVOKED,
     ];
 }
 
@@ -206,6 +216,35 @@ pub enum EventData {
         kids: Vec<String>,
         retired: u64,
     },
+    /// An OAuth client was registered (in its tenant's feed, or the platform's).
+    OAuthClientCreated {
+        client_id: String,
+        name: String,
+        client_type: &'static str,
+    },
+    OAuthClientDeleted {
+        client_id: String,
+    },
+    /// A user signed in to a client through the hosted pages: a code was issued.
+    OAuthCodeIssued {
+        client_id: String,
+        user_id: UserId,
+        session_id: SessionId,
+    },
+    /// Tokens were issued at the token endpoint (`grant_type` says how); `user_id` is
+    /// absent for a client's own `client_credentials` tokens.
+    OAuthTokensIssued {
+        client_id: String,
+        user_id: Option<UserId>,
+        grant_type: &'static str,
+    },
+    /// A code or refresh token family was revoked: `reason` `reuse` (a spent one came
+    /// back) or `revocation` (RFC 7009).
+    OAuthGrantRevoked {
+        client_id: String,
+        user_id: UserId,
+        reason: &'static str,
+    },
     /// A tenant's webhook was created or changed (never its url, which may hold a
     /// token, nor its secret).
     WebhookPut {
@@ -280,6 +319,11 @@ impl EventData {
             Self::UserRecoveryCodeUsed { .. } => types::USER_RECOVERY_CODE_USED,
             Self::UserErased { .. } => types::USER_ERASED,
             Self::SigningKeysRotated { .. } => types::SIGNING_KEYS_ROTATED,
+            Self::OAuthClientCreated { .. } => types::OAUTH_CLIENT_CREATED,
+            Self::OAuthClientDeleted { .. } => types::OAUTH_CLIENT_DELETED,
+            Self::OAuthCodeIssued { .. } => types::OAUTH_CODE_ISSUED,
+            Self::OAuthTokensIssued { .. } => types::OAUTH_TOKENS_ISSUED,
+            Self::OAuthGrantRevoked { .. } => types::OAUTH_GRANT_REVOKED,
             Self::WebhookPut { created: true, .. } => types::WEBHOOK_CREATED,
             Self::WebhookPut { created: false, .. } => types::WEBHOOK_UPDATED,
             Self::WebhookDeleted { .. } => types::WEBHOOK_DELETED,
@@ -359,6 +403,39 @@ impl EventData {
             Self::SigningKeysRotated { kids, retired } => {
                 json!({ "kids": kids, "retired": retired })
             }
+            Self::OAuthClientCreated {
+                client_id,
+                name,
+                client_type,
+            } => json!({ "client_id": client_id, "name": name, "type": client_type }),
+            Self::OAuthClientDeleted { client_id } => json!({ "client_id": client_id }),
+            Self::OAuthCodeIssued {
+                client_id,
+                user_id,
+                session_id,
+            } => json!({
+                "client_id": client_id,
+                "user_id": user_id.to_string(),
+                "session_id": session_id.to_string(),
+            }),
+            Self::OAuthTokensIssued {
+                client_id,
+                user_id,
+                grant_type,
+            } => json!({
+                "client_id": client_id,
+                "user_id": user_id.map(|id| id.to_string()),
+                "grant_type": grant_type,
+            }),
+            Self::OAuthGrantRevoked {
+                client_id,
+                user_id,
+                reason,
+            } => json!({
+                "client_id": client_id,
+                "user_id": user_id.to_string(),
+                "reason": reason,
+            }),
             Self::WebhookPut { name, types, .. } => json!({ "name": name, "types": types }),
             Self::WebhookDeleted { name } | Self::WebhookSecretRotated { name } => {
                 json!({ "name": name })

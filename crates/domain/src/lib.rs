@@ -13,6 +13,7 @@ pub mod event;
 pub mod ids;
 pub mod mail;
 pub mod model;
+pub mod oidc;
 pub mod ports;
 pub mod relay;
 pub mod signing;

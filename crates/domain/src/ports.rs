@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 pub use capabilities::{
     ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
-    Members, Outbox, Profiles, SigningKeys, Tenants, Users, Webhooks,
+    Members, OAuth, Outbox, Profiles, SigningKeys, Tenants, Users, Webhooks,
 };
 #[cfg(test)]
 pub use mock::MockStoreTx;
@@ -367,6 +367,7 @@ pub trait StoreTx:
     + Mailbox
     + Webhooks
     + SigningKeys
+    + OAuth
     + Send
 {
     /// Makes every write of the transaction durable and visible, or none of them.
@@ -382,7 +383,7 @@ pub trait StoreTx:
 pub mod prelude {
     pub use super::{
         ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, Mailbox, Members,
-        Outbox, Profiles, SigningKeys, StoreTx, Tenants, Users, Webhooks,
+        OAuth, Outbox, Profiles, SigningKeys, StoreTx, Tenants, Users, Webhooks,
     };
 }
 

@@ -131,6 +131,15 @@ pub trait KeyVault: Send + Sync {
     /// When the key does not open (another key-encryption key, altered bytes) or
     /// signing fails.
     fn sign(&self, key: &SigningKey, typ: &str, claims: &Value) -> Result<String, KeyError>;
+
+    /// The claims of `token` when it is a JWS compact token of type `typ` signed by the
+    /// one of `keys` its header's `kid` names, with that key's `alg`. It checks only the
+    /// signature and header: the claims (`iss`, `exp`, …) are the caller's to check.
+    ///
+    /// # Errors
+    /// For anything else: malformed, unknown `kid`, another `alg` or `typ`, a signature
+    /// that does not verify.
+    fn verify(&self, keys: &[SigningKey], typ: &str, token: &str) -> Result<Value, KeyError>;
 }
 
 #[cfg(test)]

@@ -17,6 +17,12 @@ pub fn constraint_error(name: &str) -> Option<StoreError> {
         "accounts_pkey" => StoreError::Duplicate("member"),
         "catalog_scopes_pkey" => StoreError::Duplicate("scope"),
         "signing_keys_pkey" => StoreError::Duplicate("signing key"),
+        "platform_oauth_clients_pkey" | "oauth_clients_pkey" | "oauth_clients_client_id_key" => {
+            StoreError::Duplicate("oauth client")
+        }
+        "oauth_grants_pkey" => StoreError::Duplicate("grant"),
+        "oauth_clients_tenant_fkey" => StoreError::Missing("tenant"),
+        "oauth_grants_account_fkey" => StoreError::Missing("member"),
         "api_keys_pkey" | "api_keys_key_id_key" | "api_keys_secret_hash_key" => {
             StoreError::Duplicate("api_key")
         }

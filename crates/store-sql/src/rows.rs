@@ -642,6 +642,7 @@ impl Shape for AuditRow {
                     "api_key" => ActorType::ApiKey,
                     "system" => ActorType::System,
                     "anonymous" => ActorType::Anonymous,
+                    "oauth_client" => ActorType::OAuthClient,
                     _ => return Err(corrupt("actor type")),
                 },
                 id: self.actor_id,

@@ -33,6 +33,7 @@ mod http_sessions;
 mod mail;
 mod model;
 mod nats_tls;
+mod oidc;
 mod pg_concurrency;
 mod pg_isolation;
 mod pg_tls;

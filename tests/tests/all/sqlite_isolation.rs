@@ -205,6 +205,8 @@ fn every_tenant_scoped_table_is_keyed_by_tenant_first_and_refers_to_accounts_wit
                 "audit_records",
                 "member_profile_values",
                 "memberships",
+                "oauth_clients",
+                "oauth_grants",
                 "outbox_events",
                 "role_binding_scopes",
                 "role_bindings",

@@ -226,3 +226,18 @@ impl TryFrom<AuthorizeBody> for AuthzCheck {
         })
     }
 }
+
+impl TryFrom<NewOAuthClientBody> for domain::usecases::NewOAuthClient {
+    type Error = ApiError;
+
+    fn try_from(body: NewOAuthClientBody) -> ApiResult<Self> {
+        Ok(Self {
+            name: body.name,
+            client_type: domain::oidc::ClientType::parse(&body.client_type)
+                .ok_or_else(|| ApiError::invalid("type must be confidential or public"))?,
+            redirect_uris: body.redirect_uris,
+            post_logout_redirect_uris: body.post_logout_redirect_uris.unwrap_or_default(),
+            scopes: scopes(&body.scopes.unwrap_or_default())?,
+        })
+    }
+}

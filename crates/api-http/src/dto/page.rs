@@ -61,4 +61,5 @@ page!(SchemaEntryPage, SchemaEntry, "profile schema entries");
 page!(AuditRecordPage, AuditRecord, "audit records");
 page!(CloudEventPage, CloudEvent, "events");
 page!(WebhookPage, WebhookInfo, "webhooks");
+page!(OAuthClientPage, OAuthClientInfo, "OAuth clients");
 page!(DeliveryPage, DeliveryInfo, "webhook deliveries");

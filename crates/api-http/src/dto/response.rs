@@ -1136,3 +1136,44 @@ mod tests {
         assert_eq!(wire(DiagnosticsReport::from(&report)), report.to_json());
     }
 }
+
+/// An OAuth client `{client_id, name, type, redirect_uris, post_logout_redirect_uris,
+/// scopes, created_at}`, plus `client_secret` once, at creation of a confidential one.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OAuthClientInfo {
+    /// `<uuid>` for a platform client, `<tenant>.<uuid>` for a tenant client.
+    pub client_id: String,
+    pub name: String,
+    /// `confidential` or `public`.
+    #[serde(rename = "type")]
+    pub client_type: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// The `client_credentials` scopes (tenant clients).
+    pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The client secret (`uecs_…`), shown once at creation of a confidential client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub client_secret: Option<String>,
+}
+
+impl From<&domain::oidc::OAuthClient> for OAuthClientInfo {
+    fn from(client: &domain::oidc::OAuthClient) -> Self {
+        Self {
+            client_id: client.id.to_string(),
+            name: client.name.clone(),
+            client_type: client.client_type.as_str().to_owned(),
+            redirect_uris: client.redirect_uris.clone(),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
+            scopes: client
+                .scopes
+                .iter()
+                .map(|scope| scope.as_str().to_owned())
+                .collect(),
+            created_at: format_timestamp(client.created_at),
+            client_secret: None,
+        }
+    }
+}

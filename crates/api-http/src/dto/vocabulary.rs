@@ -125,6 +125,7 @@ pub enum ActorTypeName {
     ApiKey,
     System,
     Anonymous,
+    OauthClient,
 }
 
 impl From<ActorType> for ActorTypeName {
@@ -134,6 +135,7 @@ impl From<ActorType> for ActorTypeName {
             ActorType::ApiKey => Self::ApiKey,
             ActorType::System => Self::System,
             ActorType::Anonymous => Self::Anonymous,
+            ActorType::OAuthClient => Self::OauthClient,
         }
     }
 }
@@ -247,6 +249,7 @@ mod tests {
             ActorType::ApiKey,
             ActorType::System,
             ActorType::Anonymous,
+            ActorType::OAuthClient,
         ] {
             assert_eq!(wire(ActorTypeName::from(kind)), kind.as_str());
         }

@@ -23,6 +23,9 @@ pub const TENANT_ID_PATTERN: &str = "^(?!.*--)(?!(?:platform|root|admin|system|a
 pub const UUID_V7_PATTERN: &str =
     "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$";
 
+/// An OAuth client id: a UUID v7, after `<tenant>.` for a tenant client.
+pub const CLIENT_ID_PATTERN: &str = "^(?:[a-z][a-z0-9-]{1,38}[a-z0-9]\\.)?[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$";
+
 /// A profile key.
 pub const NAME_PATTERN: &str = "^[a-z][a-z0-9_]{0,39}$";
 

@@ -59,6 +59,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
         (name = "catalog", description = "The scope catalog and the profile schema"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "oidc", description = "The OpenID provider (SPEC §9)"),
+        (name = "oauth-clients", description = "The OpenID provider's clients (SPEC §9)"),
     )
 )]
 struct ApiDoc;
@@ -144,6 +145,7 @@ fn parameter_formats(path: &str, operation: &mut Operation) {
                 text(BINDABLE_ROLE_PATTERN).build().into()
             }
             (ParameterIn::Path, "role") => role_schema(),
+            (ParameterIn::Path, "client") => text(CLIENT_ID_PATTERN).build().into(),
             (ParameterIn::Path, "name") if path.contains("/webhooks/") => {
                 text("^[a-z0-9][a-z0-9_-]{0,62}$").build().into()
             }
@@ -296,6 +298,24 @@ fn body_formats(components: &mut utoipa::openapi::Components) {
         components,
         "ScopesBody",
         vec![("scopes", list(scope_schema(), 0))],
+    );
+    let redirect_uri = || -> Schema {
+        text("^https?://[^\\s#]+$")
+            .max_length(Some(2048))
+            .examples(["https://app.example.com/callback"])
+            .build()
+            .into()
+    };
+    set_properties(
+        components,
+        "NewOAuthClientBody",
+        vec![
+            ("name", display_name_schema()),
+            ("type", one_of_words(&["confidential", "public"])),
+            ("redirect_uris", list(redirect_uri(), 1)),
+            ("post_logout_redirect_uris", list(redirect_uri(), 0)),
+            ("scopes", list(scope_schema(), 0)),
+        ],
     );
     let roles = || list(role_schema(), 0);
     components.schemas.insert(

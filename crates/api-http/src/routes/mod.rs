@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod diagnostics;
 pub mod feeds;
 pub mod members;
+pub mod oauth_clients;
 pub mod oidc;
 pub mod operations;
 mod params;
@@ -48,6 +49,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         feeds::routes(),
         diagnostics::routes(),
         webhooks::routes(),
+        oauth_clients::routes(),
     ]
     .into_iter()
     .fold(OpenApiRouter::default(), OpenApiRouter::merge);

@@ -67,6 +67,14 @@ pub struct WebhookPath {
     name: String,
 }
 
+/// `{client}` of an OAuth client.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ClientPath {
+    /// The client's id (`client_id`)
+    client: String,
+}
+
 /// `?limit=&after=` of a list.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]

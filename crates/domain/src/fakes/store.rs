@@ -9,6 +9,7 @@ mod decisions;
 mod idempotency;
 mod mailbox;
 mod members;
+mod oauth;
 mod outbox;
 mod profiles;
 mod signing_keys;
@@ -110,6 +111,10 @@ pub struct MemState {
     pub deliveries: BTreeMap<(TenantId, String, u64), crate::webhook::Delivery>,
     /// The provider's signing keys by kid.
     pub signing_keys: BTreeMap<String, crate::signing::SigningKey>,
+    /// OAuth clients by id, with the hash of the secret of a confidential one.
+    pub oauth_clients: BTreeMap<crate::oidc::ClientId, (crate::oidc::OAuthClient, Option<String>)>,
+    /// Codes and refresh tokens by tenant and hash.
+    pub grants: BTreeMap<(TenantId, String), crate::oidc::Grant>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,
     /// Throttle counters: the end of each key's window and its hits.

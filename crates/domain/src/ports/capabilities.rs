@@ -38,6 +38,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::oidc::{ClientId, Grant, GrantKind, OAuthClient, Taken};
+
 use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
 use crate::authz::AuthzFacts;
@@ -777,4 +779,76 @@ pub trait SigningKeys: Send {
 
     /// Retires every key not yet retired, at `at`; returns how many.
     async fn retire_signing_keys(&mut self, at: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// The OpenID provider's clients, codes and refresh tokens (SPEC §9). A platform client
+/// is a platform row; a tenant client, and every code and refresh token, a row of its
+/// tenant.
+#[async_trait]
+pub trait OAuth: Send {
+    /// Stores a new client with the hash of its secret (`None` for a public client).
+    ///
+    /// # Errors
+    /// `Unavailable` for a platform client outside a platform transaction or a tenant
+    /// client outside its tenant's; `Duplicate("oauth client")` for an id in use.
+    async fn insert_oauth_client(
+        &mut self,
+        client: &OAuthClient,
+        secret_hash: Option<String>,
+    ) -> Result<(), StoreError>;
+
+    /// The client `id` names and the hash of its secret; `None` when there is none.
+    ///
+    /// # Errors
+    /// `Unavailable` for a platform client outside a platform transaction or a tenant
+    /// client outside its tenant's.
+    async fn get_oauth_client(
+        &mut self,
+        id: &ClientId,
+    ) -> Result<Option<(OAuthClient, Option<String>)>, StoreError>;
+
+    /// The platform's clients (`owner` `None`) or a tenant's, oldest first.
+    async fn list_oauth_clients(
+        &mut self,
+        owner: Option<TenantId>,
+    ) -> Result<Vec<OAuthClient>, StoreError>;
+
+    /// Deletes a client and every code and refresh token issued to it; whether it
+    /// existed. A platform client's grants span tenants: a platform transaction.
+    async fn delete_oauth_client(&mut self, id: &ClientId) -> Result<bool, StoreError>;
+
+    /// Stores a new code or refresh token.
+    async fn insert_grant(&mut self, grant: &Grant) -> Result<(), StoreError>;
+
+    /// Takes the grant of `kind` whose secret hashes to `token_hash` in `tenant`: when
+    /// it is live at `now`, marks it used and answers `Fresh`. An adapter MUST make
+    /// this atomic: of concurrent takes of one grant exactly one is `Fresh`, the others
+    /// `Spent`.
+    async fn take_grant(
+        &mut self,
+        tenant: &TenantId,
+        kind: GrantKind,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Taken, StoreError>;
+
+    /// The grant of `kind` whose secret hashes to `token_hash` in `tenant`, live or not,
+    /// without using it (introspection).
+    async fn get_grant(
+        &mut self,
+        tenant: &TenantId,
+        kind: GrantKind,
+        token_hash: &str,
+    ) -> Result<Option<Grant>, StoreError>;
+
+    /// Revokes, at `now`, every grant of `family` not yet revoked; how many.
+    async fn revoke_grant_family(
+        &mut self,
+        tenant: &TenantId,
+        family: uuid::Uuid,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// The session with the public id `id`, expired or not (a token's `sid`).
+    async fn find_session_by_id(&mut self, id: &SessionId) -> Result<Option<Session>, StoreError>;
 }

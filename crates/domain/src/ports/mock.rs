@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::capabilities::{
     ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
-    Members, Outbox, Profiles, SigningKeys, Tenants, Users, Webhooks,
+    Members, OAuth, Outbox, Profiles, SigningKeys, Tenants, Users, Webhooks,
 };
 use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
@@ -162,6 +162,18 @@ mockall::mock! {
         async fn insert_signing_key(&mut self, key: &crate::signing::SigningKey) -> Result<(), StoreError>;
         async fn list_signing_keys(&mut self) -> Result<Vec<crate::signing::SigningKey>, StoreError>;
         async fn retire_signing_keys(&mut self, at: OffsetDateTime) -> Result<u64, StoreError>;
+    }
+    #[async_trait]
+    impl OAuth for StoreTx {
+        async fn insert_oauth_client(&mut self, client: &crate::oidc::OAuthClient, secret_hash: Option<String>) -> Result<(), StoreError>;
+        async fn get_oauth_client(&mut self, id: &crate::oidc::ClientId) -> Result<Option<(crate::oidc::OAuthClient, Option<String>)>, StoreError>;
+        async fn list_oauth_clients(&mut self, owner: Option<TenantId>) -> Result<Vec<crate::oidc::OAuthClient>, StoreError>;
+        async fn delete_oauth_client(&mut self, id: &crate::oidc::ClientId) -> Result<bool, StoreError>;
+        async fn insert_grant(&mut self, grant: &crate::oidc::Grant) -> Result<(), StoreError>;
+        async fn take_grant(&mut self, tenant: &TenantId, kind: crate::oidc::GrantKind, token_hash: &str, now: OffsetDateTime) -> Result<crate::oidc::Taken, StoreError>;
+        async fn get_grant(&mut self, tenant: &TenantId, kind: crate::oidc::GrantKind, token_hash: &str) -> Result<Option<crate::oidc::Grant>, StoreError>;
+        async fn revoke_grant_family(&mut self, tenant: &TenantId, family: uuid::Uuid, now: OffsetDateTime) -> Result<u64, StoreError>;
+        async fn find_session_by_id(&mut self, id: &SessionId) -> Result<Option<Session>, StoreError>;
     }
     #[async_trait]
     impl StoreTx for StoreTx {

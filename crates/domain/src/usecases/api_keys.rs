@@ -84,19 +84,7 @@ impl Engine {
                 "an API key needs at least one scope".to_owned(),
             ));
         }
-        let enabled = tx.enabled_scopes(tenant).await?;
-        for name in &input.scopes {
-            let entry = tx
-                .get_catalog_scope(name)
-                .await?
-                .ok_or_else(|| Error::UnknownScope(name.to_string()))?;
-            if entry.platform_only {
-                return Err(Error::ScopeNotAssignable(name.to_string()));
-            }
-            if !enabled.contains(name) {
-                return Err(Error::ScopeNotEnabled(name.to_string()));
-            }
-        }
+        credential_scopes_assignable(tx.as_mut(), tenant, &input.scopes).await?;
         self.require_caller_holds(tx.as_mut(), op, tenant, &input.scopes)
             .await?;
         op.allowed_by = Some(granted.reason.as_str());
@@ -215,4 +203,30 @@ impl Engine {
         .await;
         self.finish(op, result).await
     }
+}
+
+/// Whether `scopes` may be granted in `tenant` (a role binding, an API key, a client's
+/// `client_credentials`): each in the catalog, assignable and enabled for the tenant.
+///
+/// # Errors
+/// `unknown_scope`, `scope_not_assignable`, `scope_not_enabled`; `internal`.
+pub(super) async fn credential_scopes_assignable(
+    tx: &mut (impl crate::ports::Tenants + crate::ports::Catalog + ?Sized),
+    tenant: &TenantId,
+    scopes: &std::collections::BTreeSet<crate::ids::ScopeName>,
+) -> Result<(), Error> {
+    let enabled = tx.enabled_scopes(tenant).await?;
+    for name in scopes {
+        let entry = tx
+            .get_catalog_scope(name)
+            .await?
+            .ok_or_else(|| Error::UnknownScope(name.to_string()))?;
+        if entry.platform_only {
+            return Err(Error::ScopeNotAssignable(name.to_string()));
+        }
+        if !enabled.contains(name) {
+            return Err(Error::ScopeNotEnabled(name.to_string()));
+        }
+    }
+    Ok(())
 }

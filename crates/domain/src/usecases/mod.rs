@@ -15,6 +15,8 @@ mod feeds;
 mod idempotency;
 mod lifecycle;
 mod members;
+mod oauth_clients;
+mod oidc;
 mod password_resets;
 mod profiles;
 mod roles;
@@ -39,6 +41,8 @@ pub use diagnostics::{AdminFacts, AuditProbe, TenantFacts, TrailFacts, AUDIT_PRO
 pub use idempotency::{IDEMPOTENCY_KEEP_FOR, IDEMPOTENCY_RUNNING_AT_MOST};
 pub use lifecycle::{EmailChange, RECOVERY_CODES};
 pub use members::{AddMember, AddedMember, MemberChange, UserRef};
+pub use oauth_clients::{CreatedOAuthClient, NewOAuthClient, CLIENT_SECRET_PREFIX};
+pub use oidc::{ClientAuth, CodeRequest, IssuedTokens, Issuer, OAuthError};
 pub use password_resets::IssuedPasswordReset;
 pub use profiles::profile_etag;
 pub use sessions::SessionView;

@@ -106,19 +106,8 @@ impl Engine {
             }
             let partition = Partition::Tenant(tenant.clone());
             tx.lock_partition(&partition).await?;
-            let enabled = tx.enabled_scopes(tenant).await?;
-            for name in &scope_names {
-                let entry = tx
-                    .get_catalog_scope(name)
-                    .await?
-                    .ok_or_else(|| Error::UnknownScope(name.to_string()))?;
-                if entry.platform_only {
-                    return Err(Error::ScopeNotAssignable(name.to_string()));
-                }
-                if !enabled.contains(name) {
-                    return Err(Error::ScopeNotEnabled(name.to_string()));
-                }
-            }
+            super::api_keys::credential_scopes_assignable(tx.as_mut(), tenant, &scope_names)
+                .await?;
             let binding = RoleBinding {
                 role: role.clone(),
                 scopes: scope_names,

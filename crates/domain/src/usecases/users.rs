@@ -36,7 +36,7 @@ pub struct Me {
     pub memberships: Vec<Member>,
 }
 
-fn platform_check<'a>(
+pub(super) fn platform_check<'a>(
     scope: &'static str,
     target: Option<&'a UserId>,
     self_service: bool,

@@ -15,6 +15,7 @@ mod decisions;
 mod idempotency;
 mod mailbox;
 mod members;
+mod oauth;
 mod outbox;
 mod profiles;
 mod signing_keys;

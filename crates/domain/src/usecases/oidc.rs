@@ -1,0 +1,703 @@
+//! The OpenID provider's flows (SPEC §9): a signed-in browser session gets a code for a
+//! client; the token endpoint redeems it once (PKCE, the same redirect URI, the same
+//! client) for an access token, an ID token and a refresh token; a refresh token rotates
+//! on every use and a spent one coming back revokes its whole family; a tenant client
+//! gets tokens for itself with `client_credentials`; RFC 7009 revocation.
+//!
+//! Whether a user may sign in to a tenant is asked of `decide` like every access: the
+//! user's own reading of the tenant (`tenant:read`, self-service), which needs an active
+//! user, an active tenant and an active account in it. It is asked again at every
+//! redemption and refresh, so a suspension ends a client's refreshing at once.
+
+use std::collections::BTreeSet;
+
+use time::OffsetDateTime;
+
+use super::{hash_token, session_assurance, Caller, Engine, Principal};
+use crate::audit::{AuditTarget, Partition};
+use crate::authz::{decide, AuthzRequest};
+use crate::catalog::scopes;
+use crate::error::Error;
+use crate::event::EventData;
+use crate::ids::{Assurance, ScopeName, SessionId, TenantId, UserId};
+use crate::model::Session;
+use crate::oidc::{
+    access_claims, client_access_claims, grant_tenant, grant_token, id_claims, pkce_matches,
+    ClientId, ClientType, Grant, GrantKind, OAuthClient, Taken, TokenSubject, CODE_TTL, TOKEN_TTL,
+};
+use crate::ports::{Decisions, FactsQuery, StoreError, StoreTx, SubjectRef, TxScope};
+use crate::signing::{KeyVault, SigningAlgorithm, SigningKey};
+
+/// What the hosted pages ask a code for, once the request has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRequest {
+    pub client: ClientId,
+    pub redirect_uri: String,
+    pub tenant: TenantId,
+    /// The OpenID scopes granted, space-separated.
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+}
+
+/// What the token endpoint answers on success (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub id_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// An RFC 6749 §5.2 error of the token, revocation and introspection endpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The client is unknown or its authentication failed.
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// The code or refresh token is unknown, spent, revoked, expired, another client's,
+    /// or its user may no longer sign in.
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    #[error("{0}")]
+    UnauthorizedClient(&'static str),
+    #[error("{0}")]
+    InvalidScope(String),
+    /// Not the client's fault: the store or the signer failed.
+    #[error(transparent)]
+    Server(#[from] Error),
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(error: StoreError) -> Self {
+        Self::Server(Error::Store(error))
+    }
+}
+
+impl OAuthError {
+    /// The RFC 6749 `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::Server(_) => "server_error",
+        }
+    }
+}
+
+/// What the token endpoint needs besides the request: the issuer and the signer.
+#[derive(Clone, Copy)]
+pub struct Issuer<'a> {
+    pub url: &'a str,
+    pub vault: &'a dyn KeyVault,
+}
+
+impl std::fmt::Debug for Issuer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer").field("url", &self.url).finish()
+    }
+}
+
+fn client_target(client: &ClientId) -> AuditTarget {
+    AuditTarget {
+        kind: "oauth_client",
+        id: client.to_string(),
+    }
+}
+
+/// How a client authenticated at an endpoint: its id, and the secret it presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    pub client_id: String,
+    pub secret: Option<String>,
+}
+
+impl Engine {
+    /// The client `id` names, for the authorization endpoint (no audit: nothing is
+    /// decided yet); `None` for a malformed or unknown id.
+    ///
+    /// # Errors
+    /// `internal` when the store fails.
+    pub async fn find_oauth_client(&self, id: &str) -> Result<Option<OAuthClient>, Error> {
+        Ok(self.load_client(id).await?.map(|(client, _)| client))
+    }
+
+    async fn load_client(&self, id: &str) -> Result<Option<(OAuthClient, Option<String>)>, Error> {
+        let Some(id) = ClientId::parse(id) else {
+            return Ok(None);
+        };
+        let scope = id
+            .owner()
+            .map_or(TxScope::Platform, |tenant| TxScope::Tenant(tenant.clone()));
+        let mut tx = self.begin(scope).await?;
+        Ok(tx.get_oauth_client(&id).await?)
+    }
+
+    /// Authenticates a client at the token, revocation or introspection endpoint: a
+    /// confidential client by its secret, a public one by its id alone.
+    ///
+    /// # Errors
+    /// `invalid_client` for an unknown client, a missing or wrong secret, or a secret
+    /// from a public client.
+    pub async fn authenticate_client(&self, auth: &ClientAuth) -> Result<OAuthClient, OAuthError> {
+        let (client, hash) = self
+            .load_client(&auth.client_id)
+            .await?
+            .ok_or(OAuthError::InvalidClient)?;
+        match (&hash, &auth.secret) {
+            (Some(hash), Some(secret)) if hash_token(secret) == *hash => Ok(client),
+            (None, None) => Ok(client),
+            _ => Err(OAuthError::InvalidClient),
+        }
+    }
+
+    /// Issues a code to the browser session `session_token` for `request` (already
+    /// checked against the client: redirect URI, PKCE, scopes), when `decide` lets the
+    /// session's user sign in to the tenant. A tenant client signs in only its tenant's
+    /// members; anyone else is refused like an unknown user.
+    ///
+    /// # Errors
+    /// `unauthenticated` for a session that is not live; `invalid_credentials` when the
+    /// user may not sign in to the tenant with this client (the answer an unknown user
+    /// gets); `internal`.
+    pub async fn issue_code(
+        &self,
+        session_token: &str,
+        request: &CodeRequest,
+        request_id: &str,
+    ) -> Result<String, Error> {
+        let now = self.now();
+        let (session, session_id) = self
+            .live_session(session_token, now)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        let caller = Caller {
+            principal: Principal::User {
+                user_id: session.user_id,
+                assurance: session_assurance(&session, now),
+                session: Some(session.token_hash.clone()),
+            },
+            request_id: request_id.to_owned(),
+        };
+        let partition = Partition::Tenant(request.tenant.clone());
+        let mut op = self.op(
+            &caller,
+            "oauth.code.issue",
+            client_target(&request.client),
+            partition.clone(),
+        );
+        let result = async {
+            if request
+                .client
+                .owner()
+                .is_some_and(|owner| owner != &request.tenant)
+            {
+                op.denied_by = Some("client_of_another_tenant");
+                return Err(Error::InvalidCredentials);
+            }
+            let mut tx = self.begin(TxScope::Tenant(request.tenant.clone())).await?;
+            if !self
+                .may_sign_in(tx.as_mut(), &request.tenant, &session.user_id)
+                .await?
+            {
+                op.denied_by = Some("sign_in_refused");
+                return Err(Error::InvalidCredentials);
+            }
+            let secret = self.ports.secrets.token();
+            let code = grant_token(&request.tenant, &secret);
+            let grant = Grant {
+                tenant: request.tenant.clone(),
+                token_hash: hash_token(&code),
+                kind: GrantKind::Code,
+                family: self.new_uuid(),
+                client: request.client.clone(),
+                user: session.user_id,
+                session: session_id,
+                redirect_uri: Some(request.redirect_uri.clone()),
+                code_challenge: request.code_challenge.clone(),
+                nonce: request.nonce.clone(),
+                scope: request.scope.clone(),
+                acr: session_assurance(&session, now),
+                auth_time: session.created_at,
+                created_at: now,
+                expires_at: now + CODE_TTL,
+                used_at: None,
+                revoked_at: None,
+            };
+            tx.insert_grant(&grant).await?;
+            let event = self.event(
+                partition.clone(),
+                format!("oauth_client/{}", request.client),
+                EventData::OAuthCodeIssued {
+                    client_id: request.client.to_string(),
+                    user_id: session.user_id,
+                    session_id,
+                },
+            );
+            op.allowed_by = Some("sign_in");
+            self.commit(tx, &op, vec![event]).await?;
+            Ok(code)
+        }
+        .await;
+        self.finish(op, result).await
+    }
+
+    /// The live session `token` opens, with its public id.
+    ///
+    /// # Errors
+    /// `internal` when the store fails.
+    pub async fn live_session(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(Session, SessionId)>, Error> {
+        let mut tx = self.begin(TxScope::Platform).await?;
+        let Some(session) = tx
+            .find_session(&hash_token(token))
+            .await?
+            .filter(|session| self.session_alive(session, now))
+        else {
+            return Ok(None);
+        };
+        let id = tx
+            .list_sessions_of(&session.user_id)
+            .await?
+            .into_iter()
+            .find(|(listed, _)| listed.token_hash == session.token_hash)
+            .map(|(_, details)| details.id);
+        Ok(id.map(|id| (session, id)))
+    }
+
+    /// Whether `decide` lets `user` sign in to `tenant`: their own reading of it, with an
+    /// active account there (a platform role alone is no membership).
+    async fn may_sign_in(
+        &self,
+        tx: &mut (impl Decisions + ?Sized),
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<bool, Error> {
+        let scope = ScopeName::parse(scopes::TENANT_READ)?;
+        let facts = tx
+            .authz_facts(&FactsQuery {
+                tenant: Some(tenant.clone()),
+                subject: SubjectRef::User(*user),
+                scope: scope.clone(),
+                target: Some(*user),
+            })
+            .await?;
+        let decision = decide(
+            &facts,
+            &AuthzRequest {
+                tenant: Some(tenant.clone()),
+                scope,
+                assurance: Assurance::Aal1,
+                target: Some(*user),
+                self_service: true,
+            },
+        );
+        Ok(decision.allowed
+            && facts
+                .account
+                .is_some_and(|account| account.state == crate::model::AccountState::Active))
+    }
+
+    /// Redeems a code (`authorization_code`): once, by the client it was issued to, with
+    /// the redirect URI and PKCE verifier of its request. A code coming back after its
+    /// use revokes everything issued from it (RFC 6749 §4.1.2).
+    ///
+    /// # Errors
+    /// `invalid_grant` for anything wrong with the code; `server_error` when the store or
+    /// signer fails.
+    pub async fn redeem_code(
+        &self,
+        issuer: Issuer<'_>,
+        client: &OAuthClient,
+        code: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+        request_id: &str,
+    ) -> Result<IssuedTokens, OAuthError> {
+        let tenant = grant_tenant(code).ok_or(OAuthError::InvalidGrant("unknown code"))?;
+        if client.id.owner().is_some_and(|owner| owner != &tenant) {
+            return Err(OAuthError::InvalidGrant("unknown code"));
+        }
+        let now = self.now();
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let grant = match tx
+            .take_grant(&tenant, GrantKind::Code, &hash_token(code), now)
+            .await?
+        {
+            Taken::Fresh(grant) => grant,
+            Taken::Spent(grant) => {
+                if grant.used_at.is_some() && grant.client == client.id {
+                    self.revoke_family(tx, &grant, "reuse", request_id).await?;
+                }
+                return Err(OAuthError::InvalidGrant("the code was used or has expired"));
+            }
+            Taken::Unknown => return Err(OAuthError::InvalidGrant("unknown code")),
+        };
+        if grant.client != client.id {
+            return Err(OAuthError::InvalidGrant(
+                "the code was issued to another client",
+            ));
+        }
+        if grant.redirect_uri.as_deref() != redirect_uri {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri differs from the authorization request's",
+            ));
+        }
+        match (&grant.code_challenge, verifier) {
+            (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => {}
+            (None, None) if client.client_type == ClientType::Confidential => {}
+            _ => return Err(OAuthError::InvalidGrant("code_verifier does not match")),
+        }
+        self.issue_tokens(
+            issuer,
+            tx,
+            client,
+            grant,
+            now,
+            "authorization_code",
+            request_id,
+        )
+        .await
+    }
+
+    /// Uses a refresh token (`refresh_token`): once; the answer carries its successor. A
+    /// spent one coming back revokes its family, the successor included.
+    ///
+    /// # Errors
+    /// As [`Engine::redeem_code`].
+    pub async fn refresh_tokens(
+        &self,
+        issuer: Issuer<'_>,
+        client: &OAuthClient,
+        refresh_token: &str,
+        request_id: &str,
+    ) -> Result<IssuedTokens, OAuthError> {
+        let tenant =
+            grant_tenant(refresh_token).ok_or(OAuthError::InvalidGrant("unknown refresh token"))?;
+        if client.id.owner().is_some_and(|owner| owner != &tenant) {
+            return Err(OAuthError::InvalidGrant("unknown refresh token"));
+        }
+        let now = self.now();
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let grant = match tx
+            .take_grant(&tenant, GrantKind::Refresh, &hash_token(refresh_token), now)
+            .await?
+        {
+            Taken::Fresh(grant) if grant.client == client.id => grant,
+            Taken::Spent(grant) if grant.client == client.id => {
+                if grant.used_at.is_some() && grant.revoked_at.is_none() {
+                    self.revoke_family(tx, &grant, "reuse", request_id).await?;
+                }
+                return Err(OAuthError::InvalidGrant(
+                    "the refresh token was used, revoked or has expired",
+                ));
+            }
+            _ => return Err(OAuthError::InvalidGrant("unknown refresh token")),
+        };
+        self.issue_tokens(issuer, tx, client, grant, now, "refresh_token", request_id)
+            .await
+    }
+
+    /// The tokens of a taken grant: checks that its session lives and its user may still
+    /// sign in, stores the next refresh token of the family, signs the access and ID
+    /// tokens, and commits with one record and event.
+    #[allow(clippy::too_many_arguments, reason = "one private step of two grants")]
+    async fn issue_tokens(
+        &self,
+        issuer: Issuer<'_>,
+        mut tx: Box<dyn StoreTx>,
+        client: &OAuthClient,
+        grant: Grant,
+        now: OffsetDateTime,
+        grant_type: &'static str,
+        request_id: &str,
+    ) -> Result<IssuedTokens, OAuthError> {
+        let session = tx
+            .find_session_by_id(&grant.session)
+            .await?
+            .filter(|session| self.session_alive(session, now))
+            .ok_or(OAuthError::InvalidGrant("the sign-in session has ended"))?;
+        if !self
+            .may_sign_in(tx.as_mut(), &grant.tenant, &grant.user)
+            .await?
+        {
+            return Err(OAuthError::InvalidGrant("the user may no longer sign in"));
+        }
+        let refresh_token = grant_token(&grant.tenant, &self.ports.secrets.token());
+        let next = Grant {
+            token_hash: hash_token(&refresh_token),
+            kind: GrantKind::Refresh,
+            redirect_uri: None,
+            code_challenge: None,
+            created_at: now,
+            // A refresh token ends with the session it came from.
+            expires_at: session.expires_at.max(now + time::Duration::seconds(1)),
+            used_at: None,
+            revoked_at: None,
+            ..grant.clone()
+        };
+        tx.insert_grant(&next).await?;
+        let subject = TokenSubject {
+            issuer: issuer.url.to_owned(),
+            client: client.id.clone(),
+            tenant: grant.tenant.clone(),
+            user: grant.user,
+            session: grant.session,
+            acr: grant.acr,
+            auth_time: grant.auth_time,
+            scope: grant.scope.clone(),
+        };
+        let key = self.signing_key(SigningAlgorithm::Rs256).await?;
+        let sign = |typ: &str, claims: &serde_json::Value| {
+            issuer.vault.sign(&key, typ, claims).map_err(|error| {
+                OAuthError::Server(Error::Store(StoreError::Unavailable(error.to_string())))
+            })
+        };
+        let access_token = sign("at+jwt", &access_claims(&subject, self.new_uuid(), now))?;
+        let email = if grant.scopes().contains("email") {
+            tx.get_user(&grant.user)
+                .await?
+                .map(|user| (user.email.as_str().to_owned(), user.email_verified))
+        } else {
+            None
+        };
+        let id_token = sign(
+            "JWT",
+            &id_claims(
+                &subject,
+                // A refreshed ID token carries no nonce (OpenID Connect Core §12.2).
+                (grant.kind == GrantKind::Code)
+                    .then_some(grant.nonce.as_deref())
+                    .flatten(),
+                &access_token,
+                email
+                    .as_ref()
+                    .map(|(address, verified)| (address.as_str(), *verified)),
+                now,
+            ),
+        )?;
+        let caller = grant_caller(&grant, request_id);
+        let mut op = self.op(
+            &caller,
+            "oauth.token.issue",
+            client_target(&client.id),
+            Partition::Tenant(grant.tenant.clone()),
+        );
+        op.allowed_by = Some(grant_type);
+        let event = self.event(
+            Partition::Tenant(grant.tenant.clone()),
+            format!("oauth_client/{}", client.id),
+            EventData::OAuthTokensIssued {
+                client_id: client.id.to_string(),
+                user_id: Some(grant.user),
+                grant_type,
+            },
+        );
+        self.commit(tx, &op, vec![event]).await?;
+        Ok(IssuedTokens {
+            access_token,
+            id_token: Some(id_token),
+            refresh_token: Some(refresh_token),
+            expires_in: TOKEN_TTL.whole_seconds(),
+            scope: grant.scope,
+        })
+    }
+
+    /// Revokes a grant's family and commits that with its record and event; a family
+    /// revoked already changes nothing and leaves no record.
+    async fn revoke_family(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        grant: &Grant,
+        reason: &'static str,
+        request_id: &str,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        if tx
+            .revoke_grant_family(&grant.tenant, grant.family, now)
+            .await?
+            == 0
+        {
+            return Ok(());
+        }
+        let caller = grant_caller(grant, request_id);
+        let mut op = self.op(
+            &caller,
+            "oauth.grant.revoke",
+            client_target(&grant.client),
+            Partition::Tenant(grant.tenant.clone()),
+        );
+        op.allowed_by = Some(reason);
+        let event = self.event(
+            Partition::Tenant(grant.tenant.clone()),
+            format!("oauth_client/{}", grant.client),
+            EventData::OAuthGrantRevoked {
+                client_id: grant.client.to_string(),
+                user_id: grant.user,
+                reason,
+            },
+        );
+        self.commit(tx, &op, vec![event]).await
+    }
+
+    /// A tenant client's token for itself (`client_credentials`): its scopes, or the
+    /// requested subset of them, like its tenant's API key.
+    ///
+    /// # Errors
+    /// `unauthorized_client` for a client without the grant; `invalid_scope` for a scope
+    /// it does not hold; `server_error`.
+    pub async fn client_credentials(
+        &self,
+        issuer: Issuer<'_>,
+        client: &OAuthClient,
+        scope: Option<&str>,
+        request_id: &str,
+    ) -> Result<IssuedTokens, OAuthError> {
+        let Some(tenant) = client
+            .id
+            .owner()
+            .filter(|_| client.has_client_credentials())
+        else {
+            return Err(OAuthError::UnauthorizedClient(
+                "client_credentials is for confidential tenant clients with scopes",
+            ));
+        };
+        let granted: BTreeSet<ScopeName> = match scope {
+            None => client.scopes.clone(),
+            Some(scope) => scope
+                .split(' ')
+                .filter(|name| !name.is_empty())
+                .map(|name| {
+                    ScopeName::parse(name)
+                        .ok()
+                        .filter(|name| client.scopes.contains(name))
+                        .ok_or_else(|| {
+                            OAuthError::InvalidScope(format!("scope {name:?} is not the client's"))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if granted.is_empty() {
+            return Err(OAuthError::InvalidScope("no scope requested".to_owned()));
+        }
+        let now = self.now();
+        let key = self.signing_key(SigningAlgorithm::Rs256).await?;
+        let claims = client_access_claims(
+            issuer.url,
+            &client.id,
+            tenant,
+            &granted,
+            self.new_uuid(),
+            now,
+        );
+        let access_token = issuer
+            .vault
+            .sign(&key, "at+jwt", &claims)
+            .map_err(|error| {
+                OAuthError::Server(Error::Store(StoreError::Unavailable(error.to_string())))
+            })?;
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        tx.append_audit(crate::audit::AuditDraft {
+            id: self.audit_id(),
+            at: now,
+            partition: Partition::Tenant(tenant.clone()),
+            actor: crate::audit::Actor {
+                kind: crate::audit::ActorType::OAuthClient,
+                id: client.id.to_string(),
+            },
+            action: "oauth.token.issue",
+            target: client_target(&client.id),
+            outcome: crate::audit::Outcome::Allowed,
+            reason: "client_credentials".to_owned(),
+            request_id: request_id.to_owned(),
+        })
+        .await?;
+        let event = self.event(
+            Partition::Tenant(tenant.clone()),
+            format!("oauth_client/{}", client.id),
+            EventData::OAuthTokensIssued {
+                client_id: client.id.to_string(),
+                user_id: None,
+                grant_type: "client_credentials",
+            },
+        );
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(IssuedTokens {
+            access_token,
+            id_token: None,
+            refresh_token: None,
+            expires_in: TOKEN_TTL.whole_seconds(),
+            scope: granted
+                .iter()
+                .map(ScopeName::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        })
+    }
+
+    /// RFC 7009: revokes a refresh token of `client` and its whole family. Anything else
+    /// (unknown, another client's, an access token, which expires within minutes) is
+    /// answered the same, changing nothing.
+    ///
+    /// # Errors
+    /// `server_error` when the store fails.
+    pub async fn revoke_token(
+        &self,
+        client: &OAuthClient,
+        token: &str,
+        request_id: &str,
+    ) -> Result<(), OAuthError> {
+        let Some(tenant) = grant_tenant(token) else {
+            return Ok(());
+        };
+        if client.id.owner().is_some_and(|owner| owner != &tenant) {
+            return Ok(());
+        }
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let grant = tx
+            .get_grant(&tenant, GrantKind::Refresh, &hash_token(token))
+            .await?;
+        if let Some(grant) =
+            grant.filter(|grant| grant.client == client.id && grant.revoked_at.is_none())
+        {
+            self.revoke_family(tx, &grant, "revocation", request_id)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The key that signs with `algorithm` now, making the first keys when none does.
+    async fn signing_key(&self, algorithm: SigningAlgorithm) -> Result<SigningKey, Error> {
+        self.signing_keys()
+            .await?
+            .into_iter()
+            .find(|key| key.is_active() && key.algorithm == algorithm)
+            .ok_or_else(|| {
+                Error::Store(StoreError::Unavailable(
+                    "no signing key: run `user-engine keys rotate`".to_owned(),
+                ))
+            })
+    }
+}
+
+/// The caller a grant's record names: the user it was issued for.
+fn grant_caller(grant: &Grant, request_id: &str) -> Caller {
+    Caller {
+        principal: Principal::User {
+            user_id: grant.user,
+            assurance: grant.acr,
+            session: None,
+        },
+        request_id: request_id.to_owned(),
+    }
+}
