@@ -149,19 +149,27 @@ pub fn check_client_name(name: &str) -> Result<(), String> {
         .map_err(|error| format!("name {error}"))
 }
 
-/// Checks a redirect (or post-logout redirect) URI: an absolute `https://` URI, or
-/// `http://` to the loopback interface (RFC 8252 §7.3, native applications), with a
-/// host, no fragment (RFC 6749 §3.1.2), no credentials, no spaces, at most 2048
-/// characters.
+/// The characters a host name of a redirect URI may hold (RFC 3986 `reg-name`, without
+/// percent-decoding).
+fn host_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"._~%!$&'()*+,;=-".contains(&c)
+}
+
+/// Checks a redirect (or post-logout redirect) URI: printable ASCII without spaces or
+/// `#` (no fragment, RFC 6749 §3.1.2), at most 2048 characters; `https://` with a host
+/// (a name or an IPv4 address; no credentials; of IPv6 literals only `[::1]`), or
+/// `http://` to the loopback
+/// interface (`localhost`, `127.0.0.1`, `[::1]`; RFC 8252 §7.3); then an optional port of
+/// digits, then an optional path or query. Exactly what [`REDIRECT_URI_PATTERN`] says.
 ///
 /// # Errors
 /// What is wrong, for a 400 `invalid_request`.
 pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    if uri.len() > 2048 || uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("a redirect uri must be at most 2048 characters, without spaces".to_owned());
-    }
-    if uri.contains('#') {
-        return Err("a redirect uri must have no fragment".to_owned());
+    if uri.len() > 2048 || !uri.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'#') {
+        return Err(
+            "a redirect uri must be at most 2048 printable ASCII characters, without spaces or a fragment"
+                .to_owned(),
+        );
     }
     let (rest, loopback_only) = if let Some(rest) = uri.strip_prefix("https://") {
         (rest, false)
@@ -170,22 +178,46 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
     } else {
         return Err("a redirect uri must be https:// (http:// only to localhost)".to_owned());
     };
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return Err("a redirect uri must carry no credentials".to_owned());
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = rest.get(..end).unwrap_or_default();
+    let (host, port) = if authority.starts_with('[') {
+        match authority.find(']') {
+            Some(close) => (
+                authority.get(..=close).unwrap_or_default(),
+                authority.get(close + 1..).unwrap_or_default(),
+            ),
+            None => return Err("a redirect uri's IPv6 host must be closed by ]".to_owned()),
+        }
+    } else {
+        match authority.find(':') {
+            Some(colon) => (
+                authority.get(..colon).unwrap_or_default(),
+                authority.get(colon..).unwrap_or_default(),
+            ),
+            None => (authority, ""),
+        }
     };
-    if host.is_empty() {
-        return Err("a redirect uri must name a host".to_owned());
+    // A bracketed host is only ever the loopback `[::1]` (below): IPv6 literals other
+    // than loopback are not redirect targets here.
+    let host_ok = host == "[::1]" || (!host.is_empty() && host.bytes().all(host_char));
+    if !host_ok {
+        return Err("a redirect uri must name a host, without credentials".to_owned());
     }
-    if loopback_only && !matches!(host, "localhost" | "127.0.0.1" | "::1") {
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()));
+    if !port_ok {
+        return Err("a redirect uri's port must be digits".to_owned());
+    }
+    if loopback_only && !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
         return Err("a redirect uri must be https:// (http:// only to localhost)".to_owned());
     }
     Ok(())
 }
+
+/// [`check_redirect_uri`] as a regular expression, for the OpenAPI document.
+pub const REDIRECT_URI_PATTERN: &str = r#"^(?:https://(?:[A-Za-z0-9._~%!$&'()*+,;=-]+|\[::1\])|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]*)?(?:[/?][!-"$-~]*)?$"#;
 
 /// Checks a list of redirect URIs: each one valid, no duplicates, at most
 /// [`REDIRECT_URIS_MAX`]; `required` says whether the list may be empty.
@@ -511,6 +543,10 @@ mod tests {
             "javascript:alert(1)",
             "https://app.example.com/a b",
             "/relative",
+            "https://[::1/cb",
+            "https://host:80x/cb",
+            "https://:443/cb",
+            "https://h\u{e9}.example/cb",
         ] {
             assert!(check_redirect_uri(bad).is_err(), "{bad}");
         }

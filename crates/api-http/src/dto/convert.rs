@@ -227,14 +227,38 @@ impl TryFrom<AuthorizeBody> for AuthzCheck {
     }
 }
 
-impl TryFrom<NewOAuthClientBody> for domain::usecases::NewOAuthClient {
+fn client_type(name: &str) -> ApiResult<domain::oidc::ClientType> {
+    domain::oidc::ClientType::parse(name)
+        .ok_or_else(|| ApiError::invalid("type must be confidential or public"))
+}
+
+impl TryFrom<NewPlatformClientBody> for domain::usecases::NewOAuthClient {
     type Error = ApiError;
 
-    fn try_from(body: NewOAuthClientBody) -> ApiResult<Self> {
+    fn try_from(body: NewPlatformClientBody) -> ApiResult<Self> {
         Ok(Self {
             name: body.name,
-            client_type: domain::oidc::ClientType::parse(&body.client_type)
-                .ok_or_else(|| ApiError::invalid("type must be confidential or public"))?,
+            client_type: client_type(&body.client_type)?,
+            redirect_uris: body.redirect_uris,
+            post_logout_redirect_uris: body.post_logout_redirect_uris.unwrap_or_default(),
+            scopes: BTreeSet::new(),
+        })
+    }
+}
+
+impl TryFrom<NewTenantClientBody> for domain::usecases::NewOAuthClient {
+    type Error = ApiError;
+
+    fn try_from(body: NewTenantClientBody) -> ApiResult<Self> {
+        let kind = client_type(&body.client_type)?;
+        if kind == domain::oidc::ClientType::Public && body.scopes.is_some() {
+            return Err(ApiError::invalid(
+                "a public client has no scopes: client_credentials needs a secret",
+            ));
+        }
+        Ok(Self {
+            name: body.name,
+            client_type: kind,
             redirect_uris: body.redirect_uris,
             post_logout_redirect_uris: body.post_logout_redirect_uris.unwrap_or_default(),
             scopes: scopes(&body.scopes.unwrap_or_default())?,

@@ -291,12 +291,12 @@ pub struct BatchBody {
     pub checks: Vec<AuthorizeBody>,
 }
 
-/// An OAuth client to register (SPEC §9).
+/// A platform OAuth client to register (SPEC §9).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewOAuthClientBody {
+pub struct NewPlatformClientBody {
     /// Shown on the hosted pages; 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200, example = "Docs")]
+    #[schema(min_length = 1, max_length = 200, example = "Portal")]
     pub name: String,
     /// `confidential` (gets a secret) or `public` (no secret; must use PKCE).
     #[serde(rename = "type")]
@@ -304,14 +304,31 @@ pub struct NewOAuthClientBody {
     pub client_type: String,
     /// Where codes may be sent, compared exactly: `https://`, or `http://` to
     /// localhost; no fragment.
-    #[schema(min_items = 1, max_items = 20, example = json!(["https://docs.example.com/callback"]))]
+    #[schema(min_items = 1, max_items = 20, example = json!(["https://app.example.com/callback"]))]
     pub redirect_uris: Vec<String>,
     /// Where RP-initiated logout may return to.
     #[serde(default, deserialize_with = "present")]
     #[schema(max_items = 20)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
-    /// A confidential tenant client's `client_credentials` scopes, as an API key's
-    /// (each held by the caller); none on platform or public clients.
+}
+
+/// A tenant OAuth client to register (SPEC §9): a platform client's fields, plus a
+/// confidential client's `client_credentials` scopes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenantClientBody {
+    #[schema(min_length = 1, max_length = 200, example = "Docs")]
+    pub name: String,
+    #[serde(rename = "type")]
+    #[schema(example = "confidential")]
+    pub client_type: String,
+    #[schema(min_items = 1, max_items = 20, example = json!(["https://app.example.com/callback"]))]
+    pub redirect_uris: Vec<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(max_items = 20)]
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// A confidential client's `client_credentials` scopes, as an API key's (each held
+    /// by the caller); never on a public client.
     #[serde(default, deserialize_with = "present")]
     #[schema(max_items = 64)]
     pub scopes: Option<Vec<String>>,

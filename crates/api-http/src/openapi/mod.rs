@@ -299,23 +299,49 @@ fn body_formats(components: &mut utoipa::openapi::Components) {
         "ScopesBody",
         vec![("scopes", list(scope_schema(), 0))],
     );
-    let redirect_uri = || -> Schema {
-        text("^https?://[^\\s#]+$")
-            .max_length(Some(2048))
-            .examples(["https://app.example.com/callback"])
+    let uris = |min_items: usize| -> Schema {
+        ArrayBuilder::new()
+            .items(RefOr::T(
+                text(domain::oidc::REDIRECT_URI_PATTERN)
+                    .max_length(Some(2048))
+                    .examples(["https://app.example.com/callback"])
+                    .build()
+                    .into(),
+            ))
+            .min_items((min_items > 0).then_some(min_items))
+            .max_items(Some(domain::oidc::REDIRECT_URIS_MAX))
+            .unique_items(true)
             .build()
             .into()
     };
-    set_properties(
-        components,
-        "NewOAuthClientBody",
-        vec![
+    let client = |types: &[&str], scopes: bool| {
+        let mut properties = vec![
             ("name", display_name_schema()),
-            ("type", one_of_words(&["confidential", "public"])),
-            ("redirect_uris", list(redirect_uri(), 1)),
-            ("post_logout_redirect_uris", list(redirect_uri(), 0)),
-            ("scopes", list(scope_schema(), 0)),
-        ],
+            ("type", one_of_words(types)),
+            ("redirect_uris", uris(1)),
+            ("post_logout_redirect_uris", uris(0)),
+        ];
+        if scopes {
+            properties.push(("scopes", list(scope_schema(), 0)));
+        }
+        closed_object(&properties, &["name", "type", "redirect_uris"])
+    };
+    components.schemas.insert(
+        "NewPlatformClientBody".to_owned(),
+        RefOr::T(client(&["confidential", "public"], false)),
+    );
+    components.schemas.insert(
+        "NewTenantClientBody".to_owned(),
+        RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .description(Some(
+                    "A confidential client, which may hold `client_credentials` scopes, or a \
+                     public one, which holds none.",
+                ))
+                .item(client(&["confidential"], true))
+                .item(client(&["public"], false))
+                .build(),
+        )),
     );
     let roles = || list(role_schema(), 0);
     components.schemas.insert(

@@ -37,17 +37,17 @@ fn created_client(created_client: &domain::usecases::CreatedOAuthClient) -> Resp
     path = "/v1/oauth-clients",
     tag = "oauth-clients",
     summary = "Register a platform OAuth client (`platform:catalog:write`); it may sign in members of any tenant",
-    request_body = NewOAuthClientBody,
+    request_body = NewPlatformClientBody,
     responses(
         (status = 201, description = "The client; a confidential one with its `client_secret`, shown this once", body = dto::OAuthClientInfo),
-        (status = 400, description = "`invalid_request`: a bad name, type or redirect URI, scopes on a platform client, malformed JSON or an unknown field"),
+        (status = 400, description = "`invalid_request`: a bad name, type or redirect URI, a repeated URI, malformed JSON or an unknown field (a platform client has no `scopes`)"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
     ),
 )]
 pub async fn create_platform_client(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<NewOAuthClientBody>,
+    JsonBody(body): JsonBody<NewPlatformClientBody>,
 ) -> ApiResult<Response> {
     let caller = state.caller(&headers).await?;
     let input = NewOAuthClient::try_from(body)?;
@@ -133,7 +133,7 @@ pub async fn delete_platform_client(
     tag = "oauth-clients",
     summary = "Register a tenant OAuth client (`tenant:write`); it signs in only the tenant's members",
     params(TenantPath),
-    request_body = NewOAuthClientBody,
+    request_body = NewTenantClientBody,
     responses(
         (status = 201, description = "The client; a confidential one with its `client_secret`, shown this once", body = dto::OAuthClientInfo),
         (status = 400, description = "`invalid_request` (bad name, type or redirect URI, scopes on a public client, malformed JSON, unknown field), `invalid_scope`, `unknown_scope`, `scope_not_enabled`, `scope_not_assignable`"),
@@ -145,7 +145,7 @@ pub async fn create_tenant_client(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<NewOAuthClientBody>,
+    JsonBody(body): JsonBody<NewTenantClientBody>,
 ) -> ApiResult<Response> {
     let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
     let input = NewOAuthClient::try_from(body)?;
