@@ -231,7 +231,10 @@ pub(crate) async fn serve_with_baselines(
     // The provider's keys under a key-encryption key of this run (the first JWKS request
     // makes them).
     let vault = adapters_jose::SealingVault::random().map_err(|error| error.to_string())?;
-    state.signing = Some(Arc::new(api_http::app::SigningSetup::new(Arc::new(vault))));
+    state.signing = Some(Arc::new(api_http::app::SigningSetup::new(
+        Arc::new(vault),
+        "http://bench.invalid".to_owned(),
+    )));
     let pool = store.pool().clone();
     let baselines = axum::Router::new()
         .route(

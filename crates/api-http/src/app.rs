@@ -85,6 +85,9 @@ pub struct AppState {
 /// first requests makes one set of keys, not one each).
 pub struct SigningSetup {
     pub vault: Arc<dyn domain::signing::KeyVault>,
+    /// The provider's issuer (`USER_ENGINE_PUBLIC_URL`, or `http://` and the listening
+    /// address), without a trailing `/`.
+    pub issuer: String,
     ready: std::sync::atomic::AtomicBool,
     making: tokio::sync::Mutex<()>,
 }
@@ -96,9 +99,10 @@ impl std::fmt::Debug for SigningSetup {
 }
 
 impl SigningSetup {
-    pub fn new(vault: Arc<dyn domain::signing::KeyVault>) -> Self {
+    pub fn new(vault: Arc<dyn domain::signing::KeyVault>, issuer: String) -> Self {
         Self {
             vault,
+            issuer,
             ready: std::sync::atomic::AtomicBool::new(false),
             making: tokio::sync::Mutex::new(()),
         }
@@ -121,6 +125,14 @@ impl SigningSetup {
             self.ready.store(true, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// The issuer and signer the provider's use cases take.
+    pub fn issuer(&self) -> domain::usecases::Issuer<'_> {
+        domain::usecases::Issuer {
+            url: &self.issuer,
+            vault: self.vault.as_ref(),
+        }
     }
 }
 
@@ -206,6 +218,8 @@ pub fn router(state: AppState) -> Router {
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (api, _) = crate::routes::api().split_for_parts();
     let api = api
+        .merge(crate::routes::provider::routes())
+        .merge(crate::routes::pages::routes())
         .merge(extra)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async {

@@ -256,7 +256,8 @@ pub fn render(
     }
 }
 
-fn escape_html(input: &str) -> String {
+/// Escapes text for HTML content and attribute values.
+pub fn escape_html(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
     for c in input.chars() {
         match c {

@@ -126,6 +126,8 @@ pub struct Config {
     /// The key-encryption key of the provider's signing keys
     /// (`USER_ENGINE_KEY_ENCRYPTION_KEY_FILE`).
     pub key_encryption_key_file: Option<PathBuf>,
+    /// The OpenID provider's issuer (`USER_ENGINE_PUBLIC_URL`), without a trailing `/`.
+    pub public_url: Option<String>,
     /// The sender of mails.
     pub mail_from: Option<String>,
     /// Where mailed links point.
@@ -170,6 +172,7 @@ impl Default for Config {
             smtp_url: None,
             smtp_password_file: None,
             key_encryption_key_file: None,
+            public_url: None,
             mail_from: None,
             mail_link_base: None,
             mail_product_name: "user-engine".to_owned(),
@@ -232,6 +235,7 @@ struct FileConfig {
     smtp_url: Option<String>,
     smtp_password_file: Option<String>,
     key_encryption_key_file: Option<String>,
+    public_url: Option<String>,
     mail_from: Option<String>,
     mail_link_base: Option<String>,
     mail_product_name: Option<String>,
@@ -749,6 +753,9 @@ impl Config {
             text,
             existing_file,
         )?;
+        let public_url = layers.resolve(&PUBLIC_URL, false, parsed.public_url, text, |value| {
+            check_public_url(&value)
+        })?;
         let mail_from = layers.resolve(&MAIL_FROM, false, parsed.mail_from, text, |value| {
             let value = value.trim().to_owned();
             if value.contains('@') && !value.chars().any(char::is_control) {
@@ -853,6 +860,7 @@ impl Config {
             smtp_url,
             smtp_password_file,
             key_encryption_key_file,
+            public_url,
             mail_from,
             mail_link_base,
             mail_product_name,
@@ -955,6 +963,24 @@ pub fn settings_help() -> String {
         ));
     }
     help
+}
+
+/// The public URL: `https://` or `http://`, a host, an optional path, no query or
+/// fragment; kept without a trailing `/` (the issuer must match to the letter).
+fn check_public_url(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('/');
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or("must start with https:// (or http://)")?;
+    if rest.is_empty()
+        || rest.starts_with('/')
+        || value.contains(['?', '#', '@'])
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("must be a URL with a host and no query, fragment or credentials".to_owned());
+    }
+    Ok(value.to_owned())
 }
 
 #[cfg(test)]
@@ -1463,6 +1489,7 @@ database_url = "postgres://file:filepass@db/file"
                 smtp_url: None,
                 smtp_password_file: None,
                 key_encryption_key_file: None,
+                public_url: None,
                 mail_from: None,
                 mail_link_base: None,
                 ..config

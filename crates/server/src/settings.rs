@@ -214,6 +214,14 @@ pub(crate) const KEY_ENCRYPTION_KEY_FILE: Setting = Setting {
            node. Without it the embedded store makes one in USER_ENGINE_DATA_DIR on first \
            start; with PostgreSQL no signing key is made and the JWKS is empty",
 };
+pub(crate) const PUBLIC_URL: Setting = Setting {
+    key: "public_url",
+    env: "USER_ENGINE_PUBLIC_URL",
+    default: None,
+    help: "the URL clients reach this service at (https://id.example.com): the OpenID \
+           provider's issuer, and the base of its endpoints and pages; the same on every \
+           node. Without it the issuer is http:// and the listening address",
+};
 pub(crate) const MAIL_FROM: Setting = Setting {
     key: "mail_from",
     env: "USER_ENGINE_MAIL_FROM",
@@ -293,6 +301,7 @@ pub const SETTINGS: &[Setting] = &[
     SMTP_URL,
     SMTP_PASSWORD_FILE,
     KEY_ENCRYPTION_KEY_FILE,
+    PUBLIC_URL,
     MAIL_FROM,
     MAIL_LINK_BASE,
     MAIL_PRODUCT_NAME,

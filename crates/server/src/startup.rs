@@ -104,8 +104,7 @@ impl Application {
             broker: publisher.clone(),
         });
         let mut state = app_state(config, engine, readiness);
-        state.signing = key_vault(config)?
-            .map(|vault| Arc::new(api_http::app::SigningSetup::new(Arc::new(vault))));
+        let vault = key_vault(config)?;
         let relay = spawn_relay(publisher, &backend, state.metrics.clone());
         let webhooks = {
             let (stop, stopped) = oneshot::channel::<()>();
@@ -146,6 +145,12 @@ impl Application {
         let address = listener
             .local_addr()
             .map_err(|error| format!("cannot read the bound address: {error}"))?;
+        let issuer = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        state.signing =
+            vault.map(|vault| Arc::new(api_http::app::SigningSetup::new(Arc::new(vault), issuer)));
         let management = match config.management_listen {
             Some(management_address) => {
                 let listener = TcpListener::bind(management_address)

@@ -34,6 +34,7 @@ mod mail;
 mod model;
 mod nats_tls;
 mod oidc;
+mod oidc_http;
 mod pg_concurrency;
 mod pg_isolation;
 mod pg_tls;

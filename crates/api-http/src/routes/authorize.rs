@@ -5,7 +5,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::ids::TenantId;
-use domain::usecases::AuthzCheck;
+use domain::usecases::{AuthzCheck, CheckSubject};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -61,7 +61,28 @@ async fn decide_checks(
     bodies: Vec<AuthorizeBody>,
 ) -> ApiResult<Vec<domain::authz::Decision>> {
     let tenant = TenantId::parse(tenant)?;
-    let checks = bodies.into_iter().map(AuthzCheck::try_from).collect();
+    let mut checks: Vec<Result<AuthzCheck, domain::Error>> =
+        bodies.into_iter().map(AuthzCheck::try_from).collect();
+    // An access token of the provider as `subject.token` (SPEC §9) stands for its
+    // session's user, at the session's assurance now; one that does not verify or whose
+    // session ended stays a token, which no session matches: `subject_not_found`.
+    if let Some(setup) = &state.signing {
+        for check in checks.iter_mut().flatten() {
+            let CheckSubject::Token(token) = &check.subject else {
+                continue;
+            };
+            if token.split('.').count() != 3 {
+                continue;
+            }
+            if let Some((user_id, assurance)) = state
+                .engine
+                .access_token_subject(setup.issuer(), token, &tenant)
+                .await?
+            {
+                check.subject = CheckSubject::User { user_id, assurance };
+            }
+        }
+    }
     let decisions = match state
         .engine
         .authorize_request(&tenant, bearer(headers), &request_id(), checks)

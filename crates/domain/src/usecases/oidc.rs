@@ -111,6 +111,18 @@ fn client_target(client: &ClientId) -> AuditTarget {
     }
 }
 
+/// A browser's live session, for the hosted pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSession {
+    pub user: UserId,
+    pub id: SessionId,
+    pub assurance: Assurance,
+    /// When the user signed in (the session was made).
+    pub auth_time: OffsetDateTime,
+    /// How long ago that was.
+    pub age: time::Duration,
+}
+
 /// How a client authenticated at an endpoint: its id, and the secret it presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAuth {
@@ -248,11 +260,36 @@ impl Engine {
         self.finish(op, result).await
     }
 
-    /// The live session `token` opens, with its public id.
+    /// The live session a browser's cookie holds, as the hosted pages need it.
     ///
     /// # Errors
     /// `internal` when the store fails.
-    pub async fn live_session(
+    pub async fn browser_session(&self, token: &str) -> Result<Option<BrowserSession>, Error> {
+        let now = self.now();
+        Ok(self
+            .live_session(token, now)
+            .await?
+            .map(|(session, id)| BrowserSession {
+                user: session.user_id,
+                id,
+                assurance: session_assurance(&session, now),
+                auth_time: session.created_at,
+                age: now - session.created_at,
+            }))
+    }
+
+    /// Whether `decide` lets `user` sign in to `tenant` (an active user with an active
+    /// account in an active tenant).
+    ///
+    /// # Errors
+    /// `internal` when the store fails.
+    pub async fn sign_in_allowed(&self, user: &UserId, tenant: &TenantId) -> Result<bool, Error> {
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        self.may_sign_in(tx.as_mut(), tenant, user).await
+    }
+
+    /// The live session `token` opens, with its public id.
+    async fn live_session(
         &self,
         token: &str,
         now: OffsetDateTime,
@@ -327,6 +364,9 @@ impl Engine {
         if client.id.owner().is_some_and(|owner| owner != &tenant) {
             return Err(OAuthError::InvalidGrant("unknown code"));
         }
+        // The key is read before the grant is taken: a transaction waiting on another
+        // connection while it holds the grant's row would starve a pool of them.
+        let key = self.signing_key(SigningAlgorithm::Rs256).await?;
         let now = self.now();
         let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
         let grant = match tx
@@ -359,6 +399,7 @@ impl Engine {
         }
         self.issue_tokens(
             issuer,
+            &key,
             tx,
             client,
             grant,
@@ -386,6 +427,7 @@ impl Engine {
         if client.id.owner().is_some_and(|owner| owner != &tenant) {
             return Err(OAuthError::InvalidGrant("unknown refresh token"));
         }
+        let key = self.signing_key(SigningAlgorithm::Rs256).await?;
         let now = self.now();
         let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
         let grant = match tx
@@ -403,8 +445,17 @@ impl Engine {
             }
             _ => return Err(OAuthError::InvalidGrant("unknown refresh token")),
         };
-        self.issue_tokens(issuer, tx, client, grant, now, "refresh_token", request_id)
-            .await
+        self.issue_tokens(
+            issuer,
+            &key,
+            tx,
+            client,
+            grant,
+            now,
+            "refresh_token",
+            request_id,
+        )
+        .await
     }
 
     /// The tokens of a taken grant: checks that its session lives and its user may still
@@ -414,6 +465,7 @@ impl Engine {
     async fn issue_tokens(
         &self,
         issuer: Issuer<'_>,
+        key: &SigningKey,
         mut tx: Box<dyn StoreTx>,
         client: &OAuthClient,
         grant: Grant,
@@ -456,9 +508,8 @@ impl Engine {
             auth_time: grant.auth_time,
             scope: grant.scope.clone(),
         };
-        let key = self.signing_key(SigningAlgorithm::Rs256).await?;
         let sign = |typ: &str, claims: &serde_json::Value| {
-            issuer.vault.sign(&key, typ, claims).map_err(|error| {
+            issuer.vault.sign(key, typ, claims).map_err(|error| {
                 OAuthError::Server(Error::Store(StoreError::Unavailable(error.to_string())))
             })
         };
@@ -674,6 +725,234 @@ impl Engine {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The claims of a live access token this provider issued to anyone: its signature
+    /// verifies against a published key, its `iss` is `issuer`, it has not expired, and —
+    /// a user's token — its session lives and `decide` still lets the user into the
+    /// token's tenant; a client's own token — its client still exists. So a revoked
+    /// session or a suspended account is refused on the very next use (SPEC §3.1).
+    ///
+    /// # Errors
+    /// `internal` when the store fails; `Ok(None)` for any token that is not live.
+    pub async fn live_access_token(
+        &self,
+        issuer: Issuer<'_>,
+        token: &str,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        let now = self.now();
+        let Some(claims) = self.verified_access_claims(issuer, token, now).await? else {
+            return Ok(None);
+        };
+        let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+        let Some(tenant) = text("tenant").and_then(|tenant| TenantId::parse(tenant).ok()) else {
+            return Ok(None);
+        };
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let live = match text("sid") {
+            Some(sid) => {
+                let session = SessionId::parse(sid).ok();
+                let user = text("sub").and_then(|sub| UserId::parse(sub).ok());
+                match (session, user) {
+                    (Some(session), Some(user)) => {
+                        tx.find_session_by_id(&session).await?.is_some_and(|found| {
+                            found.user_id == user && self.session_alive(&found, now)
+                        }) && self.may_sign_in(tx.as_mut(), &tenant, &user).await?
+                    }
+                    _ => false,
+                }
+            }
+            None => match text("client_id").and_then(ClientId::parse) {
+                Some(client) if client.owner() == Some(&tenant) => {
+                    tx.get_oauth_client(&client).await?.is_some()
+                }
+                _ => false,
+            },
+        };
+        Ok(live.then_some(claims))
+    }
+
+    /// The claims of an access token whose signature verifies against a published key,
+    /// whose `iss` is `issuer` and which has not expired at `now`.
+    async fn verified_access_claims(
+        &self,
+        issuer: Issuer<'_>,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        let keys: Vec<SigningKey> = self
+            .signing_keys()
+            .await?
+            .into_iter()
+            .filter(|key| key.is_published(now))
+            .collect();
+        let Ok(claims) = issuer.vault.verify(&keys, "at+jwt", token) else {
+            return Ok(None);
+        };
+        let fresh = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .is_some_and(|exp| exp > now.unix_timestamp());
+        let ours = claims.get("iss").and_then(serde_json::Value::as_str) == Some(issuer.url);
+        Ok((fresh && ours).then_some(claims))
+    }
+
+    /// The subject an access token stands for in `tenant`, answered from its live
+    /// session (SPEC §9: `authorize` with the token as `subject.token`): the token must
+    /// verify, come from `issuer`, be unexpired and name `tenant`, and its session must
+    /// live; the assurance is the session's now, not the token's `acr`. The rest — a
+    /// suspended user or account, a suspended tenant — is `decide`'s to say.
+    ///
+    /// # Errors
+    /// `internal` when the store fails; `Ok(None)` when the token is no such subject.
+    pub async fn access_token_subject(
+        &self,
+        issuer: Issuer<'_>,
+        token: &str,
+        tenant: &TenantId,
+    ) -> Result<Option<(UserId, Assurance)>, Error> {
+        let now = self.now();
+        let Some(claims) = self.verified_access_claims(issuer, token, now).await? else {
+            return Ok(None);
+        };
+        let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+        if text("tenant") != Some(tenant.as_str()) {
+            return Ok(None);
+        }
+        let (Some(session), Some(user)) = (
+            text("sid").and_then(|sid| SessionId::parse(sid).ok()),
+            text("sub").and_then(|sub| UserId::parse(sub).ok()),
+        ) else {
+            return Ok(None);
+        };
+        let mut tx = self.begin(TxScope::Platform).await?;
+        Ok(tx
+            .find_session_by_id(&session)
+            .await?
+            .filter(|found| found.user_id == user && self.session_alive(found, now))
+            .map(|found| (user, session_assurance(&found, now))))
+    }
+
+    /// What `/oauth2/userinfo` answers for a live access token of a user: `sub`,
+    /// `tenant`, and with the `email` scope `email` and `email_verified`; `None` for a
+    /// token that is not live or not a user's.
+    ///
+    /// # Errors
+    /// `internal` when the store fails.
+    pub async fn userinfo(
+        &self,
+        issuer: Issuer<'_>,
+        token: &str,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        let Some(claims) = self.live_access_token(issuer, token).await? else {
+            return Ok(None);
+        };
+        let Some(user) = claims
+            .get("sub")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|sub| UserId::parse(sub).ok())
+            .filter(|_| claims.get("sid").is_some())
+        else {
+            return Ok(None);
+        };
+        let mut info = serde_json::Map::new();
+        info.insert("sub".to_owned(), user.to_string().into());
+        if let Some(tenant) = claims.get("tenant") {
+            info.insert("tenant".to_owned(), tenant.clone());
+        }
+        let scopes = claims
+            .get("scope")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        if scopes.split(' ').any(|scope| scope == "email") {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            if let Some(user) = tx.get_user(&user).await? {
+                info.insert("email".to_owned(), user.email.as_str().into());
+                info.insert("email_verified".to_owned(), user.email_verified.into());
+            }
+        }
+        Ok(Some(serde_json::Value::Object(info)))
+    }
+
+    /// RFC 7662 for `client`: a live access or refresh token issued to the client itself
+    /// is described (`active: true`); anything else — not live, another client's — is
+    /// `{"active": false}`.
+    ///
+    /// # Errors
+    /// `server_error` when the store fails.
+    pub async fn introspect(
+        &self,
+        issuer: Issuer<'_>,
+        client: &OAuthClient,
+        token: &str,
+    ) -> Result<serde_json::Value, OAuthError> {
+        let inactive = serde_json::json!({ "active": false });
+        if token.matches('.').count() == 2 {
+            let Some(claims) = self.live_access_token(issuer, token).await? else {
+                return Ok(inactive);
+            };
+            if claims.get("client_id").and_then(serde_json::Value::as_str)
+                != Some(client.id.to_string().as_str())
+            {
+                return Ok(inactive);
+            }
+            let mut described = serde_json::Map::new();
+            described.insert("active".to_owned(), true.into());
+            described.insert("token_type".to_owned(), "Bearer".into());
+            for name in [
+                "scope",
+                "client_id",
+                "sub",
+                "exp",
+                "iat",
+                "iss",
+                "aud",
+                "jti",
+                "tenant",
+                "sid",
+                "acr",
+                "auth_time",
+            ] {
+                if let Some(value) = claims.get(name) {
+                    described.insert(name.to_owned(), value.clone());
+                }
+            }
+            return Ok(serde_json::Value::Object(described));
+        }
+        let Some(tenant) = grant_tenant(token) else {
+            return Ok(inactive);
+        };
+        if client.id.owner().is_some_and(|owner| owner != &tenant) {
+            return Ok(inactive);
+        }
+        let now = self.now();
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let Some(grant) = tx
+            .get_grant(&tenant, GrantKind::Refresh, &hash_token(token))
+            .await?
+            .filter(|grant| grant.client == client.id && grant.is_live(now))
+        else {
+            return Ok(inactive);
+        };
+        let session_live = tx
+            .find_session_by_id(&grant.session)
+            .await?
+            .is_some_and(|session| self.session_alive(&session, now));
+        if !session_live || !self.may_sign_in(tx.as_mut(), &tenant, &grant.user).await? {
+            return Ok(inactive);
+        }
+        Ok(serde_json::json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "scope": grant.scope,
+            "client_id": grant.client.to_string(),
+            "sub": grant.user.to_string(),
+            "tenant": grant.tenant.as_str(),
+            "sid": grant.session.to_string(),
+            "iat": grant.created_at.unix_timestamp(),
+            "exp": grant.expires_at.unix_timestamp(),
+            "iss": issuer.url,
+        }))
     }
 
     /// The key that signs with `algorithm` now, making the first keys when none does.

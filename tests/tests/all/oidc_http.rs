@@ -1,0 +1,627 @@
+//! SPEC §9 over HTTP on both stores, as a browser and a relying party see it: the hosted
+//! pages (CSP and no-store on every answer, CSRF-less posts refused, an unknown email
+//! and a wrong password alike, the tenant choice), the redirect URI matched exactly (no
+//! open redirect), a code redeemed by 20 concurrent token requests giving one answer,
+//! discovery and userinfo, and an access token as `subject.token` of `authorize`
+//! answered from the live session: an account suspended or a session ended is refused on
+//! the very next decision while the token is still unexpired.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use server::config::Config;
+use tests::http::{
+    add_member, assert_status, new_user, spawn_app_configured, tenant_with_admin, text, AppOptions,
+    StoreKind, TestApp, PASSWORD,
+};
+
+pub(crate) const REDIRECT: &str = "https://rp.example.com/callback";
+/// RFC 7636 appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// A key-encryption key file for PostgreSQL apps (the embedded store makes its own),
+/// removed with the value.
+pub(crate) struct KeyDir(PathBuf);
+
+impl Drop for KeyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An app whose OpenID provider is on (a key vault on either store).
+pub(crate) async fn spawn_provider(store: StoreKind) -> (TestApp, KeyDir) {
+    let directory = std::env::temp_dir().join(format!("ue-oidc-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&directory).expect("directory");
+    let file = directory.join("kek");
+    std::fs::write(
+        &file,
+        adapters_jose::SealingVault::new_key_file_content().expect("key"),
+    )
+    .expect("key file");
+    let (app, _) =
+        spawn_app_configured(store, AppOptions::default(), move |config: &mut Config| {
+            if store == StoreKind::Postgres {
+                config.key_encryption_key_file = Some(file);
+            }
+        })
+        .await;
+    (app, KeyDir(directory))
+}
+
+/// A browser: no redirects followed, cookies kept.
+pub(crate) struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+/// A page or redirect as the browser got it.
+pub(crate) struct Page {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub(crate) fn location(&self) -> String {
+        self.headers
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The value of the hidden input `name` of the page's (first) form.
+    pub(crate) fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker).map(|at| at + marker.len());
+        let value = start
+            .and_then(|start| self.body[start..].split('"').next())
+            .unwrap_or_default();
+        value
+            .replace("&amp;", "&")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+    }
+}
+
+impl Browser {
+    pub(crate) fn new(app: &TestApp) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: format!("http://{}", app.address),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn keep_cookies(&mut self, headers: &reqwest::header::HeaderMap) {
+        for value in headers.get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap_or_default();
+            let pair = text.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if text.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        let request = if cookie.is_empty() {
+            request
+        } else {
+            request.header(reqwest::header::COOKIE, cookie.join("; "))
+        };
+        let response = request.send().await.expect("sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        self.keep_cookies(&headers);
+        let body = response.text().await.expect("body");
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let request = self.client.get(url);
+        self.send(request).await
+    }
+
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = form
+            .iter()
+            .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        self.send(request).await
+    }
+
+    pub(crate) fn forget(&mut self, name: &str) {
+        self.cookies.remove(name);
+    }
+}
+
+pub(crate) fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The query parameter `name` of a URL.
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| {
+            let bytes: Vec<u8> = {
+                let mut out = Vec::new();
+                let mut input = value.bytes();
+                while let Some(byte) = input.next() {
+                    if byte == b'%' {
+                        let hex: String = input.by_ref().take(2).map(char::from).collect();
+                        out.push(u8::from_str_radix(&hex, 16).unwrap_or(b'?'));
+                    } else if byte == b'+' {
+                        out.push(b' ');
+                    } else {
+                        out.push(byte);
+                    }
+                }
+                out
+            };
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    })
+}
+
+fn assert_hardened(page: &Page) {
+    let csp = page
+        .headers
+        .get(CONTENT_SECURITY_POLICY)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    assert!(csp.contains("default-src 'none'"), "CSP: {csp:?}");
+    assert!(csp.contains("frame-ancestors 'none'"), "CSP: {csp:?}");
+    assert_eq!(
+        page.headers
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|value| value.to_str().ok()),
+        Some("no-store")
+    );
+}
+
+fn authorize_path(client_id: &str, extra: &str) -> String {
+    format!(
+        "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid%20email\
+         &state=s-1&nonce=n-1&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
+        encode(client_id),
+        encode(REDIRECT)
+    )
+}
+
+/// Signs the browser in through the sign-in page of `path`.
+async fn sign_in(browser: &mut Browser, path: &str, email: &str, password: &str) -> Page {
+    let page = browser.get(path).await;
+    assert_status_page(&page, StatusCode::OK);
+    browser
+        .post(
+            "/oauth2/authorize",
+            &[
+                ("request", &page.hidden("request")),
+                ("csrf", &page.hidden("csrf")),
+                ("step", "password"),
+                ("email", email),
+                ("password", password),
+            ],
+        )
+        .await
+}
+
+fn assert_status_page(page: &Page, status: StatusCode) {
+    assert_eq!(page.status, status, "{}", page.body);
+}
+
+async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let body = form
+        .iter()
+        .map(|(name, value)| format!("{name}={}", encode(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let response = app
+        .client
+        .post(format!("http://{}/oauth2/token", app.address))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn decision(app: &TestApp, admin: &str, access_token: &str) -> Value {
+    let reply = app
+        .post(
+            "/v1/tenants/acme/authorize",
+            admin,
+            json!({ "subject": { "token": access_token }, "scope": "tenant:read" }),
+        )
+        .await;
+    assert_status(&reply, StatusCode::OK);
+    reply.body
+}
+
+async fn the_code_flow_runs_through_the_hosted_pages(store: StoreKind) {
+    let (app, _keys) = spawn_provider(store).await;
+    let root = app.root_token().await;
+    let (acme_admin, _) = tenant_with_admin(&app, &root, "acme").await;
+    let (globex_admin, _) = tenant_with_admin(&app, &root, "globex").await;
+    let ada = new_user(&app, &root, "ada@example.com", PASSWORD).await;
+    add_member(&app, &acme_admin, "acme", &ada, json!([])).await;
+    add_member(&app, &globex_admin, "globex", &ada, json!([])).await;
+    let client = app
+        .post(
+            "/v1/oauth-clients",
+            &root,
+            json!({ "name": "Portal", "type": "public", "redirect_uris": [REDIRECT] }),
+        )
+        .await;
+    assert_status(&client, StatusCode::CREATED);
+    let client_id = text(&client.body, "client_id").to_owned();
+
+    // Discovery names this issuer.
+    let issuer = format!("http://{}", app.address);
+    let discovery = app
+        .send(Method::GET, "/.well-known/openid-configuration", None, None)
+        .await;
+    assert_status(&discovery, StatusCode::OK);
+    assert_eq!(discovery.body["issuer"], issuer.as_str());
+    assert_eq!(
+        discovery.body["token_endpoint"],
+        format!("{issuer}/oauth2/token").as_str()
+    );
+
+    // A redirect URI that is not registered stops on our page: no redirect at all.
+    let mut browser = Browser::new(&app);
+    let open = browser
+        .get(&authorize_path(&client_id, "").replace(
+            &encode(REDIRECT),
+            &encode("https://evil.example.com/callback"),
+        ))
+        .await;
+    assert_status_page(&open, StatusCode::BAD_REQUEST);
+    assert!(open.headers.get(LOCATION).is_none());
+    assert_hardened(&open);
+
+    // The sign-in page; a post without the CSRF token is refused.
+    let path = authorize_path(&client_id, "");
+    let first = browser.get(&path).await;
+    assert_status_page(&first, StatusCode::OK);
+    assert_hardened(&first);
+    assert!(first.body.contains("<label for=\"email\">"));
+    let forged = browser
+        .post(
+            "/oauth2/authorize",
+            &[
+                ("request", &first.hidden("request")),
+                ("step", "password"),
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_status_page(&forged, StatusCode::FORBIDDEN);
+    assert!(!forged.headers.get_all(SET_COOKIE).iter().any(|value| {
+        value
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("ue_session=")
+    }));
+
+    // An unknown email and a wrong password look the same.
+    let wrong = sign_in(&mut browser, &path, "ada@example.com", "not the password").await;
+    let unknown = sign_in(
+        &mut browser,
+        &path,
+        "nobody@example.com",
+        "not the password",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, wrong.status);
+    assert_eq!(
+        unknown
+            .body
+            .replace("nobody@example.com", "ada@example.com"),
+        wrong.body
+    );
+    assert!(wrong.body.contains("Incorrect email or password"));
+
+    // Signing in: a session cookie, then the tenant choice (two memberships).
+    let signed_in = sign_in(&mut browser, &path, "ada@example.com", PASSWORD).await;
+    assert_status_page(&signed_in, StatusCode::SEE_OTHER);
+    assert_hardened(&signed_in);
+    let cookie = signed_in
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().unwrap_or_default().to_owned())
+        .find(|value| value.starts_with("ue_session="))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let chooser = browser.get(&signed_in.location()).await;
+    assert_status_page(&chooser, StatusCode::OK);
+    assert!(chooser.body.contains("value=\"acme\"") && chooser.body.contains("value=\"globex\""));
+    let chosen = browser
+        .post(
+            "/oauth2/authorize",
+            &[
+                ("request", &chooser.hidden("request")),
+                ("csrf", &chooser.hidden("csrf")),
+                ("step", "tenant"),
+                ("tenant", "acme"),
+            ],
+        )
+        .await;
+    assert_status_page(&chosen, StatusCode::SEE_OTHER);
+    let back = browser.get(&chosen.location()).await;
+    assert_status_page(&back, StatusCode::FOUND);
+    assert_hardened(&back);
+    let location = back.location();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    assert_eq!(query_param(&location, "state").as_deref(), Some("s-1"));
+    assert_eq!(
+        query_param(&location, "iss").as_deref(),
+        Some(issuer.as_str())
+    );
+    let code = query_param(&location, "code").expect("a code");
+
+    // Twenty token requests with that code at once: one answer with tokens.
+    let answers = futures::future::join_all((0..20).map(|_| {
+        let (app, code, client_id) = (&app, code.clone(), client_id.clone());
+        async move {
+            token_request(
+                app,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", VERIFIER),
+                    ("client_id", &client_id),
+                ],
+            )
+            .await
+        }
+    }))
+    .await;
+    let won: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|(status, _)| *status != StatusCode::OK)
+            .all(|(status, body)| *status == StatusCode::BAD_REQUEST
+                && body["error"] == "invalid_grant"),
+        "{answers:?}"
+    );
+    let access_token = won[0]["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    assert_eq!(won[0]["token_type"], "Bearer");
+
+    // userinfo answers for the token's user and tenant.
+    let info = app
+        .send(Method::GET, "/oauth2/userinfo", Some(&access_token), None)
+        .await;
+    assert_status(&info, StatusCode::OK);
+    assert_eq!(info.body["sub"], ada.as_str());
+    assert_eq!(info.body["tenant"], "acme");
+    assert_eq!(info.body["email"], "ada@example.com");
+
+    // The access token as `subject.token`: allowed while the account is active, refused
+    // on the very next decision once it is suspended, allowed again when reactivated.
+    assert_eq!(
+        decision(&app, &acme_admin, &access_token).await["decision"],
+        "allow"
+    );
+    let suspend = |state: &'static str| {
+        let (app, admin, ada) = (&app, acme_admin.clone(), ada.clone());
+        async move {
+            let reply = app
+                .send(
+                    Method::PATCH,
+                    &format!("/v1/tenants/acme/members/{ada}"),
+                    Some(&admin),
+                    Some(json!({ "state": state })),
+                )
+                .await;
+            assert_status(&reply, StatusCode::OK);
+        }
+    };
+    suspend("suspended").await;
+    let denied = decision(&app, &acme_admin, &access_token).await;
+    assert_eq!(denied["decision"], "deny");
+    assert_eq!(denied["reason"], "account_suspended");
+    suspend("active").await;
+    assert_eq!(
+        decision(&app, &acme_admin, &access_token).await["decision"],
+        "allow"
+    );
+
+    // Logging out ends the session: the same unexpired token is no subject any more.
+    let confirm = browser.get("/oauth2/logout").await;
+    assert_status_page(&confirm, StatusCode::OK);
+    assert_hardened(&confirm);
+    let out = browser
+        .post(
+            "/oauth2/logout",
+            &[("request", ""), ("csrf", &confirm.hidden("csrf"))],
+        )
+        .await;
+    assert_status_page(&out, StatusCode::OK);
+    let ended = decision(&app, &acme_admin, &access_token).await;
+    assert_eq!(ended["decision"], "deny");
+    assert_eq!(ended["reason"], "subject_not_found");
+    let info = app
+        .send(Method::GET, "/oauth2/userinfo", Some(&access_token), None)
+        .await;
+    assert_eq!(info.status, StatusCode::UNAUTHORIZED);
+
+    // A tenant client of globex cannot sign in someone who is not globex's member:
+    // the page answers as for a wrong password.
+    let only_acme = new_user(&app, &root, "bob@example.com", PASSWORD).await;
+    add_member(&app, &acme_admin, "acme", &only_acme, json!([])).await;
+    let globex_client = app
+        .post(
+            "/v1/tenants/globex/oauth-clients",
+            &globex_admin,
+            json!({ "name": "Globex app", "type": "public", "redirect_uris": [REDIRECT] }),
+        )
+        .await;
+    assert_status(&globex_client, StatusCode::CREATED);
+    let globex_path = authorize_path(text(&globex_client.body, "client_id"), "");
+    browser.forget("ue_session");
+    let outsider = sign_in(&mut browser, &globex_path, "bob@example.com", PASSWORD).await;
+    assert_eq!(outsider.status, StatusCode::UNAUTHORIZED);
+    assert!(outsider.body.contains("Incorrect email or password"));
+}
+
+/// What the Authlib relying party (`tests/checkers/oidc_rp.py`) says of a sign-in: its
+/// check lines and its summary.
+async fn relying_party(app: &TestApp, args: Vec<String>) -> (bool, String) {
+    let issuer = format!("http://{}", app.address);
+    tokio::task::spawn_blocking(move || {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("checkers")
+            .join("oidc_rp.py");
+        let output = std::process::Command::new(tests::smtp::python())
+            .arg(script)
+            .arg(&issuer)
+            .args(&args)
+            .output()
+            .expect("the relying party runs");
+        (
+            output.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    })
+    .await
+    .expect("joined")
+}
+
+async fn a_relying_party_no_one_here_wrote_signs_in_refreshes_and_revokes(store: StoreKind) {
+    let (app, _keys) = spawn_provider(store).await;
+    let root = app.root_token().await;
+    let (acme_admin, _) = tenant_with_admin(&app, &root, "acme").await;
+    let ada = new_user(&app, &root, "ada@example.com", PASSWORD).await;
+    add_member(&app, &acme_admin, "acme", &ada, json!([])).await;
+
+    // A confidential platform client, with the TOTP step (acr_values=aal2).
+    let session = app.login("ada@example.com", PASSWORD).await;
+    let authenticator = tests::http::enrol_totp(&app, &session).await;
+    let secret = authenticator.0.get_secret_base32();
+    let platform = app
+        .post(
+            "/v1/oauth-clients",
+            &root,
+            json!({ "name": "Portal", "type": "confidential", "redirect_uris": [REDIRECT] }),
+        )
+        .await;
+    assert_status(&platform, StatusCode::CREATED);
+    let (passed, report) = relying_party(
+        &app,
+        vec![
+            text(&platform.body, "client_id").to_owned(),
+            text(&platform.body, "client_secret").to_owned(),
+            REDIRECT.to_owned(),
+            "ada@example.com".to_owned(),
+            PASSWORD.to_owned(),
+            "--tenant".to_owned(),
+            "acme".to_owned(),
+            "--totp-secret".to_owned(),
+            secret,
+        ],
+    )
+    .await;
+    assert!(passed, "{report}");
+    assert!(report.contains("ok acr_aal2"), "{report}");
+    assert!(report.contains("ok refresh_family_revoked"), "{report}");
+
+    // A public tenant client: PKCE alone, no secret.
+    let public = app
+        .post(
+            "/v1/tenants/acme/oauth-clients",
+            &acme_admin,
+            json!({ "name": "Docs", "type": "public", "redirect_uris": [REDIRECT] }),
+        )
+        .await;
+    assert_status(&public, StatusCode::CREATED);
+    let (passed, report) = relying_party(
+        &app,
+        vec![
+            text(&public.body, "client_id").to_owned(),
+            "-".to_owned(),
+            REDIRECT.to_owned(),
+            "ada@example.com".to_owned(),
+            PASSWORD.to_owned(),
+        ],
+    )
+    .await;
+    assert!(passed, "{report}");
+    assert!(report.contains("\"tenant\": \"acme\""), "{report}");
+}
+
+tests::on_both_stores!(
+    the_code_flow_runs_through_the_hosted_pages,
+    a_relying_party_no_one_here_wrote_signs_in_refreshes_and_revokes
+);
