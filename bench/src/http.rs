@@ -35,6 +35,11 @@ impl Load {
         self.latencies.extend(run.latencies);
     }
 
+    /// A load of `latencies` over `elapsed`.
+    pub(crate) fn of(elapsed: Duration, latencies: Vec<Duration>) -> Self {
+        Self { elapsed, latencies }
+    }
+
     pub(crate) fn per_second(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
@@ -223,17 +228,18 @@ pub(crate) async fn serve_with_baselines(
     engine: Engine,
     store: adapters_pg::PgStore,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Failure> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let mut state = AppState::with_login_limit(
         engine,
         Arc::new(server::store::Backend::Postgres(store.clone())),
         std::num::NonZeroU32::MAX,
     );
     // The provider's keys under a key-encryption key of this run (the first JWKS request
-    // makes them).
+    // makes them); the issuer is where it listens.
     let vault = adapters_jose::SealingVault::random().map_err(|error| error.to_string())?;
     state.signing = Some(Arc::new(api_http::app::SigningSetup::new(
         Arc::new(vault),
-        "http://bench.invalid".to_owned(),
+        format!("http://{}", listener.local_addr()?),
     )));
     let pool = store.pool().clone();
     let baselines = axum::Router::new()
@@ -255,14 +261,21 @@ pub(crate) async fn serve_with_baselines(
                 }
             }),
         );
-    serve(router_with(state, baselines)).await
+    serve_on(listener, router_with(state, baselines))
 }
 
 /// Serves `app` on a free port of 127.0.0.1 until the returned task is aborted.
 pub(crate) async fn serve(
     app: axum::Router,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Failure> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    serve_on(tokio::net::TcpListener::bind("127.0.0.1:0").await?, app)
+}
+
+/// Serves `app` on `listener` until the returned task is aborted.
+fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Failure> {
     let address = listener.local_addr()?;
     let server = tokio::spawn(async move {
         let _ = axum::serve(
@@ -279,7 +292,7 @@ pub(crate) fn peak_resident_mib() -> u64 {
     crate::process::resident_kib(std::process::id()).map_or(0, |(_, peak)| peak / 1024)
 }
 
-fn print_load(route: &str, load: &mut Load) {
+pub(crate) fn print_load(route: &str, load: &mut Load) {
     println!(
         "| {route} | {:.0} | {:.2} ms | {:.2} ms |",
         load.per_second(),

@@ -14,6 +14,7 @@ mod decide;
 mod delivery;
 mod events;
 mod http;
+mod oidc;
 mod process;
 mod rss;
 mod seed;
@@ -128,6 +129,7 @@ async fn main() -> Result<(), Failure> {
         "http",
         "events",
         "delivery",
+        "oidc",
         "audit",
         "rss",
         "connections",
@@ -135,7 +137,7 @@ async fn main() -> Result<(), Failure> {
     .contains(&which.as_str())
     {
         return Err(
-            "usage: bench store|http|events|delivery|rss|connections [seconds per run, default 5] \
+            "usage: bench store|http|events|delivery|oidc|rss|connections [seconds per run, default 5] \
                     | bench audit [records, default 1000000]"
                 .into(),
         );
@@ -166,6 +168,7 @@ async fn main() -> Result<(), Failure> {
         "http" => http::run(&name, seconds).await,
         "events" => events::run(&name, seconds).await,
         "delivery" => delivery::run(&name, seconds).await,
+        "oidc" => oidc::run(&name, seconds).await,
         "audit" => audit::run(&name, number).await,
         "rss" => rss::run(&name, seconds).await,
         "connections" => connections::run(&name, seconds).await,

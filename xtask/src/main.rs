@@ -55,6 +55,10 @@ fn main() -> ExitCode {
                  bench delivery [seconds]\n         \
                         mails/s and webhook deliveries/s of one worker beside direct sends;\n         \
                         commit-to-arrival lag of mail, webhooks and the NATS relay under load\n  \
+                 bench oidc [seconds]\n         \
+                        the OpenID provider: token endpoint (code, refresh) beside logins,\n         \
+                        JWKS and discovery beside hello, authorize with an access token vs\n         \
+                        a session token as subject\n  \
                  bench audit [records]\n         \
                         peak RSS of audit verify and diagnose on 1,000 records and on 1,000,000\n  \
                  bench rss [seconds]\n         \
@@ -169,8 +173,29 @@ fn checkers() -> Result<std::path::PathBuf, String> {
     Ok(venv.join("bin").join("python"))
 }
 
+/// Installs the browser checks' pinned npm packages (`tests/browser/package-lock.json`:
+/// playwright-core, axe-core) into `tests/browser/node_modules` (ignored by git) when the
+/// lock changed; the tests drive Debian's Chromium with them.
+fn browser_checks() -> Result<(), String> {
+    let directory = schemathesis::workspace_root().join("tests").join("browser");
+    let lock = std::fs::read_to_string(directory.join("package-lock.json"))
+        .map_err(|error| format!("browser checks: package-lock.json: {error}"))?;
+    let stamp = directory.join("node_modules").join(".lock.installed");
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == lock) {
+        return Ok(());
+    }
+    run(
+        "browser checks: npm ci (pinned)",
+        std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&directory),
+    )?;
+    std::fs::write(&stamp, lock).map_err(|error| format!("browser checks: {error}"))
+}
+
 fn test() -> Result<Counts, String> {
     let python = checkers()?;
+    browser_checks()?;
     eprintln!("xtask: test");
     let mut child = cargo()
         .args(["test", "--workspace", "--all-features"])
@@ -377,8 +402,8 @@ fn diagnose(args: &[String]) -> ExitCode {
 fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some(
-            which @ ("store" | "http" | "events" | "delivery" | "audit" | "rss" | "connections"
-            | "decide"),
+            which @ ("store" | "http" | "events" | "delivery" | "oidc" | "audit" | "rss"
+            | "connections" | "decide"),
         ) => {
             // The embedded store and the in-process decision need no PostgreSQL.
             if which != "decide" && !args.windows(2).any(|pair| pair == ["--store", "sqlite"]) {
@@ -404,7 +429,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             )
         }
         _ => Err(
-            "usage: cargo xtask bench store [--store sqlite]|http|events|rss|connections \
+            "usage: cargo xtask bench store [--store sqlite]|http|events|delivery|oidc|rss|connections \
              [seconds per run] | bench audit [records] | bench decide [--members N]"
                 .to_owned(),
         ),

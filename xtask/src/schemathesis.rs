@@ -103,7 +103,7 @@ struct Figures {
     by_check: Vec<(String, u64)>,
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let xtask = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     xtask.parent().map_or(xtask.clone(), Path::to_path_buf)
 }

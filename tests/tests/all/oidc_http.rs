@@ -621,7 +621,81 @@ async fn a_relying_party_no_one_here_wrote_signs_in_refreshes_and_revokes(store:
     assert!(report.contains("\"tenant\": \"acme\""), "{report}");
 }
 
+async fn the_hosted_pages_work_in_a_real_browser_by_keyboard(store: StoreKind) {
+    let browser_checks = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
+    assert!(
+        browser_checks
+            .join("node_modules")
+            .join("playwright-core")
+            .exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser checks need Chromium and their npm packages: run `cargo xtask checkers` \
+         (cargo xtask ci installs them) and `apt-get install chromium`"
+    );
+    let (app, _keys) = spawn_provider(store).await;
+    let root = app.root_token().await;
+    let (acme_admin, _) = tenant_with_admin(&app, &root, "acme").await;
+    let (globex_admin, _) = tenant_with_admin(&app, &root, "globex").await;
+    let ada = new_user(&app, &root, "ada@example.com", PASSWORD).await;
+    add_member(&app, &acme_admin, "acme", &ada, json!([])).await;
+    add_member(&app, &globex_admin, "globex", &ada, json!([])).await;
+    let session = app.login("ada@example.com", PASSWORD).await;
+    let secret = tests::http::enrol_totp(&app, &session)
+        .await
+        .0
+        .get_secret_base32();
+    let client = app
+        .post(
+            "/v1/oauth-clients",
+            &root,
+            json!({ "name": "Portal", "type": "public", "redirect_uris": [REDIRECT] }),
+        )
+        .await;
+    assert_status(&client, StatusCode::CREATED);
+    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("browser-screenshots")
+        .join(format!("{store:?}").to_lowercase());
+    let args = vec![
+        browser_checks.join("signin.mjs").display().to_string(),
+        "--base".to_owned(),
+        format!("http://{}", app.address),
+        "--client-id".to_owned(),
+        text(&client.body, "client_id").to_owned(),
+        "--redirect-uri".to_owned(),
+        REDIRECT.to_owned(),
+        "--email".to_owned(),
+        "ada@example.com".to_owned(),
+        "--password".to_owned(),
+        PASSWORD.to_owned(),
+        "--totp-secret".to_owned(),
+        secret,
+        "--tenant".to_owned(),
+        "acme".to_owned(),
+        "--screenshots".to_owned(),
+        screenshots.display().to_string(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .args(&args)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .expect("joined");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("\"code_received\":true"), "{report}");
+    assert!(screenshots.join("01-sign-in.png").exists());
+}
+
 tests::on_both_stores!(
     the_code_flow_runs_through_the_hosted_pages,
-    a_relying_party_no_one_here_wrote_signs_in_refreshes_and_revokes
+    a_relying_party_no_one_here_wrote_signs_in_refreshes_and_revokes,
+    the_hosted_pages_work_in_a_real_browser_by_keyboard
 );

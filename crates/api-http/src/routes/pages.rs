@@ -47,8 +47,8 @@ const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;background:#f4f5
 margin:0}main{max-width:24rem;margin:4rem auto;padding:2rem;background:#fff;border-radius:8px;\
 box-shadow:0 1px 4px rgba(0,0,0,.15)}h1{font-size:1.5rem;margin-top:0}label{display:block;\
 margin:1rem 0 .25rem;font-weight:600}input{width:100%;box-sizing:border-box;padding:.6rem;\
-font-size:1rem;border:1px solid #6b7280;border-radius:4px}button{margin-top:1.25rem;width:100%;\
-padding:.7rem;font-size:1rem;background:#1d4ed8;color:#fff;border:0;border-radius:4px;\
+font:inherit;border:1px solid #6b7280;border-radius:4px}button{margin-top:1.25rem;width:100%;\
+padding:.7rem;font:inherit;background:#1d4ed8;color:#fff;border:0;border-radius:4px;\
 cursor:pointer}button:focus,input:focus{outline:3px solid #f59e0b;outline-offset:2px}\
 .error{color:#991b1b;background:#fee2e2;padding:.6rem;border-radius:4px}\
 .choices button{background:#fff;color:#1d4ed8;border:1px solid #1d4ed8}";
