@@ -289,6 +289,42 @@ async fn decision(app: &TestApp, admin: &str, access_token: &str) -> Value {
     reply.body
 }
 
+/// What PyJWT (`tests/checkers/verify_jwt.py`) says of each token against the JWKS.
+async fn pyjwt_verdicts(
+    app: &TestApp,
+    issuer: &str,
+    audience: &str,
+    tokens: Vec<String>,
+) -> Vec<String> {
+    let (url, issuer, audience) = (
+        format!("http://{}/oauth2/jwks", app.address),
+        issuer.to_owned(),
+        audience.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("checkers")
+            .join("verify_jwt.py");
+        let output = std::process::Command::new(tests::smtp::python())
+            .arg(script)
+            .args([url.as_str(), issuer.as_str(), audience.as_str()])
+            .args(&tokens)
+            .output()
+            .expect("PyJWT runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    })
+    .await
+    .expect("joined")
+}
+
 async fn the_code_flow_runs_through_the_hosted_pages(store: StoreKind) {
     let (app, _keys) = spawn_provider(store).await;
     let root = app.root_token().await;
@@ -454,6 +490,17 @@ async fn the_code_flow_runs_through_the_hosted_pages(store: StoreKind) {
         .expect("access token")
         .to_owned();
     assert_eq!(won[0]["token_type"], "Bearer");
+
+    // PyJWT, a second library no one here wrote, verifies both tokens against the JWKS.
+    let id_token = won[0]["id_token"].as_str().expect("id token").to_owned();
+    let verdicts = pyjwt_verdicts(
+        &app,
+        &issuer,
+        &client_id,
+        vec![access_token.clone(), id_token],
+    )
+    .await;
+    assert_eq!(verdicts, [format!("valid {ada}"), format!("valid {ada}")]);
 
     // userinfo answers for the token's user and tenant.
     let info = app
