@@ -2920,7 +2920,8 @@ pub async fn recovery_codes_raise_a_session_once_each(h: Harness) {
             assurance: Assurance::Aal2,
             session: match &caller.principal {
                 domain::usecases::Principal::User { session, .. } => session.clone(),
-                domain::usecases::Principal::ApiKey { .. } => None,
+                domain::usecases::Principal::ApiKey { .. }
+                | domain::usecases::Principal::Client { .. } => None,
             },
         },
         request_id: "codes".to_owned(),

@@ -171,7 +171,13 @@ impl AppState {
     /// address has failed too often).
     pub async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let principal = match bearer(headers) {
-            Some(token) => self.engine.authenticate(token).await,
+            Some(token) => match self.engine.authenticate(token).await {
+                Err(domain::Error::Unauthenticated) => self
+                    .client_principal(token)
+                    .await?
+                    .ok_or(domain::Error::Unauthenticated),
+                resolved => resolved,
+            },
             None => Err(domain::Error::Unauthenticated),
         };
         let principal = match principal {
@@ -183,6 +189,21 @@ impl AppState {
             principal,
             request_id: request_id(),
         })
+    }
+
+    /// The principal of a tenant client's own access token (`client_credentials`, SPEC
+    /// §9), when the provider is on and `token` is one: it acts like the tenant's API key
+    /// with the token's scopes.
+    pub(crate) async fn client_principal(
+        &self,
+        token: &str,
+    ) -> Result<Option<domain::usecases::Principal>, ApiError> {
+        match &self.signing {
+            Some(setup) if token.split('.').count() == 3 => {
+                Ok(self.engine.client_principal(setup.issuer(), token).await?)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The answer to a request whose token authenticated nobody: the failure counts
@@ -212,11 +233,22 @@ impl AppState {
         headers: &HeaderMap,
     ) -> Result<(TenantId, Caller), ApiError> {
         let tenant = TenantId::parse(tenant)?;
-        let principal = match self
+        let resolved = match self
             .engine
             .authenticate_for_tenant(&tenant, bearer(headers))
             .await
         {
+            // The tenant exists; the token may still be a client's own access token.
+            Err(domain::Error::Unauthenticated) => match bearer(headers) {
+                Some(token) => self
+                    .client_principal(token)
+                    .await?
+                    .ok_or(domain::Error::Unauthenticated),
+                None => Err(domain::Error::Unauthenticated),
+            },
+            resolved => resolved,
+        };
+        let principal = match resolved {
             Ok(principal) => principal,
             Err(error @ (domain::Error::TenantNotFound | domain::Error::Store(_))) => {
                 return Err(error.into())

@@ -187,6 +187,18 @@ fn standing(state: &MemState, caller: &Caller, tenant: Option<&TenantId>) -> Sta
                 .get(key_id)
                 .is_none_or(|(key, _)| key.revoked_at.is_some()),
         },
+        // A client's token stands while its client is registered.
+        Principal::Client {
+            client,
+            tenant: client_tenant,
+            ..
+        } => Standing {
+            platform_roles: BTreeSet::new(),
+            suspended: false,
+            in_tenant: tenant == Some(client_tenant),
+            is_root: false,
+            revoked: !state.oauth_clients.contains_key(client),
+        },
     }
 }
 
@@ -268,6 +280,22 @@ fn allowed_scopes(
                         .collect()
                 })
                 .unwrap_or_default(),
+        ),
+        Principal::Client {
+            client,
+            tenant: client_tenant,
+            scopes,
+        } => Some(
+            if active_tenant && client_tenant == tenant && state.oauth_clients.contains_key(client)
+            {
+                scopes
+                    .iter()
+                    .filter(|name| enabled.contains(*name) && reachable(name, Assurance::Aal1))
+                    .cloned()
+                    .collect()
+            } else {
+                BTreeSet::new()
+            },
         ),
     }
 }

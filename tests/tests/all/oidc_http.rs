@@ -741,8 +741,153 @@ async fn the_hosted_pages_work_in_a_real_browser_by_keyboard(store: StoreKind) {
     assert!(screenshots.join("01-sign-in.png").exists());
 }
 
+/// A token request with HTTP Basic client authentication.
+async fn basic_token_request(
+    app: &TestApp,
+    client_id: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    use base64::Engine as _;
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        encode(client_id),
+        encode(secret)
+    ));
+    let body = form
+        .iter()
+        .map(|(name, value)| format!("{name}={}", encode(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let response = app
+        .client
+        .post(format!("http://{}/oauth2/token", app.address))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("Basic {credentials}"),
+        )
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn a_client_credentials_token_acts_like_its_tenants_api_key(store: StoreKind) {
+    let (app, _keys) = spawn_provider(store).await;
+    let root = app.root_token().await;
+    let (acme_admin, _) = tenant_with_admin(&app, &root, "acme").await;
+    let (_globex_admin, _) = tenant_with_admin(&app, &root, "globex").await;
+    let service = app
+        .post(
+            "/v1/tenants/acme/oauth-clients",
+            &acme_admin,
+            json!({ "name": "Worker", "type": "confidential", "redirect_uris": [REDIRECT],
+                    "scopes": ["members:read", "authz:check"] }),
+        )
+        .await;
+    assert_status(&service, StatusCode::CREATED);
+    let (id, secret) = (
+        text(&service.body, "client_id").to_owned(),
+        text(&service.body, "client_secret").to_owned(),
+    );
+
+    // A scope it does not hold is refused; a wrong secret is 401.
+    let (status, body) = basic_token_request(
+        &app,
+        &id,
+        &secret,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "api_keys:write"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+    let (status, body) = basic_token_request(
+        &app,
+        &id,
+        "uecs_wrong",
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+
+    // Its token lists members of its tenant, and nothing of another tenant.
+    let (status, body) =
+        basic_token_request(&app, &id, &secret, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("refresh_token").is_none() && body.get("id_token").is_none());
+    let token = body["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    let members = app.get("/v1/tenants/acme/members", &token).await;
+    assert_status(&members, StatusCode::OK);
+    let outside = app.get("/v1/tenants/globex/members", &token).await;
+    assert_eq!(outside.status, StatusCode::NOT_FOUND);
+    assert_eq!(outside.code(), Some("tenant_not_found"));
+    // Beyond its scopes: 403 credential_scope_missing, as an API key.
+    let key = app
+        .post(
+            "/v1/tenants/acme/api-keys",
+            &token,
+            json!({ "name": "k", "scopes": ["members:read"] }),
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::FORBIDDEN);
+    assert_eq!(key.body["reason"], "credential_scope_missing");
+    // It may ask authorize (authz:check), on both paths.
+    let asked = app
+        .post(
+            "/v1/tenants/acme/authorize",
+            &token,
+            json!({ "subject": { "user_id": text(&members.body["items"][0], "user_id") },
+                    "scope": "tenant:read" }),
+        )
+        .await;
+    assert_status(&asked, StatusCode::OK);
+    assert_eq!(asked.body["decision"], "allow");
+    // Its refused request is recorded as the client's.
+    let audit = app
+        .get("/v1/tenants/acme/audit?action=api_key.create", &acme_admin)
+        .await;
+    assert_status(&audit, StatusCode::OK);
+    assert!(
+        audit.body["items"].as_array().is_some_and(|items| items
+            .iter()
+            .any(|item| item["actor"]["type"] == "oauth_client"
+                && item["actor"]["id"] == id.as_str())),
+        "{}",
+        audit.body
+    );
+
+    // Deleting the client ends its token on the very next request.
+    let deleted = tests::http::delete(
+        &app,
+        &format!("/v1/tenants/acme/oauth-clients/{id}"),
+        &acme_admin,
+    )
+    .await;
+    assert_status(&deleted, StatusCode::NO_CONTENT);
+    let after = app.get("/v1/tenants/acme/members", &token).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
 tests::on_both_stores!(
     the_code_flow_runs_through_the_hosted_pages,
     a_relying_party_no_one_here_wrote_signs_in_refreshes_and_revokes,
-    the_hosted_pages_work_in_a_real_browser_by_keyboard
+    the_hosted_pages_work_in_a_real_browser_by_keyboard,
+    a_client_credentials_token_acts_like_its_tenants_api_key
 );

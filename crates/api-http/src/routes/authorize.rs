@@ -83,11 +83,25 @@ async fn decide_checks(
             }
         }
     }
-    let decisions = match state
-        .engine
-        .authorize_request(&tenant, bearer(headers), &request_id(), checks)
-        .await
-    {
+    let client = match bearer(headers) {
+        Some(token) => state.client_principal(token).await?,
+        None => None,
+    };
+    let decided = match client {
+        Some(principal) => {
+            state
+                .engine
+                .authorize_as_principal(&tenant, principal, &request_id(), checks)
+                .await
+        }
+        None => {
+            state
+                .engine
+                .authorize_request(&tenant, bearer(headers), &request_id(), checks)
+                .await
+        }
+    };
+    let decisions = match decided {
         Err(domain::Error::Unauthenticated) => {
             return Err(state.refuse_unauthenticated(Some(&tenant)).await)
         }

@@ -126,7 +126,39 @@ impl Engine {
                 return Ok(decisions);
             }
         }
-        let principal = match self.authenticate_for_tenant(tenant, token).await {
+        let principal = self.authenticate_for_tenant(tenant, token).await;
+        self.authorize_as(tenant, principal, request_id, count, parsed)
+            .await
+    }
+
+    /// The general path of [`Engine::authorize_request`] for a caller already
+    /// authenticated (or refused): a client's own access token, which only the HTTP
+    /// layer, holding the provider's keys, can verify.
+    ///
+    /// # Errors
+    /// As [`Engine::authorize_request`].
+    pub async fn authorize_as_principal(
+        &self,
+        tenant: &TenantId,
+        principal: Principal,
+        request_id: &str,
+        checks: Vec<Result<AuthzCheck, Error>>,
+    ) -> Result<Vec<Decision>, Error> {
+        let count = checks.len();
+        let parsed: Result<Vec<AuthzCheck>, Error> = checks.into_iter().collect();
+        self.authorize_as(tenant, Ok(principal), request_id, count, parsed)
+            .await
+    }
+
+    async fn authorize_as(
+        &self,
+        tenant: &TenantId,
+        principal: Result<Principal, Error>,
+        request_id: &str,
+        count: usize,
+        parsed: Result<Vec<AuthzCheck>, Error>,
+    ) -> Result<Vec<Decision>, Error> {
+        let principal = match principal {
             Ok(principal) => principal,
             Err(error @ (Error::TenantNotFound | Error::Store(_))) => return Err(error),
             Err(_) => return Err(Error::Unauthenticated),

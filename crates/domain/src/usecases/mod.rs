@@ -73,20 +73,38 @@ pub enum Principal {
     },
     /// A tenant API key; it acts only in its own tenant, always at `aal1`.
     ApiKey { key_id: KeyId, tenant: TenantId },
+    /// A tenant OAuth client with a `client_credentials` access token (SPEC §9): it acts
+    /// like its tenant's API key restricted to the token's scopes, always at `aal1`.
+    Client {
+        client: crate::oidc::ClientId,
+        tenant: TenantId,
+        scopes: BTreeSet<ScopeName>,
+    },
 }
 
 impl Principal {
+    /// The subject the store gathers facts of; a client has none there (its facts are
+    /// the client's own, see [`Engine::facts_of`]): no user has the nil id.
     fn subject(&self) -> SubjectRef {
         match self {
             Self::User { user_id, .. } => SubjectRef::User(*user_id),
             Self::ApiKey { key_id, .. } => SubjectRef::ApiKey(*key_id),
+            Self::Client { .. } => SubjectRef::User(UserId::from_generated(uuid::Uuid::nil())),
         }
     }
 
     fn assurance(&self) -> Assurance {
         match self {
             Self::User { assurance, .. } => *assurance,
-            Self::ApiKey { .. } => Assurance::Aal1,
+            Self::ApiKey { .. } | Self::Client { .. } => Assurance::Aal1,
+        }
+    }
+
+    /// The tenant a credential is bound to (a key's, a client's); `None` for a user.
+    fn bound_tenant(&self) -> Option<&TenantId> {
+        match self {
+            Self::User { .. } => None,
+            Self::ApiKey { tenant, .. } | Self::Client { tenant, .. } => Some(tenant),
         }
     }
 
@@ -100,6 +118,10 @@ impl Principal {
                 kind: ActorType::ApiKey,
                 id: key_id.to_string(),
             },
+            Self::Client { client, .. } => Actor {
+                kind: ActorType::OAuthClient,
+                id: client.to_string(),
+            },
         }
     }
 
@@ -107,7 +129,7 @@ impl Principal {
     pub fn user_id(&self) -> Option<&UserId> {
         match self {
             Self::User { user_id, .. } => Some(user_id),
-            Self::ApiKey { .. } => None,
+            Self::ApiKey { .. } | Self::Client { .. } => None,
         }
     }
 }
@@ -269,7 +291,7 @@ impl Engine {
     /// caller sees (a non-member's deny is a 404, as for a missing tenant).
     async fn check(
         &self,
-        tx: &mut (impl Decisions + ?Sized),
+        tx: &mut (impl Decisions + crate::ports::OAuth + ?Sized),
         op: &mut Op<'_>,
         check: Check<'_>,
     ) -> Result<Decision, Error> {
@@ -280,7 +302,7 @@ impl Engine {
             scope: scope.clone(),
             target: check.target.copied(),
         };
-        let facts = tx.authz_facts(&query).await?;
+        let facts = self.facts_of(tx, &op.caller.principal, &query).await?;
         if check.tenant.is_some() && facts.tenant_state.is_none() {
             op.partition = Partition::Platform;
             op.denied_by = Some("tenant_not_found");
@@ -288,10 +310,7 @@ impl Engine {
         }
         // A key never sees another tenant (a store with row-level security hides the
         // key's own row there): it is an outsider, answered as for a missing tenant.
-        if let Principal::ApiKey {
-            tenant: key_tenant, ..
-        } = &op.caller.principal
-        {
+        if let Some(key_tenant) = op.caller.principal.bound_tenant() {
             if check.tenant.is_some_and(|tenant| tenant != key_tenant) {
                 op.denied_by = Some(Reason::NotAMember.as_str());
                 return Err(Error::TenantNotFound);
@@ -330,19 +349,23 @@ impl Engine {
     /// `exceeds_caller`.
     async fn require_caller_holds(
         &self,
-        tx: &mut (impl Decisions + ?Sized),
+        tx: &mut (impl Decisions + crate::ports::OAuth + ?Sized),
         op: &mut Op<'_>,
         tenant: &TenantId,
         granted: &BTreeSet<ScopeName>,
     ) -> Result<(), Error> {
         for scope in granted {
-            let facts = tx
-                .authz_facts(&FactsQuery {
-                    tenant: Some(tenant.clone()),
-                    subject: op.caller.principal.subject(),
-                    scope: scope.clone(),
-                    target: None,
-                })
+            let facts = self
+                .facts_of(
+                    tx,
+                    &op.caller.principal,
+                    &FactsQuery {
+                        tenant: Some(tenant.clone()),
+                        subject: op.caller.principal.subject(),
+                        scope: scope.clone(),
+                        target: None,
+                    },
+                )
                 .await?;
             let decision = decide(
                 &facts,
@@ -363,6 +386,35 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The facts of a decision about `principal`: the store's, and for a client — which
+    /// the store's facts do not know as a subject — the client itself, acting as its
+    /// tenant's API key with its token's scopes while it still exists (looked up only in
+    /// its own tenant: anywhere else it has no standing).
+    async fn facts_of(
+        &self,
+        tx: &mut (impl Decisions + crate::ports::OAuth + ?Sized),
+        principal: &Principal,
+        query: &FactsQuery,
+    ) -> Result<AuthzFacts, Error> {
+        let mut facts = tx.authz_facts(query).await?;
+        if let Principal::Client {
+            client,
+            tenant,
+            scopes,
+        } = principal
+        {
+            let live = query.tenant.as_ref() == Some(tenant)
+                && tx.get_oauth_client(client).await?.is_some();
+            facts.subject = live.then(|| SubjectFacts::ApiKey {
+                key_id: KeyId::from_generated(client.uuid()),
+                tenant: tenant.clone(),
+                scopes: scopes.clone(),
+            });
+            facts.account = None;
+        }
+        Ok(facts)
     }
 
     /// Writes the success record and events, then commits.

@@ -833,6 +833,45 @@ impl Engine {
             .map(|found| (user, session_assurance(&found, now))))
     }
 
+    /// The principal a tenant client's own access token (`client_credentials`) stands
+    /// for: live (see [`Engine::live_access_token`]: verified, unexpired, its client
+    /// still registered), no session, its tenant's client; `None` for anything else.
+    ///
+    /// # Errors
+    /// `internal` when the store fails.
+    pub async fn client_principal(
+        &self,
+        issuer: Issuer<'_>,
+        token: &str,
+    ) -> Result<Option<Principal>, Error> {
+        let Some(claims) = self.live_access_token(issuer, token).await? else {
+            return Ok(None);
+        };
+        let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+        if claims.get("sid").is_some() {
+            return Ok(None);
+        }
+        let (Some(client), Some(tenant)) = (
+            text("client_id").and_then(ClientId::parse),
+            text("tenant").and_then(|tenant| TenantId::parse(tenant).ok()),
+        ) else {
+            return Ok(None);
+        };
+        if client.owner() != Some(&tenant) || text("sub") != Some(client.to_string().as_str()) {
+            return Ok(None);
+        }
+        let scopes = text("scope")
+            .unwrap_or_default()
+            .split(' ')
+            .filter_map(|name| ScopeName::parse(name).ok())
+            .collect();
+        Ok(Some(Principal::Client {
+            client,
+            tenant,
+            scopes,
+        }))
+    }
+
     /// What `/oauth2/userinfo` answers for a live access token of a user: `sub`,
     /// `tenant`, and with the `email` scope `email` and `email_verified`; `None` for a
     /// token that is not live or not a user's.

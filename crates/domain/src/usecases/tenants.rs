@@ -166,7 +166,7 @@ impl Engine {
         let after = after.as_ref();
         let mut tx = self.begin(TxScope::Platform).await?;
         let rows = match &caller.principal {
-            super::Principal::ApiKey { tenant, .. } => {
+            super::Principal::ApiKey { tenant, .. } | super::Principal::Client { tenant, .. } => {
                 let tenant = tx.get_tenant(tenant).await?;
                 tenant
                     .into_iter()
@@ -211,13 +211,17 @@ impl Engine {
     /// Only a failing store (`internal`).
     pub async fn sees_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<bool, Error> {
         let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
-        let facts = tx
-            .authz_facts(&FactsQuery {
-                tenant: Some(tenant.clone()),
-                subject: caller.principal.subject(),
-                scope: ScopeName::parse(scopes::TENANT_READ)?,
-                target: None,
-            })
+        let facts = self
+            .facts_of(
+                tx.as_mut(),
+                &caller.principal,
+                &FactsQuery {
+                    tenant: Some(tenant.clone()),
+                    subject: caller.principal.subject(),
+                    scope: ScopeName::parse(scopes::TENANT_READ)?,
+                    target: None,
+                },
+            )
             .await?;
         Ok(facts.tenant_state.is_some() && !super::outsider(&facts, tenant))
     }

@@ -488,6 +488,13 @@ impl Engine {
                     memberships,
                 })
             }
+            // A client's token: no user, no key; what it may do is in the token.
+            Principal::Client { .. } => Ok(Me {
+                user: None,
+                api_key: None,
+                assurance: Assurance::Aal1,
+                memberships: Vec::new(),
+            }),
             Principal::ApiKey { key_id, tenant } => {
                 let key = tx.get_api_key(tenant, key_id).await?;
                 Ok(Me {
