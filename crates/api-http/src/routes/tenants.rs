@@ -114,6 +114,7 @@ pub async fn get_tenant(
         (status = 400, description = "`invalid_tenant_id`, `invalid_request` (bad state or display name, malformed JSON, unknown field)"),
         (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
         (status = 404, description = "`tenant_not_found`: no such tenant, or the caller is not in it"),
+        (status = 409, description = "`last_tenant_admin`: reactivating a tenant that has no active admin (its admins went while it was suspended)"),
     ),
 )]
 pub async fn patch_tenant(

@@ -264,7 +264,8 @@ impl Engine {
     /// `tenant_not_found` (no such tenant, or the caller has no standing in it);
     /// `unauthenticated` (the caller's user or key is gone); `forbidden` without
     /// `tenant:write` (for a display name or an empty change) or `platform:tenants:write`
-    /// (for a state); `internal` when the store fails.
+    /// (for a state); `last_tenant_admin` for reactivating a tenant with no active admin;
+    /// `internal` when the store fails.
     pub async fn update_tenant(
         &self,
         caller: &Caller,
@@ -325,6 +326,12 @@ impl Engine {
         let state = change.state.filter(|state| *state != tenant.state);
         if let Some(display_name) = &display_name {
             tenant.display_name = display_name.clone();
+        }
+        // An active tenant keeps an active admin (SPEC §3.3): while it was suspended its
+        // admins may have gone, and reactivating it then would break that; the partition
+        // lock holds off a concurrent removal.
+        if state == Some(TenantState::Active) && tx.count_active_admins(tenant_id).await? == 0 {
+            return Err(Error::LastTenantAdmin);
         }
         if let Some(state) = state {
             tenant.state = state;
