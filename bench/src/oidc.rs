@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use domain::ids::{Email, Password};
 use domain::oidc::ClientId;
-use domain::usecases::{CodeRequest, Engine, EngineConfig};
+use domain::usecases::{CodeOutcome, CodeRequest, ConsentStep, Engine, EngineConfig};
 use serde_json::{json, Value};
 
 use crate::http::{load, login, print_load, serve_with_baselines, Load, Request, CONNECTIONS};
@@ -69,6 +69,7 @@ async fn codes(
         scope: "openid email".to_owned(),
         nonce: Some("bench".to_owned()),
         code_challenge: Some(CHALLENGE.to_owned()),
+        consent: ConsentStep::FirstParty,
     };
     let mut made = Vec::with_capacity(count);
     for chunk in 0..count.div_ceil(CONNECTIONS) {
@@ -77,8 +78,13 @@ async fn codes(
             (0..batch).map(|_| engine.issue_code(session, &request, "bench")),
         )
         .await;
-        for code in results {
-            made.push(code?);
+        for outcome in results {
+            match outcome? {
+                CodeOutcome::Code(code) => made.push(code),
+                CodeOutcome::ConsentRequired => {
+                    return Err("a first-party client was asked for consent".into())
+                }
+            }
         }
     }
     Ok(made)

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Real-browser check of the OpenID provider's hosted pages: sign-in (with one wrong
-// password first), two-step verification, the workspace chooser, the redirect back to
-// the client, and sign-out. Driven with the keyboard only, screenshotted, and checked
+// password first), two-step verification, the workspace chooser, the consent page (with
+// --consent allow, for a third-party client), the redirect back to the client, and
+// sign-out. Driven with the keyboard only, screenshotted, and checked
 // with axe-core (WCAG 2 A and AA). Headless Debian Chromium, driven by playwright-core.
 //
 //   node tests/browser/signin.mjs --base http://127.0.0.1:PORT --client-id ID \
 //     --redirect-uri https://rp.example.com/callback --email E --password P \
 //     --totp-secret BASE32 --tenant acme --screenshots DIR
-//     [--timeout-ms 60000] [--chromium /usr/bin/chromium]
+//     [--consent allow] [--timeout-ms 60000] [--chromium /usr/bin/chromium]
 //
 // Needs a running server with: a public client registered for --redirect-uri, a user
 // with TOTP enrolled and an active member of --tenant and of at least one other tenant.
@@ -27,12 +28,12 @@ const require = createRequire(import.meta.url);
 const USAGE =
   'usage: node signin.mjs --base URL --client-id ID --redirect-uri URI --email E ' +
   '--password P --totp-secret BASE32 --tenant ID --screenshots DIR ' +
-  '[--timeout-ms 60000] [--chromium /usr/bin/chromium]';
+  '[--consent allow] [--timeout-ms 60000] [--chromium /usr/bin/chromium]';
 
 function parseArgs(argv) {
   const known = new Set([
     'base', 'client-id', 'redirect-uri', 'email', 'password', 'totp-secret', 'tenant',
-    'screenshots', 'timeout-ms', 'chromium',
+    'screenshots', 'timeout-ms', 'chromium', 'consent',
   ]);
   const args = {};
   for (let i = 0; i < argv.length; i++) {
@@ -464,6 +465,16 @@ async function main() {
   await inspect('04-tenant');
   await tabTo('tenant:tab-to-choice', { tag: 'button', name: 'tenant', value: args.tenant });
   await enterAndWait();
+
+  // ---- 4b. allow a third-party client
+  if (args.consent === 'allow') {
+    await expectStep('consent', 'Allow access?', 200);
+    await inspect('04b-consent');
+    await tabTo('consent:tab-to-allow', { tag: 'button', name: 'decision', value: 'allow' });
+    await enterAndWait();
+  } else if (args.consent !== undefined) {
+    throw new Error('--consent takes only allow');
+  }
 
   // ---- 5. back at the client
   const back = new URL(page.url());

@@ -226,7 +226,14 @@ impl TestApp {
     /// store: on PostgreSQL a pool of its own, on SQLite the one process's store (an
     /// embedded file has one process, so its nodes are that process's).
     pub async fn another_node(&self) -> TestApp {
-        let config = app_config(&self.db, &self.options);
+        self.another_node_configured(|_| {}).await
+    }
+
+    /// [`TestApp::another_node`] with the settings `configure` changes (those this node
+    /// was started with beyond `AppOptions`, such as its key-encryption key file).
+    pub async fn another_node_configured(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = app_config(&self.db, &self.options);
+        configure(&mut config);
         let app = match &self.db {
             AppDb::Postgres(_) => Application::build(&config).await,
             AppDb::Sqlite(_) => Application::build_on(&config, self.backend.clone()).await,

@@ -55,6 +55,8 @@ pub mod types {
     pub const OAUTH_CODE_ISSUED: &str = "oauth.code_issued";
     pub const OAUTH_TOKENS_ISSUED: &str = "oauth.tokens_issued";
     pub const OAUTH_GRANT_REVOKED: &str = "oauth.grant_revoked";
+    pub const OAUTH_CONSENT_GRANTED: &str = "oauth.consent_granted";
+    pub const OAUTH_CONSENT_REVOKED: &str = "oauth.consent_revoked";
 
     /// Every type, for what names types (webhook subscriptions).
     pub const ALL: &[&str] = &[
@@ -97,6 +99,8 @@ pub mod types {
         OAUTH_CODE_ISSUED,
         OAUTH_TOKENS_ISSUED,
         OAUTH_GRANT_REVOKED,
+        OAUTH_CONSENT_GRANTED,
+        OAUTH_CONSENT_REVOKED,
     ];
 }
 
@@ -221,6 +225,7 @@ pub enum EventData {
         client_id: String,
         name: String,
         client_type: &'static str,
+        first_party: bool,
     },
     OAuthClientDeleted {
         client_id: String,
@@ -237,6 +242,20 @@ pub enum EventData {
         client_id: String,
         user_id: Option<UserId>,
         grant_type: &'static str,
+    },
+    /// A user allowed a third-party client `scope` (space-separated OpenID scopes) in
+    /// the tenant, on the consent page.
+    OAuthConsentGranted {
+        client_id: String,
+        user_id: UserId,
+        scope: String,
+    },
+    /// A user's consent to a client was revoked, with every code and refresh token of
+    /// theirs the client held (`grants_revoked` of them).
+    OAuthConsentRevoked {
+        client_id: String,
+        user_id: UserId,
+        grants_revoked: u64,
     },
     /// A code or refresh token family was revoked: `reason` `reuse` (a spent one came
     /// back) or `revocation` (RFC 7009).
@@ -324,6 +343,8 @@ impl EventData {
             Self::OAuthCodeIssued { .. } => types::OAUTH_CODE_ISSUED,
             Self::OAuthTokensIssued { .. } => types::OAUTH_TOKENS_ISSUED,
             Self::OAuthGrantRevoked { .. } => types::OAUTH_GRANT_REVOKED,
+            Self::OAuthConsentGranted { .. } => types::OAUTH_CONSENT_GRANTED,
+            Self::OAuthConsentRevoked { .. } => types::OAUTH_CONSENT_REVOKED,
             Self::WebhookPut { created: true, .. } => types::WEBHOOK_CREATED,
             Self::WebhookPut { created: false, .. } => types::WEBHOOK_UPDATED,
             Self::WebhookDeleted { .. } => types::WEBHOOK_DELETED,
@@ -407,7 +428,13 @@ impl EventData {
                 client_id,
                 name,
                 client_type,
-            } => json!({ "client_id": client_id, "name": name, "type": client_type }),
+                first_party,
+            } => json!({
+                "client_id": client_id,
+                "name": name,
+                "type": client_type,
+                "first_party": first_party,
+            }),
             Self::OAuthClientDeleted { client_id } => json!({ "client_id": client_id }),
             Self::OAuthCodeIssued {
                 client_id,
@@ -435,6 +462,24 @@ impl EventData {
                 "client_id": client_id,
                 "user_id": user_id.to_string(),
                 "reason": reason,
+            }),
+            Self::OAuthConsentGranted {
+                client_id,
+                user_id,
+                scope,
+            } => json!({
+                "client_id": client_id,
+                "user_id": user_id.to_string(),
+                "scope": scope,
+            }),
+            Self::OAuthConsentRevoked {
+                client_id,
+                user_id,
+                grants_revoked,
+            } => json!({
+                "client_id": client_id,
+                "user_id": user_id.to_string(),
+                "grants_revoked": grants_revoked,
             }),
             Self::WebhookPut { name, types, .. } => json!({ "name": name, "types": types }),
             Self::WebhookDeleted { name } | Self::WebhookSecretRotated { name } => {

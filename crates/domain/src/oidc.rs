@@ -120,6 +120,10 @@ pub struct OAuthClient {
     /// What a tenant client's `client_credentials` tokens may do, like a tenant API
     /// key's scopes; empty: the client has no `client_credentials` grant.
     pub scopes: BTreeSet<ScopeName>,
+    /// The platform's or the tenant's own application: its sign-ins need no consent.
+    /// A third-party client (`false`) is allowed by each user, per tenant, on a consent
+    /// page, and the answer is kept as a [`Consent`] until revoked.
+    pub first_party: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -258,6 +262,34 @@ pub fn parse_openid_scopes(scope: &str) -> Result<BTreeSet<String>, String> {
         return Err("the scope must include openid".to_owned());
     }
     Ok(scopes)
+}
+
+/// A user's consent to a third-party client in one tenant: the OpenID scopes they
+/// allowed it. A sign-in asking for no more needs no new consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub client: ClientId,
+    /// The OpenID scopes allowed, space-separated.
+    pub scope: String,
+    pub granted_at: OffsetDateTime,
+}
+
+impl Consent {
+    /// The OpenID scopes allowed.
+    pub fn scopes(&self) -> BTreeSet<String> {
+        self.scope.split(' ').map(str::to_owned).collect()
+    }
+
+    /// Whether the consent covers every scope of `scope` (space-separated).
+    pub fn covers(&self, scope: &str) -> bool {
+        let allowed = self.scopes();
+        scope
+            .split(' ')
+            .filter(|name| !name.is_empty())
+            .all(|name| allowed.contains(name))
+    }
 }
 
 /// What a code or refresh token is.
@@ -495,6 +527,21 @@ pub fn id_claims(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_consent_covers_the_scopes_it_allowed_and_no_more() {
+        let consent = Consent {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            user: UserId::from_generated(Uuid::from_u128(7)),
+            client: ClientId::platform(Uuid::from_u128(8)),
+            scope: "email openid".to_owned(),
+            granted_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        assert!(consent.covers("openid"));
+        assert!(consent.covers("openid email"));
+        assert!(!consent.covers("openid profile"));
+        assert!(!consent.covers("openid email profile"));
+    }
 
     #[test]
     fn a_client_id_names_its_owner_and_round_trips() {

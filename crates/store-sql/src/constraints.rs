@@ -22,7 +22,9 @@ pub fn constraint_error(name: &str) -> Option<StoreError> {
         }
         "oauth_grants_pkey" => StoreError::Duplicate("grant"),
         "oauth_clients_tenant_fkey" => StoreError::Missing("tenant"),
-        "oauth_grants_account_fkey" => StoreError::Missing("member"),
+        "oauth_grants_account_fkey" | "oauth_consents_account_fkey" => {
+            StoreError::Missing("member")
+        }
         "api_keys_pkey" | "api_keys_key_id_key" | "api_keys_secret_hash_key" => {
             StoreError::Duplicate("api_key")
         }

@@ -8,7 +8,9 @@ use adapters_jose::SealingVault;
 use domain::ids::TenantId;
 use domain::oidc::{ClientId, OAuthClient};
 use domain::signing::KeyVault;
-use domain::usecases::{ClientAuth, CodeRequest, Engine, EngineConfig, Issuer, OAuthError};
+use domain::usecases::{
+    ClientAuth, CodeRequest, ConsentStep, Engine, EngineConfig, Issuer, OAuthError,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 use tests::http::{
@@ -239,6 +241,11 @@ fn code_request(client: &OAuthClient, tenant: &str, challenge: Option<&str>) -> 
         scope: "openid email".to_owned(),
         nonce: Some("n-0S6_WzA2Mj".to_owned()),
         code_challenge: challenge.map(str::to_owned),
+        consent: if client.first_party {
+            ConsentStep::FirstParty
+        } else {
+            ConsentStep::Stored
+        },
     }
 }
 
@@ -252,6 +259,8 @@ async fn new_code(engine: &Engine, session: &str, client: &OAuthClient, tenant: 
         )
         .await
         .expect("a code")
+        .into_code()
+        .expect("no consent needed")
 }
 
 async fn codes_and_refresh_tokens_are_single_use(store: StoreKind) {
@@ -456,7 +465,9 @@ async fn codes_and_refresh_tokens_are_single_use(store: StoreKind) {
     let code = engine
         .issue_code(&session, &code_request(&confidential, "acme", None), "test")
         .await
-        .expect("a code");
+        .expect("a code")
+        .into_code()
+        .expect("no consent needed");
     let suspended = app
         .send(
             reqwest::Method::PATCH,

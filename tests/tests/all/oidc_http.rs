@@ -33,24 +33,35 @@ impl Drop for KeyDir {
     }
 }
 
+impl KeyDir {
+    /// Gives `config` (a PostgreSQL node's) this key-encryption key.
+    fn configure(&self, store: StoreKind, config: &mut Config) {
+        if store == StoreKind::Postgres {
+            config.key_encryption_key_file = Some(self.0.join("kek"));
+        }
+    }
+}
+
 /// An app whose OpenID provider is on (a key vault on either store).
 pub(crate) async fn spawn_provider(store: StoreKind) -> (TestApp, KeyDir) {
+    spawn_provider_with(store, AppOptions::default()).await
+}
+
+/// [`spawn_provider`] with `options`.
+async fn spawn_provider_with(store: StoreKind, options: AppOptions) -> (TestApp, KeyDir) {
     let directory = std::env::temp_dir().join(format!("ue-oidc-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&directory).expect("directory");
-    let file = directory.join("kek");
     std::fs::write(
-        &file,
+        directory.join("kek"),
         adapters_jose::SealingVault::new_key_file_content().expect("key"),
     )
     .expect("key file");
-    let (app, _) =
-        spawn_app_configured(store, AppOptions::default(), move |config: &mut Config| {
-            if store == StoreKind::Postgres {
-                config.key_encryption_key_file = Some(file);
-            }
-        })
-        .await;
-    (app, KeyDir(directory))
+    let keys = KeyDir(directory);
+    let (app, _) = spawn_app_configured(store, options, |config: &mut Config| {
+        keys.configure(store, config);
+    })
+    .await;
+    (app, keys)
 }
 
 /// A browser: no redirects followed, cookies kept.
@@ -691,11 +702,13 @@ async fn the_hosted_pages_work_in_a_real_browser_by_keyboard(store: StoreKind) {
         .await
         .0
         .get_secret_base32();
+    // A third-party client, so that the consent page is walked and checked too.
     let client = app
         .post(
             "/v1/oauth-clients",
             &root,
-            json!({ "name": "Portal", "type": "public", "redirect_uris": [REDIRECT] }),
+            json!({ "name": "Portal", "type": "public", "redirect_uris": [REDIRECT],
+                    "first_party": false }),
         )
         .await;
     assert_status(&client, StatusCode::CREATED);
@@ -722,6 +735,8 @@ async fn the_hosted_pages_work_in_a_real_browser_by_keyboard(store: StoreKind) {
         "acme".to_owned(),
         "--screenshots".to_owned(),
         screenshots.display().to_string(),
+        "--consent".to_owned(),
+        "allow".to_owned(),
     ];
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
@@ -885,7 +900,305 @@ async fn a_client_credentials_token_acts_like_its_tenants_api_key(store: StoreKi
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
 }
 
+/// The types of tenant `tenant`'s events, oldest first.
+async fn event_types(app: &TestApp, admin: &str, tenant: &str) -> Vec<String> {
+    let feed = app
+        .get(&format!("/v1/tenants/{tenant}/events?limit=200"), admin)
+        .await;
+    assert_status(&feed, StatusCode::OK);
+    feed.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Posts the consent page's form with `decision`.
+async fn answer_consent(browser: &mut Browser, page: &Page, decision: &str) -> Page {
+    browser
+        .post(
+            "/oauth2/authorize",
+            &[
+                ("request", &page.hidden("request")),
+                ("csrf", &page.hidden("csrf")),
+                ("step", "consent"),
+                ("decision", decision),
+            ],
+        )
+        .await
+}
+
+/// Redeems `location`'s code for tokens (a public client with PKCE).
+async fn redeem(app: &TestApp, client_id: &str, location: &str) -> Value {
+    let code = query_param(location, "code").expect("a code");
+    let (status, body) = token_request(
+        app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", client_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn refresh(app: &TestApp, client_id: &str, token: &str) -> (StatusCode, Value) {
+    token_request(
+        app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+        ],
+    )
+    .await
+}
+
+async fn a_third_party_client_asks_for_consent_once_and_the_member_can_revoke_it(store: StoreKind) {
+    let (app, _keys) = spawn_provider(store).await;
+    let root = app.root_token().await;
+    let (acme_admin, _) = tenant_with_admin(&app, &root, "acme").await;
+    let ada = new_user(&app, &root, "ada@example.com", PASSWORD).await;
+    add_member(&app, &acme_admin, "acme", &ada, json!([])).await;
+    let bob = new_user(&app, &root, "bob@example.com", PASSWORD).await;
+    add_member(&app, &acme_admin, "acme", &bob, json!([])).await;
+    let registered = app
+        .post(
+            "/v1/tenants/acme/oauth-clients",
+            &acme_admin,
+            json!({ "name": "Gadget", "type": "public", "redirect_uris": [REDIRECT],
+                    "first_party": false }),
+        )
+        .await;
+    assert_status(&registered, StatusCode::CREATED);
+    assert_eq!(registered.body["first_party"], false);
+    let client_id = text(&registered.body, "client_id").to_owned();
+    let consents_path = format!("/v1/tenants/acme/members/{ada}/consents");
+
+    // After signing in, the consent page names the client and what it may do.
+    let mut browser = Browser::new(&app);
+    let path = authorize_path(&client_id, "&tenant=acme");
+    let signed_in = sign_in(&mut browser, &path, "ada@example.com", PASSWORD).await;
+    assert_status_page(&signed_in, StatusCode::SEE_OTHER);
+    let consent = browser.get(&signed_in.location()).await;
+    assert_status_page(&consent, StatusCode::OK);
+    assert_hardened(&consent);
+    assert!(consent.body.contains("Gadget") && consent.body.contains("See your email address"));
+
+    // prompt=none cannot ask: consent_required, back at the client.
+    let silent = browser
+        .get(&authorize_path(&client_id, "&tenant=acme&prompt=none"))
+        .await;
+    assert_status_page(&silent, StatusCode::FOUND);
+    assert_eq!(
+        query_param(&silent.location(), "error").as_deref(),
+        Some("consent_required")
+    );
+
+    // A consent without the CSRF token is refused, and nothing is kept.
+    let forged = browser
+        .post(
+            "/oauth2/authorize",
+            &[
+                ("request", &consent.hidden("request")),
+                ("step", "consent"),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_status_page(&forged, StatusCode::FORBIDDEN);
+    let none = app.get(&consents_path, &acme_admin).await;
+    assert_status(&none, StatusCode::OK);
+    assert_eq!(none.body["items"], json!([]));
+
+    // Deny: back at the client with access_denied, no code, nothing kept.
+    let denied = answer_consent(&mut browser, &consent, "deny").await;
+    assert_status_page(&denied, StatusCode::FOUND);
+    assert!(denied.location().starts_with(REDIRECT));
+    assert_eq!(
+        query_param(&denied.location(), "error").as_deref(),
+        Some("access_denied")
+    );
+    assert!(query_param(&denied.location(), "code").is_none());
+    assert_eq!(
+        app.get(&consents_path, &acme_admin).await.body["items"],
+        json!([])
+    );
+
+    // Allow: the code comes at once, and the consent is kept, audited and evented.
+    let consent = browser.get(&path).await;
+    assert_status_page(&consent, StatusCode::OK);
+    let allowed = answer_consent(&mut browser, &consent, "allow").await;
+    assert_status_page(&allowed, StatusCode::FOUND);
+    assert_eq!(
+        query_param(&allowed.location(), "state").as_deref(),
+        Some("s-1")
+    );
+    let first = redeem(&app, &client_id, &allowed.location()).await;
+    let kept = app.get(&consents_path, &acme_admin).await;
+    assert_status(&kept, StatusCode::OK);
+    assert_eq!(kept.body["items"][0]["client_id"], client_id.as_str());
+    assert_eq!(kept.body["items"][0]["scopes"], json!(["email", "openid"]));
+    assert!(event_types(&app, &acme_admin, "acme")
+        .await
+        .contains(&"oauth.consent_granted".to_owned()));
+
+    // The next sign-in asks nothing; prompt=consent asks again.
+    let again = browser.get(&path).await;
+    assert_status_page(&again, StatusCode::FOUND);
+    assert!(query_param(&again.location(), "code").is_some());
+    let asked = browser
+        .get(&authorize_path(&client_id, "&tenant=acme&prompt=consent"))
+        .await;
+    assert_status_page(&asked, StatusCode::OK);
+    assert!(asked.body.contains("Allow access?"));
+
+    // Twenty uses of one refresh token at once: one rotation wins; the others are
+    // reuse, which revokes the whole family, the winner's new token included.
+    let refresh_token = first["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
+    let answers =
+        futures::future::join_all((0..20).map(|_| refresh(&app, &client_id, &refresh_token))).await;
+    let won: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    assert!(answers
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::OK)
+        .all(
+            |(status, body)| *status == StatusCode::BAD_REQUEST && body["error"] == "invalid_grant"
+        ));
+    let rotated = won[0]["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
+    let (status, body) = refresh(&app, &client_id, &rotated).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+
+    // Another member may not revoke ada's consent; ada may, and it ends the client's
+    // refresh tokens at once and asks again at the next sign-in.
+    let fresh = redeem(&app, &client_id, &again.location()).await;
+    let live = fresh["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
+    let bob_token = app.login("bob@example.com", PASSWORD).await;
+    let revoke_path = format!("{consents_path}/{client_id}");
+    let refused = tests::http::delete(&app, &revoke_path, &bob_token).await;
+    assert_status(&refused, StatusCode::FORBIDDEN);
+    let ada_token = app.login("ada@example.com", PASSWORD).await;
+    let mine = app.get(&consents_path, &ada_token).await;
+    assert_status(&mine, StatusCode::OK);
+    assert_eq!(mine.body["items"].as_array().map(Vec::len), Some(1));
+    let revoked = tests::http::delete(&app, &revoke_path, &ada_token).await;
+    assert_status(&revoked, StatusCode::NO_CONTENT);
+    let (status, body) = refresh(&app, &client_id, &live).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    let asked = browser.get(&path).await;
+    assert_status_page(&asked, StatusCode::OK);
+    assert!(asked.body.contains("Allow access?"));
+    let gone = tests::http::delete(&app, &revoke_path, &ada_token).await;
+    assert_status(&gone, StatusCode::NOT_FOUND);
+    assert!(event_types(&app, &acme_admin, "acme")
+        .await
+        .contains(&"oauth.consent_revoked".to_owned()));
+
+    // A first-party client (the default) never asks.
+    let own = app
+        .post(
+            "/v1/tenants/acme/oauth-clients",
+            &acme_admin,
+            json!({ "name": "Acme app", "type": "public", "redirect_uris": [REDIRECT] }),
+        )
+        .await;
+    assert_status(&own, StatusCode::CREATED);
+    assert_eq!(own.body["first_party"], true);
+    let straight = browser
+        .get(&authorize_path(
+            text(&own.body, "client_id"),
+            "&prompt=consent",
+        ))
+        .await;
+    assert_status_page(&straight, StatusCode::FOUND);
+    assert!(query_param(&straight.location(), "code").is_some());
+}
+
+/// The login throttle of SPEC §3.6 holds on the hosted sign-in page, across two nodes:
+/// of 20 concurrent attempts at one email, only the allowance is tried; the rest get the
+/// 429 page with `Retry-After`, and then even the right password waits.
+async fn the_sign_in_page_is_throttled_across_nodes(store: StoreKind) {
+    let (app, keys) = spawn_provider_with(
+        store,
+        AppOptions {
+            login_per_minute: 5,
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let other = app
+        .another_node_configured(|config| keys.configure(store, config))
+        .await;
+    let root = app.root_token().await;
+    new_user(&app, &root, "ada@example.com", PASSWORD).await;
+    let client = app
+        .post(
+            "/v1/oauth-clients",
+            &root,
+            json!({ "name": "Portal", "type": "public", "redirect_uris": [REDIRECT] }),
+        )
+        .await;
+    assert_status(&client, StatusCode::CREATED);
+    let path = authorize_path(text(&client.body, "client_id"), "");
+    let attempts = futures::future::join_all((0..20).map(|at| {
+        let node = if at % 2 == 0 { &app } else { &other };
+        let path = path.clone();
+        async move {
+            let mut browser = Browser::new(node);
+            sign_in(&mut browser, &path, "ada@example.com", "not the password").await
+        }
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = attempts.iter().map(|page| page.status).collect();
+    let tried = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled: Vec<&Page> = attempts
+        .iter()
+        .filter(|page| page.status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(tried <= 5, "{statuses:?}");
+    assert_eq!(tried + throttled.len(), 20, "{statuses:?}");
+    for page in &throttled {
+        assert_hardened(page);
+        let retry: u64 = page
+            .headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok())
+            .expect("Retry-After");
+        assert!((1..=60).contains(&retry), "{retry}");
+    }
+    let mut browser = Browser::new(&other);
+    let right = sign_in(&mut browser, &path, "ada@example.com", PASSWORD).await;
+    assert_status_page(&right, StatusCode::TOO_MANY_REQUESTS);
+}
+
 tests::on_both_stores!(
+    a_third_party_client_asks_for_consent_once_and_the_member_can_revoke_it,
+    the_sign_in_page_is_throttled_across_nodes,
     the_code_flow_runs_through_the_hosted_pages,
     a_relying_party_no_one_here_wrote_signs_in_refreshes_and_revokes,
     the_hosted_pages_work_in_a_real_browser_by_keyboard,

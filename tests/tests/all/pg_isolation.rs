@@ -18,7 +18,7 @@ use tests::pg::TestDb;
 use uuid::Uuid;
 
 /// Every tenant-scoped table and the column naming its tenant.
-const TENANT_TABLES: [(&str, &str); 13] = [
+const TENANT_TABLES: [(&str, &str); 18] = [
     ("tenants", "tenant_id"),
     ("tenant_tombstones", "tenant_id"),
     ("tenant_scopes", "tenant_id"),
@@ -29,6 +29,11 @@ const TENANT_TABLES: [(&str, &str); 13] = [
     ("member_profile_values", "tenant_id"),
     ("tenant_profile_defaults", "tenant_id"),
     ("api_keys", "tenant_id"),
+    ("webhooks", "tenant_id"),
+    ("webhook_deliveries", "tenant_id"),
+    ("oauth_clients", "tenant_id"),
+    ("oauth_grants", "tenant_id"),
+    ("oauth_consents", "tenant_id"),
     ("audit_records", "tenant_id"),
     ("outbox_events", "tenant_id"),
     ("partition_heads", "partition"),
@@ -53,6 +58,21 @@ impl TwoTenants {
         let db = TestDb::create().await;
         let shared =
             tests::fixtures::TwoTenants::create(Harness::new(Arc::new(db.store(2).await))).await;
+        // Rows the fixture's engine calls do not make: a webhook with a delivery, and an
+        // OAuth client with a grant and a consent, in each tenant (written as the owner).
+        let mut owner = db.owner_connection().await;
+        for tenant in [&shared.a, &shared.b] {
+            let member: Uuid = sqlx::query_scalar(
+                "select user_id from accounts where tenant_id = $1 order by user_id limit 1",
+            )
+            .bind(tenant.as_str())
+            .fetch_one(&mut owner)
+            .await
+            .expect("a member");
+            for sql in planted_rows(tenant.as_str(), &member.to_string()) {
+                execute(&mut owner, &sql).await.expect(&sql);
+            }
+        }
         Self {
             a: shared.a,
             b: shared.b,
@@ -218,6 +238,17 @@ fn tenant_row_inserts(tenant: &str, member: &UserId, root: &UserId) -> Vec<(&'st
                      '{member}', now())"
             ),
         ),
+        ("webhooks", webhook_insert(tenant, "planted")),
+        ("webhook_deliveries", delivery_insert(tenant, "hook", 2)),
+        ("oauth_clients", client_insert(tenant, &Uuid::now_v7())),
+        (
+            "oauth_grants",
+            grant_insert(tenant, &member.to_string(), &format!("{tenant}.planted")),
+        ),
+        (
+            "oauth_consents",
+            consent_insert(tenant, &member.to_string(), &format!("{tenant}.planted")),
+        ),
         (
             "audit_records",
             format!(
@@ -242,6 +273,66 @@ fn tenant_row_inserts(tenant: &str, member: &UserId, root: &UserId) -> Vec<(&'st
             format!("insert into partition_heads (partition) values ('{tenant}')"),
         ),
     ]
+}
+
+/// A webhook `hook` with one delivery, and an OAuth client with a grant and a consent of
+/// `member`'s, in `tenant`.
+fn planted_rows(tenant: &str, member: &str) -> Vec<String> {
+    let client = Uuid::now_v7();
+    vec![
+        webhook_insert(tenant, "hook"),
+        delivery_insert(tenant, "hook", 1),
+        client_insert(tenant, &client),
+        grant_insert(tenant, member, &format!("{tenant}.{client}")),
+        consent_insert(tenant, member, &format!("{tenant}.{client}")),
+    ]
+}
+
+fn webhook_insert(tenant: &str, name: &str) -> String {
+    format!(
+        "insert into webhooks (tenant_id, name, url, types, secret, created_at, updated_at, \
+             cursor_position, next_attempt_at) \
+         values ('{tenant}', '{name}', 'https://hooks.example.com/x', '[]', 'secret', now(), \
+             now(), 0, now())"
+    )
+}
+
+fn delivery_insert(tenant: &str, hook: &str, position: i64) -> String {
+    format!(
+        "insert into webhook_deliveries (tenant_id, name, position, event_id, event_type, \
+             status, attempts, first_attempt_at, last_attempt_at) \
+         values ('{tenant}', '{hook}', {position}, '{}', 'planted', 'delivered', 1, now(), \
+             now())",
+        Uuid::now_v7()
+    )
+}
+
+fn client_insert(tenant: &str, client: &Uuid) -> String {
+    format!(
+        "insert into oauth_clients (tenant_id, client_id, name, client_type, redirect_uris, \
+             post_logout_redirect_uris, scopes, created_at) \
+         values ('{tenant}', '{client}', 'planted', 'public', \
+             '[\"https://rp.example.com/cb\"]', '[]', '[]', now())"
+    )
+}
+
+fn grant_insert(tenant: &str, member: &str, client: &str) -> String {
+    format!(
+        "insert into oauth_grants (tenant_id, token_hash, kind, family_id, client_id, user_id, \
+             session_id, scope, acr, auth_time, created_at, expires_at) \
+         values ('{tenant}', 'hash-{}', 'refresh', '{}', '{client}', '{member}', '{}', \
+             'openid', 'aal1', now(), now(), now() + interval '1 hour')",
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7()
+    )
+}
+
+fn consent_insert(tenant: &str, member: &str, client: &str) -> String {
+    format!(
+        "insert into oauth_consents (tenant_id, user_id, client_id, scope, granted_at) \
+         values ('{tenant}', '{member}', '{client}', 'openid', now())"
+    )
 }
 
 /// The root user's id, read as the owner (it belongs to no tenant).
@@ -569,10 +660,23 @@ fn with_tenant_a_set_the_service_role_cannot_insert_change_or_delete_rows_of_ten
                 .into_iter()
                 .filter(|(table, _)| !matches!(*table, "audit_records" | "tenant_tombstones"))
         };
+        // A registered client is never changed in place: the role may not update it.
+        let mut tx = connection.begin().await.expect("transaction");
+        set_local(&mut tx, "app.tenant_id", setup.a.as_str()).await;
+        let sql = format!(
+            "update oauth_clients set tenant_id = tenant_id where tenant_id = '{}'",
+            setup.b
+        );
+        assert_eq!(
+            sqlstate(execute(&mut tx, &sql).await),
+            INSUFFICIENT_PRIVILEGE,
+            "{sql}"
+        );
+        tx.rollback().await.expect("rolled back");
         let before = b_row_counts(&mut owner, setup.b.as_str()).await;
         let mut tx = connection.begin().await.expect("transaction");
         set_local(&mut tx, "app.tenant_id", setup.a.as_str()).await;
-        for (table, column) in changeable() {
+        for (table, column) in changeable().filter(|(table, _)| *table != "oauth_clients") {
             let sql = format!(
                 "update {table} set {column} = {column} where {column} = '{}'",
                 setup.b

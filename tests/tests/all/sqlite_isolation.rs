@@ -206,6 +206,7 @@ fn every_tenant_scoped_table_is_keyed_by_tenant_first_and_refers_to_accounts_wit
                 "member_profile_values",
                 "memberships",
                 "oauth_clients",
+                "oauth_consents",
                 "oauth_grants",
                 "outbox_events",
                 "role_binding_scopes",

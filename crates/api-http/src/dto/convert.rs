@@ -242,6 +242,7 @@ impl TryFrom<NewPlatformClientBody> for domain::usecases::NewOAuthClient {
             redirect_uris: body.redirect_uris,
             post_logout_redirect_uris: body.post_logout_redirect_uris.unwrap_or_default(),
             scopes: BTreeSet::new(),
+            first_party: body.first_party.unwrap_or(true),
         })
     }
 }
@@ -262,6 +263,7 @@ impl TryFrom<NewTenantClientBody> for domain::usecases::NewOAuthClient {
             redirect_uris: body.redirect_uris,
             post_logout_redirect_uris: body.post_logout_redirect_uris.unwrap_or_default(),
             scopes: scopes(&body.scopes.unwrap_or_default())?,
+            first_party: body.first_party.unwrap_or(true),
         })
     }
 }

@@ -63,3 +63,8 @@ page!(CloudEventPage, CloudEvent, "events");
 page!(WebhookPage, WebhookInfo, "webhooks");
 page!(OAuthClientPage, OAuthClientInfo, "OAuth clients");
 page!(DeliveryPage, DeliveryInfo, "webhook deliveries");
+page!(
+    ConsentPage,
+    ConsentInfo,
+    "a member's consents to OAuth clients"
+);

@@ -310,6 +310,10 @@ pub struct NewPlatformClientBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(max_items = 20)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// `true` (the default): the platform's own application, whose sign-ins skip the
+    /// consent page; `false`: a third-party application each user must allow.
+    #[serde(default, deserialize_with = "present")]
+    pub first_party: Option<bool>,
 }
 
 /// A tenant OAuth client to register (SPEC §9): a platform client's fields, plus a
@@ -327,6 +331,10 @@ pub struct NewTenantClientBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(max_items = 20)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// `true` (the default): the tenant's own application, whose sign-ins skip the
+    /// consent page; `false`: a third-party application each member must allow.
+    #[serde(default, deserialize_with = "present")]
+    pub first_party: Option<bool>,
     /// A confidential client's `client_credentials` scopes, as an API key's (each held
     /// by the caller); never on a public client.
     #[serde(default, deserialize_with = "present")]

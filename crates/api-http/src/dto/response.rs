@@ -1138,7 +1138,7 @@ mod tests {
 }
 
 /// An OAuth client `{client_id, name, type, redirect_uris, post_logout_redirect_uris,
-/// scopes, created_at}`, plus `client_secret` once, at creation of a confidential one.
+/// scopes, first_party, created_at}`, plus `client_secret` once, at creation of a confidential one.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OAuthClientInfo {
     /// `<uuid>` for a platform client, `<tenant>.<uuid>` for a tenant client.
@@ -1151,6 +1151,8 @@ pub struct OAuthClientInfo {
     pub post_logout_redirect_uris: Vec<String>,
     /// The `client_credentials` scopes (tenant clients).
     pub scopes: Vec<String>,
+    /// Whether sign-ins skip the consent page.
+    pub first_party: bool,
     #[schema(format = DateTime)]
     pub created_at: String,
     /// The client secret (`uecs_…`), shown once at creation of a confidential client.
@@ -1172,8 +1174,29 @@ impl From<&domain::oidc::OAuthClient> for OAuthClientInfo {
                 .iter()
                 .map(|scope| scope.as_str().to_owned())
                 .collect(),
+            first_party: client.first_party,
             created_at: format_timestamp(client.created_at),
             client_secret: None,
+        }
+    }
+}
+
+/// A member's consent to a third-party OAuth client `{client_id, scopes, granted_at}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentInfo {
+    pub client_id: String,
+    /// The OpenID scopes allowed.
+    pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    pub granted_at: String,
+}
+
+impl From<&domain::oidc::Consent> for ConsentInfo {
+    fn from(consent: &domain::oidc::Consent) -> Self {
+        Self {
+            client_id: consent.client.to_string(),
+            scopes: consent.scopes().into_iter().collect(),
+            granted_at: format_timestamp(consent.granted_at),
         }
     }
 }

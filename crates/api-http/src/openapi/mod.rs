@@ -320,6 +320,13 @@ fn body_formats(components: &mut utoipa::openapi::Components) {
             ("type", one_of_words(types)),
             ("redirect_uris", uris(1)),
             ("post_logout_redirect_uris", uris(0)),
+            (
+                "first_party",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .build()
+                    .into(),
+            ),
         ];
         if scopes {
             properties.push(("scopes", list(scope_schema(), 0)));

@@ -1,6 +1,8 @@
 //! OAuth clients of the OpenID provider (SPEC §9): the platform's
 //! (`platform:catalog:write`) and each tenant's (`tenant:write`; read with
-//! `tenant:read`). A confidential client's secret is shown once, at creation.
+//! `tenant:read`). A confidential client's secret is shown once, at creation. And the
+//! consents members gave third-party clients (`members:read` / `members:write`, or the
+//! member).
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -10,12 +12,12 @@ use domain::usecases::NewOAuthClient;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::params::{ClientPath, TenantPath};
+use super::params::{ClientPath, TenantPath, UserPath};
 use super::{created, no_content};
 use crate::app::AppState;
 use crate::dto::{self, request::*};
 use crate::errors::ApiResult;
-use crate::extract::{JsonBody, Path};
+use crate::extract::{user_id, JsonBody, Path};
 
 /// The routes of this area, one `routes!` per path.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -24,6 +26,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_platform_client, delete_platform_client))
         .routes(routes!(create_tenant_client, list_tenant_clients))
         .routes(routes!(get_tenant_client, delete_tenant_client))
+        .routes(routes!(list_member_consents))
+        .routes(routes!(revoke_member_consent))
 }
 
 fn created_client(created_client: &domain::usecases::CreatedOAuthClient) -> Response {
@@ -227,6 +231,58 @@ pub async fn delete_tenant_client(
     state
         .engine
         .delete_oauth_client(&caller, Some(&tenant), &client)
+        .await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/members/{user}/consents",
+    tag = "oauth-clients",
+    summary = "A member's consents to third-party OAuth clients, oldest first (`members:read` or self)",
+    params(TenantPath, UserPath),
+    responses(
+        (status = 200, description = "Every consent the member gave in this tenant, in one page", body = dto::ConsentPage),
+        (status = 400, description = "`invalid_user_id`"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, `member_not_found`"),
+    ),
+)]
+pub async fn list_member_consents(
+    State(state): State<AppState>,
+    Path((tenant, user)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
+    let consents = state
+        .engine
+        .list_consents(&caller, &tenant, &user_id(&user)?)
+        .await?;
+    Ok(Json(dto::ConsentPage::whole(&consents)).into_response())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/members/{user}/consents/{client}",
+    tag = "oauth-clients",
+    summary = "Revoke a member's consent to a client, with the codes and refresh tokens it holds for them (`members:write` or self)",
+    params(TenantPath, UserPath, ClientPath),
+    responses(
+        (status = 204, description = "Revoked: the client's refresh tokens for the member stop working and its next sign-in asks for consent again"),
+        (status = 400, description = "`invalid_user_id`"),
+        (status = 403, description = "`forbidden`: the caller lacks the scope; `reason` says why"),
+        (status = 404, description = "`tenant_not_found`, `member_not_found`, or `not_found`: the member gave the client no consent"),
+    ),
+)]
+pub async fn revoke_member_consent(
+    State(state): State<AppState>,
+    Path((tenant, user, client)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (tenant, caller) = state.tenant_caller(&tenant, &headers).await?;
+    state
+        .engine
+        .revoke_consent(&caller, &tenant, &user_id(&user)?, &client)
         .await?;
     Ok(no_content())
 }

@@ -1,5 +1,6 @@
 //! The OpenID provider's hosted pages (SPEC §9): `/oauth2/authorize` (sign-in, the TOTP
-//! step for `acr_values=aal2`, the tenant choice, then the code) and `/oauth2/logout`
+//! step for `acr_values=aal2`, the tenant choice, the consent page of a third-party
+//! client, then the code) and `/oauth2/logout`
 //! (RP-initiated logout), rendered here as plain HTML with no script.
 //!
 //! Every page and redirect carries a strict Content-Security-Policy (nothing but this
@@ -9,7 +10,9 @@
 //! that must equal the `ue_csrf` cookie (double submit; a cross-site form cannot read
 //! or set that cookie). Each step answers with a redirect back to `GET /oauth2/authorize`
 //! with the original request, which is checked anew every time: nothing a form posts is
-//! trusted beyond what it names.
+//! trusted beyond what it names. Consent is the one step that issues the code from the
+//! post itself: a consent must come from a form of ours (CSRF-checked), never from a
+//! link.
 
 use std::net::IpAddr;
 
@@ -23,7 +26,9 @@ use domain::ids::{Assurance, Email, TenantId};
 use domain::oidc::{
     challenge_well_formed, parse_openid_scopes, ClientType, OAuthClient, PARAMETER_MAX,
 };
-use domain::usecases::{BrowserSession, Caller, CodeRequest, SessionOrigin};
+use domain::usecases::{
+    BrowserSession, Caller, CodeOutcome, CodeRequest, ConsentStep, SessionOrigin,
+};
 
 use super::provider::{percent_encode, provider, FormParams};
 use crate::app::AppState;
@@ -51,7 +56,7 @@ font:inherit;border:1px solid #6b7280;border-radius:4px}button{margin-top:1.25re
 padding:.7rem;font:inherit;background:#1d4ed8;color:#fff;border:0;border-radius:4px;\
 cursor:pointer}button:focus,input:focus{outline:3px solid #f59e0b;outline-offset:2px}\
 .error{color:#991b1b;background:#fee2e2;padding:.6rem;border-radius:4px}\
-.choices button{background:#fff;color:#1d4ed8;border:1px solid #1d4ed8}";
+.choices button,button.secondary{background:#fff;color:#1d4ed8;border:1px solid #1d4ed8}";
 
 async fn stylesheet() -> Response {
     let mut response = STYLESHEET.into_response();
@@ -212,6 +217,7 @@ struct AuthRequest {
     code_challenge: Option<String>,
     prompt_none: bool,
     prompt_login: bool,
+    prompt_consent: bool,
     select_account: bool,
     max_age: Option<i64>,
     aal2: bool,
@@ -326,6 +332,7 @@ impl AuthRequest {
         }
         let mut prompt_none = false;
         let mut prompt_login = false;
+        let mut prompt_consent = false;
         let mut select_account = false;
         for value in get("prompt")
             .unwrap_or_default()
@@ -336,7 +343,7 @@ impl AuthRequest {
                 "none" => prompt_none = true,
                 "login" => prompt_login = true,
                 "select_account" => select_account = true,
-                "consent" => {}
+                "consent" => prompt_consent = true,
                 _ => {
                     return Err(back(
                         "invalid_request",
@@ -345,7 +352,7 @@ impl AuthRequest {
                 }
             }
         }
-        if prompt_none && (prompt_login || select_account) {
+        if prompt_none && (prompt_login || select_account || prompt_consent) {
             return Err(back("invalid_request", "prompt=none goes alone"));
         }
         let max_age = match get("max_age") {
@@ -389,6 +396,7 @@ impl AuthRequest {
             code_challenge,
             prompt_none,
             prompt_login,
+            prompt_consent,
             select_account,
             max_age,
             aal2,
@@ -547,6 +555,41 @@ fn tenant_page(request: &AuthRequest, csrf: &Csrf, tenants: &[TenantId]) -> Resp
     page(StatusCode::OK, "Choose a workspace", &body, csrf)
 }
 
+/// What each OpenID scope lets a client do, as the consent page says it.
+fn scope_description(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "Know who you are (your account id in this workspace)",
+        "email" => "See your email address",
+        "profile" => "See your basic profile",
+        _ => "Use your account",
+    }
+}
+
+fn consent_page(request: &AuthRequest, csrf: &Csrf, tenant: &TenantId) -> Response {
+    let can: String = request
+        .scope
+        .split(' ')
+        .filter(|scope| !scope.is_empty())
+        .map(|scope| format!("<li>{}</li>", escape(scope_description(scope))))
+        .collect();
+    // The tenant rides in the request, so the post names the workspace asked about.
+    let hidden = format!(
+        r#"<input type="hidden" name="request" value="{}">{}<input type="hidden" name="step" value="consent">"#,
+        escape(&request.query_with(&[("tenant", Some(tenant.as_str()))])),
+        csrf.field(),
+    );
+    let body = format!(
+        r#"<h1>Allow access?</h1><p><strong>{client}</strong> is not run by this service. It asks to use your account in the workspace <strong>{tenant}</strong>.</p>
+<p id="can">If you allow it, it will be able to:</p><ul aria-labelledby="can">{can}</ul>
+<form method="post" action="/oauth2/authorize">{hidden}
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny" class="secondary">Deny</button></form>"#,
+        client = escape(&request.client.name),
+        tenant = escape(tenant.as_str()),
+    );
+    page(StatusCode::OK, "Allow access?", &body, csrf)
+}
+
 /// `GET /oauth2/authorize`: the flow, from whatever the browser's session has reached.
 async fn authorize(
     State(state): State<AppState>,
@@ -559,7 +602,21 @@ async fn authorize(
         Ok(request) => request,
         Err(stop) => return Ok(stop_response(stop, &setup.issuer, &csrf)),
     };
-    let token = cookie(&headers, SESSION_COOKIE);
+    proceed(&state, &setup.issuer, &request, &csrf, &headers, false).await
+}
+
+/// The flow from where the browser's session stands: the sign-in page, the TOTP step,
+/// the tenant choice, the consent page, or back to the client with a code.
+/// `consent_given` is true only for the consent page's own (CSRF-checked) post.
+async fn proceed(
+    state: &AppState,
+    issuer: &str,
+    request: &AuthRequest,
+    csrf: &Csrf,
+    headers: &HeaderMap,
+    consent_given: bool,
+) -> Result<Response, ApiError> {
+    let token = cookie(headers, SESSION_COOKIE);
     let session = match token {
         Some(token) => state.engine.browser_session(token).await?,
         None => None,
@@ -577,10 +634,10 @@ async fn authorize(
                     ("error", "login_required"),
                     ("error_description", "no sign-in session"),
                 ],
-                &setup.issuer,
+                issuer,
             ));
         }
-        return Ok(sign_in_page(&request, &csrf, "", false));
+        return Ok(sign_in_page(request, csrf, "", false));
     };
     if request.aal2 && session.assurance < Assurance::Aal2 {
         if request.prompt_none {
@@ -589,15 +646,15 @@ async fn authorize(
                     ("error", "interaction_required"),
                     ("error_description", "the second factor is needed"),
                 ],
-                &setup.issuer,
+                issuer,
             ));
         }
-        return Ok(totp_page(&request, &csrf, false));
+        return Ok(totp_page(request, csrf, false));
     }
     let tenant = match &request.tenant {
         Some(tenant) => tenant.clone(),
         None => {
-            let tenants = active_tenants(&state, token, &session).await?;
+            let tenants = active_tenants(state, token, &session).await?;
             match tenants.as_slice() {
                 [] => {
                     return Ok(request.back_with(
@@ -605,7 +662,7 @@ async fn authorize(
                             ("error", "access_denied"),
                             ("error_description", "the user belongs to no tenant"),
                         ],
-                        &setup.issuer,
+                        issuer,
                     ))
                 }
                 [only] if !request.select_account => only.clone(),
@@ -615,10 +672,10 @@ async fn authorize(
                             ("error", "account_selection_required"),
                             ("error_description", "the user must choose a tenant"),
                         ],
-                        &setup.issuer,
+                        issuer,
                     ))
                 }
-                _ => return Ok(tenant_page(&request, &csrf, &tenants)),
+                _ => return Ok(tenant_page(request, csrf, &tenants)),
             }
         }
     };
@@ -629,14 +686,31 @@ async fn authorize(
         scope: request.scope.clone(),
         nonce: request.nonce.clone(),
         code_challenge: request.code_challenge.clone(),
+        consent: if request.client.first_party {
+            ConsentStep::FirstParty
+        } else if consent_given {
+            ConsentStep::Given
+        } else if request.prompt_consent {
+            ConsentStep::Ask
+        } else {
+            ConsentStep::Stored
+        },
     };
     match state
         .engine
         .issue_code(token, &code_request, &request_id())
         .await
     {
-        Ok(code) => Ok(request.back_with(&[("code", &code)], &setup.issuer)),
-        Err(domain::Error::Unauthenticated) => Ok(sign_in_page(&request, &csrf, "", false)),
+        Ok(CodeOutcome::Code(code)) => Ok(request.back_with(&[("code", &code)], issuer)),
+        Ok(CodeOutcome::ConsentRequired) if request.prompt_none => Ok(request.back_with(
+            &[
+                ("error", "consent_required"),
+                ("error_description", "the user has not allowed this client"),
+            ],
+            issuer,
+        )),
+        Ok(CodeOutcome::ConsentRequired) => Ok(consent_page(request, csrf, &code_request.tenant)),
+        Err(domain::Error::Unauthenticated) => Ok(sign_in_page(request, csrf, "", false)),
         Err(domain::Error::InvalidCredentials) => Ok(request.back_with(
             &[
                 ("error", "access_denied"),
@@ -645,7 +719,7 @@ async fn authorize(
                     "the user may not sign in to this tenant",
                 ),
             ],
-            &setup.issuer,
+            issuer,
         )),
         Err(error) => Err(error.into()),
     }
@@ -767,6 +841,21 @@ async fn authorize_step(
                 request.query_with(&[("tenant", Some(tenant))]),
             ))
         }
+        Some("consent") => match form.get("decision") {
+            Some("allow") => proceed(&state, &setup.issuer, &request, &csrf, &headers, true).await,
+            Some("deny") => Ok(request.back_with(
+                &[
+                    ("error", "access_denied"),
+                    ("error_description", "the user did not allow this client"),
+                ],
+                &setup.issuer,
+            )),
+            _ => Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                "The form could not be read.",
+                &csrf,
+            )),
+        },
         _ => Ok(error_page(
             StatusCode::BAD_REQUEST,
             "The form could not be read.",

@@ -115,6 +115,8 @@ pub struct MemState {
     pub oauth_clients: BTreeMap<crate::oidc::ClientId, (crate::oidc::OAuthClient, Option<String>)>,
     /// Codes and refresh tokens by tenant and hash.
     pub grants: BTreeMap<(TenantId, String), crate::oidc::Grant>,
+    /// Consents to third-party clients by tenant, user and client.
+    pub consents: BTreeMap<(TenantId, UserId, crate::oidc::ClientId), crate::oidc::Consent>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,
     /// Throttle counters: the end of each key's window and its hits.

@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::oidc::{ClientId, Grant, GrantKind, OAuthClient, Taken};
+use crate::oidc::{ClientId, Consent, Grant, GrantKind, OAuthClient, Taken};
 
 use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
@@ -813,8 +813,8 @@ pub trait OAuth: Send {
         owner: Option<TenantId>,
     ) -> Result<Vec<OAuthClient>, StoreError>;
 
-    /// Deletes a client and every code and refresh token issued to it; whether it
-    /// existed. A platform client's grants span tenants: a platform transaction.
+    /// Deletes a client, every code and refresh token issued to it and every consent
+    /// given to it; whether it existed. A platform client's grants span tenants: a platform transaction.
     async fn delete_oauth_client(&mut self, id: &ClientId) -> Result<bool, StoreError>;
 
     /// Stores a new code or refresh token.
@@ -851,4 +851,44 @@ pub trait OAuth: Send {
 
     /// The session with the public id `id`, expired or not (a token's `sid`).
     async fn find_session_by_id(&mut self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// `user`'s consent to `client` in `tenant`, if they gave one.
+    async fn get_consent(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<Option<Consent>, StoreError>;
+
+    /// Stores a consent, replacing the user's earlier one to the same client in the
+    /// tenant.
+    ///
+    /// # Errors
+    /// `Missing("member")` when the user has no account in the tenant.
+    async fn put_consent(&mut self, consent: &Consent) -> Result<(), StoreError>;
+
+    /// `user`'s consents in `tenant`, oldest first.
+    async fn list_consents(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Vec<Consent>, StoreError>;
+
+    /// Deletes `user`'s consent to `client` in `tenant`; whether there was one.
+    async fn delete_consent(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes, at `now`, every code and refresh token of `user` for `client` in
+    /// `tenant` not yet revoked; how many.
+    async fn revoke_client_grants(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: &ClientId,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
 }

@@ -174,6 +174,11 @@ mockall::mock! {
         async fn get_grant(&mut self, tenant: &TenantId, kind: crate::oidc::GrantKind, token_hash: &str) -> Result<Option<crate::oidc::Grant>, StoreError>;
         async fn revoke_grant_family(&mut self, tenant: &TenantId, family: uuid::Uuid, now: OffsetDateTime) -> Result<u64, StoreError>;
         async fn find_session_by_id(&mut self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+        async fn get_consent(&mut self, tenant: &TenantId, user: &UserId, client: &crate::oidc::ClientId) -> Result<Option<crate::oidc::Consent>, StoreError>;
+        async fn put_consent(&mut self, consent: &crate::oidc::Consent) -> Result<(), StoreError>;
+        async fn list_consents(&mut self, tenant: &TenantId, user: &UserId) -> Result<Vec<crate::oidc::Consent>, StoreError>;
+        async fn delete_consent(&mut self, tenant: &TenantId, user: &UserId, client: &crate::oidc::ClientId) -> Result<bool, StoreError>;
+        async fn revoke_client_grants(&mut self, tenant: &TenantId, user: &UserId, client: &crate::oidc::ClientId, now: OffsetDateTime) -> Result<u64, StoreError>;
     }
     #[async_trait]
     impl StoreTx for StoreTx {

@@ -16,6 +16,7 @@ mod idempotency;
 mod lifecycle;
 mod members;
 mod oauth_clients;
+mod oauth_consents;
 mod oidc;
 mod password_resets;
 mod profiles;
@@ -42,7 +43,10 @@ pub use idempotency::{IDEMPOTENCY_KEEP_FOR, IDEMPOTENCY_RUNNING_AT_MOST};
 pub use lifecycle::{EmailChange, RECOVERY_CODES};
 pub use members::{AddMember, AddedMember, MemberChange, UserRef};
 pub use oauth_clients::{CreatedOAuthClient, NewOAuthClient, CLIENT_SECRET_PREFIX};
-pub use oidc::{BrowserSession, ClientAuth, CodeRequest, IssuedTokens, Issuer, OAuthError};
+pub use oidc::{
+    BrowserSession, ClientAuth, CodeOutcome, CodeRequest, ConsentStep, IssuedTokens, Issuer,
+    OAuthError,
+};
 pub use password_resets::IssuedPasswordReset;
 pub use profiles::profile_etag;
 pub use sessions::SessionView;

@@ -28,6 +28,9 @@ pub struct NewOAuthClient {
     /// A tenant client's `client_credentials` scopes (confidential clients only); a
     /// platform client has none.
     pub scopes: BTreeSet<ScopeName>,
+    /// Whether sign-ins skip the consent page (the platform's or the tenant's own
+    /// application); `false` for a third-party application.
+    pub first_party: bool,
 }
 
 /// A registered client and, for a confidential one, its secret (shown this once).
@@ -149,6 +152,7 @@ impl Engine {
                 redirect_uris: input.redirect_uris,
                 post_logout_redirect_uris: input.post_logout_redirect_uris,
                 scopes: input.scopes,
+                first_party: input.first_party,
                 created_at: self.now(),
             };
             tx.insert_oauth_client(&client, secret.as_deref().map(hash_token))
@@ -160,6 +164,7 @@ impl Engine {
                     client_id: id.to_string(),
                     name: client.name.clone(),
                     client_type: client.client_type.as_str(),
+                    first_party: client.first_party,
                 },
             );
             self.commit(tx, &op, vec![event]).await?;
@@ -218,8 +223,9 @@ impl Engine {
         self.finish(op, result).await
     }
 
-    /// Deletes a client and every code and refresh token issued to it (the tokens it
-    /// holds stop refreshing; its access tokens expire within minutes).
+    /// Deletes a client with every code and refresh token issued to it and every
+    /// consent given to it (the tokens it holds stop refreshing; its access tokens
+    /// expire within minutes).
     ///
     /// # Errors
     /// As [`Engine::create_oauth_client`]'s access errors; `not_found`.

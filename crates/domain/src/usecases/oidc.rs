@@ -23,7 +23,8 @@ use crate::ids::{Assurance, ScopeName, SessionId, TenantId, UserId};
 use crate::model::Session;
 use crate::oidc::{
     access_claims, client_access_claims, grant_tenant, grant_token, id_claims, pkce_matches,
-    ClientId, ClientType, Grant, GrantKind, OAuthClient, Taken, TokenSubject, CODE_TTL, TOKEN_TTL,
+    ClientId, ClientType, Consent, Grant, GrantKind, OAuthClient, Taken, TokenSubject, CODE_TTL,
+    TOKEN_TTL,
 };
 use crate::ports::{Decisions, FactsQuery, StoreError, StoreTx, SubjectRef, TxScope};
 use crate::signing::{KeyVault, SigningAlgorithm, SigningKey};
@@ -38,6 +39,40 @@ pub struct CodeRequest {
     pub scope: String,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// Where the user's consent stands, for a third-party client.
+    pub consent: ConsentStep,
+}
+
+/// The consent a code request carries (issue 17: first-party clients skip consent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentStep {
+    /// The client is first-party: no consent is asked.
+    FirstParty,
+    /// A third-party client: a consent stored earlier that covers the scopes will do.
+    Stored,
+    /// A third-party client with `prompt=consent`: the user must be asked again.
+    Ask,
+    /// The user has just allowed the client on the consent page (a posted form).
+    Given,
+}
+
+/// What a code request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeOutcome {
+    /// The code, for the client's redirect URI.
+    Code(String),
+    /// The third-party client needs the user's consent first: nothing was issued.
+    ConsentRequired,
+}
+
+impl CodeOutcome {
+    /// The code, if one was issued.
+    pub fn into_code(self) -> Option<String> {
+        match self {
+            Self::Code(code) => Some(code),
+            Self::ConsentRequired => None,
+        }
+    }
 }
 
 /// What the token endpoint answers on success (RFC 6749 §5.1).
@@ -172,7 +207,9 @@ impl Engine {
     /// Issues a code to the browser session `session_token` for `request` (already
     /// checked against the client: redirect URI, PKCE, scopes), when `decide` lets the
     /// session's user sign in to the tenant. A tenant client signs in only its tenant's
-    /// members; anyone else is refused like an unknown user.
+    /// members; anyone else is refused like an unknown user. A third-party client needs
+    /// the user's consent to the scopes in the tenant: a stored one that covers them,
+    /// or the one just given, which is stored, audited and evented with the code.
     ///
     /// # Errors
     /// `unauthenticated` for a session that is not live; `invalid_credentials` when the
@@ -183,7 +220,7 @@ impl Engine {
         session_token: &str,
         request: &CodeRequest,
         request_id: &str,
-    ) -> Result<String, Error> {
+    ) -> Result<CodeOutcome, Error> {
         let now = self.now();
         let (session, session_id) = self
             .live_session(session_token, now)
@@ -221,6 +258,40 @@ impl Engine {
                 op.denied_by = Some("sign_in_refused");
                 return Err(Error::InvalidCredentials);
             }
+            let mut events = Vec::new();
+            match request.consent {
+                ConsentStep::FirstParty => {}
+                ConsentStep::Given => {
+                    tx.put_consent(&Consent {
+                        tenant: request.tenant.clone(),
+                        user: session.user_id,
+                        client: request.client.clone(),
+                        scope: request.scope.clone(),
+                        granted_at: now,
+                    })
+                    .await?;
+                    events.push(self.event(
+                        partition.clone(),
+                        format!("oauth_client/{}", request.client),
+                        EventData::OAuthConsentGranted {
+                            client_id: request.client.to_string(),
+                            user_id: session.user_id,
+                            scope: request.scope.clone(),
+                        },
+                    ));
+                }
+                ConsentStep::Stored | ConsentStep::Ask => {
+                    let covered = request.consent == ConsentStep::Stored
+                        && tx
+                            .get_consent(&request.tenant, &session.user_id, &request.client)
+                            .await?
+                            .is_some_and(|consent| consent.covers(&request.scope));
+                    if !covered {
+                        // Nothing decided yet: the user is asked; no record.
+                        return Ok(CodeOutcome::ConsentRequired);
+                    }
+                }
+            }
             let secret = self.ports.secrets.token();
             let code = grant_token(&request.tenant, &secret);
             let grant = Grant {
@@ -243,7 +314,7 @@ impl Engine {
                 revoked_at: None,
             };
             tx.insert_grant(&grant).await?;
-            let event = self.event(
+            events.push(self.event(
                 partition.clone(),
                 format!("oauth_client/{}", request.client),
                 EventData::OAuthCodeIssued {
@@ -251,10 +322,10 @@ impl Engine {
                     user_id: session.user_id,
                     session_id,
                 },
-            );
+            ));
             op.allowed_by = Some("sign_in");
-            self.commit(tx, &op, vec![event]).await?;
-            Ok(code)
+            self.commit(tx, &op, events).await?;
+            Ok(CodeOutcome::Code(code))
         }
         .await;
         self.finish(op, result).await

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use domain::ids::{Assurance, ScopeName, SessionId, TenantId, UserId};
 use domain::model::Session;
-use domain::oidc::{ClientId, ClientType, Grant, GrantKind, OAuthClient, Taken};
+use domain::oidc::{ClientId, ClientType, Consent, Grant, GrantKind, OAuthClient, Taken};
 use domain::ports::{OAuth, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -18,8 +18,8 @@ use crate::columns::Columns;
 use crate::rows::{SessionRow, Shape, SESSION_COLUMNS};
 use crate::{corrupt, Backend, Statement};
 
-const CLIENT_COLUMNS: &str =
-    "client_id, name, client_type, secret_hash, redirect_uris, post_logout_redirect_uris, created_at";
+const CLIENT_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, \
+    post_logout_redirect_uris, first_party, created_at";
 
 /// A client row of either table; `tenant_id` and `scopes` only in the tenant's.
 struct ClientRow {
@@ -31,6 +31,7 @@ struct ClientRow {
     redirect_uris: serde_json::Value,
     post_logout_redirect_uris: serde_json::Value,
     scopes: Option<serde_json::Value>,
+    first_party: bool,
     created_at: OffsetDateTime,
 }
 
@@ -76,6 +77,7 @@ impl ClientRow {
             } else {
                 None
             },
+            first_party: row.flag("first_party")?,
             created_at: row.time("created_at")?,
         })
     }
@@ -103,6 +105,7 @@ impl ClientRow {
                 "post-logout redirect uris",
             )?,
             scopes,
+            first_party: self.first_party,
             created_at: self.created_at,
         };
         Ok((client, self.secret_hash))
@@ -211,6 +214,40 @@ impl Shape for GrantRow {
     }
 }
 
+const CONSENT_COLUMNS: &str = "tenant_id, user_id, client_id, scope, granted_at";
+
+struct ConsentRow {
+    tenant_id: String,
+    user_id: Uuid,
+    client_id: String,
+    scope: String,
+    granted_at: OffsetDateTime,
+}
+
+impl Shape for ConsentRow {
+    type Value = Consent;
+
+    fn read<C: Columns + ?Sized>(row: &C) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant_id: row.text("tenant_id")?,
+            user_id: row.uuid("user_id")?,
+            client_id: row.text("client_id")?,
+            scope: row.text("scope")?,
+            granted_at: row.time("granted_at")?,
+        })
+    }
+
+    fn into_value(self) -> Result<Consent, StoreError> {
+        Ok(Consent {
+            tenant: crate::rows::tenant_id(&self.tenant_id)?,
+            user: UserId::from_generated(self.user_id),
+            client: ClientId::parse(&self.client_id).ok_or_else(|| corrupt("consent client"))?,
+            scope: self.scope,
+            granted_at: self.granted_at,
+        })
+    }
+}
+
 impl<B: Backend> SqlTx<B> {
     /// Refuses a client outside the transaction's scope: a platform client needs a
     /// platform transaction, a tenant client its tenant's.
@@ -243,7 +280,7 @@ impl<B: Backend> OAuth for SqlTx<B> {
                 .await?;
                 Statement::new(format!(
                     "insert into oauth_clients (tenant_id, {CLIENT_COLUMNS}, scopes) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 ))
                 .text(tenant.as_str())
             }
@@ -258,7 +295,7 @@ impl<B: Backend> OAuth for SqlTx<B> {
                 .await?;
                 Statement::new(format!(
                     "insert into platform_oauth_clients ({CLIENT_COLUMNS}) \
-                     values ($1, $2, $3, $4, $5, $6, $7)"
+                     values ($1, $2, $3, $4, $5, $6, $7, $8)"
                 ))
             }
         };
@@ -269,6 +306,7 @@ impl<B: Backend> OAuth for SqlTx<B> {
             .text_opt(secret_hash.as_deref())
             .json(&redirect_uris)
             .json(&logout_uris)
+            .flag(client.first_party)
             .time(client.created_at);
         let statement = if client.id.owner().is_some() {
             statement.json(&json_strings(client.scopes.iter().map(ScopeName::as_str)))
@@ -337,10 +375,13 @@ impl<B: Backend> OAuth for SqlTx<B> {
 
     async fn delete_oauth_client(&mut self, id: &ClientId) -> Result<bool, StoreError> {
         self.allow_client(id)?;
-        self.execute(
-            Statement::new("delete from oauth_grants where client_id = $1").text(&id.to_string()),
-        )
-        .await?;
+        for table in ["oauth_grants", "oauth_consents"] {
+            self.execute(
+                Statement::new(format!("delete from {table} where client_id = $1"))
+                    .text(&id.to_string()),
+            )
+            .await?;
+        }
         let statement = match id.owner() {
             Some(tenant) => {
                 Statement::new("delete from oauth_clients where tenant_id = $1 and client_id = $2")
@@ -457,6 +498,104 @@ impl<B: Backend> OAuth for SqlTx<B> {
                 "select {SESSION_COLUMNS} from sessions where session_id = $1"
             ))
             .id(id.as_uuid()),
+        )
+        .await
+    }
+
+    async fn get_consent(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<Option<Consent>, StoreError> {
+        self.scope.allow(tenant)?;
+        self.optional::<ConsentRow>(
+            Statement::new(format!(
+                "select {CONSENT_COLUMNS} from oauth_consents \
+                 where tenant_id = $1 and user_id = $2 and client_id = $3"
+            ))
+            .text(tenant.as_str())
+            .id(user.as_uuid())
+            .text(&client.to_string()),
+        )
+        .await
+    }
+
+    async fn put_consent(&mut self, consent: &Consent) -> Result<(), StoreError> {
+        self.scope.allow(&consent.tenant)?;
+        self.require_member(&consent.tenant, &consent.user).await?;
+        self.execute(
+            Statement::new(format!(
+                "insert into oauth_consents ({CONSENT_COLUMNS}) values ($1, $2, $3, $4, $5) \
+                 on conflict (tenant_id, user_id, client_id) \
+                 do update set scope = excluded.scope, granted_at = excluded.granted_at"
+            ))
+            .text(consent.tenant.as_str())
+            .id(consent.user.as_uuid())
+            .text(&consent.client.to_string())
+            .text(&consent.scope)
+            .time(consent.granted_at),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_consents(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Vec<Consent>, StoreError> {
+        self.scope.allow(tenant)?;
+        self.all::<ConsentRow>(
+            Statement::new(format!(
+                "select {CONSENT_COLUMNS} from oauth_consents \
+                 where tenant_id = $1 and user_id = $2 order by granted_at, client_id"
+            ))
+            .text(tenant.as_str())
+            .id(user.as_uuid()),
+        )
+        .await
+    }
+
+    async fn delete_consent(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<bool, StoreError> {
+        self.scope.allow(tenant)?;
+        Ok(self
+            .execute(
+                Statement::new(
+                    "delete from oauth_consents \
+                     where tenant_id = $1 and user_id = $2 and client_id = $3",
+                )
+                .text(tenant.as_str())
+                .id(user.as_uuid())
+                .text(&client.to_string()),
+            )
+            .await?
+            > 0)
+    }
+
+    async fn revoke_client_grants(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: &ClientId,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.scope.allow(tenant)?;
+        self.execute(
+            Statement::new(
+                "update oauth_grants set revoked_at = $4 \
+                 where tenant_id = $1 and user_id = $2 and client_id = $3 \
+                 and revoked_at is null",
+            )
+            .text(tenant.as_str())
+            .id(user.as_uuid())
+            .text(&client.to_string())
+            .time(now),
         )
         .await
     }

@@ -87,6 +87,15 @@ impl Members for MemTx {
             .retain(|(value_tenant, value_user, _), _| {
                 !(value_tenant == tenant && value_user == user)
             });
+        // Grants and consents reference the account, as in the schema (cascade).
+        self.working
+            .grants
+            .retain(|_, grant| !(&grant.tenant == tenant && &grant.user == user));
+        self.working
+            .consents
+            .retain(|(consent_tenant, consent_user, _), _| {
+                !(consent_tenant == tenant && consent_user == user)
+            });
         // A key outlives its creator's membership; it only forgets who made it.
         for (key, _) in self.working.api_keys.values_mut() {
             if &key.tenant == tenant && key.created_by.as_ref() == Some(user) {

@@ -2,7 +2,7 @@
 //! atomic because the whole transaction holds the store's lock.
 
 use super::*;
-use crate::oidc::{ClientId, Grant, GrantKind, OAuthClient, Taken};
+use crate::oidc::{ClientId, Consent, Grant, GrantKind, OAuthClient, Taken};
 use crate::ports::OAuth;
 
 impl MemTx {
@@ -65,6 +65,9 @@ impl OAuth for MemTx {
     async fn delete_oauth_client(&mut self, id: &ClientId) -> Result<bool, StoreError> {
         self.allow_client(id)?;
         self.working.grants.retain(|_, grant| &grant.client != id);
+        self.working
+            .consents
+            .retain(|(_, _, client), _| client != id);
         Ok(self.working.oauth_clients.remove(id).is_some())
     }
 
@@ -141,5 +144,92 @@ impl OAuth for MemTx {
             .find(|(_, details)| &details.id == id)
             .map(|(hash, _)| hash.clone());
         Ok(hash.and_then(|hash| self.working.sessions.get(&hash).cloned()))
+    }
+
+    async fn get_consent(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<Option<Consent>, StoreError> {
+        self.scope.allow(tenant)?;
+        Ok(self
+            .working
+            .consents
+            .get(&(tenant.clone(), *user, client.clone()))
+            .cloned())
+    }
+
+    async fn put_consent(&mut self, consent: &Consent) -> Result<(), StoreError> {
+        self.scope.allow(&consent.tenant)?;
+        if !self
+            .working
+            .members
+            .contains_key(&(consent.tenant.clone(), consent.user))
+        {
+            return Err(StoreError::Missing("member"));
+        }
+        self.working.consents.insert(
+            (consent.tenant.clone(), consent.user, consent.client.clone()),
+            consent.clone(),
+        );
+        Ok(())
+    }
+
+    async fn list_consents(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Vec<Consent>, StoreError> {
+        self.scope.allow(tenant)?;
+        let mut consents: Vec<Consent> = self
+            .working
+            .consents
+            .values()
+            .filter(|consent| &consent.tenant == tenant && &consent.user == user)
+            .cloned()
+            .collect();
+        consents.sort_by(|a, b| {
+            a.granted_at
+                .cmp(&b.granted_at)
+                .then_with(|| a.client.to_string().cmp(&b.client.to_string()))
+        });
+        Ok(consents)
+    }
+
+    async fn delete_consent(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<bool, StoreError> {
+        self.scope.allow(tenant)?;
+        Ok(self
+            .working
+            .consents
+            .remove(&(tenant.clone(), *user, client.clone()))
+            .is_some())
+    }
+
+    async fn revoke_client_grants(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: &ClientId,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.scope.allow(tenant)?;
+        let mut revoked = 0;
+        for grant in self.working.grants.values_mut() {
+            if &grant.tenant == tenant
+                && &grant.user == user
+                && &grant.client == client
+                && grant.revoked_at.is_none()
+            {
+                grant.revoked_at = Some(now);
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
     }
 }
