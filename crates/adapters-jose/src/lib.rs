@@ -9,7 +9,9 @@
 //! (`USER_ENGINE_KEY_ENCRYPTION_KEY_FILE`; `openssl rand -base64 32`). Without it a sealed
 //! key cannot be opened: the database alone never yields a private key.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -28,11 +30,27 @@ const SEAL_VERSION: u8 = 1;
 /// RSA modulus size (RFC 7518 §3.3 asks for at least 2048).
 const RSA_BITS: usize = 2048;
 
-/// Makes keys and seals their private parts under one key-encryption key.
+/// How many opened key pairs a vault keeps (two sign at a time; retired ones verify
+/// only, with their public halves).
+const OPENED_MAX: usize = 16;
+
+/// A private key opened and parsed, ready to sign.
+enum Opened {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// Makes keys and seals their private parts under one key-encryption key. Opened key
+/// pairs are kept in memory by id and sealed content, so a signature does not unseal
+/// and parse its key again (parsing an RSA key costs more than signing with it).
 pub struct SealingVault {
     key: LessSafeKey,
     random: SystemRandom,
+    opened: Mutex<HashMap<SealedId, Arc<Opened>>>,
 }
+
+/// A stored key's id and sealed private part: what an opened pair is kept under.
+type SealedId = (String, Vec<u8>);
 
 impl std::fmt::Debug for SealingVault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +75,7 @@ impl SealingVault {
         Ok(Self {
             key: LessSafeKey::new(key),
             random: SystemRandom::new(),
+            opened: Mutex::new(HashMap::new()),
         })
     }
 
@@ -131,6 +150,37 @@ impl SealingVault {
             )
             .map_err(|_| refused())?;
         Ok(plain.to_vec())
+    }
+
+    /// `key`'s pair, opened and parsed once and then kept.
+    fn opened_pair(&self, key: &SigningKey) -> Result<Arc<Opened>, KeyError> {
+        let id = (key.kid.clone(), key.sealed_private.clone());
+        if let Some(pair) = self
+            .opened
+            .lock()
+            .ok()
+            .and_then(|kept| kept.get(&id).cloned())
+        {
+            return Ok(pair);
+        }
+        let private = self.open(key)?;
+        let failed = || KeyError(format!("signing key {} does not parse", key.kid));
+        let pair = Arc::new(match key.algorithm {
+            SigningAlgorithm::Rs256 => {
+                Opened::Rsa(RsaKeyPair::from_pkcs8(&private).map_err(|_| failed())?)
+            }
+            SigningAlgorithm::Es256 => Opened::Ec(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &private, &self.random)
+                    .map_err(|_| failed())?,
+            ),
+        });
+        if let Ok(mut kept) = self.opened.lock() {
+            if kept.len() >= OPENED_MAX {
+                kept.clear();
+            }
+            kept.insert(id, Arc::clone(&pair));
+        }
+        Ok(pair)
     }
 
     fn seal(
@@ -223,11 +273,10 @@ impl KeyVault for SealingVault {
                 .map_err(|error| KeyError(format!("claims not encoded: {error}")))
         };
         let input = format!("{}.{}", encode(&header)?, encode(claims)?);
-        let private = self.open(key)?;
         let failed = || KeyError(format!("signing with key {} failed", key.kid));
-        let signature = match key.algorithm {
-            SigningAlgorithm::Rs256 => {
-                let pair = RsaKeyPair::from_pkcs8(&private).map_err(|_| failed())?;
+        let opened = self.opened_pair(key)?;
+        let signature = match opened.as_ref() {
+            Opened::Rsa(pair) => {
                 let mut signature = vec![0; pair.public().modulus_len()];
                 pair.sign(
                     &RSA_PKCS1_SHA256,
@@ -238,14 +287,11 @@ impl KeyVault for SealingVault {
                 .map_err(|_| failed())?;
                 signature
             }
-            SigningAlgorithm::Es256 => {
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &private, &self.random)
-                    .map_err(|_| failed())?
-                    .sign(&self.random, input.as_bytes())
-                    .map_err(|_| failed())?
-                    .as_ref()
-                    .to_vec()
-            }
+            Opened::Ec(pair) => pair
+                .sign(&self.random, input.as_bytes())
+                .map_err(|_| failed())?
+                .as_ref()
+                .to_vec(),
         };
         Ok(format!("{input}.{}", b64(&signature)))
     }

@@ -24,7 +24,8 @@ use axum::routing::get;
 use axum::Router;
 use domain::ids::{Assurance, Email, TenantId};
 use domain::oidc::{
-    challenge_well_formed, parse_openid_scopes, ClientType, OAuthClient, PARAMETER_MAX,
+    challenge_well_formed, parse_openid_scopes, ClientType, OAuthClient, OPENID_SCOPES,
+    PARAMETER_MAX,
 };
 use domain::usecases::{
     BrowserSession, Caller, CodeOutcome, CodeRequest, ConsentStep, SessionOrigin,
@@ -566,10 +567,11 @@ fn scope_description(scope: &str) -> &'static str {
 }
 
 fn consent_page(request: &AuthRequest, csrf: &Csrf, tenant: &TenantId) -> Response {
-    let can: String = request
-        .scope
-        .split(' ')
-        .filter(|scope| !scope.is_empty())
+    // In the provider's order (openid first), whatever order the request gave.
+    let asked: Vec<&str> = request.scope.split(' ').collect();
+    let can: String = OPENID_SCOPES
+        .iter()
+        .filter(|scope| asked.contains(scope))
         .map(|scope| format!("<li>{}</li>", escape(scope_description(scope))))
         .collect();
     // The tenant rides in the request, so the post names the workspace asked about.
