@@ -1196,7 +1196,130 @@ async fn the_sign_in_page_is_throttled_across_nodes(store: StoreKind) {
     assert_status_page(&right, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// A form post to a provider endpoint as a public client (`client_id` alone).
+async fn provider_post(
+    app: &TestApp,
+    path: &str,
+    client_id: &str,
+    token: &str,
+) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(format!("http://{}{path}", app.address))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(format!(
+            "token={}&client_id={}",
+            encode(token),
+            encode(client_id)
+        ))
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Whether the store still holds the refresh token `token` of `tenant` (live or not).
+async fn grant_kept(app: &TestApp, tenant: &str, token: &str) -> bool {
+    let tenant = domain::ids::TenantId::parse(tenant).expect("tenant");
+    let mut tx = app
+        .store()
+        .begin(domain::ports::TxScope::Tenant(tenant.clone()))
+        .await
+        .expect("tx");
+    tx.get_grant(
+        &tenant,
+        domain::oidc::GrantKind::Refresh,
+        &domain::usecases::hash_token(token),
+    )
+    .await
+    .expect("read")
+    .is_some()
+}
+
+/// A client's tokens are its own: another client's introspection sees nothing and its
+/// revocation changes nothing; a platform client's sign-ins in two tenants are two
+/// grants, and deleting the client deletes both.
+async fn tokens_are_their_clients_own_and_go_with_it(store: StoreKind) {
+    let (app, _keys) = spawn_provider(store).await;
+    let root = app.root_token().await;
+    let (acme_admin, _) = tenant_with_admin(&app, &root, "acme").await;
+    let (globex_admin, _) = tenant_with_admin(&app, &root, "globex").await;
+    let ada = new_user(&app, &root, "ada@example.com", PASSWORD).await;
+    add_member(&app, &acme_admin, "acme", &ada, json!([])).await;
+    add_member(&app, &globex_admin, "globex", &ada, json!([])).await;
+    let register = |path: &'static str, token: String| {
+        let app = &app;
+        async move {
+            let reply = app
+                .post(
+                    path,
+                    &token,
+                    json!({ "name": "App", "type": "public", "redirect_uris": [REDIRECT] }),
+                )
+                .await;
+            assert_status(&reply, StatusCode::CREATED);
+            text(&reply.body, "client_id").to_owned()
+        }
+    };
+    let portal = register("/v1/oauth-clients", root.clone()).await;
+    let acme_app = register("/v1/tenants/acme/oauth-clients", acme_admin.clone()).await;
+
+    let mut browser = Browser::new(&app);
+    let signed_in = sign_in(
+        &mut browser,
+        &authorize_path(&portal, "&tenant=acme"),
+        "ada@example.com",
+        PASSWORD,
+    )
+    .await;
+    let back = browser.get(&signed_in.location()).await;
+    let in_acme = redeem(&app, &portal, &back.location()).await;
+    let back = browser
+        .get(&authorize_path(&portal, "&tenant=globex"))
+        .await;
+    let in_globex = redeem(&app, &portal, &back.location()).await;
+    let token = |tokens: &Value, name: &str| tokens[name].as_str().expect(name).to_owned();
+    let (acme_access, acme_refresh) = (
+        token(&in_acme, "access_token"),
+        token(&in_acme, "refresh_token"),
+    );
+    let globex_refresh = token(&in_globex, "refresh_token");
+
+    // The client itself sees its tokens; the tenant's client sees nothing of them.
+    for owned in [&acme_access, &acme_refresh] {
+        let (status, body) = provider_post(&app, "/oauth2/introspect", &portal, owned).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["active"], true, "{body}");
+        assert_eq!(body["tenant"], "acme", "{body}");
+        let (status, body) = provider_post(&app, "/oauth2/introspect", &acme_app, owned).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({ "active": false }));
+    }
+    // Another client's revocation is answered 200 (RFC 7009 §2.2) and changes nothing.
+    let (status, _) = provider_post(&app, "/oauth2/revoke", &acme_app, &acme_refresh).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = refresh(&app, &portal, &acme_refresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let acme_refresh = token(&body, "refresh_token");
+
+    // Deleting the platform client deletes its grants in every tenant.
+    assert!(grant_kept(&app, "acme", &acme_refresh).await);
+    assert!(grant_kept(&app, "globex", &globex_refresh).await);
+    let deleted = tests::http::delete(&app, &format!("/v1/oauth-clients/{portal}"), &root).await;
+    assert_status(&deleted, StatusCode::NO_CONTENT);
+    assert!(!grant_kept(&app, "acme", &acme_refresh).await);
+    assert!(!grant_kept(&app, "globex", &globex_refresh).await);
+    let (status, body) = refresh(&app, &portal, &globex_refresh).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_client");
+}
+
 tests::on_both_stores!(
+    tokens_are_their_clients_own_and_go_with_it,
     a_third_party_client_asks_for_consent_once_and_the_member_can_revoke_it,
     the_sign_in_page_is_throttled_across_nodes,
     the_code_flow_runs_through_the_hosted_pages,

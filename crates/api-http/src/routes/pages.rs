@@ -27,9 +27,7 @@ use domain::oidc::{
     challenge_well_formed, parse_openid_scopes, ClientType, OAuthClient, OPENID_SCOPES,
     PARAMETER_MAX,
 };
-use domain::usecases::{
-    BrowserSession, Caller, CodeOutcome, CodeRequest, ConsentStep, SessionOrigin,
-};
+use domain::usecases::{Caller, CodeOutcome, CodeRequest, ConsentStep, SessionOrigin};
 
 use super::provider::{percent_encode, provider, FormParams};
 use crate::app::AppState;
@@ -537,13 +535,14 @@ fn totp_page(request: &AuthRequest, csrf: &Csrf, failed: bool) -> Response {
     page(status, "Two-step verification", &body, csrf)
 }
 
-fn tenant_page(request: &AuthRequest, csrf: &Csrf, tenants: &[TenantId]) -> Response {
+fn tenant_page(request: &AuthRequest, csrf: &Csrf, tenants: &[(TenantId, String)]) -> Response {
     let choices: String = tenants
         .iter()
-        .map(|tenant| {
+        .map(|(tenant, name)| {
             format!(
-                r#"<button type="submit" name="tenant" value="{id}">{id}</button>"#,
-                id = escape(tenant.as_str())
+                r#"<button type="submit" name="tenant" value="{id}">{name} <span class="id">({id})</span></button>"#,
+                id = escape(tenant.as_str()),
+                name = escape(name),
             )
         })
         .collect();
@@ -656,7 +655,7 @@ async fn proceed(
     let tenant = match &request.tenant {
         Some(tenant) => tenant.clone(),
         None => {
-            let tenants = active_tenants(state, token, &session).await?;
+            let tenants = state.engine.sign_in_choices(&session.user).await?;
             match tenants.as_slice() {
                 [] => {
                     return Ok(request.back_with(
@@ -667,7 +666,7 @@ async fn proceed(
                         issuer,
                     ))
                 }
-                [only] if !request.select_account => only.clone(),
+                [(only, _)] if !request.select_account => only.clone(),
                 _ if request.prompt_none => {
                     return Ok(request.back_with(
                         &[
@@ -725,33 +724,6 @@ async fn proceed(
         )),
         Err(error) => Err(error.into()),
     }
-}
-
-/// The tenants the session's user has an active account in, by id.
-async fn active_tenants(
-    state: &AppState,
-    token: &str,
-    session: &BrowserSession,
-) -> Result<Vec<TenantId>, ApiError> {
-    let principal = state.engine.authenticate(token).await?;
-    let caller = Caller {
-        principal,
-        request_id: request_id(),
-    };
-    let me = state.engine.me(&caller).await?;
-    let mut tenants = Vec::new();
-    for member in me.memberships {
-        if member.state == domain::model::AccountState::Active
-            && state
-                .engine
-                .sign_in_allowed(&session.user, &member.tenant)
-                .await?
-        {
-            tenants.push(member.tenant);
-        }
-    }
-    tenants.sort();
-    Ok(tenants)
 }
 
 /// A posted form, with its CSRF token checked against the cookie; a refusal is the

@@ -359,6 +359,34 @@ impl Engine {
         self.may_sign_in(tx.as_mut(), tenant, user).await
     }
 
+    /// The tenants `user` may sign in to now (as [`Engine::sign_in_allowed`] says), by
+    /// id, with their display names: the hosted pages' tenant choice. No audit: nothing
+    /// is decided for anyone but the user, and the code that follows is audited.
+    ///
+    /// # Errors
+    /// `internal` when the store fails.
+    pub async fn sign_in_choices(&self, user: &UserId) -> Result<Vec<(TenantId, String)>, Error> {
+        let memberships = {
+            let mut tx = self.begin(TxScope::Platform).await?;
+            tx.memberships_of(user).await?
+        };
+        let mut choices = Vec::new();
+        for member in memberships {
+            if member.state != crate::model::AccountState::Active {
+                continue;
+            }
+            let mut tx = self.begin(TxScope::Tenant(member.tenant.clone())).await?;
+            if !self.may_sign_in(tx.as_mut(), &member.tenant, user).await? {
+                continue;
+            }
+            if let Some(tenant) = tx.get_tenant(&member.tenant).await? {
+                choices.push((member.tenant, tenant.display_name.as_str().to_owned()));
+            }
+        }
+        choices.sort();
+        Ok(choices)
+    }
+
     /// The live session `token` opens, with its public id.
     async fn live_session(
         &self,
