@@ -529,6 +529,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::expect_used, reason = "a literal that parses")]
     fn a_consent_covers_the_scopes_it_allowed_and_no_more() {
         let consent = Consent {
             tenant: TenantId::parse("acme").expect("tenant"),

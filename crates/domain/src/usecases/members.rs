@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::tenants::tenant_check;
+use super::tenants::{member_or_self_check, tenant_check};
 use super::{hash_token, paginate, user_target, Caller, Check, Engine, Op};
 use crate::audit::Partition;
 use crate::authz::{DecisionFacts, Reason};
@@ -318,12 +318,7 @@ impl Engine {
             self.check(
                 tx.as_mut(),
                 &mut op,
-                Check {
-                    tenant: Some(tenant),
-                    scope: scopes::MEMBERS_READ,
-                    target: Some(user),
-                    self_service: true,
-                },
+                member_or_self_check(tenant, scopes::MEMBERS_READ, user),
             )
             .await?;
             tx.get_member(tenant, user)

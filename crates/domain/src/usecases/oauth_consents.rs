@@ -3,7 +3,8 @@
 //! Revoking a consent also revokes every code and refresh token of the member's that the
 //! client holds in the tenant, so its next refresh fails and its next sign-in asks again.
 
-use super::{user_target, Caller, Check, Engine};
+use super::tenants::member_or_self_check;
+use super::{user_target, Caller, Engine};
 use crate::audit::Partition;
 use crate::catalog::scopes;
 use crate::error::Error;
@@ -36,12 +37,7 @@ impl Engine {
             self.check(
                 tx.as_mut(),
                 &mut op,
-                Check {
-                    tenant: Some(tenant),
-                    scope: scopes::MEMBERS_READ,
-                    target: Some(user),
-                    self_service: true,
-                },
+                member_or_self_check(tenant, scopes::MEMBERS_READ, user),
             )
             .await?;
             if tx.get_member(tenant, user).await?.is_none() {
@@ -78,12 +74,7 @@ impl Engine {
             self.check(
                 tx.as_mut(),
                 &mut op,
-                Check {
-                    tenant: Some(tenant),
-                    scope: scopes::MEMBERS_WRITE,
-                    target: Some(user),
-                    self_service: true,
-                },
+                member_or_self_check(tenant, scopes::MEMBERS_WRITE, user),
             )
             .await?;
             if tx.get_member(tenant, user).await?.is_none() {

@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::tenants::member_or_self_check;
 use super::{user_target, Caller, Check, Engine, Op};
 use crate::audit::{AuditTarget, Partition};
 use crate::catalog::scopes;
@@ -122,12 +123,7 @@ impl Engine {
             self.check(
                 tx.as_mut(),
                 &mut op,
-                Check {
-                    tenant: Some(tenant),
-                    scope: scopes::PROFILES_READ,
-                    target: Some(user),
-                    self_service: true,
-                },
+                member_or_self_check(tenant, scopes::PROFILES_READ, user),
             )
             .await?;
             if tx.get_member(tenant, user).await?.is_none() {

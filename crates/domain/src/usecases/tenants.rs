@@ -9,7 +9,7 @@ use crate::catalog::{default_bindings, default_enabled_scopes, scopes};
 use crate::cursor::{self, List};
 use crate::error::Error;
 use crate::event::EventData;
-use crate::ids::{DisplayName, RoleName, ScopeName, TenantId};
+use crate::ids::{DisplayName, RoleName, ScopeName, TenantId, UserId};
 use crate::model::{AccountState, Member, Tenant, TenantState};
 use crate::ports::{FactsQuery, Page, StoreError, TxScope};
 
@@ -452,5 +452,20 @@ pub(super) fn tenant_check<'a>(tenant: &'a TenantId, scope: &'static str) -> Che
         scope,
         target: None,
         self_service: false,
+    }
+}
+
+/// The check of an operation on one member that the member may also do on themselves
+/// (`scope` for others, self-service for their own).
+pub(super) fn member_or_self_check<'a>(
+    tenant: &'a TenantId,
+    scope: &'static str,
+    member: &'a UserId,
+) -> Check<'a> {
+    Check {
+        tenant: Some(tenant),
+        scope,
+        target: Some(member),
+        self_service: true,
     }
 }
