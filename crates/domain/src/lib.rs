@@ -16,6 +16,7 @@ pub mod model;
 pub mod oidc;
 pub mod ports;
 pub mod relay;
+pub mod scim;
 pub mod signing;
 pub mod usecases;
 pub mod webhook;
