@@ -62,7 +62,7 @@ async fn discovery(State(state): State<AppState>) -> Result<Response, ApiError> 
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr",
             "amr", "sid", "tenant", "email", "email_verified", "at_hash", "azp"],
         "acr_values_supported": ["aal1", "aal2"],
-        "prompt_values_supported": ["none", "login"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
         "claims_parameter_supported": false,
         "request_parameter_supported": false,

@@ -755,22 +755,24 @@ impl Engine {
             .map_err(|error| {
                 OAuthError::Server(Error::Store(StoreError::Unavailable(error.to_string())))
             })?;
-        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
-        tx.append_audit(crate::audit::AuditDraft {
-            id: self.audit_id(),
-            at: now,
-            partition: Partition::Tenant(tenant.clone()),
-            actor: crate::audit::Actor {
-                kind: crate::audit::ActorType::OAuthClient,
-                id: client.id.to_string(),
+        // Recorded as the client acting for itself, like every operation: one allowed
+        // record and the event, committed together.
+        let caller = Caller {
+            principal: Principal::Client {
+                client: client.id.clone(),
+                tenant: tenant.clone(),
+                scopes: granted.clone(),
             },
-            action: "oauth.token.issue",
-            target: client_target(&client.id),
-            outcome: crate::audit::Outcome::Allowed,
-            reason: "client_credentials".to_owned(),
             request_id: request_id.to_owned(),
-        })
-        .await?;
+        };
+        let mut op = self.op(
+            &caller,
+            "oauth.token.issue",
+            client_target(&client.id),
+            Partition::Tenant(tenant.clone()),
+        );
+        op.allowed_by = Some("client_credentials");
+        let tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
         let event = self.event(
             Partition::Tenant(tenant.clone()),
             format!("oauth_client/{}", client.id),
@@ -780,8 +782,7 @@ impl Engine {
                 grant_type: "client_credentials",
             },
         );
-        tx.append_event(event).await?;
-        tx.commit().await?;
+        self.commit(tx, &op, vec![event]).await?;
         Ok(IssuedTokens {
             access_token,
             id_token: None,
