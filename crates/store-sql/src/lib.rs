@@ -19,6 +19,7 @@ pub mod columns;
 pub mod constraints;
 pub mod facts;
 pub mod rows;
+pub mod scim_filter;
 pub mod statement;
 pub mod tx;
 
