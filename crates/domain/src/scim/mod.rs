@@ -2,3 +2,4 @@
 //! evaluating what a SCIM client sends, with no HTTP or SQL in sight.
 
 pub mod filter;
+pub mod schema;
