@@ -2,4 +2,6 @@
 //! evaluating what a SCIM client sends, with no HTTP or SQL in sight.
 
 pub mod filter;
+pub mod patch;
 pub mod schema;
+pub mod user;
