@@ -35,6 +35,11 @@ pub trait Backend: Send + 'static {
     /// where several workers run at once, empty where one writer serialises them.
     const SKIP_LOCKED: &'static str;
 
+    /// What ends a `select` that locks the rows a statement will change, in its order:
+    /// ` for update` where writers run at once (so that two of them lock a set of rows
+    /// in the same order and cannot deadlock), empty where one writer serialises them.
+    const FOR_UPDATE: &'static str;
+
     /// Runs a statement that changes rows, in the transaction's writing phase; the
     /// number of rows it changed.
     ///

@@ -1105,12 +1105,14 @@ async fn a_third_party_client_asks_for_consent_once_and_the_member_can_revoke_it
         .map(|(_, body)| body)
         .collect();
     assert_eq!(won.len(), 1, "{answers:?}");
-    assert!(answers
-        .iter()
-        .filter(|(status, _)| *status != StatusCode::OK)
-        .all(
-            |(status, body)| *status == StatusCode::BAD_REQUEST && body["error"] == "invalid_grant"
-        ));
+    assert!(
+        answers
+            .iter()
+            .filter(|(status, _)| *status != StatusCode::OK)
+            .all(|(status, body)| *status == StatusCode::BAD_REQUEST
+                && body["error"] == "invalid_grant"),
+        "{answers:?}"
+    );
     let rotated = won[0]["refresh_token"]
         .as_str()
         .expect("rotated")

@@ -107,6 +107,7 @@ impl Backend for PgBackend {
     const CHECKS_BEFORE_WRITE: bool = false;
     const BYTEWISE: &'static str = " collate \"C\"";
     const SKIP_LOCKED: &'static str = " for update skip locked";
+    const FOR_UPDATE: &'static str = " for update";
 
     async fn execute(&mut self, statement: Statement) -> Result<u64, StoreError> {
         query(self.pooling, &statement.sql, statement.values)

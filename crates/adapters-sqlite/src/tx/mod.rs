@@ -168,6 +168,7 @@ impl Backend for SqliteBackend {
     /// SQLite's default collation (`BINARY`) is bytewise.
     const BYTEWISE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
+    const FOR_UPDATE: &'static str = "";
 
     /// On the writer.
     async fn execute(&mut self, statement: Statement) -> Result<u64, StoreError> {

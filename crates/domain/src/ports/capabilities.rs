@@ -269,6 +269,12 @@ pub trait Authentication: Send {
     /// The session whose token hashes to `token_hash`, expired or not.
     async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError>;
 
+    /// [`Authentication::find_session`] with the session's details (its public id).
+    async fn find_session_details(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<(Session, SessionDetails)>, StoreError>;
+
     /// Replaces the expiry, last-seen time and `aal2_until` of the session
     /// `session.token_hash` names.
     async fn update_session(&mut self, session: &Session) -> Result<(), StoreError>;

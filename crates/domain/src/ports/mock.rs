@@ -67,6 +67,7 @@ mockall::mock! {
         async fn list_sessions_of(&mut self, user: &UserId) -> Result<Vec<(Session, SessionDetails)>, StoreError>;
         async fn delete_session_by_id(&mut self, user: &UserId, id: &SessionId) -> Result<bool, StoreError>;
         async fn find_session(&mut self, token_hash: &str) -> Result<Option<Session>, StoreError>;
+        async fn find_session_details(&mut self, token_hash: &str) -> Result<Option<(Session, SessionDetails)>, StoreError>;
         async fn update_session(&mut self, session: &Session) -> Result<(), StoreError>;
         async fn delete_session(&mut self, token_hash: &str) -> Result<bool, StoreError>;
         async fn delete_sessions_of(&mut self, user: &UserId, keep: Option<String>) -> Result<u64, StoreError>;

@@ -394,20 +394,11 @@ impl Engine {
         now: OffsetDateTime,
     ) -> Result<Option<(Session, SessionId)>, Error> {
         let mut tx = self.begin(TxScope::Platform).await?;
-        let Some(session) = tx
-            .find_session(&hash_token(token))
+        Ok(tx
+            .find_session_details(&hash_token(token))
             .await?
-            .filter(|session| self.session_alive(session, now))
-        else {
-            return Ok(None);
-        };
-        let id = tx
-            .list_sessions_of(&session.user_id)
-            .await?
-            .into_iter()
-            .find(|(listed, _)| listed.token_hash == session.token_hash)
-            .map(|(_, details)| details.id);
-        Ok(id.map(|id| (session, id)))
+            .filter(|(session, _)| self.session_alive(session, now))
+            .map(|(session, details)| (session, details.id)))
     }
 
     /// Whether `decide` lets `user` sign in to `tenant`: their own reading of it, with an

@@ -122,6 +122,19 @@ impl<B: Backend> Authentication for SqlTx<B> {
         .await
     }
 
+    async fn find_session_details(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<(Session, SessionDetails)>, StoreError> {
+        self.optional::<SessionDetailsRow>(
+            Statement::new(format!(
+                "select {SESSION_DETAILS_COLUMNS} from sessions where token_hash = $1"
+            ))
+            .text(token_hash),
+        )
+        .await
+    }
+
     async fn update_session(&mut self, session: &Session) -> Result<(), StoreError> {
         self.execute(
             Statement::new(

@@ -90,6 +90,18 @@ impl Authentication for MemTx {
         Ok(self.working.sessions.get(token_hash).cloned())
     }
 
+    async fn find_session_details(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<(Session, SessionDetails)>, StoreError> {
+        Ok(self
+            .working
+            .sessions
+            .get(token_hash)
+            .cloned()
+            .zip(self.working.session_details.get(token_hash).cloned()))
+    }
+
     async fn update_session(&mut self, session: &Session) -> Result<(), StoreError> {
         if self.working.sessions.contains_key(&session.token_hash) {
             self.working
