@@ -288,6 +288,26 @@ async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (StatusCode, Val
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Of concurrent uses of one single-use grant: the one answer with tokens, after
+/// checking that every other answer is `invalid_grant`.
+fn only_winner(answers: &[(StatusCode, Value)]) -> &Value {
+    let won: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|(status, _)| *status != StatusCode::OK)
+            .all(|(status, body)| *status == StatusCode::BAD_REQUEST
+                && body["error"] == "invalid_grant"),
+        "{answers:?}"
+    );
+    won[0]
+}
+
 async fn decision(app: &TestApp, admin: &str, access_token: &str) -> Value {
     let reply = app
         .post(
@@ -514,28 +534,15 @@ async fn the_code_flow_runs_through_the_hosted_pages(store: StoreKind) {
         }
     }))
     .await;
-    let won: Vec<&Value> = answers
-        .iter()
-        .filter(|(status, _)| *status == StatusCode::OK)
-        .map(|(_, body)| body)
-        .collect();
-    assert_eq!(won.len(), 1, "{answers:?}");
-    assert!(
-        answers
-            .iter()
-            .filter(|(status, _)| *status != StatusCode::OK)
-            .all(|(status, body)| *status == StatusCode::BAD_REQUEST
-                && body["error"] == "invalid_grant"),
-        "{answers:?}"
-    );
-    let access_token = won[0]["access_token"]
+    let winner = only_winner(&answers);
+    let access_token = winner["access_token"]
         .as_str()
         .expect("access token")
         .to_owned();
-    assert_eq!(won[0]["token_type"], "Bearer");
+    assert_eq!(winner["token_type"], "Bearer");
 
     // PyJWT, a second library no one here wrote, verifies both tokens against the JWKS.
-    let id_token = won[0]["id_token"].as_str().expect("id token").to_owned();
+    let id_token = winner["id_token"].as_str().expect("id token").to_owned();
     let verdicts = pyjwt_verdicts(
         &app,
         &issuer,
@@ -1099,21 +1106,8 @@ async fn a_third_party_client_asks_for_consent_once_and_the_member_can_revoke_it
         .to_owned();
     let answers =
         futures::future::join_all((0..20).map(|_| refresh(&app, &client_id, &refresh_token))).await;
-    let won: Vec<&Value> = answers
-        .iter()
-        .filter(|(status, _)| *status == StatusCode::OK)
-        .map(|(_, body)| body)
-        .collect();
-    assert_eq!(won.len(), 1, "{answers:?}");
-    assert!(
-        answers
-            .iter()
-            .filter(|(status, _)| *status != StatusCode::OK)
-            .all(|(status, body)| *status == StatusCode::BAD_REQUEST
-                && body["error"] == "invalid_grant"),
-        "{answers:?}"
-    );
-    let rotated = won[0]["refresh_token"]
+    let winner = only_winner(&answers);
+    let rotated = winner["refresh_token"]
         .as_str()
         .expect("rotated")
         .to_owned();

@@ -249,6 +249,27 @@ impl Shape for ConsentRow {
 }
 
 impl<B: Backend> SqlTx<B> {
+    /// Locks the codes of the families `condition` selects (in family order), binding
+    /// its placeholders with `bind`. Every change to a family (a take, a revocation)
+    /// takes this lock first, so changes to one family take turns: under PostgreSQL's
+    /// read committed an update that waited for a row keeps it locked even when it then
+    /// finds the row spent, and revocations meeting a family's rows in different orders
+    /// deadlocked.
+    async fn lock_family_codes(
+        &mut self,
+        condition: &str,
+        bind: impl FnOnce(Statement) -> Statement + Send,
+    ) -> Result<(), StoreError> {
+        self.backend
+            .fetch_writing(bind(Statement::new(format!(
+                "select token_hash from oauth_grants where kind = 'code' and {condition} \
+                 order by family_id{}",
+                B::FOR_UPDATE
+            ))))
+            .await
+            .map(|_| ())
+    }
+
     /// Refuses a client outside the transaction's scope: a platform client needs a
     /// platform transaction, a tenant client its tenant's.
     fn allow_client(&self, id: &ClientId) -> Result<(), StoreError> {
@@ -432,23 +453,12 @@ impl<B: Backend> OAuth for SqlTx<B> {
         now: OffsetDateTime,
     ) -> Result<Taken, StoreError> {
         self.scope.allow(tenant)?;
-        // The family's code is locked first, as every change to a family does
-        // (`revoke_grant_family`): under PostgreSQL's read committed, an update that
-        // waited for a row keeps it locked even when it then finds the row spent, so a
-        // take and a revocation of one family must take their locks in one order.
-        self.backend
-            .fetch_writing(
-                Statement::new(format!(
-                    "select token_hash from oauth_grants \
-                     where tenant_id = $1 and kind = 'code' and family_id = (\
-                         select family_id from oauth_grants \
-                         where tenant_id = $1 and token_hash = $2){}",
-                    B::FOR_UPDATE
-                ))
-                .text(tenant.as_str())
-                .text(token_hash),
-            )
-            .await?;
+        self.lock_family_codes(
+            "tenant_id = $1 and family_id = (\
+                 select family_id from oauth_grants where tenant_id = $1 and token_hash = $2)",
+            |statement| statement.text(tenant.as_str()).text(token_hash),
+        )
+        .await?;
         let taken = self
             .backend
             .fetch_writing(
@@ -497,21 +507,10 @@ impl<B: Backend> OAuth for SqlTx<B> {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         self.scope.allow(tenant)?;
-        // Every change to a family first locks the family's code, one row (`take_grant`
-        // does too): revokers and takers of one family (every spent refresh token coming
-        // back at once) then take turns instead of locking the family's rows in whatever
-        // order they meet them, which deadlocks on PostgreSQL.
-        self.backend
-            .fetch_writing(
-                Statement::new(format!(
-                    "select token_hash from oauth_grants \
-                     where tenant_id = $1 and family_id = $2 and kind = 'code'{}",
-                    B::FOR_UPDATE
-                ))
-                .text(tenant.as_str())
-                .id(&family),
-            )
-            .await?;
+        self.lock_family_codes("tenant_id = $1 and family_id = $2", |statement| {
+            statement.text(tenant.as_str()).id(&family)
+        })
+        .await?;
         self.execute(
             Statement::new(
                 "update oauth_grants set revoked_at = $3 \
@@ -618,21 +617,16 @@ impl<B: Backend> OAuth for SqlTx<B> {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         self.scope.allow(tenant)?;
-        // The families' codes are locked first, in family order, as
-        // `revoke_grant_family` locks its one, so the two take turns.
-        self.backend
-            .fetch_writing(
-                Statement::new(format!(
-                    "select token_hash from oauth_grants \
-                     where tenant_id = $1 and user_id = $2 and client_id = $3 \
-                     and kind = 'code' order by family_id{}",
-                    B::FOR_UPDATE
-                ))
-                .text(tenant.as_str())
-                .id(user.as_uuid())
-                .text(&client.to_string()),
-            )
-            .await?;
+        self.lock_family_codes(
+            "tenant_id = $1 and user_id = $2 and client_id = $3",
+            |statement| {
+                statement
+                    .text(tenant.as_str())
+                    .id(user.as_uuid())
+                    .text(&client.to_string())
+            },
+        )
+        .await?;
         self.execute(
             Statement::new(
                 "update oauth_grants set revoked_at = $4 \
