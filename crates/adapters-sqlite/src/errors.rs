@@ -50,6 +50,14 @@ const UNIQUE_KEYS: &[(&str, &str)] = &[
     ),
     ("accounts.tenant_id, accounts.user_id", "accounts_pkey"),
     (
+        "scim_users.tenant_id, scim_users.user_name_key",
+        "scim_users_user_name_unique",
+    ),
+    (
+        "scim_groups.tenant_id, scim_groups.display_name_key",
+        "scim_groups_display_name_unique",
+    ),
+    (
         "memberships.tenant_id, memberships.user_id, memberships.role",
         "memberships_pkey",
     ),

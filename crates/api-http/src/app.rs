@@ -220,6 +220,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let api = api
         .merge(crate::routes::provider::routes())
         .merge(crate::routes::pages::routes())
+        .merge(crate::scim::routes())
         .merge(extra)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async {
@@ -241,8 +242,15 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             crate::idempotency::middleware,
         ))
         // Outside idempotency, so a malformed `Idempotency-Key` is judged like any input.
-        .layer(middleware::from_fn_with_state(state.clone(), tenant_gate));
-    guarded(api, &state).with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), tenant_gate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::scim::scim_gate,
+        ));
+    // Outermost: no error answer to a SCIM request leaves in another format.
+    guarded(api, &state)
+        .layer(middleware::from_fn(crate::scim::scim_errors))
+        .with_state(state)
 }
 
 /// The router of the management listener (`USER_ENGINE_MANAGEMENT_LISTEN`): liveness,

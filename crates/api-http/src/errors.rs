@@ -107,7 +107,8 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::InvalidProfileValue(_)
         | Error::ScopeNotAssignable(_)
         | Error::ScopeNotEnabled(_)
-        | Error::InvalidCursor => StatusCode::BAD_REQUEST,
+        | Error::InvalidCursor
+        | Error::ScimInvalid { .. } => StatusCode::BAD_REQUEST,
         Error::Unauthenticated | Error::InvalidCredentials | Error::InvalidTotp => {
             StatusCode::UNAUTHORIZED
         }
@@ -120,7 +121,8 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::EmailTaken
         | Error::ScopeExists
         | Error::LastTenantAdmin
-        | Error::LastPlatformRoot => StatusCode::CONFLICT,
+        | Error::LastPlatformRoot
+        | Error::ScimConflict(_) => StatusCode::CONFLICT,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -153,6 +155,10 @@ impl From<Error> for ApiError {
                 reason: Some(reason.as_str()),
                 ..Self::new(status, "forbidden", error.to_string())
             },
+            // SCIM refusals carry their `scimType` as their code (only SCIM routes
+            // produce them, and those answer SCIM error bodies).
+            Error::ScimInvalid { scim_type, .. } => Self::new(status, scim_type, error.to_string()),
+            Error::ScimConflict(_) => Self::new(status, "uniqueness", error.to_string()),
             _ => Self::new(status, error.code(), error.to_string()),
         }
     }

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod scim;
 
 #[cfg(test)]
 mod middleware_tests;

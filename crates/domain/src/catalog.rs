@@ -21,6 +21,7 @@ pub mod scopes {
     pub const EVENTS_READ: &str = "events:read";
     pub const AUTHZ_CHECK: &str = "authz:check";
     pub const DIAGNOSTICS_READ: &str = "diagnostics:read";
+    pub const SCIM_WRITE: &str = "scim:write";
     pub const PLATFORM_TENANTS_WRITE: &str = "platform:tenants:write";
     pub const PLATFORM_USERS_READ: &str = "platform:users:read";
     pub const PLATFORM_USERS_WRITE: &str = "platform:users:write";
@@ -91,6 +92,11 @@ const TENANT_ENGINE_SCOPES: &[(&str, &str, Assurance)] = &[
     (
         scopes::DIAGNOSTICS_READ,
         "read the onboarding diagnostics",
+        Assurance::Aal1,
+    ),
+    (
+        scopes::SCIM_WRITE,
+        "provision users and groups through SCIM 2.0",
         Assurance::Aal1,
     ),
 ];
@@ -184,10 +190,14 @@ pub fn default_bindings() -> Vec<RoleBinding> {
     }]
 }
 
-/// The profile schema every store starts with.
+/// The profile schema every store starts with (`given_name`, `family_name` and
+/// `formatted_name` hold SCIM's `name`, SPEC §8).
 pub fn default_schema() -> Vec<SchemaEntry> {
     [
         ("display_name", true),
+        ("given_name", true),
+        ("family_name", true),
+        ("formatted_name", true),
         ("locale", true),
         ("timezone", true),
         ("title", false),
@@ -215,8 +225,8 @@ mod tests {
             default_catalog().len(),
             TENANT_ENGINE_SCOPES.len() + PLATFORM_ENGINE_SCOPES.len()
         );
-        assert_eq!(default_schema().len(), 5);
-        assert_eq!(default_enabled_scopes().len(), 14);
+        assert_eq!(default_schema().len(), 8);
+        assert_eq!(default_enabled_scopes().len(), 15);
         assert_eq!(
             default_bindings()
                 .first()

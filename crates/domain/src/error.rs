@@ -87,6 +87,18 @@ pub enum Error {
     /// `rate_limited`, with the seconds to wait before the next attempt.
     #[error("too many attempts; retry later")]
     RateLimited { retry_after_secs: u64 },
+    /// A SCIM request refused as RFC 7644 §3.12 words it (status 400): its `scimType`
+    /// (`invalidFilter`, `invalidValue`, `invalidPath`, `mutability`, `noTarget`, …) and
+    /// what is wrong. Only the SCIM routes produce it.
+    #[error("{detail}")]
+    ScimInvalid {
+        scim_type: &'static str,
+        detail: String,
+    },
+    /// A SCIM `uniqueness` conflict (status 409): a `userName` or group name the tenant
+    /// already has.
+    #[error("{0}")]
+    ScimConflict(String),
     /// `precondition_failed`.
     #[error("the resource changed since it was read")]
     PreconditionFailed,
@@ -144,6 +156,8 @@ impl Error {
             Self::InvalidCursor => "invalid_cursor",
             Self::RateLimited { .. } => "rate_limited",
             Self::PreconditionFailed => "precondition_failed",
+            Self::ScimInvalid { .. } => "invalid_request",
+            Self::ScimConflict(_) => "conflict",
             Self::Overloaded { .. } => "overloaded",
             Self::Store(_) => "internal",
         }

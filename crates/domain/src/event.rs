@@ -57,6 +57,8 @@ pub mod types {
     pub const OAUTH_GRANT_REVOKED: &str = "oauth.grant_revoked";
     pub const OAUTH_CONSENT_GRANTED: &str = "oauth.consent_granted";
     pub const OAUTH_CONSENT_REVOKED: &str = "oauth.consent_revoked";
+    pub const SCIM_IDENTITY_CHANGED: &str = "scim.identity_changed";
+    pub const SCIM_GROUP_CHANGED: &str = "scim.group_changed";
 
     /// Every type, for what names types (webhook subscriptions).
     pub const ALL: &[&str] = &[
@@ -101,6 +103,8 @@ pub mod types {
         OAUTH_GRANT_REVOKED,
         OAUTH_CONSENT_GRANTED,
         OAUTH_CONSENT_REVOKED,
+        SCIM_IDENTITY_CHANGED,
+        SCIM_GROUP_CHANGED,
     ];
 }
 
@@ -257,6 +261,18 @@ pub enum EventData {
         user_id: UserId,
         grants_revoked: u64,
     },
+    /// A member's SCIM `userName` or `externalId` in the tenant was set (SPEC §8).
+    ScimIdentityChanged {
+        user_id: UserId,
+        user_name: String,
+        external_id: Option<String>,
+    },
+    /// A group created through SCIM got its name or `externalId` (SPEC §8).
+    ScimGroupChanged {
+        role: RoleName,
+        display_name: String,
+        external_id: Option<String>,
+    },
     /// A code or refresh token family was revoked: `reason` `reuse` (a spent one came
     /// back) or `revocation` (RFC 7009).
     OAuthGrantRevoked {
@@ -345,6 +361,8 @@ impl EventData {
             Self::OAuthGrantRevoked { .. } => types::OAUTH_GRANT_REVOKED,
             Self::OAuthConsentGranted { .. } => types::OAUTH_CONSENT_GRANTED,
             Self::OAuthConsentRevoked { .. } => types::OAUTH_CONSENT_REVOKED,
+            Self::ScimIdentityChanged { .. } => types::SCIM_IDENTITY_CHANGED,
+            Self::ScimGroupChanged { .. } => types::SCIM_GROUP_CHANGED,
             Self::WebhookPut { created: true, .. } => types::WEBHOOK_CREATED,
             Self::WebhookPut { created: false, .. } => types::WEBHOOK_UPDATED,
             Self::WebhookDeleted { .. } => types::WEBHOOK_DELETED,
@@ -481,6 +499,24 @@ impl EventData {
                 "user_id": user_id.to_string(),
                 "grants_revoked": grants_revoked,
             }),
+            Self::ScimIdentityChanged {
+                user_id,
+                user_name,
+                external_id,
+            } => json!({
+                "user_id": user_id.to_string(),
+                "user_name": user_name,
+                "external_id": external_id,
+            }),
+            Self::ScimGroupChanged {
+                role,
+                display_name,
+                external_id,
+            } => json!({
+                "role": role.as_str(),
+                "display_name": display_name,
+                "external_id": external_id,
+            }),
             Self::WebhookPut { name, types, .. } => json!({ "name": name, "types": types }),
             Self::WebhookDeleted { name } | Self::WebhookSecretRotated { name } => {
                 json!({ "name": name })
@@ -551,7 +587,7 @@ pub fn redacted(data: &Value) -> Option<Value> {
     let Value::Object(fields) = data else {
         return None;
     };
-    let personal: Vec<&str> = ["email", "value"]
+    let personal: Vec<&str> = ["email", "value", "user_name"]
         .into_iter()
         .filter(|field| fields.get(*field).is_some_and(|value| !value.is_null()))
         .collect();

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 pub use capabilities::{
     ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
-    Members, OAuth, Outbox, Profiles, SigningKeys, Tenants, Users, Webhooks,
+    Members, OAuth, Outbox, Profiles, Scim, SigningKeys, Tenants, Users, Webhooks,
 };
 #[cfg(test)]
 pub use mock::MockStoreTx;
@@ -368,6 +368,7 @@ pub trait StoreTx:
     + Webhooks
     + SigningKeys
     + OAuth
+    + Scim
     + Send
 {
     /// Makes every write of the transaction durable and visible, or none of them.
@@ -383,7 +384,7 @@ pub trait StoreTx:
 pub mod prelude {
     pub use super::{
         ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, Mailbox, Members,
-        OAuth, Outbox, Profiles, SigningKeys, StoreTx, Tenants, Users, Webhooks,
+        OAuth, Outbox, Profiles, Scim, SigningKeys, StoreTx, Tenants, Users, Webhooks,
     };
 }
 

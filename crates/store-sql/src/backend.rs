@@ -109,6 +109,10 @@ pub trait Backend: Send + 'static {
     /// A list column: the names `select {expr} from {from}` returns, as one value.
     fn list(expr: &str, from: &str) -> String;
 
+    /// The text of a JSON string column (a profile value): `v #>> '{}'`,
+    /// `json_extract(v, '$')`.
+    fn json_text(expr: &str) -> String;
+
     /// `select` of [`crate::rows::UserRow`]'s columns `from users u` (platform roles in
     /// a column, or gathered from their table).
     const USER_SELECT: &'static str;

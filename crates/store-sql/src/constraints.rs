@@ -21,8 +21,11 @@ pub fn constraint_error(name: &str) -> Option<StoreError> {
             StoreError::Duplicate("oauth client")
         }
         "oauth_grants_pkey" => StoreError::Duplicate("grant"),
+        "scim_users_user_name_unique" => StoreError::Duplicate("scim user name"),
+        "scim_groups_display_name_unique" => StoreError::Duplicate("scim group name"),
+        "scim_groups_binding_fkey" => StoreError::Missing("role"),
         "oauth_clients_tenant_fkey" => StoreError::Missing("tenant"),
-        "oauth_grants_account_fkey" | "oauth_consents_account_fkey" => {
+        "oauth_grants_account_fkey" | "oauth_consents_account_fkey" | "scim_users_account_fkey" => {
             StoreError::Missing("member")
         }
         "api_keys_pkey" | "api_keys_key_id_key" | "api_keys_secret_hash_key" => {

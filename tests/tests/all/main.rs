@@ -42,6 +42,7 @@ mod relay;
 mod relay_crash;
 mod relay_embedded;
 mod relay_outage;
+mod scim_checker;
 mod scim_filter_sql;
 mod signing_keys;
 mod sqlite_isolation;

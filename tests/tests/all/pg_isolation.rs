@@ -18,7 +18,7 @@ use tests::pg::TestDb;
 use uuid::Uuid;
 
 /// Every tenant-scoped table and the column naming its tenant.
-const TENANT_TABLES: [(&str, &str); 18] = [
+const TENANT_TABLES: [(&str, &str); 20] = [
     ("tenants", "tenant_id"),
     ("tenant_tombstones", "tenant_id"),
     ("tenant_scopes", "tenant_id"),
@@ -34,6 +34,8 @@ const TENANT_TABLES: [(&str, &str); 18] = [
     ("oauth_clients", "tenant_id"),
     ("oauth_grants", "tenant_id"),
     ("oauth_consents", "tenant_id"),
+    ("scim_users", "tenant_id"),
+    ("scim_groups", "tenant_id"),
     ("audit_records", "tenant_id"),
     ("outbox_events", "tenant_id"),
     ("partition_heads", "partition"),
@@ -250,6 +252,14 @@ fn tenant_row_inserts(tenant: &str, member: &UserId, root: &UserId) -> Vec<(&'st
             consent_insert(tenant, &member.to_string(), &format!("{tenant}.planted")),
         ),
         (
+            "scim_users",
+            scim_user_insert(tenant, &member.to_string(), "planted"),
+        ),
+        (
+            "scim_groups",
+            scim_group_insert(tenant, "member", "Planted"),
+        ),
+        (
             "audit_records",
             format!(
                 "insert into audit_records (partition, seq, tenant_id, audit_id, at, actor_type, \
@@ -275,8 +285,8 @@ fn tenant_row_inserts(tenant: &str, member: &UserId, root: &UserId) -> Vec<(&'st
     ]
 }
 
-/// A webhook `hook` with one delivery, and an OAuth client with a grant and a consent of
-/// `member`'s, in `tenant`.
+/// A webhook `hook` with one delivery, an OAuth client with a grant and a consent of
+/// `member`'s, `member`'s SCIM identity and a SCIM group, in `tenant`.
 fn planted_rows(tenant: &str, member: &str) -> Vec<String> {
     let client = Uuid::now_v7();
     vec![
@@ -285,7 +295,25 @@ fn planted_rows(tenant: &str, member: &str) -> Vec<String> {
         client_insert(tenant, &client),
         grant_insert(tenant, member, &format!("{tenant}.{client}")),
         consent_insert(tenant, member, &format!("{tenant}.{client}")),
+        scim_user_insert(tenant, member, "login"),
+        format!("insert into role_bindings (tenant_id, role) values ('{tenant}', 'provisioned')"),
+        scim_group_insert(tenant, "provisioned", "Provisioned"),
     ]
+}
+
+fn scim_user_insert(tenant: &str, member: &str, user_name: &str) -> String {
+    format!(
+        "insert into scim_users (tenant_id, user_id, user_name, user_name_key) \
+         values ('{tenant}', '{member}', '{user_name}', '{user_name}')"
+    )
+}
+
+fn scim_group_insert(tenant: &str, role: &str, name: &str) -> String {
+    format!(
+        "insert into scim_groups (tenant_id, role, display_name, display_name_key, created_at, \
+             updated_at, version) \
+         values ('{tenant}', '{role}', '{name}', lower('{name}'), now(), now(), 1)"
+    )
 }
 
 fn webhook_insert(tenant: &str, name: &str) -> String {

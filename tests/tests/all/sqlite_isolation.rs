@@ -211,6 +211,8 @@ fn every_tenant_scoped_table_is_keyed_by_tenant_first_and_refers_to_accounts_wit
                 "outbox_events",
                 "role_binding_scopes",
                 "role_bindings",
+                "scim_groups",
+                "scim_users",
                 "tenant_profile_defaults",
                 "tenant_scopes",
                 "tenant_tombstones",

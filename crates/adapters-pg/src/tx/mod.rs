@@ -182,6 +182,10 @@ impl Backend for PgBackend {
         format!("array(select {expr} from {from})")
     }
 
+    fn json_text(expr: &str) -> String {
+        format!("({expr} #>> '{{}}')")
+    }
+
     const USER_SELECT: &'static str = "select u.user_id, u.email, u.state, u.platform_roles, \
          u.has_totp, u.email_verified, u.created_at, u.updated_at from users u";
 

@@ -283,6 +283,10 @@ impl Backend for SqliteBackend {
         format!("(select json_group_array({expr}) from {from})")
     }
 
+    fn json_text(expr: &str) -> String {
+        format!("json_extract({expr}, '$')")
+    }
+
     const USER_SELECT: &'static str = "select u.user_id, u.email, u.state, \
          (select json_group_array(r.role) from user_platform_roles r where r.user_id = u.user_id) \
              as platform_roles, \

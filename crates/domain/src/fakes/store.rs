@@ -12,6 +12,7 @@ mod members;
 mod oauth;
 mod outbox;
 mod profiles;
+mod scim;
 mod signing_keys;
 mod tenants;
 mod users;
@@ -117,6 +118,10 @@ pub struct MemState {
     pub grants: BTreeMap<(TenantId, String), crate::oidc::Grant>,
     /// Consents to third-party clients by tenant, user and client.
     pub consents: BTreeMap<(TenantId, UserId, crate::oidc::ClientId), crate::oidc::Consent>,
+    /// Members' SCIM identities by tenant and user.
+    pub scim_identities: BTreeMap<(TenantId, UserId), crate::scim::model::ScimIdentity>,
+    /// Groups created through SCIM by tenant and role.
+    pub scim_groups: BTreeMap<(TenantId, RoleName), crate::scim::model::ScimGroup>,
     pub audit: BTreeMap<Partition, Vec<AuditRecord>>,
     pub events: BTreeMap<Partition, Vec<Event>>,
     /// Throttle counters: the end of each key's window and its hits.

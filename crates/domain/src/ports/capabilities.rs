@@ -39,6 +39,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::oidc::{ClientId, Consent, Grant, GrantKind, OAuthClient, Taken};
+use crate::scim::model::{ScimGroup, ScimIdentity, UserQuery};
 
 use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
@@ -897,4 +898,58 @@ pub trait OAuth: Send {
         client: &ClientId,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError>;
+}
+
+/// SCIM provisioning's own rows (SPEC §8): members' SCIM identities and the groups
+/// created through SCIM. Members, roles and profile values themselves go through
+/// [`Members`], [`Tenants`] and [`Profiles`].
+#[async_trait]
+pub trait Scim: Send {
+    /// `user`'s SCIM identity in `tenant`, if they were provisioned.
+    async fn get_scim_identity(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Option<ScimIdentity>, StoreError>;
+
+    /// Stores `user`'s SCIM identity in `tenant`, replacing any earlier one.
+    ///
+    /// # Errors
+    /// `Duplicate("scim user name")` when another member of the tenant has the same
+    /// `userName` ignoring ASCII case; `Missing("member")` when the user has no account
+    /// in the tenant.
+    async fn put_scim_identity(
+        &mut self,
+        tenant: &TenantId,
+        user: &UserId,
+        identity: &ScimIdentity,
+    ) -> Result<(), StoreError>;
+
+    /// How many of `tenant`'s members `query`'s filter selects, and the ids of the page
+    /// it asks for, in user id order. The filter MUST select exactly the members
+    /// [`crate::scim::filter::matches`] selects on their [`crate::scim::model::UserRecord`],
+    /// and name only [`crate::scim::model::USER_FILTER_ATTRIBUTES`] (the use case checks).
+    async fn find_scim_users(
+        &mut self,
+        tenant: &TenantId,
+        query: &UserQuery,
+    ) -> Result<(u64, Vec<UserId>), StoreError>;
+
+    /// The groups created through SCIM in `tenant`, in role order.
+    async fn list_scim_groups(&mut self, tenant: &TenantId) -> Result<Vec<ScimGroup>, StoreError>;
+
+    /// Stores a group created through SCIM, replacing the role's earlier one.
+    ///
+    /// # Errors
+    /// `Duplicate("scim group name")` when another group of the tenant has the same
+    /// `displayName` ignoring ASCII case; `Missing("role")` when the role has no binding.
+    async fn put_scim_group(&mut self, group: &ScimGroup) -> Result<(), StoreError>;
+
+    /// The members of `tenant` holding `role`, each with their `userName` (their SCIM
+    /// identity's, else their email), in user id order.
+    async fn role_holders(
+        &mut self,
+        tenant: &TenantId,
+        role: &RoleName,
+    ) -> Result<Vec<(UserId, String)>, StoreError>;
 }

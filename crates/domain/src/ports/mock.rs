@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::capabilities::{
     ApiKeys, AuditLog, Authentication, Catalog, Decisions, Idempotency, IdempotencyRecord, Mailbox,
-    Members, OAuth, Outbox, Profiles, SigningKeys, Tenants, Users, Webhooks,
+    Members, OAuth, Outbox, Profiles, Scim, SigningKeys, Tenants, Users, Webhooks,
 };
 use super::{AuditFilter, FactsQuery, OutboxBacklog, StoreError, StoreTx};
 use crate::audit::{AuditDraft, AuditRecord, Partition};
@@ -180,6 +180,15 @@ mockall::mock! {
         async fn list_consents(&mut self, tenant: &TenantId, user: &UserId) -> Result<Vec<crate::oidc::Consent>, StoreError>;
         async fn delete_consent(&mut self, tenant: &TenantId, user: &UserId, client: &crate::oidc::ClientId) -> Result<bool, StoreError>;
         async fn revoke_client_grants(&mut self, tenant: &TenantId, user: &UserId, client: &crate::oidc::ClientId, now: OffsetDateTime) -> Result<u64, StoreError>;
+    }
+    #[async_trait]
+    impl Scim for StoreTx {
+        async fn get_scim_identity(&mut self, tenant: &TenantId, user: &UserId) -> Result<Option<crate::scim::model::ScimIdentity>, StoreError>;
+        async fn put_scim_identity(&mut self, tenant: &TenantId, user: &UserId, identity: &crate::scim::model::ScimIdentity) -> Result<(), StoreError>;
+        async fn find_scim_users(&mut self, tenant: &TenantId, query: &crate::scim::model::UserQuery) -> Result<(u64, Vec<UserId>), StoreError>;
+        async fn list_scim_groups(&mut self, tenant: &TenantId) -> Result<Vec<crate::scim::model::ScimGroup>, StoreError>;
+        async fn put_scim_group(&mut self, group: &crate::scim::model::ScimGroup) -> Result<(), StoreError>;
+        async fn role_holders(&mut self, tenant: &TenantId, role: &RoleName) -> Result<Vec<(UserId, String)>, StoreError>;
     }
     #[async_trait]
     impl StoreTx for StoreTx {

@@ -216,7 +216,8 @@ pub fn user_schema() -> Schema {
         attributes: vec![
             Attribute::text(
                 "userName",
-                "The user's email address, unique across the platform",
+                "The member's name in this tenant, unique in it: their email address, or a \
+                 login kept beside the email the primary emails value gives",
             )
             .required()
             .unique(),
@@ -240,9 +241,10 @@ pub fn user_schema() -> Schema {
             ),
             Attribute::complex(
                 "emails",
-                "The user's one email address, the same as userName",
+                "The user's one email address (the platform identity): userName when that \
+                 is an address, else the primary value",
                 vec![
-                    Attribute::text("value", "The email address"),
+                    Attribute::text("value", "The email address").required(),
                     Attribute {
                         canonical: &["work", "home", "other"],
                         ..Attribute::text("type", "The kind of address")
@@ -254,7 +256,8 @@ pub fn user_schema() -> Schema {
                     ),
                 ],
             )
-            .multi(),
+            .multi()
+            .required(),
         ],
     }
 }

@@ -4,8 +4,13 @@
 //! - `userName` is the user's email, and the one `emails` value renders it. A body whose
 //!   primary email differs from its `userName` is taken by its `userName`: Entra ID's
 //!   default mapping sends the userPrincipalName as `userName` and `mail` as the work
-//!   email, which may differ, and refusing such users would stop their provisioning;
-//! - `externalId` is kept per tenant;
+//!   email, which may differ, and refusing such users would stop their provisioning.
+//!   A `userName` that is not an email address (an Okta login, an employee number) is
+//!   kept as the member's `userName` in this tenant, and the email is then the primary
+//!   (or only) `emails` value, which must be one;
+//! - `userName` and `externalId` are kept per tenant (at most
+//!   [`MAX_NAME_CHARS`](super::model::MAX_NAME_CHARS) characters, no control
+//!   characters);
 //! - `active` is the account's state in this tenant;
 //! - `name.*`, `displayName`, `title`, `locale`, `timezone` and the enterprise
 //!   extension's `department` are the member's tenant profile values, under the keys of
@@ -21,6 +26,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::filter::{CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA};
+use super::model::MAX_NAME_CHARS;
 use crate::ids::Email;
 
 /// SCIM attributes kept as a member's tenant profile values: (attribute path, profile
@@ -57,10 +63,15 @@ fn invalid(scim_type: &'static str, detail: impl Into<String>) -> UserError {
 /// A User as a `POST` or `PUT` body gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInput {
+    /// The `userName` as sent.
+    pub user_name: String,
     pub email: Email,
     pub external_id: Option<String>,
-    /// `true` when the body does not say.
-    pub active: bool,
+    /// `None` when the body does not say (the account is then active).
+    pub active: Option<bool>,
+    /// The body's `emails`, normalised: each element's `value`, `type`, `primary` and
+    /// `display` (at most [`MAX_EMAILS`]); `None` for none.
+    pub emails: Option<Value>,
     /// Profile values by profile key ([`PROFILE_ATTRIBUTES`]); an attribute the body
     /// leaves out is absent (a `PUT` then clears it).
     pub values: BTreeMap<&'static str, String>,
@@ -113,14 +124,35 @@ pub fn parse_user(body: &Value) -> Result<UserInput, UserError> {
     }
     let user_name =
         text(object, "userName")?.ok_or_else(|| invalid("invalidValue", "userName is required"))?;
-    let email = Email::parse(&user_name)
-        .map_err(|error| invalid("invalidValue", format!("userName is an email: {error}")))?;
-    // Checked for its shape only: the userName is the address (see the module's notes).
-    check_emails(object)?;
+    check_name("userName", &user_name)?;
+    let (primary, emails) = read_emails(object)?;
+    let email = match Email::parse(&user_name) {
+        Ok(email) => email,
+        Err(_) => match primary {
+            Some(address) => Email::parse(&address).map_err(|error| {
+                invalid(
+                    "invalidValue",
+                    format!("the primary email is not valid: {error}"),
+                )
+            })?,
+            None => {
+                return Err(invalid(
+                    "invalidValue",
+                    "userName is not an email address and no emails value gives one",
+                ))
+            }
+        },
+    };
+    let external_id = text(object, "externalId")?;
+    if let Some(external_id) = &external_id {
+        check_name("externalId", external_id)?;
+    }
     let active = match member(object, "active") {
-        None | Some(Value::Null) => true,
-        Some(value) => super::patch::lenient_bool(value)
-            .ok_or_else(|| invalid("invalidValue", "active must be a boolean"))?,
+        None | Some(Value::Null) => None,
+        Some(value) => Some(
+            super::patch::lenient_bool(value)
+                .ok_or_else(|| invalid("invalidValue", "active must be a boolean"))?,
+        ),
     };
     let mut values = BTreeMap::new();
     for (path, key) in PROFILE_ATTRIBUTES {
@@ -129,27 +161,86 @@ pub fn parse_user(body: &Value) -> Result<UserInput, UserError> {
         }
     }
     Ok(UserInput {
+        user_name,
         email,
-        external_id: text(object, "externalId")?,
+        external_id,
         active,
+        emails,
         values,
     })
 }
 
-/// Checks the shape of `emails`: an array of objects whose `value` is a string.
-fn check_emails(object: &Map<String, Value>) -> Result<(), UserError> {
+/// The most `emails` a User keeps.
+pub const MAX_EMAILS: usize = 10;
+
+/// A `userName` or `externalId`: at most [`MAX_NAME_CHARS`] characters, none a control
+/// character.
+fn check_name(what: &str, name: &str) -> Result<(), UserError> {
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "invalidValue",
+            format!("{what} must be at most {MAX_NAME_CHARS} characters, none a control character"),
+        ));
+    }
+    Ok(())
+}
+
+/// The primary `emails` value (or the first when none is marked primary), and
+/// `emails` normalised; refuses `emails` that is not an array of objects whose `value`
+/// is a string, `type` and `display` strings, `primary` a boolean.
+fn read_emails(object: &Map<String, Value>) -> Result<(Option<String>, Option<Value>), UserError> {
     let emails = match member(object, "emails") {
-        None | Some(Value::Null) => return Ok(()),
+        None | Some(Value::Null) => return Ok((None, None)),
         Some(Value::Array(emails)) => emails,
         Some(_) => return Err(invalid("invalidValue", "emails must be an array")),
     };
+    if emails.len() > MAX_EMAILS {
+        return Err(invalid(
+            "invalidValue",
+            format!("a User has at most {MAX_EMAILS} emails"),
+        ));
+    }
+    let mut first = None;
+    let mut primary = None;
+    let mut normalised = Vec::with_capacity(emails.len());
     for email in emails {
         let Value::Object(email) = email else {
             return Err(invalid("invalidValue", "each email must be an object"));
         };
-        text(email, "value")?;
+        let value = text(email, "value")?;
+        let mut element = Map::new();
+        if let Some(value) = &value {
+            check_name("emails.value", value)?;
+            element.insert("value".into(), json!(value));
+        }
+        for name in ["type", "display"] {
+            if let Some(text) = text(email, name)? {
+                check_name(name, &text)?;
+                element.insert(name.into(), json!(text));
+            }
+        }
+        let is_primary = match member(email, "primary") {
+            None | Some(Value::Null) => None,
+            Some(flag) => Some(
+                super::patch::lenient_bool(flag)
+                    .ok_or_else(|| invalid("invalidValue", "primary must be a boolean"))?,
+            ),
+        };
+        if let Some(flag) = is_primary {
+            element.insert("primary".into(), json!(flag));
+        }
+        if is_primary == Some(true) && primary.is_none() {
+            primary.clone_from(&value);
+        }
+        if first.is_none() {
+            first = value;
+        }
+        if !element.is_empty() {
+            normalised.push(Value::Object(element));
+        }
     }
-    Ok(())
+    let normalised = (!normalised.is_empty()).then_some(Value::Array(normalised));
+    Ok((primary.or(first), normalised))
 }
 
 /// A profile attribute named by its path (`displayName`, `name.givenName`, the
@@ -185,9 +276,15 @@ fn profile_attribute(object: &Map<String, Value>, path: &str) -> Result<Option<S
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView<'a> {
     pub id: String,
+    /// The member's `userName` in this tenant (their email unless provisioned with
+    /// another).
+    pub user_name: &'a str,
     pub email: &'a Email,
     pub external_id: Option<&'a str>,
-    pub active: bool,
+    /// `None` renders no `active`.
+    pub active: Option<bool>,
+    /// The `emails` to render; `None` renders the one email as a `work` address.
+    pub emails: Option<&'a Value>,
     /// The member's tenant profile values by key (only [`PROFILE_ATTRIBUTES`]' keys are
     /// read).
     pub values: &'a BTreeMap<String, String>,
@@ -211,7 +308,7 @@ pub fn user_resource(view: &UserView<'_>) -> Value {
     if let Some(external_id) = view.external_id {
         resource.insert("externalId".into(), json!(external_id));
     }
-    resource.insert("userName".into(), json!(view.email.as_str()));
+    resource.insert("userName".into(), json!(view.user_name));
     let mut name = Map::new();
     for (attribute, key) in [
         ("formatted", "formatted_name"),
@@ -235,10 +332,14 @@ pub fn user_resource(view: &UserView<'_>) -> Value {
             resource.insert(attribute.into(), json!(text));
         }
     }
-    resource.insert("active".into(), json!(view.active));
+    if let Some(active) = view.active {
+        resource.insert("active".into(), json!(active));
+    }
     resource.insert(
         "emails".into(),
-        json!([{ "value": view.email.as_str(), "type": "work", "primary": true }]),
+        view.emails.cloned().unwrap_or_else(
+            || json!([{ "value": view.email.as_str(), "type": "work", "primary": true }]),
+        ),
     );
     if let Some(department) = value("department") {
         resource.insert(
@@ -307,7 +408,7 @@ mod tests {
         let user = parse_user(&okta()).unwrap();
         assert_eq!(user.email.as_str(), "test.user@okta.local");
         assert_eq!(user.external_id.as_deref(), Some("00ujl29u0le5T6Aj10h7"));
-        assert!(user.active);
+        assert_eq!(user.active, Some(true));
         assert_eq!(user.values["given_name"], "Test");
         assert_eq!(user.values["display_name"], "Test User");
         assert_eq!(user.values["locale"], "en-US");
@@ -348,13 +449,32 @@ mod tests {
             "invalidValue"
         );
         assert_eq!(refused(user(json!({ "userName": null }))), "invalidValue");
+        assert_eq!(
+            refused(user(json!({ "userName": "x".repeat(257) }))),
+            "invalidValue"
+        );
+        assert_eq!(
+            refused(user(
+                json!({ "userName": "ada", "emails": [{ "value": "nope" }] })
+            )),
+            "invalidValue"
+        );
+        // A login that is not an address takes the primary email.
+        let login = parse_user(&user(json!({
+            "userName": "ada.l",
+            "emails": [{ "value": "home@example.com" },
+                       { "value": "Ada@Example.com", "primary": "True" }]
+        })))
+        .unwrap();
+        assert_eq!(login.user_name, "ada.l");
+        assert_eq!(login.email.as_str(), "ada@example.com");
         assert_eq!(refused(user(json!({ "active": "maybe" }))), "invalidValue");
         assert_eq!(refused(user(json!({ "displayName": 3 }))), "invalidValue");
         assert_eq!(refused(user(json!({ "name": "Ada" }))), "invalidValue");
         assert_eq!(refused(user(json!({ "emails": {} }))), "invalidValue");
         // Entra's boolean strings are read as booleans; unknown attributes are ignored.
         let user = parse_user(&user(json!({ "active": "False", "nickName": "x" }))).unwrap();
-        assert!(!user.active);
+        assert_eq!(user.active, Some(false));
     }
 
     #[test]
@@ -372,9 +492,11 @@ mod tests {
         .collect();
         let resource = user_resource(&UserView {
             id: "0193a".to_owned(),
+            user_name: "ada@example.com",
             email: &email,
             external_id: Some("e-1"),
-            active: false,
+            active: Some(false),
+            emails: None,
             values: &values,
             created: "2026-12-05T00:00:00Z".to_owned(),
             last_modified: "2026-12-05T01:00:00Z".to_owned(),
@@ -390,7 +512,7 @@ mod tests {
         assert!(!resource.to_string().contains("kept out"));
         let read = parse_user(&resource).unwrap();
         assert_eq!(read.email, email);
-        assert!(!read.active);
+        assert_eq!(read.active, Some(false));
         assert_eq!(read.external_id.as_deref(), Some("e-1"));
         assert_eq!(read.values.len(), 4);
     }

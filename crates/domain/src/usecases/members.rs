@@ -158,7 +158,7 @@ impl Engine {
     }
 
     /// Every role must be built in or bound in the tenant.
-    async fn validate_roles(
+    pub(super) async fn validate_roles(
         tx: &mut (impl Tenants + ?Sized),
         tenant: &TenantId,
         roles: &BTreeSet<RoleName>,
@@ -203,7 +203,10 @@ impl Engine {
     /// Who holds `tenant_admin` changes only by a tenant admin (an active account holding
     /// it) or a platform root, at `aal2` (SPEC §3.3): granting it, demoting, removing or
     /// suspending an active admin, reactivating a suspended one.
-    fn require_admin_right(op: &mut Op<'_>, caller: &DecisionFacts) -> Result<(), Error> {
+    pub(super) fn require_admin_right(
+        op: &mut Op<'_>,
+        caller: &DecisionFacts,
+    ) -> Result<(), Error> {
         let root = caller.platform_roles.contains(&PlatformRole::Root);
         let admin = caller.account_state == Some(AccountState::Active)
             && caller.roles.iter().any(RoleName::is_tenant_admin);
@@ -220,7 +223,7 @@ impl Engine {
 
     /// What a change of roles or state grants: `tenant_admin`'s right (when who holds it
     /// changes) and every scope the added roles bind.
-    async fn require_grant_right(
+    pub(super) async fn require_grant_right(
         &self,
         tx: &mut dyn StoreTx,
         op: &mut Op<'_>,
@@ -579,45 +582,63 @@ impl Engine {
             user_target("member", user),
             Partition::Tenant(tenant.clone()),
         );
-        let result = async {
-            let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
-            let granted = self
-                .check(
-                    tx.as_mut(),
-                    &mut op,
-                    Check {
-                        tenant: Some(tenant),
-                        scope: scopes::MEMBERS_WRITE,
-                        target: Some(user),
-                        self_service: false,
-                    },
-                )
-                .await?;
-            let partition = Partition::Tenant(tenant.clone());
-            tx.lock_partition(&partition).await?;
-            let member = tx
-                .get_member(tenant, user)
-                .await?
-                .ok_or(Error::MemberNotFound)?;
-            if expected_version.is_some_and(|version| version != member.version) {
-                return Err(Error::PreconditionFailed);
-            }
-            if member.is_active_admin() && tx.count_active_admins(tenant).await? <= 1 {
-                return Err(Error::LastTenantAdmin);
-            }
-            // Removing an admin revokes `tenant_admin` (SPEC §3.3), as demoting does.
-            if member.roles.iter().any(RoleName::is_tenant_admin) {
-                Self::require_admin_right(&mut op, &granted.facts)?;
-            }
-            tx.delete_member(tenant, user).await?;
-            let event = self.event(
-                partition,
-                user.to_string(),
-                EventData::MembershipRemoved { user_id: *user },
-            );
-            self.commit(tx, &op, vec![event]).await
-        }
-        .await;
+        let result = self
+            .remove_member_in(
+                &mut op,
+                tenant,
+                user,
+                expected_version,
+                scopes::MEMBERS_WRITE,
+            )
+            .await;
         self.finish(op, result).await
+    }
+
+    /// Removes a member under `scope` (`members:write`, or `scim:write` for a SCIM
+    /// DELETE), with every rule of [`Engine::remove_member`].
+    pub(super) async fn remove_member_in(
+        &self,
+        op: &mut Op<'_>,
+        tenant: &TenantId,
+        user: &UserId,
+        expected_version: Option<u64>,
+        scope: &'static str,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
+        let granted = self
+            .check(
+                tx.as_mut(),
+                op,
+                Check {
+                    tenant: Some(tenant),
+                    scope,
+                    target: Some(user),
+                    self_service: false,
+                },
+            )
+            .await?;
+        let partition = Partition::Tenant(tenant.clone());
+        tx.lock_partition(&partition).await?;
+        let member = tx
+            .get_member(tenant, user)
+            .await?
+            .ok_or(Error::MemberNotFound)?;
+        if expected_version.is_some_and(|version| version != member.version) {
+            return Err(Error::PreconditionFailed);
+        }
+        if member.is_active_admin() && tx.count_active_admins(tenant).await? <= 1 {
+            return Err(Error::LastTenantAdmin);
+        }
+        // Removing an admin revokes `tenant_admin` (SPEC §3.3), as demoting does.
+        if member.roles.iter().any(RoleName::is_tenant_admin) {
+            Self::require_admin_right(op, &granted.facts)?;
+        }
+        tx.delete_member(tenant, user).await?;
+        let event = self.event(
+            partition,
+            user.to_string(),
+            EventData::MembershipRemoved { user_id: *user },
+        );
+        self.commit(tx, op, vec![event]).await
     }
 }

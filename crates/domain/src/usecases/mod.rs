@@ -21,6 +21,7 @@ mod oidc;
 mod password_resets;
 mod profiles;
 mod roles;
+mod scim;
 mod sessions;
 mod signing;
 mod tenants;
@@ -49,6 +50,7 @@ pub use oidc::{
 };
 pub use password_resets::IssuedPasswordReset;
 pub use profiles::profile_etag;
+pub use scim::{ScimListQuery, ScimRole, ScimRoles, ScimUser, ScimUsers, SCIM_MAX_RESULTS};
 pub use sessions::SessionView;
 pub use tenants::{CreateTenant, CreatedTenant, TenantChange};
 pub use throttles::{address_bucket, ThrottleKey, ThrottleRule, TOTP_FAILURES};

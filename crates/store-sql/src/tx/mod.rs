@@ -18,6 +18,7 @@ mod members;
 mod oauth;
 mod outbox;
 mod profiles;
+mod scim;
 mod signing_keys;
 mod tenants;
 mod users;

@@ -87,6 +87,9 @@ impl Members for MemTx {
             .retain(|(value_tenant, value_user, _), _| {
                 !(value_tenant == tenant && value_user == user)
             });
+        self.working
+            .scim_identities
+            .remove(&(tenant.clone(), *user));
         // Grants and consents reference the account, as in the schema (cascade).
         self.working
             .grants

@@ -112,6 +112,10 @@ impl Tenants for MemTx {
         role: &RoleName,
     ) -> Result<bool, StoreError> {
         self.scope.allow(tenant)?;
+        // A SCIM group is a row of its role's binding, as in the schema (cascade).
+        self.working
+            .scim_groups
+            .remove(&(tenant.clone(), role.clone()));
         Ok(self
             .working
             .bindings
