@@ -1,7 +1,8 @@
 //! Random scenarios shared by the model-based test and the differential test: random
 //! actors (two platform roots, a platform auditor, tenant admins, members holding
-//! `members:write` or `api_keys:write` without being admins, outsiders, tenant API keys)
-//! at `aal1` or `aal2`, calling random use cases across three tenants, on any store.
+//! `members:write` or `api_keys:write` without being admins, outsiders, tenant API keys,
+//! each tenant's SCIM key holding only `scim:write`) at `aal1` or `aal2`, calling random
+//! use cases — the `/v1` ones and SCIM's — across three tenants, on any store.
 
 use std::collections::BTreeSet;
 
@@ -196,6 +197,44 @@ pub enum Action {
     GetTenant {
         tenant: usize,
     },
+    /// SCIM: provision a user by their email (an existing user joins as `member`).
+    ScimCreateUser {
+        tenant: usize,
+        user: usize,
+        active: bool,
+    },
+    /// SCIM: provision a new email (an invited user).
+    ScimInvite {
+        tenant: usize,
+        serial: u8,
+    },
+    /// SCIM: Entra's deactivate / reactivate PATCH.
+    ScimSetActive {
+        tenant: usize,
+        user: usize,
+        active: bool,
+    },
+    /// SCIM: deprovision (remove the membership).
+    ScimDeleteUser {
+        tenant: usize,
+        user: usize,
+    },
+    /// SCIM: a group PATCH adding or removing a member of a role.
+    ScimGroupMember {
+        tenant: usize,
+        role: usize,
+        user: usize,
+        add: bool,
+    },
+    /// SCIM: create a group (a role bound to nothing).
+    ScimCreateGroup {
+        tenant: usize,
+        serial: u8,
+    },
+    /// SCIM: list active members by filter.
+    ScimListUsers {
+        tenant: usize,
+    },
 }
 
 impl Action {
@@ -224,7 +263,14 @@ impl Action {
             | Self::Authorize { tenant, .. }
             | Self::PutWebhook { tenant, .. }
             | Self::DeleteWebhook { tenant, .. }
-            | Self::GetTenant { tenant } => Some(*tenant),
+            | Self::GetTenant { tenant }
+            | Self::ScimCreateUser { tenant, .. }
+            | Self::ScimInvite { tenant, .. }
+            | Self::ScimSetActive { tenant, .. }
+            | Self::ScimDeleteUser { tenant, .. }
+            | Self::ScimGroupMember { tenant, .. }
+            | Self::ScimCreateGroup { tenant, .. }
+            | Self::ScimListUsers { tenant } => Some(*tenant),
             Self::WritePlatformValue { .. }
             | Self::SetUserState { .. }
             | Self::SetPlatformRoles { .. }
@@ -262,7 +308,14 @@ impl Action {
             | Self::Authorize { tenant, .. }
             | Self::PutWebhook { tenant, .. }
             | Self::DeleteWebhook { tenant, .. }
-            | Self::GetTenant { tenant } => Some(tenant),
+            | Self::GetTenant { tenant }
+            | Self::ScimCreateUser { tenant, .. }
+            | Self::ScimInvite { tenant, .. }
+            | Self::ScimSetActive { tenant, .. }
+            | Self::ScimDeleteUser { tenant, .. }
+            | Self::ScimGroupMember { tenant, .. }
+            | Self::ScimCreateGroup { tenant, .. }
+            | Self::ScimListUsers { tenant } => Some(tenant),
             Self::WritePlatformValue { .. }
             | Self::SetUserState { .. }
             | Self::SetPlatformRoles { .. }
@@ -306,7 +359,14 @@ impl Action {
                 | Self::ReadEvents { .. }
                 | Self::Authorize { .. }
                 | Self::GetTenant { .. }
+                | Self::ScimListUsers { .. }
         )
+    }
+
+    /// A SCIM provisioning that makes an account `member` (SPEC §8), the one grant
+    /// `scim:write` makes without holding what `member` binds.
+    pub fn provisions_member(&self) -> bool {
+        matches!(self, Self::ScimCreateUser { .. } | Self::ScimInvite { .. })
     }
 }
 
@@ -357,7 +417,17 @@ pub fn action() -> impl Strategy<Value = Action> {
         1 => tenant.clone().prop_map(|tenant| Action::ReadEvents { tenant }),
         2 => (tenant.clone(), user.clone(), 0..SCOPE_POOL.len())
             .prop_map(|(tenant, user, scope)| Action::Authorize { tenant, user, scope }),
-        1 => tenant.prop_map(|tenant| Action::GetTenant { tenant }),
+        1 => tenant.clone().prop_map(|tenant| Action::GetTenant { tenant }),
+        2 => (tenant.clone(), user.clone(), prop::bool::weighted(0.8))
+            .prop_map(|(tenant, user, active)| Action::ScimCreateUser { tenant, user, active }),
+        1 => (tenant.clone(), any::<u8>()).prop_map(|(tenant, serial)| Action::ScimInvite { tenant, serial }),
+        2 => (tenant.clone(), user.clone(), any::<bool>())
+            .prop_map(|(tenant, user, active)| Action::ScimSetActive { tenant, user, active }),
+        1 => (tenant.clone(), user.clone()).prop_map(|(tenant, user)| Action::ScimDeleteUser { tenant, user }),
+        2 => (tenant.clone(), 0..ROLE_POOL.len(), user.clone(), any::<bool>())
+            .prop_map(|(tenant, role, user, add)| Action::ScimGroupMember { tenant, role, user, add }),
+        1 => (tenant.clone(), 0..3_u8).prop_map(|(tenant, serial)| Action::ScimCreateGroup { tenant, serial }),
+        1 => tenant.prop_map(|tenant| Action::ScimListUsers { tenant }),
     ]
 }
 
@@ -385,6 +455,8 @@ pub fn step() -> impl Strategy<Value = Step> {
             let home = match actor {
                 2..=4 => Some(actor - 2),
                 key if key >= users && key < users + 3 => Some(key - users),
+                // The SCIM keys (see `setup`).
+                key if key >= users + 3 && key < users + 6 => Some(key - users - 3),
                 _ => None,
             };
             if let (true, Some(home), Some(tenant)) = (at_home, home, action.tenant_mut()) {
@@ -485,8 +557,25 @@ pub async fn setup(h: Harness) -> World {
             .await
             .expect("key");
         keys.push((key.key.id, tenant.clone(), key.secret));
-        tenants.push(tenant);
+        tenants.push((tenant, admin));
     }
+    // Each tenant's SCIM key, holding only `scim:write`, after the three seed keys.
+    for (tenant, admin) in &tenants {
+        let key = h
+            .engine
+            .create_api_key(
+                admin,
+                tenant,
+                NewApiKey {
+                    name: DisplayName::parse("scim").expect("name"),
+                    scopes: BTreeSet::from([scope("scim:write")]),
+                },
+            )
+            .await
+            .expect("SCIM key");
+        keys.push((key.key.id, tenant.clone(), key.secret));
+    }
+    let tenants: Vec<TenantId> = tenants.into_iter().map(|(tenant, _)| tenant).collect();
     for index in 0..EXTRA_USERS {
         let address = format!("user{index}@example.com");
         users.push(h.user(&root, &address).await);
@@ -988,6 +1077,127 @@ impl World {
                 let read = engine.get_tenant(caller, &tenant(*t)).await?;
                 observed = Observed::Read(format!("{read:?}"));
                 assert_eq!(read.id, tenant(*t));
+                Ok(())
+            }
+            Action::ScimCreateUser {
+                tenant: t,
+                user: u,
+                active,
+            } => {
+                let email = {
+                    let mut tx = self
+                        .h
+                        .store
+                        .begin(domain::ports::TxScope::Platform)
+                        .await
+                        .expect("tx");
+                    tx.get_user(&user(*u)).await.expect("store").map_or_else(
+                        || "gone@example.com".to_owned(),
+                        |found| found.email.as_str().to_owned(),
+                    )
+                };
+                let created = engine
+                    .scim_create_user(
+                        caller,
+                        &tenant(*t),
+                        &json!({
+                            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                            "userName": email,
+                            "externalId": format!("ext-{u}"),
+                            "displayName": format!("User {u}"),
+                            "active": active,
+                        }),
+                    )
+                    .await?;
+                assert_eq!(created.member.tenant, tenant(*t));
+                Ok(())
+            }
+            Action::ScimInvite { tenant: t, serial } => {
+                let created = engine
+                    .scim_create_user(
+                        caller,
+                        &tenant(*t),
+                        &json!({
+                            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                            "userName": format!("login{serial}"),
+                            "emails": [{ "value": format!("scim{serial}@example.com"), "primary": true }],
+                        }),
+                    )
+                    .await?;
+                assert_eq!(created.member.tenant, tenant(*t));
+                Ok(())
+            }
+            Action::ScimSetActive {
+                tenant: t,
+                user: u,
+                active,
+            } => {
+                let operations = domain::scim::patch::parse_patch(&json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{ "op": "Replace", "path": "active",
+                                     "value": if *active { "True" } else { "False" } }],
+                }))
+                .expect("Entra's PATCH");
+                engine
+                    .scim_patch_user(caller, &tenant(*t), &user(*u), &operations, None)
+                    .await
+                    .map(|patched| assert_eq!(patched.member.tenant, tenant(*t)))
+            }
+            Action::ScimDeleteUser { tenant: t, user: u } => {
+                engine
+                    .scim_delete_user(caller, &tenant(*t), &user(*u), None)
+                    .await
+            }
+            Action::ScimGroupMember {
+                tenant: t,
+                role,
+                user: u,
+                add,
+            } => {
+                let operation = if *add {
+                    json!({ "op": "add", "path": "members", "value": [{ "value": user(*u).to_string() }] })
+                } else {
+                    json!({ "op": "remove", "path": format!("members[value eq \"{}\"]", user(*u)) })
+                };
+                let operations = domain::scim::patch::parse_patch(&json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [operation],
+                }))
+                .expect("a group PATCH");
+                engine
+                    .scim_patch_group(caller, &tenant(*t), ROLE_POOL[*role], &operations, None)
+                    .await
+                    .map(|_| ())
+            }
+            Action::ScimCreateGroup { tenant: t, serial } => engine
+                .scim_create_group(
+                    caller,
+                    &tenant(*t),
+                    &json!({
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": format!("Team {serial}"),
+                    }),
+                )
+                .await
+                .map(|_| ()),
+            Action::ScimListUsers { tenant: t } => {
+                let page = engine
+                    .scim_list_users(
+                        caller,
+                        &tenant(*t),
+                        domain::usecases::ScimListQuery {
+                            filter: Some("active eq true and userName pr".to_owned()),
+                            start_index: 1,
+                            count: 50,
+                        },
+                    )
+                    .await?;
+                assert!(page
+                    .users
+                    .iter()
+                    .all(|user| user.member.tenant == tenant(*t)
+                        && user.member.state == AccountState::Active));
+                observed = Observed::Read(format!("{} {:?}", page.total, page.users));
                 Ok(())
             }
         };

@@ -44,6 +44,7 @@ mod relay_embedded;
 mod relay_outage;
 mod scim_checker;
 mod scim_filter_sql;
+mod scim_http;
 mod signing_keys;
 mod sqlite_isolation;
 mod webhook_retries;

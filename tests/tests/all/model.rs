@@ -61,6 +61,11 @@ fn tenant_rows<'a>(
     Vec<(&'a (TenantId, ProfileKey), &'a ProfileValue)>,
     Vec<&'a (domain::model::ApiKey, String)>,
     &'a [domain::event::Event],
+    Vec<(
+        &'a (TenantId, UserId),
+        &'a domain::scim::model::ScimIdentity,
+    )>,
+    Vec<(&'a (TenantId, RoleName), &'a domain::scim::model::ScimGroup)>,
 ) {
     (
         state.tenants.get(tenant),
@@ -91,6 +96,16 @@ fn tenant_rows<'a>(
             .filter(|(key, _)| &key.tenant == tenant)
             .collect(),
         state.events_of(&Partition::Tenant(tenant.clone())),
+        state
+            .scim_identities
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .collect(),
+        state
+            .scim_groups
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .collect(),
     )
 }
 
@@ -140,6 +155,8 @@ fn same_data(before: &MemState, after: &MemState) -> bool {
         && before.mails == after.mails
         && before.webhooks == after.webhooks
         && before.deliveries == after.deliveries
+        && before.scim_identities == after.scim_identities
+        && before.scim_groups == after.scim_groups
 }
 
 fn audit_count(state: &MemState) -> usize {
@@ -321,6 +338,7 @@ fn check_grants(
     after: &MemState,
     caller: &Caller,
     tenant: &TenantId,
+    provisions_member: bool,
     context: &str,
 ) {
     if let Some(allowed) = allowed_scopes(before, caller, tenant) {
@@ -331,6 +349,10 @@ fn check_grants(
                 .map(|row| row.roles.clone())
                 .unwrap_or_default();
             for role in row.roles.difference(&had) {
+                // SPEC §8: a SCIM create makes the account `member`, whatever it binds.
+                if provisions_member && had.is_empty() && *role == RoleName::member() {
+                    continue;
+                }
                 let granted = role_scopes(before, tenant, role);
                 assert!(
                     granted.is_subset(&allowed),
@@ -520,6 +542,7 @@ async fn check_step(world: &mut World, store: &MemStore, step: &Step) {
             let mut state = state.clone();
             state.members.retain(|(_, u), _| *u != user);
             state.member_values.retain(|(_, u, _), _| *u != user);
+            state.scim_identities.retain(|(_, u), _| *u != user);
             // As removing a member: the keys the user made forget their creator.
             for (key, _) in state.api_keys.values_mut() {
                 if key.created_by == Some(user) {
@@ -595,7 +618,14 @@ async fn check_step(world: &mut World, store: &MemStore, step: &Step) {
 
     if let (Ok(_), Some(tenant)) = (&result, &tenant) {
         if !step.action.is_read() {
-            check_grants(&before, &after, &caller, tenant, &context);
+            check_grants(
+                &before,
+                &after,
+                &caller,
+                tenant,
+                step.action.provisions_member(),
+                &context,
+            );
         }
     }
 

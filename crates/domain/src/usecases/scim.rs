@@ -741,7 +741,9 @@ impl Engine {
         );
         let result = self
             .scim_change_user(&mut op, tenant, user, expected_version, |_| {
-                parse_user(body).map_err(|error| invalid(error.scim_type, error.detail))
+                parse_user(body)
+                    .map(Some)
+                    .map_err(|error| invalid(error.scim_type, error.detail))
             })
             .await;
         self.finish(op, result).await
@@ -769,7 +771,8 @@ impl Engine {
         );
         let result = self
             .scim_change_user(&mut op, tenant, user, expected_version, |current| {
-                let mut resource = current.resource(String::new());
+                let before = current.resource(String::new());
+                let mut resource = before.clone();
                 crate::scim::apply::apply_patch(
                     &mut resource,
                     &[
@@ -779,7 +782,13 @@ impl Engine {
                     operations,
                 )
                 .map_err(|error| invalid(error.scim_type, error.detail))?;
-                parse_user(&resource).map_err(|error| invalid(error.scim_type, error.detail))
+                // Operations that change nothing the User shows change nothing at all.
+                if resource == before {
+                    return Ok(None);
+                }
+                parse_user(&resource)
+                    .map(Some)
+                    .map_err(|error| invalid(error.scim_type, error.detail))
             })
             .await;
         self.finish(op, result).await
@@ -791,7 +800,7 @@ impl Engine {
         tenant: &TenantId,
         user: &UserId,
         expected_version: Option<u64>,
-        input_of: impl FnOnce(&ScimUser) -> Result<UserInput, Error>,
+        input_of: impl FnOnce(&ScimUser) -> Result<Option<UserInput>, Error>,
     ) -> Result<ScimUser, Error> {
         let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
         let granted = self
@@ -805,7 +814,10 @@ impl Engine {
         if expected_version.is_some_and(|version| version != current.member.version) {
             return Err(Error::PreconditionFailed);
         }
-        let input = input_of(&current)?;
+        let Some(input) = input_of(&current)? else {
+            self.commit(tx, op, Vec::new()).await?;
+            return Ok(current);
+        };
         let mut events = Vec::new();
         let mut changed = false;
         if input.email != current.member.email {
@@ -1236,7 +1248,9 @@ impl Engine {
         );
         let result = self
             .scim_change_group(&mut op, tenant, id, expected_etag, |_| {
-                parse_group(body).map_err(|error| invalid(error.scim_type, error.detail))
+                parse_group(body)
+                    .map(Some)
+                    .map_err(|error| invalid(error.scim_type, error.detail))
             })
             .await;
         self.finish(op, result).await
@@ -1273,25 +1287,30 @@ impl Engine {
                     .iter()
                     .map(|(user, name)| (user.to_string(), name.clone()))
                     .collect();
-                let mut resource =
-                    crate::scim::group::group_resource(&crate::scim::group::GroupView {
-                        id: current.role.as_str(),
-                        display_name: &current.display_name,
-                        external_id: current.external_id.as_deref(),
-                        members: Some(&members),
-                        created: String::new(),
-                        last_modified: String::new(),
-                        version: String::new(),
-                        location: String::new(),
-                        users: "",
-                    });
+                let before = crate::scim::group::group_resource(&crate::scim::group::GroupView {
+                    id: current.role.as_str(),
+                    display_name: &current.display_name,
+                    external_id: current.external_id.as_deref(),
+                    members: Some(&members),
+                    created: String::new(),
+                    last_modified: String::new(),
+                    version: String::new(),
+                    location: String::new(),
+                    users: "",
+                });
+                let mut resource = before.clone();
                 crate::scim::apply::apply_patch(
                     &mut resource,
                     &[crate::scim::schema::group_schema()],
                     operations,
                 )
                 .map_err(|error| invalid(error.scim_type, error.detail))?;
-                parse_group(&resource).map_err(|error| invalid(error.scim_type, error.detail))
+                if resource == before {
+                    return Ok(None);
+                }
+                parse_group(&resource)
+                    .map(Some)
+                    .map_err(|error| invalid(error.scim_type, error.detail))
             })
             .await;
         self.finish(op, result).await
@@ -1303,7 +1322,7 @@ impl Engine {
         tenant: &TenantId,
         id: &str,
         expected_etag: Option<&str>,
-        input_of: impl FnOnce(&ScimRole) -> Result<GroupInput, Error>,
+        input_of: impl FnOnce(&ScimRole) -> Result<Option<GroupInput>, Error>,
     ) -> Result<ScimRole, Error> {
         let mut tx = self.begin(TxScope::Tenant(tenant.clone())).await?;
         let granted = self
@@ -1315,7 +1334,10 @@ impl Engine {
         if expected_etag.is_some_and(|etag| etag != current.etag()) {
             return Err(Error::PreconditionFailed);
         }
-        let input = input_of(&current)?;
+        let Some(input) = input_of(&current)? else {
+            self.commit(tx, op, Vec::new()).await?;
+            return Ok(current);
+        };
         let mut events = Vec::new();
         let renamed =
             input.display_name != current.display_name || input.external_id != current.external_id;
