@@ -45,6 +45,7 @@ mod relay_outage;
 mod scim_checker;
 mod scim_filter_sql;
 mod scim_http;
+mod scim_members_filter;
 mod signing_keys;
 mod sqlite_isolation;
 mod webhook_retries;

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use domain::ids::{RoleName, TenantId, UserId};
 use domain::ports::{Scim, StoreError};
-use domain::scim::filter::AttrPath;
+use domain::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
 use domain::scim::model::{name_key, ScimGroup, ScimIdentity, UserQuery};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -68,6 +68,33 @@ impl FilterColumns for UserColumns {
         path.is("emails").then(|| "(1 = 1)".to_owned())
     }
 }
+
+/// The literal of a `userName eq "…"` filter, ASCII-lowercased: the lookup every
+/// provider makes before a create (Okta's, Entra ID's), answered by [`USER_NAME_EQ`]
+/// from unique indexes instead of by the general translation, which reads every account
+/// of the tenant. Both select the same members (a property test compares them).
+fn user_name_eq(filter: &Filter) -> Option<String> {
+    match filter {
+        Filter::Compare(path, CompareOp::Eq, CompValue::Str(literal))
+            if path.is("userName") && !literal.is_empty() =>
+        {
+            Some(literal.to_ascii_lowercase())
+        }
+        _ => None,
+    }
+}
+
+/// The members whose `userName` is `$2` (ASCII-lowercased): by their SCIM identity's
+/// `user_name_key` (unique per tenant), or by their email (unique) when they have no
+/// SCIM identity.
+const USER_NAME_EQ: &str = "select s.user_id from scim_users s \
+     where s.tenant_id = $1 and s.user_name_key = $2 \
+     union \
+     select a.user_id from users u join accounts a on a.user_id = u.user_id \
+     where a.tenant_id = $1 and u.email = $2 \
+     and not exists (select 1 from scim_users s \
+                     where s.tenant_id = a.tenant_id and s.user_id = a.user_id) \
+     order by user_id";
 
 struct IdentityRow {
     user_name: String,
@@ -262,6 +289,22 @@ impl<B: Backend> Scim for SqlTx<B> {
         query: &UserQuery,
     ) -> Result<(u64, Vec<UserId>), StoreError> {
         self.scope.allow(tenant)?;
+        if let Some(key) = query.filter.as_ref().and_then(user_name_eq) {
+            let found = self
+                .all::<UserIdRow>(
+                    Statement::new(USER_NAME_EQ)
+                        .text(tenant.as_str())
+                        .text(&key),
+                )
+                .await?;
+            let total = found.len() as u64;
+            let page = found
+                .into_iter()
+                .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(query.count).unwrap_or(usize::MAX))
+                .collect();
+            return Ok((total, page));
+        }
         let (condition, values) = Self::user_condition(tenant, query)?;
         let total = self
             .count(Statement {
