@@ -242,11 +242,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             crate::idempotency::middleware,
         ))
         // Outside idempotency, so a malformed `Idempotency-Key` is judged like any input.
-        .layer(middleware::from_fn_with_state(state.clone(), tenant_gate))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::scim::scim_gate,
-        ));
+        .layer(middleware::from_fn_with_state(state.clone(), tenant_gate));
     // Outermost: no error answer to a SCIM request leaves in another format.
     guarded(api, &state)
         .layer(middleware::from_fn(crate::scim::scim_errors))
@@ -379,7 +375,9 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = crate::metrics::method_label(request.method().as_str());
     let tenant = tenant_of(request.uri().path()).map(str::to_owned);
-    let api = request.uri().path().starts_with("/v1/");
+    // SCIM answers carry people's data too.
+    let api =
+        request.uri().path().starts_with("/v1/") || request.uri().path().starts_with("/scim/");
     let started = Instant::now();
     let span = tracing::info_span!(
         "request",
@@ -473,9 +471,11 @@ async fn tenant_gate(State(state): State<AppState>, request: Request, next: Next
     }
 }
 
-/// The tenant a `/v1/tenants/{tenant}/…` path names, for the log span.
+/// The tenant a `/v1/tenants/{tenant}/…` or `/scim/v2/tenants/{tenant}/…` path names,
+/// for the log span and [`tenant_gate`].
 fn tenant_of(path: &str) -> Option<&str> {
     path.strip_prefix("/v1/tenants/")
+        .or_else(|| path.strip_prefix("/scim/v2/tenants/"))
         .and_then(|rest| rest.split('/').next())
         .filter(|tenant| !tenant.is_empty())
 }

@@ -5,8 +5,9 @@
 //!
 //! Errors are SCIM error bodies (`urn:ietf:params:scim:api:messages:2.0:Error`), never
 //! problem+json: [`scim_errors`] rewrites every problem a `/scim/` request gets —
-//! a handler's, the body limit's, the deadline's, the panic guard's — so none escapes in
-//! the other format. Responses are `application/scim+json`.
+//! a handler's, the body limit's, the deadline's, the panic guard's, the tenant gate's
+//! (which answers an outsider's malformed request as a missing tenant, as on `/v1`) —
+//! so none escapes in the other format. Responses are `application/scim+json`.
 //!
 //! These routes are not in `/openapi.json`: SCIM's own discovery endpoints describe
 //! them, as RFC 7644 §4 intends.
@@ -824,49 +825,4 @@ pub async fn scim_errors(request: Request, next: Next) -> Response {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(error.to_string()))
-}
-
-/// SPEC §3.6 for SCIM: for a caller who may not see the tenant, a malformed query,
-/// precondition or body answers the 404 a missing tenant gets (as `/v1`'s gate does).
-pub async fn scim_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(tenant) = request
-        .uri()
-        .path()
-        .strip_prefix(PREFIX)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|slug| TenantId::parse(slug).ok())
-    else {
-        return next.run(request).await;
-    };
-    let token = crate::extract::bearer(request.headers()).map(str::to_owned);
-    let response = next.run(request).await;
-    if !matches!(
-        response.status().as_u16(),
-        400 | 409 | 412 | 413 | 415 | 422
-    ) {
-        return response;
-    }
-    let principal = match state
-        .engine
-        .authenticate_for_tenant(&tenant, token.as_deref())
-        .await
-    {
-        Ok(principal) => principal,
-        Err(domain::Error::Store(_)) => return response,
-        Err(domain::Error::TenantNotFound) => {
-            return ApiError::from(domain::Error::TenantNotFound).into_response()
-        }
-        Err(domain::Error::RateLimited { retry_after_secs }) => {
-            return ApiError::rate_limited(retry_after_secs).into_response()
-        }
-        Err(_) => return ApiError::unauthenticated().into_response(),
-    };
-    let caller = domain::usecases::Caller {
-        principal,
-        request_id: crate::errors::request_id(),
-    };
-    match state.engine.sees_tenant(&caller, &tenant).await {
-        Ok(false) => ApiError::from(domain::Error::TenantNotFound).into_response(),
-        Ok(true) | Err(_) => response,
-    }
 }
