@@ -92,7 +92,7 @@ use time::OffsetDateTime;
 use super::filter::{
     matches, AttrPath, Attributes, CompValue, CompareOp, Filter, PatchPath, Value as FilterValue,
 };
-use super::patch::{lenient_bool, PatchError, PatchOpKind, PatchOperation};
+use super::patch::{kind_of, lenient_bool, shown, PatchError, PatchOpKind, PatchOperation};
 use super::schema::{AttrType, Attribute, Mutability, Returned, Schema};
 
 const INVALID_PATH: &str = "invalidPath";
@@ -100,9 +100,6 @@ const INVALID_VALUE: &str = "invalidValue";
 const INVALID_SYNTAX: &str = "invalidSyntax";
 const NO_TARGET: &str = "noTarget";
 const MUTABILITY: &str = "mutability";
-
-/// The longest piece of client input quoted back in an error's detail, in characters.
-const SHOWN_LEN: usize = 64;
 
 /// Common attributes (RFC 7643 §3.1) that no client may change.
 const READ_ONLY_COMMON: [&str; 3] = ["id", "meta", "schemas"];
@@ -1198,26 +1195,6 @@ fn error(scim_type: &'static str, detail: impl Into<String>) -> PatchError {
 
 fn no_target(path: &str) -> PatchError {
     error(NO_TARGET, format!("{path} selects no value"))
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Client input quoted for an error's detail, cut to [`SHOWN_LEN`] characters.
-fn shown(text: &str) -> String {
-    let mut cut: String = text.chars().take(SHOWN_LEN).collect();
-    if cut.len() < text.len() {
-        cut.push('…');
-    }
-    format!("{cut:?}")
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::filter::CORE_GROUP_SCHEMA;
 use super::model::MAX_NAME_CHARS;
-use super::user::UserError;
+use super::user::{member, require_schema, UserError};
 use crate::ids::RoleName;
 
 /// A Group as a `POST` or `PUT` body gives it.
@@ -30,14 +30,6 @@ fn invalid(scim_type: &'static str, detail: impl Into<String>) -> UserError {
         scim_type,
         detail: detail.into(),
     }
-}
-
-/// The member of `object` named `name`, compared case-insensitively.
-fn member<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value)
 }
 
 /// A string attribute: absent, `null` or empty is `None`.
@@ -70,21 +62,7 @@ pub fn parse_group(body: &Value) -> Result<GroupInput, UserError> {
     let Value::Object(object) = body else {
         return Err(invalid("invalidSyntax", "a Group is a JSON object"));
     };
-    let schemas_ok = member(object, "schemas")
-        .and_then(Value::as_array)
-        .is_some_and(|schemas| {
-            schemas.iter().any(|schema| {
-                schema
-                    .as_str()
-                    .is_some_and(|schema| schema.eq_ignore_ascii_case(CORE_GROUP_SCHEMA))
-            })
-        });
-    if !schemas_ok {
-        return Err(invalid(
-            "invalidSyntax",
-            format!("schemas must include {CORE_GROUP_SCHEMA}"),
-        ));
-    }
+    require_schema(object, CORE_GROUP_SCHEMA)?;
     let display_name = text(object, "displayName")?
         .ok_or_else(|| invalid("invalidValue", "displayName is required"))?;
     let external_id = text(object, "externalId")?;

@@ -464,7 +464,7 @@ fn too_many() -> PatchError {
     )
 }
 
-fn kind_of(value: &Value) -> &'static str {
+pub(super) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -476,7 +476,7 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 /// Client input quoted for an error's detail, cut to [`SHOWN_LEN`] characters.
-fn shown(text: &str) -> String {
+pub(super) fn shown(text: &str) -> String {
     let mut cut: String = text.chars().take(SHOWN_LEN).collect();
     if cut.len() < text.len() {
         cut.push('…');

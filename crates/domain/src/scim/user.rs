@@ -79,7 +79,7 @@ pub struct UserInput {
 
 /// The member of `object` named `name`, compared case-insensitively (SCIM attribute
 /// names are).
-fn member<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(super) fn member<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     object
         .iter()
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
@@ -97,6 +97,28 @@ fn text(object: &Map<String, Value>, name: &str) -> Result<Option<String>, UserE
     }
 }
 
+/// Refuses (`invalidSyntax`) a resource whose `schemas` do not hold `urn` (compared
+/// ignoring ASCII case).
+pub(super) fn require_schema(object: &Map<String, Value>, urn: &str) -> Result<(), UserError> {
+    let holds = member(object, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|schemas| {
+            schemas.iter().any(|schema| {
+                schema
+                    .as_str()
+                    .is_some_and(|schema| schema.eq_ignore_ascii_case(urn))
+            })
+        });
+    if holds {
+        Ok(())
+    } else {
+        Err(invalid(
+            "invalidSyntax",
+            format!("schemas must include {urn}"),
+        ))
+    }
+}
+
 /// Reads a `POST`/`PUT` body.
 ///
 /// # Errors
@@ -107,21 +129,7 @@ pub fn parse_user(body: &Value) -> Result<UserInput, UserError> {
     let Value::Object(object) = body else {
         return Err(invalid("invalidSyntax", "a User is a JSON object"));
     };
-    let schemas_ok = member(object, "schemas")
-        .and_then(Value::as_array)
-        .is_some_and(|schemas| {
-            schemas.iter().any(|schema| {
-                schema
-                    .as_str()
-                    .is_some_and(|schema| schema.eq_ignore_ascii_case(CORE_USER_SCHEMA))
-            })
-        });
-    if !schemas_ok {
-        return Err(invalid(
-            "invalidSyntax",
-            format!("schemas must include {CORE_USER_SCHEMA}"),
-        ));
-    }
+    require_schema(object, CORE_USER_SCHEMA)?;
     let user_name =
         text(object, "userName")?.ok_or_else(|| invalid("invalidValue", "userName is required"))?;
     check_name("userName", &user_name)?;
