@@ -117,7 +117,7 @@ pub async fn creating_a_tenant_sets_up_admin_scopes_bindings_audit_and_events(h:
         .enabled_scopes(&admin, &tenant)
         .await
         .expect("enabled");
-    assert_eq!(enabled.len(), 14);
+    assert_eq!(enabled.len(), 15);
     assert!(!enabled
         .iter()
         .any(|name| name.as_str().starts_with("platform:")));
