@@ -5,8 +5,9 @@
 //! beside pgbench running the equivalent inserts in one transaction against the same
 //! database. `store --store sqlite`: the same on the embedded store, see `sqlite.rs`.
 //! `http`: see `http.rs`; `http --seeded`: see `seeded.rs`; `seed`: see `seed.rs`;
-//! `decide`: see `decide.rs`. `events`: see `events.rs`. `audit`, `rss` and `connections`:
-//! see their modules; `peak-rss` is the helper process of `process.rs`.
+//! `decide`: see `decide.rs`. `events`: see `events.rs`. `scim`: see `scim.rs`. `audit`,
+//! `rss` and `connections`: see their modules; `peak-rss` is the helper process of
+//! `process.rs`.
 
 mod audit;
 mod connections;
@@ -17,6 +18,7 @@ mod http;
 mod oidc;
 mod process;
 mod rss;
+mod scim;
 mod seed;
 mod seed_sqlite;
 mod seeded;
@@ -130,6 +132,7 @@ async fn main() -> Result<(), Failure> {
         "events",
         "delivery",
         "oidc",
+        "scim",
         "audit",
         "rss",
         "connections",
@@ -138,6 +141,7 @@ async fn main() -> Result<(), Failure> {
     {
         return Err(
             "usage: bench store|http|events|delivery|oidc|rss|connections [seconds per run, default 5] \
+                    | bench scim [seconds per figure, default 10] \
                     | bench audit [records, default 1000000]"
                 .into(),
         );
@@ -169,6 +173,7 @@ async fn main() -> Result<(), Failure> {
         "events" => events::run(&name, seconds).await,
         "delivery" => delivery::run(&name, seconds).await,
         "oidc" => oidc::run(&name, seconds).await,
+        "scim" => scim::run(&name, number.unwrap_or(scim::DEFAULT_SECONDS)).await,
         "audit" => audit::run(&name, number).await,
         "rss" => rss::run(&name, seconds).await,
         "connections" => connections::run(&name, seconds).await,

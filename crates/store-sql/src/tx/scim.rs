@@ -85,13 +85,14 @@ fn user_name_eq(filter: &Filter) -> Option<String> {
 }
 
 /// The members whose `userName` is `$2` (ASCII-lowercased): by their SCIM identity's
-/// `user_name_key` (unique per tenant), or by their email (unique) when they have no
-/// SCIM identity.
+/// `user_name_key` (unique per tenant), or by their email when they have no SCIM
+/// identity — through `users_email_key`, an index on `lower(email)` (emails are stored
+/// lowercased, so it selects the same users as the email itself).
 const USER_NAME_EQ: &str = "select s.user_id from scim_users s \
      where s.tenant_id = $1 and s.user_name_key = $2 \
      union \
      select a.user_id from users u join accounts a on a.user_id = u.user_id \
-     where a.tenant_id = $1 and u.email = $2 \
+     where a.tenant_id = $1 and lower(u.email) = $2 \
      and not exists (select 1 from scim_users s \
                      where s.tenant_id = a.tenant_id and s.user_id = a.user_id) \
      order by user_id";
