@@ -339,35 +339,6 @@ fn user_answer(
     })
 }
 
-fn group_resource(base: &str, group: &ScimRole, members: bool) -> Value {
-    let list: Vec<(String, String)> = group
-        .members
-        .iter()
-        .map(|(user, user_name)| (user.to_string(), user_name.clone()))
-        .collect();
-    let users = format!("{base}/Users");
-    schema_group(base, group, members.then_some(list.as_slice()), &users)
-}
-
-fn schema_group(
-    base: &str,
-    group: &ScimRole,
-    members: Option<&[(String, String)]>,
-    users: &str,
-) -> Value {
-    domain::scim::group::group_resource(&domain::scim::group::GroupView {
-        id: group.role.as_str(),
-        display_name: &group.display_name,
-        external_id: group.external_id.as_deref(),
-        members,
-        created: domain::audit::format_timestamp(group.created_at),
-        last_modified: domain::audit::format_timestamp(group.updated_at),
-        version: group.etag(),
-        location: format!("{base}/Groups/{}", group.role),
-        users,
-    })
-}
-
 fn group_answer(
     state: &AppState,
     headers: &HeaderMap,
@@ -377,7 +348,7 @@ fn group_answer(
     query: &ScimQuery,
 ) -> ApiResult<Response> {
     let base = base_url(state, headers, tenant);
-    let resource = project(&group_resource(&base, group, true), query)?;
+    let resource = project(&group.resource(&base, true), query)?;
     let response = with_header(scim_json(status, &resource), header::ETAG, &group.etag());
     Ok(if status == StatusCode::CREATED {
         let location = format!("{base}/Groups/{}", group.role);
@@ -653,7 +624,7 @@ async fn groups_page(
     let resources = page
         .groups
         .iter()
-        .map(|group| project(&group_resource(&base, group, members), query))
+        .map(|group| project(&group.resource(&base, members), query))
         .collect::<ApiResult<Vec<Value>>>()?;
     Ok(list_response(page.total, start_index, resources))
 }
@@ -671,7 +642,7 @@ async fn get_group(
         .scim_get_group(&caller, &tenant, &id, members)
         .await?;
     let base = base_url(&state, &headers, &tenant);
-    let resource = project(&group_resource(&base, &group, members), &query)?;
+    let resource = project(&group.resource(&base, members), &query)?;
     // The ETag of a group read without its members would not be the group's.
     let response = scim_json(StatusCode::OK, &resource);
     Ok(if members {

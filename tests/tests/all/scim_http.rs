@@ -1453,6 +1453,18 @@ async fn scim_keeps_the_tenant_rules_and_leaves_audit_records_and_events(store: 
         roles_of(&app, &t.admin, tenant, &dana).await,
         json!(["member"])
     );
+    // An account keeps a role: `member` goes only with the membership (DELETE).
+    let drop_member = scim
+        .patch(
+            "/Groups/member",
+            &patch_op(json!([{ "op": "remove", "path": format!("members[value eq \"{dana}\"]") }])),
+        )
+        .await;
+    assert_scim_error(&drop_member, StatusCode::BAD_REQUEST, Some("mutability"));
+    assert_eq!(
+        roles_of(&app, &t.admin, tenant, &dana).await,
+        json!(["member"])
+    );
     let admins = scim.get("/Groups/tenant_admin").await;
     assert_scim(&admins, StatusCode::OK);
     assert_eq!(

@@ -143,6 +143,29 @@ impl ScimRole {
     }
 }
 
+impl ScimRole {
+    /// The role as a Group resource under the tenant's SCIM `base` URL, with its
+    /// `members` when `with_members`.
+    pub fn resource(&self, base: &str, with_members: bool) -> Value {
+        let members: Vec<(String, String)> = self
+            .members
+            .iter()
+            .map(|(user, user_name)| (user.to_string(), user_name.clone()))
+            .collect();
+        crate::scim::group::group_resource(&crate::scim::group::GroupView {
+            id: self.role.as_str(),
+            display_name: &self.display_name,
+            external_id: self.external_id.as_deref(),
+            members: with_members.then_some(members.as_slice()),
+            created: crate::audit::format_timestamp(self.created_at),
+            last_modified: crate::audit::format_timestamp(self.updated_at),
+            version: self.etag(),
+            location: format!("{base}/Groups/{}", self.role),
+            users: &format!("{base}/Users"),
+        })
+    }
+}
+
 /// A page of Groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScimRoles {
@@ -1191,6 +1214,17 @@ impl Engine {
             } else {
                 after.roles.remove(role);
                 if after.roles.is_empty() {
+                    // An account holds at least one role: one losing its last keeps
+                    // `member`, and `member` itself goes only with the membership.
+                    if role == &RoleName::member() {
+                        return Err(invalid(
+                            "mutability",
+                            format!(
+                                "members: {user} holds no other role; DELETE the User to \
+                                 remove them from the tenant"
+                            ),
+                        ));
+                    }
                     after.roles.insert(RoleName::member());
                 }
             }
@@ -1282,22 +1316,7 @@ impl Engine {
         );
         let result = self
             .scim_change_group(&mut op, tenant, id, expected_etag, |current| {
-                let members: Vec<(String, String)> = current
-                    .members
-                    .iter()
-                    .map(|(user, name)| (user.to_string(), name.clone()))
-                    .collect();
-                let before = crate::scim::group::group_resource(&crate::scim::group::GroupView {
-                    id: current.role.as_str(),
-                    display_name: &current.display_name,
-                    external_id: current.external_id.as_deref(),
-                    members: Some(&members),
-                    created: String::new(),
-                    last_modified: String::new(),
-                    version: String::new(),
-                    location: String::new(),
-                    users: "",
-                });
+                let before = current.resource("", true);
                 let mut resource = before.clone();
                 crate::scim::apply::apply_patch(
                     &mut resource,
